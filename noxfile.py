@@ -1,0 +1,35 @@
+"""Developer sessions: tests, lint, typing, bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite against a throwaway MariaDB (needs mariadbd on PATH or in /usr/sbin)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over everything."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict on src/."""
+    session.install("-e", ".", "mypy")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Capture speed against mysqldump, as ratios (benchmarks/README.md)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/bench_capture.py", *session.posargs)

@@ -1,0 +1,456 @@
+"""Read a live server into a Snapshot.
+
+A constant number of bulk ``information_schema`` queries gives the structure; the server's
+own ``SHOW CREATE`` texts come in batches of many statements per round trip. Nothing here
+costs one round trip per object.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from .connection import Connection, Source, describe, open_source, query, query_many
+from .errors import DatabaseNotFoundError, PrivilegeError
+from .snapshot import (
+    CheckConstraint,
+    Column,
+    Event,
+    ForeignKey,
+    Index,
+    IndexPart,
+    Parameter,
+    Routine,
+    ServerInfo,
+    Snapshot,
+    Table,
+    Trigger,
+    View,
+)
+from .sql import quote_identifier, quote_string
+
+#: How many SHOW CREATE statements go to the server in one round trip.
+SHOW_CREATE_BATCH = 500
+_TABLE_KINDS = ("BASE TABLE", "SYSTEM VERSIONED", "SEQUENCE")
+_REQUIRED_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT")
+_NUMERIC_TYPES = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint|decimal|float|double|bit)\b")
+_ON_UPDATE = re.compile(r"on update (\S+)", re.IGNORECASE)
+_PARTITIONING = re.compile(r"\n\s*(?:/\*!\d+\s*)?(PARTITION BY .*?)(?:\s*\*/)?\s*$", re.DOTALL)
+_VIEW_CHECK_OPTION = re.compile(r"\s+WITH (?:CASCADED|LOCAL) CHECK OPTION$")
+
+Row = dict[str, Any]
+
+
+def capture(source: Source, database: str) -> Snapshot:
+    """Capture ``database`` from ``source`` (a DSN or an open PyMySQL connection)."""
+    with open_source(source, database) as connection:
+        return _capture(connection, database)
+
+
+def _capture(connection: Connection, database: str) -> Snapshot:
+    where = describe(connection)
+    schema = query(
+        connection,
+        "SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co "
+        "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+        (database,),
+    )
+    if not schema:
+        raise DatabaseNotFoundError(
+            f"unknown database {database!r} on {where}: check the name, or create it first",
+            subject=database,
+        )
+    server = _server_info(connection)
+    _check_privileges(connection, database, where)
+    by_schema = (database,)
+    tables = query(
+        connection,
+        "SELECT t.*, c.CHARACTER_SET_NAME AS TABLE_CHARSET FROM information_schema.TABLES t "
+        "LEFT JOIN information_schema.COLLATIONS c ON c.COLLATION_NAME = t.TABLE_COLLATION "
+        "WHERE t.TABLE_SCHEMA = %s ORDER BY t.TABLE_NAME",
+        by_schema,
+    )
+    columns = query(
+        connection,
+        "SELECT * FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+        "ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        by_schema,
+    )
+    statistics = query(connection, "SELECT * FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s", by_schema)
+    fk_columns = query(
+        connection,
+        "SELECT k.TABLE_SCHEMA, k.TABLE_NAME, k.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, "
+        "k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, r.UPDATE_RULE, r.DELETE_RULE "
+        "FROM information_schema.KEY_COLUMN_USAGE k "
+        "JOIN information_schema.REFERENTIAL_CONSTRAINTS r ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA "
+        "AND r.TABLE_NAME = k.TABLE_NAME AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME "
+        "WHERE k.TABLE_SCHEMA = %s AND k.REFERENCED_TABLE_NAME IS NOT NULL "
+        "ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
+        by_schema,
+    )
+    checks = _check_rows(connection, database, server.flavor)
+    views = query(connection, "SELECT * FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME", by_schema)
+    triggers = query(
+        connection,
+        "SELECT * FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+        "ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER",
+        by_schema,
+    )
+    routines = query(
+        connection,
+        "SELECT * FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s "
+        "AND ROUTINE_TYPE IN ('PROCEDURE', 'FUNCTION') ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
+        by_schema,
+    )
+    parameters = query(
+        connection,
+        "SELECT * FROM information_schema.PARAMETERS WHERE SPECIFIC_SCHEMA = %s "
+        "ORDER BY SPECIFIC_NAME, ORDINAL_POSITION",
+        by_schema,
+    )
+    events = query(connection, "SELECT * FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s ORDER BY EVENT_NAME", by_schema)
+
+    table_rows = [row for row in tables if row["TABLE_TYPE"] in _TABLE_KINDS]
+    creates = _show_create(
+        connection,
+        [("TABLE", row["TABLE_NAME"]) for row in table_rows]
+        + [("VIEW", row["TABLE_NAME"]) for row in views]
+        + [("TRIGGER", row["TRIGGER_NAME"]) for row in triggers]
+        + [(row["ROUTINE_TYPE"], row["ROUTINE_NAME"]) for row in routines]
+        + [("EVENT", row["EVENT_NAME"]) for row in events],
+    )
+    for (kind, name), text in creates.items():
+        if text is None:
+            raise PrivilegeError(
+                f"missing privilege on {where}: the server hides the definition of {kind.lower()} "
+                f"{quote_identifier(name)}; connect as its definer or grant SHOW_ROUTINE / SELECT ON mysql.proc",
+                subject=name,
+            )
+    columns_of, stats_of = _group(columns, "TABLE_NAME"), _group(statistics, "TABLE_NAME")
+    fks_of, checks_of = _group(fk_columns, "TABLE_NAME"), _group(checks, "TABLE_NAME")
+    # Position 0 is a function's return value, which the routine row already carries.
+    params_of = _group((p for p in parameters if p["ORDINAL_POSITION"]), "SPECIFIC_NAME")
+    return Snapshot(
+        database=database,
+        charset=schema[0]["cs"],
+        collation=schema[0]["co"],
+        server=server,
+        tables=tuple(
+            _table(
+                row,
+                columns_of[name],
+                stats_of[name],
+                fks_of[name],
+                checks_of[name],
+                server.flavor,
+                creates[("TABLE", name)],
+            )
+            for row in table_rows
+            for name in [row["TABLE_NAME"]]
+        ),
+        views=tuple(_view(row, creates[("VIEW", row["TABLE_NAME"])]) for row in views),
+        triggers=tuple(_trigger(row, creates[("TRIGGER", row["TRIGGER_NAME"])]) for row in triggers),
+        routines=tuple(
+            _routine(row, params_of[row["ROUTINE_NAME"]], creates[(row["ROUTINE_TYPE"], row["ROUTINE_NAME"])])
+            for row in routines
+        ),
+        events=tuple(_event(row, creates[("EVENT", row["EVENT_NAME"])]) for row in events),
+        captured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _group(rows: Iterable[Row], key: str) -> defaultdict[str, list[Row]]:
+    grouped: defaultdict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row[key]].append(row)
+    return grouped
+
+
+def _server_info(connection: Connection) -> ServerInfo:
+    row = query(
+        connection,
+        "SELECT VERSION() AS version, @@version_comment AS comment, @@GLOBAL.sql_mode AS sql_mode, "
+        "@@lower_case_table_names AS lctn",
+    )[0]
+    version = str(row["version"])
+    flavor = "mariadb" if "mariadb" in (version + str(row["comment"])).lower() else "mysql"
+    return ServerInfo(
+        flavor=flavor,
+        version=version.split("-")[0],
+        sql_mode=str(row["sql_mode"]),
+        lower_case_table_names=int(row["lctn"]),
+    )
+
+
+def _check_privileges(connection: Connection, database: str, where: str) -> None:
+    """Refuse to capture a partial schema: without these the server silently hides objects."""
+    grantees = query(connection, "SELECT CURRENT_USER() AS user, CURRENT_ROLE() AS role")[0]
+    names = []
+    for value in (grantees["user"], grantees["role"]):
+        if value:
+            user, _, host = str(value).partition("@")
+            names.append(f"'{user}'@'{host}'" if host else f"'{user}'")
+    placeholders = ", ".join(["%s"] * len(names))
+    held = {
+        row["PRIVILEGE_TYPE"]
+        for row in query(
+            connection,
+            f"SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN ({placeholders}) "
+            f"UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
+            f"WHERE GRANTEE IN ({placeholders}) AND %s LIKE TABLE_SCHEMA",
+            (*names, *names, database),
+        )
+    }
+    missing = [privilege for privilege in _REQUIRED_PRIVILEGES if privilege not in held]
+    if missing:
+        raise PrivilegeError(
+            f"missing privilege: user {names[0]} lacks {', '.join(missing)} on {quote_identifier(database)} "
+            f"({where}), so the server would hide part of the schema; run "
+            f"GRANT {', '.join(_REQUIRED_PRIVILEGES)} ON {quote_identifier(database)}.* TO {names[0]}",
+            subject=database,
+        )
+
+
+def _check_rows(connection: Connection, database: str, flavor: str) -> list[Row]:
+    if flavor == "mariadb":
+        return query(
+            connection,
+            "SELECT * FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s "
+            "ORDER BY TABLE_NAME, CONSTRAINT_NAME",
+            (database,),
+        )
+    return query(
+        connection,
+        "SELECT tc.TABLE_NAME, cc.CONSTRAINT_NAME, cc.CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS cc "
+        "JOIN information_schema.TABLE_CONSTRAINTS tc ON tc.CONSTRAINT_SCHEMA = cc.CONSTRAINT_SCHEMA "
+        "AND tc.CONSTRAINT_NAME = cc.CONSTRAINT_NAME AND tc.CONSTRAINT_TYPE = 'CHECK' "
+        "WHERE cc.CONSTRAINT_SCHEMA = %s ORDER BY tc.TABLE_NAME, cc.CONSTRAINT_NAME",
+        (database,),
+    )
+
+
+_CREATE_TEXT_COLUMN = {"TABLE": 1, "VIEW": 1, "TRIGGER": 2, "PROCEDURE": 2, "FUNCTION": 2, "EVENT": 3}
+
+
+def _show_create(connection: Connection, objects: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    """The server's CREATE text of every object, many statements per round trip."""
+    texts: dict[tuple[str, str], str | None] = {}
+    for start in range(0, len(objects), SHOW_CREATE_BATCH):
+        batch = objects[start : start + SHOW_CREATE_BATCH]
+        results = query_many(connection, [f"SHOW CREATE {kind} {quote_identifier(name)}" for kind, name in batch])
+        for (kind, name), rows in zip(batch, results, strict=True):
+            value = rows[0][_CREATE_TEXT_COLUMN[kind]] if rows else None
+            texts[(kind, name)] = value.decode() if isinstance(value, bytes) else value
+    return texts
+
+
+def _table(
+    row: Row, columns: list[Row], statistics: list[Row], fk_columns: list[Row], checks: list[Row],
+    flavor: str, create_sql: str,
+) -> Table:
+    partitioning = _PARTITIONING.search(create_sql) if "PARTITION BY" in create_sql else None
+    options = " ".join(option for option in str(row.get("CREATE_OPTIONS") or "").split() if option != "partitioned")
+    collation = row.get("TABLE_COLLATION")
+    return Table(
+        name=row["TABLE_NAME"],
+        kind=row["TABLE_TYPE"],
+        columns=tuple(_column(column, flavor) for column in columns),
+        indexes=_indexes(statistics),
+        foreign_keys=_foreign_keys(fk_columns),
+        checks=tuple(
+            CheckConstraint(
+                name=check["CONSTRAINT_NAME"],
+                clause=check["CHECK_CLAUSE"],
+                column=check["CONSTRAINT_NAME"] if check.get("LEVEL") == "Column" else None,
+            )
+            for check in checks
+        ),
+        engine=row.get("ENGINE"),
+        charset=row.get("TABLE_CHARSET") or (collation.split("_")[0] if collation else None),
+        collation=collation,
+        row_format=row.get("ROW_FORMAT"),
+        comment=row.get("TABLE_COMMENT") or "",
+        create_options=options,
+        partitioning=partitioning.group(1) if partitioning else None,
+        auto_increment=row.get("AUTO_INCREMENT"),
+        create_sql=create_sql,
+    )
+
+
+def _column(row: Row, flavor: str) -> Column:
+    extra = str(row.get("EXTRA") or "")
+    lowered = extra.lower()
+    generated = row.get("GENERATION_EXPRESSION") or None
+    if "generated" not in lowered or "default_generated" in lowered and "virtual" not in lowered and "stored" not in lowered:
+        generated = None
+    on_update = _ON_UPDATE.search(extra)
+    return Column(
+        name=row["COLUMN_NAME"],
+        type=row["COLUMN_TYPE"],
+        nullable=row["IS_NULLABLE"] == "YES",
+        default=_default(row, flavor, generated is not None),
+        auto_increment="auto_increment" in lowered,
+        on_update=on_update.group(1) if on_update else None,
+        generated=generated,
+        stored=generated is not None and "stored" in lowered,
+        charset=row.get("CHARACTER_SET_NAME"),
+        collation=row.get("COLLATION_NAME"),
+        comment=row.get("COLUMN_COMMENT") or "",
+        invisible="invisible" in lowered,
+    )
+
+
+def _default(row: Row, flavor: str, generated: bool) -> str | None:
+    """The default as SQL text, in MariaDB's spelling whatever the flavor."""
+    value = row.get("COLUMN_DEFAULT")
+    if generated:
+        return None
+    if flavor == "mariadb":
+        return None if value is None else str(value)
+    # MySQL reports literals unquoted and cannot tell "no default" from DEFAULT NULL.
+    extra = str(row.get("EXTRA") or "").lower()
+    if value is None:
+        return "NULL" if row["IS_NULLABLE"] == "YES" and "auto_increment" not in extra else None
+    if "default_generated" in extra or _NUMERIC_TYPES.match(str(row["COLUMN_TYPE"])):
+        return str(value)
+    return quote_string(str(value))
+
+
+def _indexes(statistics: list[Row]) -> tuple[Index, ...]:
+    # Keep the server's order of indexes (it is the order SHOW CREATE TABLE prints).
+    by_name: dict[str, list[Row]] = {}
+    for row in statistics:
+        by_name.setdefault(row["INDEX_NAME"], []).append(row)
+    indexes = []
+    for name, rows in by_name.items():
+        rows.sort(key=lambda part: part["SEQ_IN_INDEX"])
+        first = rows[0]
+        index_type = str(first.get("INDEX_TYPE") or "")
+        if name == "PRIMARY":
+            kind = "PRIMARY"
+        elif index_type in ("FULLTEXT", "SPATIAL"):
+            kind = index_type
+        else:
+            kind = "UNIQUE" if int(first["NON_UNIQUE"]) == 0 else "INDEX"
+        indexes.append(
+            Index(
+                name=name,
+                kind=kind,
+                parts=tuple(
+                    IndexPart(
+                        column=part.get("COLUMN_NAME"),
+                        expression=part.get("EXPRESSION"),
+                        prefix_length=part.get("SUB_PART"),
+                        descending=part.get("COLLATION") == "D",
+                    )
+                    for part in rows
+                ),
+                algorithm=None if kind in ("FULLTEXT", "SPATIAL") else index_type or None,
+                comment=first.get("INDEX_COMMENT") or "",
+                visible=first.get("IGNORED", "NO") != "YES" and first.get("IS_VISIBLE", "YES") != "NO",
+            )
+        )
+    return tuple(indexes)
+
+
+def _foreign_keys(rows: list[Row]) -> tuple[ForeignKey, ...]:
+    by_name: dict[str, list[Row]] = {}
+    for row in rows:
+        by_name.setdefault(row["CONSTRAINT_NAME"], []).append(row)
+    return tuple(
+        ForeignKey(
+            name=name,
+            columns=tuple(part["COLUMN_NAME"] for part in parts),
+            referenced_table=parts[0]["REFERENCED_TABLE_NAME"],
+            referenced_columns=tuple(part["REFERENCED_COLUMN_NAME"] for part in parts),
+            referenced_schema=None
+            if parts[0]["REFERENCED_TABLE_SCHEMA"] == parts[0]["TABLE_SCHEMA"]
+            else parts[0]["REFERENCED_TABLE_SCHEMA"],
+            on_update=parts[0]["UPDATE_RULE"],
+            on_delete=parts[0]["DELETE_RULE"],
+        )
+        for name, parts in by_name.items()
+    )
+
+
+def _view(row: Row, create_sql: str) -> View:
+    marker = f"VIEW {quote_identifier(row['TABLE_NAME'])} AS "
+    definition = create_sql.split(marker, 1)[1] if marker in create_sql else str(row["VIEW_DEFINITION"])
+    return View(
+        name=row["TABLE_NAME"],
+        definition=_VIEW_CHECK_OPTION.sub("", definition),
+        algorithm=row.get("ALGORITHM") or "UNDEFINED",
+        security=row["SECURITY_TYPE"],
+        check_option=row["CHECK_OPTION"],
+        definer=row["DEFINER"],
+        charset_client=row["CHARACTER_SET_CLIENT"],
+        collation_connection=row["COLLATION_CONNECTION"],
+        create_sql=create_sql,
+    )
+
+
+def _trigger(row: Row, create_sql: str) -> Trigger:
+    return Trigger(
+        name=row["TRIGGER_NAME"],
+        table=row["EVENT_OBJECT_TABLE"],
+        timing=row["ACTION_TIMING"],
+        event=row["EVENT_MANIPULATION"],
+        order=int(row["ACTION_ORDER"]),
+        body=row["ACTION_STATEMENT"],
+        sql_mode=row["SQL_MODE"],
+        definer=row["DEFINER"],
+        charset_client=row["CHARACTER_SET_CLIENT"],
+        collation_connection=row["COLLATION_CONNECTION"],
+        create_sql=create_sql,
+    )
+
+
+def _routine(row: Row, parameters: list[Row], create_sql: str) -> Routine:
+    return Routine(
+        name=row["ROUTINE_NAME"],
+        kind=row["ROUTINE_TYPE"],
+        parameters=tuple(
+            Parameter(name=p["PARAMETER_NAME"], type=p["DTD_IDENTIFIER"], mode=p.get("PARAMETER_MODE"))
+            for p in parameters
+            if p["ROUTINE_TYPE"] == row["ROUTINE_TYPE"]
+        ),
+        returns=row.get("DTD_IDENTIFIER") if row["ROUTINE_TYPE"] == "FUNCTION" else None,
+        body=row.get("ROUTINE_DEFINITION") or "",
+        deterministic=row["IS_DETERMINISTIC"] == "YES",
+        data_access=row["SQL_DATA_ACCESS"],
+        security=row["SECURITY_TYPE"],
+        comment=row.get("ROUTINE_COMMENT") or "",
+        sql_mode=row["SQL_MODE"],
+        definer=row["DEFINER"],
+        charset_client=row["CHARACTER_SET_CLIENT"],
+        collation_connection=row["COLLATION_CONNECTION"],
+        create_sql=create_sql,
+    )
+
+
+def _event(row: Row, create_sql: str) -> Event:
+    if row["EVENT_TYPE"] == "ONE TIME":
+        schedule = f"AT '{row['EXECUTE_AT']}'"
+    else:
+        schedule = f"EVERY {row['INTERVAL_VALUE']} {row['INTERVAL_FIELD']}"
+        if row.get("STARTS"):
+            schedule += f" STARTS '{row['STARTS']}'"
+        if row.get("ENDS"):
+            schedule += f" ENDS '{row['ENDS']}'"
+    return Event(
+        name=row["EVENT_NAME"],
+        schedule=schedule,
+        body=row["EVENT_DEFINITION"],
+        status=row["STATUS"],
+        on_completion=row["ON_COMPLETION"],
+        comment=row.get("EVENT_COMMENT") or "",
+        sql_mode=row["SQL_MODE"],
+        time_zone=row["TIME_ZONE"],
+        definer=row["DEFINER"],
+        charset_client=row["CHARACTER_SET_CLIENT"],
+        collation_connection=row["COLLATION_CONNECTION"],
+        create_sql=create_sql,
+    )

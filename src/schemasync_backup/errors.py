@@ -1,0 +1,70 @@
+"""The package's exception hierarchy: one root, each error carrying the object it is about.
+
+Every error also subclasses the builtin that matches it, so callers who only know
+``ConnectionError`` or ``LookupError`` still catch ours.
+"""
+
+from __future__ import annotations
+
+
+class SchemaSyncBackupError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    def __init__(self, message: str, *, subject: object = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: The object the error is about (a DSN without password, a database, a backup id, ...).
+        self.subject = subject
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- configuration and input -------------------------------------------------------------
+
+
+class InvalidSourceError(SchemaSyncBackupError, ValueError):
+    """A DSN or connection argument that cannot be used."""
+
+
+# --- talking to a server ----------------------------------------------------------------
+
+
+class DatabaseError(SchemaSyncBackupError):
+    """Something went wrong between us and a MySQL/MariaDB server."""
+
+
+class DatabaseConnectionError(DatabaseError, ConnectionError):
+    """The server could not be reached at all."""
+
+
+class AuthenticationError(DatabaseError, PermissionError):
+    """The server refused the user name or password."""
+
+
+class DatabaseNotFoundError(DatabaseError, LookupError):
+    """The database named does not exist (or is invisible to the user)."""
+
+
+class PrivilegeError(DatabaseError, PermissionError):
+    """The user lacks a privilege the operation needs."""
+
+
+class QueryError(DatabaseError):
+    """A statement failed on the server for a reason none of the above covers."""
+
+    def __init__(self, message: str, *, subject: object = None, code: int | None = None) -> None:
+        super().__init__(message, subject=subject)
+        #: The server's error number, when it sent one.
+        self.code = code
+
+
+class ServerStartError(DatabaseError, RuntimeError):
+    """A throwaway server could not be started."""
+
+
+# --- snapshots --------------------------------------------------------------------------
+
+
+class SnapshotFormatError(SchemaSyncBackupError, ValueError):
+    """A snapshot document that cannot be read: damaged, or from an unknown format version."""

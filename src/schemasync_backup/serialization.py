@@ -1,0 +1,57 @@
+"""The snapshot's JSON form: versioned, stable, and kept out of the model classes.
+
+Format (see docs/snapshot-format.md)::
+
+    {"format": "schemasync-snapshot", "version": 1, "snapshot": {...fields...}}
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import cattrs
+
+from .errors import SnapshotFormatError
+from .snapshot import Snapshot
+
+FORMAT_NAME = "schemasync-snapshot"
+FORMAT_VERSION = 1
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def snapshot_to_document(snapshot: Snapshot) -> dict[str, Any]:
+    return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "snapshot": _converter.unstructure(snapshot)}
+
+
+def snapshot_to_json(snapshot: Snapshot, *, indent: int | None = None) -> str:
+    return json.dumps(snapshot_to_document(snapshot), indent=indent, ensure_ascii=False, sort_keys=True)
+
+
+def snapshot_from_document(document: object) -> Snapshot:
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise SnapshotFormatError(
+            f"not a snapshot document: expected an object with \"format\": \"{FORMAT_NAME}\"",
+            subject=type(document).__name__,
+        )
+    version = document.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise SnapshotFormatError(
+            f"unsupported snapshot format version {version!r}: this schemasync_backup reads versions "
+            f"1 to {FORMAT_VERSION}; upgrade schemasync_backup to read it",
+            subject=version,
+        )
+    try:
+        return _converter.structure(document.get("snapshot"), Snapshot)
+    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
+        details = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
+        raise SnapshotFormatError(f"damaged snapshot document: {details}", subject=version) from None
+
+
+def snapshot_from_json(text: str | bytes) -> Snapshot:
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SnapshotFormatError(f"damaged snapshot document: not valid JSON ({exc})", subject=None) from None
+    return snapshot_from_document(document)

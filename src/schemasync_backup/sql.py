@@ -1,0 +1,33 @@
+"""SQL text helpers: identifier and literal quoting, and DDL parsing with sqlglot.
+
+The only module that imports sqlglot, so a change of its API touches one file.
+"""
+
+from __future__ import annotations
+
+import sqlglot
+import sqlglot.errors
+
+
+def quote_identifier(name: str) -> str:
+    """Quote a MySQL identifier whatever it contains (backticks are doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def quote_string(value: str) -> str:
+    """A single-quoted MySQL string literal that means ``value`` under any sql_mode."""
+    escaped = value.replace("\\", "\\\\").replace("'", "''").replace("\0", "\\0")
+    return "'" + escaped + "'"
+
+
+def qualified(*names: str) -> str:
+    return ".".join(quote_identifier(name) for name in names)
+
+
+def parse_error(statement: str) -> str | None:
+    """Why sqlglot's MySQL dialect cannot parse ``statement``, or None when it can."""
+    try:
+        sqlglot.parse(statement, read="mysql")
+    except sqlglot.errors.SqlglotError as exc:
+        return str(exc).splitlines()[0]
+    return None

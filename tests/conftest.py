@@ -1,0 +1,73 @@
+"""Shared fixtures: one real throwaway MariaDB server for the whole session."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup.sql import quote_identifier
+
+CORPUS = Path(os.environ.get("SCHEMASYNC_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[ThrowawayServer]:
+    with ThrowawayServer() as server:
+        yield server
+
+
+@pytest.fixture
+def root(mariadb: ThrowawayServer) -> Iterator[pymysql.connections.Connection]:
+    connection = pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", autocommit=True, charset="utf8mb4")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def fresh_db(mariadb: ThrowawayServer, root: pymysql.connections.Connection) -> Iterator[str]:
+    """An empty database with a unique name, dropped afterwards."""
+    name = f"t{os.getpid()}_{next(_names)}"
+    with root.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    yield name
+    with root.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+
+
+def run_sql(connection: pymysql.connections.Connection, database: str, *statements: str) -> None:
+    connection.select_db(database)
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def corpus_entries() -> list[tuple[str, str, dict[str, str]]]:
+    """(name, load file, extra env) for every corpus schema, read from the corpus's own verify.sh."""
+    verify = CORPUS / "verify.sh"
+    if not verify.exists():
+        return []
+    entries = []
+    for line in verify.read_text().splitlines():
+        match = re.fullmatch(r"([a-z_]+)\|([^|]+\.sql)\|([^|]*)\|tables=.*", line)
+        if match:
+            env = dict(pair.split("=", 1) for pair in match.group(3).split())
+            entries.append((match.group(1), match.group(2), env))
+    return entries
+
+
+def load_corpus(server: ThrowawayServer, database: str, file: str, env: dict[str, str]) -> None:
+    environment = {
+        **os.environ, "MYSQL_HOST": "127.0.0.1", "MYSQL_PORT": str(server.port), "MYSQL_USER": "root",
+        "MYSQL_PWD": "", "LOAD_DROP": "1", **env,
+    }
+    subprocess.run([str(CORPUS / "load.sh"), database, str(CORPUS / file)], env=environment, check=True,
+                   capture_output=True)
