@@ -68,3 +68,52 @@ class ServerStartError(DatabaseError, RuntimeError):
 
 class SnapshotFormatError(SchemaSyncBackupError, ValueError):
     """A snapshot document that cannot be read: damaged, or from an unknown format version."""
+
+
+# --- backup storage ---------------------------------------------------------------------
+
+
+class StoreError(SchemaSyncBackupError):
+    """A backup store operation failed."""
+
+
+class StorageError(StoreError, OSError):
+    """The storage under a store (disk, S3, Azure, GCS, ...) failed; raised from the provider's error."""
+
+    def __init__(self, message: str, *, subject: object = None, url: str = "", path: str = "") -> None:
+        super().__init__(message, subject=subject)
+        #: The store's URL and the object path the failure is about.
+        self.url = url
+        self.path = path
+
+
+class StoragePermissionError(StorageError, PermissionError):
+    """The storage refused access: ``failed to create backup: permission denied: <path>``."""
+
+
+class StorageFullError(StorageError):
+    """``failed to write backup file: no space left on device``."""
+
+
+class BackupNotFoundError(StoreError, LookupError):
+    """No completed backup has this id."""
+
+
+class BackupFormatError(StoreError, ValueError):
+    """A stored manifest or object that cannot be read: damaged, or from an unknown format version."""
+
+
+class IntegrityError(StoreError):
+    """Stored bytes do not match their recorded checksum."""
+
+
+class EncryptionKeyError(StoreError):
+    """A key is missing, malformed or wrong; the message names the key id a backup needs."""
+
+
+class PluginError(StoreError, LookupError):
+    """A codec, cipher or notifier named in settings is not provided by any plugin."""
+
+
+class ArchiveError(StoreError, ValueError):
+    """An exported archive that cannot be imported safely (traversal, links, oversize, checksums)."""

@@ -1,0 +1,253 @@
+"""The stored object format: a plain header, then independently compressed and sealed frames.
+
+    object  = MAGIC, u32 header length, header (JSON), frame*
+    frame   = u8 flags, u32 payload length, payload
+    payload = seal(compress(plaintext[i*frame_size : (i+1)*frame_size]))
+
+Each frame stands alone, so damage costs only the frames it touches and reading needs memory
+for one frame, not the object. A frame is sealed with the cipher's key and associated data
+``<address>:<frame index>:<final flag>``: an object moved to another name, a frame moved to
+another place, or a truncated object all fail authentication. docs/storage-format.md is the
+normative description.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, Protocol
+
+import attrs
+
+from .crypto import EncryptionKey, Keyring
+from .errors import BackupFormatError, IntegrityError
+from .plugins import Registry
+
+MAGIC = b"SSBOBJ1\n"
+FINAL = 0x01
+_LENGTH = struct.Struct(">I")
+_FRAME_HEAD = struct.Struct(">BI")
+DEFAULT_FRAME_SIZE = 4 * 1024 * 1024
+#: The largest frame payload a reader accepts: a damaged length field must not make it allocate gigabytes.
+MAX_PAYLOAD = 256 * 1024 * 1024
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+@attrs.frozen
+class FrameRecord:
+    """One frame as the manifest records it: enough to find damage without the key."""
+
+    stored_sha256: str
+    stored_size: int
+    plaintext_size: int
+
+
+@attrs.frozen
+class ObjectRecord:
+    """An object as the manifest records it."""
+
+    address: str  # sha256 of the plaintext: the object's identity
+    size: int  # plaintext bytes
+    stored_size: int
+    stored_sha256: str
+    codec: str
+    cipher: str | None
+    key_id: str | None
+    frames: tuple[FrameRecord, ...]
+
+    @property
+    def path(self) -> str:
+        """Where the object lives, relative to the store's ``objects/`` folder."""
+        return object_path(self.address, self.key_id)
+
+
+def object_path(address: str, key_id: str | None) -> str:
+    # The key id is part of the name so a key rotation writes new objects beside the old
+    # ones and never rewrites bytes another manifest still vouches for.
+    return f"{address[:2]}/{address}.{key_id or 'plain'}"
+
+
+@attrs.frozen
+class Encoding:
+    """How new objects are written."""
+
+    codec: str = "lz4"
+    level: int | None = None
+    #: Objects smaller than this are stored uncompressed.
+    threshold: int = 256
+    cipher: str = "aes-256-gcm"
+    key: EncryptionKey | None = None
+    frame_size: int = DEFAULT_FRAME_SIZE
+
+
+def _associated_data(address: str, index: int, final: bool) -> bytes:
+    return f"{address}:{index}:{int(final)}".encode("ascii")
+
+
+def encode(
+    plaintext: bytes | Iterable[bytes], address: str, size: int, encoding: Encoding, registry: Registry, sink: Writable
+) -> ObjectRecord:
+    """Write one object to ``sink`` and return its record. ``size`` is the plaintext length."""
+    codec_name = encoding.codec if size >= encoding.threshold else "none"
+    codec = registry.codec(codec_name)
+    cipher = registry.cipher(encoding.cipher) if encoding.key is not None else None
+    header = json.dumps(
+        {
+            "address": address,
+            "codec": codec_name,
+            "cipher": cipher.name if cipher else None,
+            "key_id": encoding.key.key_id if encoding.key else None,
+            "frame_size": encoding.frame_size,
+        },
+        sort_keys=True,
+    ).encode()
+    whole = hashlib.sha256()
+
+    def emit(data: bytes) -> None:
+        whole.update(data)
+        sink.write(data)
+
+    emit(MAGIC + _LENGTH.pack(len(header)) + header)
+    frames: list[FrameRecord] = []
+    chunks = _frames_of(plaintext, encoding.frame_size)
+    pending = next(chunks, b"")
+    index = 0
+    while True:
+        following = next(chunks, None)
+        final = following is None
+        payload = codec.compress(pending, encoding.level)
+        if cipher is not None and encoding.key is not None:
+            payload = cipher.encrypt(encoding.key.material, payload, _associated_data(address, index, final))
+        stored = _FRAME_HEAD.pack(FINAL if final else 0, len(payload)) + payload
+        emit(stored)
+        frames.append(FrameRecord(hashlib.sha256(stored).hexdigest(), len(stored), len(pending)))
+        if following is None:
+            break
+        pending, index = following, index + 1
+    return ObjectRecord(
+        address=address,
+        size=size,
+        stored_size=sum(frame.stored_size for frame in frames) + len(MAGIC) + _LENGTH.size + len(header),
+        stored_sha256=whole.hexdigest(),
+        codec=codec_name,
+        cipher=cipher.name if cipher else None,
+        key_id=encoding.key.key_id if encoding.key else None,
+        frames=tuple(frames),
+    )
+
+
+def _frames_of(plaintext: bytes | Iterable[bytes], frame_size: int) -> Iterator[bytes]:
+    if isinstance(plaintext, bytes):
+        for start in range(0, len(plaintext), frame_size):
+            yield plaintext[start : start + frame_size]
+        return
+    buffer = bytearray()
+    for chunk in plaintext:
+        buffer += chunk
+        while len(buffer) >= frame_size:
+            yield bytes(buffer[:frame_size])
+            del buffer[:frame_size]
+    if buffer:
+        yield bytes(buffer)
+
+
+@attrs.frozen
+class RawFrame:
+    index: int
+    final: bool
+    payload: bytes
+    stored: bytes
+
+
+@attrs.frozen
+class ObjectHeader:
+    address: str
+    codec: str
+    cipher: str | None
+    key_id: str | None
+    frame_size: int
+    size: int  # bytes the header occupies, magic included
+
+
+def read_header(stream: BinaryIO, where: str) -> ObjectHeader:
+    magic = stream.read(len(MAGIC))
+    if magic != MAGIC:
+        raise BackupFormatError(f"{where}: not a schemasync_backup object (bad magic)", subject=where)
+    (length,) = _LENGTH.unpack(_read_exact(stream, _LENGTH.size, where))
+    if length > 65536:
+        raise BackupFormatError(f"{where}: damaged object header (length {length})", subject=where)
+    try:
+        fields = json.loads(_read_exact(stream, length, where))
+        return ObjectHeader(
+            address=fields["address"], codec=fields["codec"], cipher=fields["cipher"], key_id=fields["key_id"],
+            frame_size=int(fields["frame_size"]), size=len(MAGIC) + _LENGTH.size + length,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackupFormatError(f"{where}: damaged object header ({exc})", subject=where) from None
+
+
+def iter_raw_frames(stream: BinaryIO, where: str) -> Iterator[RawFrame]:
+    """The frames as stored, without decoding; stops at the final frame or raises on damage."""
+    index = 0
+    while True:
+        head = stream.read(_FRAME_HEAD.size)
+        if not head:
+            raise BackupFormatError(f"{where}: truncated object (no final frame after {index} frames)", subject=where)
+        if len(head) < _FRAME_HEAD.size:
+            raise BackupFormatError(f"{where}: truncated object in frame {index}", subject=where)
+        flags, length = _FRAME_HEAD.unpack(head)
+        if flags & ~FINAL or length > MAX_PAYLOAD:
+            raise BackupFormatError(f"{where}: damaged frame {index} header", subject=where)
+        payload = _read_exact(stream, length, where)
+        yield RawFrame(index, bool(flags & FINAL), payload, head + payload)
+        if flags & FINAL:
+            return
+        index += 1
+
+
+def decode_frame(header: ObjectHeader, frame: RawFrame, keyring: Keyring, registry: Registry, where: str) -> bytes:
+    payload = frame.payload
+    if header.cipher is not None:
+        if header.key_id is None:
+            raise BackupFormatError(f"{where}: encrypted object without a key id", subject=where)
+        key = keyring.get(header.key_id)
+        try:
+            payload = registry.cipher(header.cipher).decrypt(
+                key.material, payload, _associated_data(header.address, frame.index, frame.final)
+            )
+        except ValueError:
+            raise IntegrityError(
+                f"{where}: frame {frame.index} failed authentication: the bytes were changed, the object was "
+                f"swapped or moved, or key {header.key_id} is not the key it was written with",
+                subject=where,
+            ) from None
+    try:
+        return registry.codec(header.codec).decompress(payload)
+    except ValueError as exc:
+        raise IntegrityError(f"{where}: frame {frame.index} does not decompress ({exc})", subject=where) from None
+
+
+def decode(stream: BinaryIO, keyring: Keyring, registry: Registry, where: str) -> Iterator[bytes]:
+    """The plaintext, frame by frame, each checked; the address is verified at the end."""
+    header = read_header(stream, where)
+    digest = hashlib.sha256()
+    for frame in iter_raw_frames(stream, where):
+        data = decode_frame(header, frame, keyring, registry, where)
+        digest.update(data)
+        yield data
+    if digest.hexdigest() != header.address:
+        raise IntegrityError(
+            f"{where}: checksum mismatch (expected: {header.address}, got: {digest.hexdigest()})", subject=where
+        )
+
+
+def _read_exact(stream: BinaryIO, count: int, where: str) -> bytes:
+    data = stream.read(count)
+    if len(data) != count:
+        raise BackupFormatError(f"{where}: truncated object", subject=where)
+    return bytes(data)
