@@ -8,7 +8,7 @@ spelling in SHOW CREATE texts) and folds what is mere spelling:
 - a charset or collation that only repeats the inherited default;
 - MariaDB's JSON alias (``longtext`` plus an implicit ``json_valid`` CHECK) is ``json``;
 - integer display widths, which MySQL 8 no longer reports (``tinyint(1)`` is kept: it
-  still means boolean to clients);
+  still means boolean to clients; so is the width of a ZEROFILL column, which pads to it);
 - ``CURRENT_TIMESTAMP`` / ``now()`` / ``current_timestamp()`` in defaults and ON UPDATE.
 
 Every other attribute of every object goes into the hash.
@@ -27,6 +27,7 @@ from .sql import quote_identifier
 CANONICAL_VERSION = 1
 _DISPLAY_WIDTH = re.compile(r"^(tinyint|smallint|mediumint|int|bigint)\(\d+\)", re.IGNORECASE)
 _YEAR_WIDTH = re.compile(r"^year\(4\)", re.IGNORECASE)
+_QUOTED_OR_NOT = re.compile(r"'(?:[^']|'')*'|[^']+")
 _NOW = re.compile(r"^(?:current_timestamp|now|localtime|localtimestamp)(?:\(\s*(\d*)\s*\))?$", re.IGNORECASE)
 
 
@@ -55,14 +56,23 @@ def json_columns(table: Table) -> set[str]:
 
 
 def _is_json_check(column: str, clause: str) -> bool:
-    return clause.replace(" ", "") == f"json_valid({quote_identifier(column)})"
+    # Only the spaces around the name may vary: the name itself may contain spaces.
+    pattern = rf"json_valid\(\s*{re.escape(quote_identifier(column))}\s*\)"
+    return re.fullmatch(pattern, clause.strip(), re.IGNORECASE) is not None
 
 
 def canonical_type(column_type: str) -> str:
-    lowered = column_type.strip()
-    if lowered.lower().startswith("tinyint(1)"):
-        return lowered.lower()
-    return _YEAR_WIDTH.sub("year", _DISPLAY_WIDTH.sub(r"\1", lowered)).lower()
+    lowered = _lower_outside_quotes(column_type.strip())
+    # tinyint(1) still means boolean to clients, and with ZEROFILL the width is the padding:
+    # MySQL 8 keeps reporting both.
+    if lowered.startswith("tinyint(1)") or "zerofill" in lowered:
+        return lowered
+    return _YEAR_WIDTH.sub("year", _DISPLAY_WIDTH.sub(r"\1", lowered))
+
+
+def _lower_outside_quotes(text: str) -> str:
+    # ENUM and SET values keep their case: 'A' and 'a' are different values.
+    return _QUOTED_OR_NOT.sub(lambda m: m[0] if m[0].startswith("'") else m[0].lower(), text)
 
 
 def canonical_default(value: str | None) -> str | None:
@@ -84,6 +94,7 @@ def _table(table: Table, database_collation: str) -> dict[str, Any]:
         "comment": table.comment,
         "options": " ".join(sorted(table.create_options.lower().split())),
         "partitioning": table.partitioning,
+        "sequence": _sequence_options(table),
         "columns": [_column(column, table_collation, column.name in jsons) for column in table.columns],
         "indexes": {index.name: _index(index) for index in table.indexes},
         "foreign_keys": {
@@ -97,6 +108,14 @@ def _table(table: Table, database_collation: str) -> dict[str, Any]:
             if not (check.column in jsons and _is_json_check(check.column, check.clause))
         },
     }
+
+
+def _sequence_options(table: Table) -> str | None:
+    """START, INCREMENT, ... of a sequence: SHOW CREATE SEQUENCE is their only source."""
+    if table.kind != "SEQUENCE":
+        return None
+    prefix = f"CREATE SEQUENCE {quote_identifier(table.name)} "
+    return table.create_sql.removeprefix(prefix)
 
 
 def _column(column: Column, table_collation: str, is_json: bool) -> list[Any]:
@@ -126,6 +145,10 @@ def _index(index: Index) -> list[Any]:
     ]
 
 
+def _lower(name: str | None) -> str | None:
+    return None if name is None else name.lower()
+
+
 def _view(view: View) -> list[Any]:
     return [view.definition, view.algorithm.upper(), view.security.upper(), view.check_option.upper(), view.definer]
 
@@ -136,8 +159,9 @@ def _trigger(trigger: Trigger) -> list[Any]:
 
 def _routine(routine: Routine) -> list[Any]:
     return [
-        [[p.mode, p.name, p.type] for p in routine.parameters],
+        [[p.mode, p.name, p.type, _lower(p.collation)] for p in routine.parameters],
         routine.returns,
+        _lower(routine.returns_collation),
         routine.body,
         routine.deterministic,
         routine.data_access,

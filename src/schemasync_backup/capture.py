@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
+
 from .connection import Connection, Source, describe, open_source, query, query_many
 from .errors import DatabaseNotFoundError, PrivilegeError
 from .snapshot import (
@@ -36,6 +38,12 @@ from .sql import quote_identifier, quote_string
 SHOW_CREATE_BATCH = 500
 _TABLE_KINDS = ("BASE TABLE", "SYSTEM VERSIONED", "SEQUENCE")
 _REQUIRED_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT")
+#: Any one of these on the database makes the server list all of its routines.
+_ROUTINE_PRIVILEGES = frozenset({"EXECUTE", "ALTER ROUTINE", "CREATE ROUTINE"})
+#: What ALL PRIVILEGES grants, as far as capture cares.
+_ALL_PRIVILEGES = frozenset({*_REQUIRED_PRIVILEGES, *_ROUTINE_PRIVILEGES})
+_IDENTIFIER = r"(?:\*|`(?:[^`]|``)*`)"
+_GRANT_LINE = re.compile(rf"GRANT (?P<privileges>.+?) ON (?P<schema>{_IDENTIFIER})\.(?P<table>{_IDENTIFIER}) TO ", re.DOTALL)
 _NUMERIC_TYPES = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint|decimal|float|double|bit)\b")
 _ON_UPDATE = re.compile(r"on update (\S+)", re.IGNORECASE)
 _PARTITIONING = re.compile(r"\n\s*(?:/\*!\d+\s*)?(PARTITION BY .*?)(?:\s*\*/)?\s*$", re.DOTALL)
@@ -64,7 +72,8 @@ def _capture(connection: Connection, database: str) -> Snapshot:
             subject=database,
         )
     server = _server_info(connection)
-    _check_privileges(connection, database, where)
+    user = _current_user(connection)
+    _check_privileges(connection, database, server.flavor, user, where)
     by_schema = (database,)
     tables = query(
         connection,
@@ -116,19 +125,13 @@ def _capture(connection: Connection, database: str) -> Snapshot:
     table_rows = [row for row in tables if row["TABLE_TYPE"] in _TABLE_KINDS]
     creates = _show_create(
         connection,
-        [("TABLE", row["TABLE_NAME"]) for row in table_rows]
+        [(_show_kind(row), row["TABLE_NAME"]) for row in table_rows]
         + [("VIEW", row["TABLE_NAME"]) for row in views]
         + [("TRIGGER", row["TRIGGER_NAME"]) for row in triggers]
         + [(row["ROUTINE_TYPE"], row["ROUTINE_NAME"]) for row in routines]
         + [("EVENT", row["EVENT_NAME"]) for row in events],
     )
-    for (kind, name), text in creates.items():
-        if text is None:
-            raise PrivilegeError(
-                f"missing privilege on {where}: the server hides the definition of {kind.lower()} "
-                f"{quote_identifier(name)}; connect as its definer or grant SHOW_ROUTINE / SELECT ON mysql.proc",
-                subject=name,
-            )
+    texts = _require_texts(creates, server.flavor, user, where)
     columns_of, stats_of = _group(columns, "TABLE_NAME"), _group(statistics, "TABLE_NAME")
     fks_of, checks_of = _group(fk_columns, "TABLE_NAME"), _group(checks, "TABLE_NAME")
     # Position 0 is a function's return value, which the routine row already carries.
@@ -146,18 +149,18 @@ def _capture(connection: Connection, database: str) -> Snapshot:
                 fks_of[name],
                 checks_of[name],
                 server.flavor,
-                creates[("TABLE", name)],
+                texts[(_show_kind(row), name)],
             )
             for row in table_rows
             for name in [row["TABLE_NAME"]]
         ),
-        views=tuple(_view(row, creates[("VIEW", row["TABLE_NAME"])]) for row in views),
-        triggers=tuple(_trigger(row, creates[("TRIGGER", row["TRIGGER_NAME"])]) for row in triggers),
+        views=tuple(_view(row, texts[("VIEW", row["TABLE_NAME"])]) for row in views),
+        triggers=tuple(_trigger(row, texts[("TRIGGER", row["TRIGGER_NAME"])]) for row in triggers),
         routines=tuple(
-            _routine(row, params_of[row["ROUTINE_NAME"]], creates[(row["ROUTINE_TYPE"], row["ROUTINE_NAME"])])
+            _routine(row, params_of[row["ROUTINE_NAME"]], texts[(row["ROUTINE_TYPE"], row["ROUTINE_NAME"])])
             for row in routines
         ),
-        events=tuple(_event(row, creates[("EVENT", row["EVENT_NAME"])]) for row in events),
+        events=tuple(_event(row, texts[("EVENT", row["EVENT_NAME"])]) for row in events),
         captured_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
@@ -185,33 +188,98 @@ def _server_info(connection: Connection) -> ServerInfo:
     )
 
 
-def _check_privileges(connection: Connection, database: str, where: str) -> None:
-    """Refuse to capture a partial schema: without these the server silently hides objects."""
-    grantees = query(connection, "SELECT CURRENT_USER() AS user, CURRENT_ROLE() AS role")[0]
-    names = []
-    for value in (grantees["user"], grantees["role"]):
-        if value:
-            user, _, host = str(value).partition("@")
-            names.append(f"'{user}'@'{host}'" if host else f"'{user}'")
-    placeholders = ", ".join(["%s"] * len(names))
-    held = {
-        row["PRIVILEGE_TYPE"]
-        for row in query(
-            connection,
-            f"SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN ({placeholders}) "
-            f"UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
-            f"WHERE GRANTEE IN ({placeholders}) AND %s LIKE TABLE_SCHEMA",
-            (*names, *names, database),
-        )
-    }
+def _check_privileges(connection: Connection, database: str, flavor: str, user: str, where: str) -> None:
+    """Refuse to capture a partial schema: without these the server silently hides objects.
+
+    The grants come from SHOW GRANTS, not from information_schema: MariaDB lists only the
+    user's own rows there, never those of its active role (and the roles that role holds)
+    or of PUBLIC, and SHOW GRANTS shows all of them.
+    """
+    grants = _grants(connection, flavor)
+    held = grants.privileges_on(database)
     missing = [privilege for privilege in _REQUIRED_PRIVILEGES if privilege not in held]
     if missing:
         raise PrivilegeError(
-            f"missing privilege: user {names[0]} lacks {', '.join(missing)} on {quote_identifier(database)} "
+            f"missing privilege: user {user} lacks {', '.join(missing)} on {quote_identifier(database)} "
             f"({where}), so the server would hide part of the schema; run "
-            f"GRANT {', '.join(_REQUIRED_PRIVILEGES)} ON {quote_identifier(database)}.* TO {names[0]}",
+            f"GRANT {', '.join(_REQUIRED_PRIVILEGES)} ON {quote_identifier(database)}.* TO {user}",
             subject=database,
         )
+    # Routines are hidden outright from a user who can neither read their definitions
+    # server-wide nor holds some routine privilege on the database.
+    if not grants.reads_routines(flavor) and not held & _ROUTINE_PRIVILEGES:
+        grant = "GRANT SELECT ON mysql.proc" if flavor == "mariadb" else "GRANT SHOW_ROUTINE ON *.*"
+        raise PrivilegeError(
+            f"missing privilege: user {user} cannot see the stored routines of {quote_identifier(database)} "
+            f"({where}), so the server would hide them; run {grant} TO {user}",
+            subject=database,
+        )
+
+
+def _current_user(connection: Connection) -> str:
+    value = str(query(connection, "SELECT CURRENT_USER() AS user")[0]["user"])
+    # The host part never holds an @, the user name may.
+    user, _, host = value.rpartition("@")
+    return f"'{user}'@'{host}'"
+
+
+@attrs.frozen
+class _Grants:
+    """What SHOW GRANTS says the session holds: privileges by (database pattern, table)."""
+
+    by_target: dict[tuple[str, str], frozenset[str]]
+
+    def privileges_on(self, database: str) -> frozenset[str]:
+        """Global privileges plus those of every database-level grant whose pattern matches."""
+        held: set[str] = set()
+        for (schema, table), privileges in self.by_target.items():
+            if table == "*" and (schema == "*" or _grant_pattern(schema).fullmatch(database)):
+                held |= privileges
+        return frozenset(held)
+
+    def reads_routines(self, flavor: str) -> bool:
+        """Whether the session sees every routine's definition, whoever defined it."""
+        if flavor == "mariadb":
+            return "SELECT" in self.privileges_on("mysql") | self.by_target.get(("mysql", "proc"), frozenset())
+        return bool({"SELECT", "SHOW_ROUTINE"} & self.by_target.get(("*", "*"), frozenset()))
+
+
+def _grants(connection: Connection, flavor: str) -> _Grants:
+    statement = "SHOW GRANTS"
+    if flavor == "mysql":
+        # MySQL lists a role's privileges only when asked to expand the active roles.
+        role = str(query(connection, "SELECT CURRENT_ROLE() AS role")[0]["role"] or "NONE")
+        if role != "NONE":
+            statement = f"SHOW GRANTS FOR CURRENT_USER() USING {role}"
+    by_target: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in query(connection, statement):
+        match = _GRANT_LINE.match(str(next(iter(row.values()))))
+        if match:
+            target = (_unquote(match["schema"]), _unquote(match["table"]))
+            by_target[target] |= _privilege_names(match["privileges"])
+    return _Grants({target: frozenset(names) for target, names in by_target.items()})
+
+
+def _privilege_names(text: str) -> set[str]:
+    names = {name.strip().upper() for name in text.split(",")}
+    return set(_ALL_PRIVILEGES) if "ALL PRIVILEGES" in names or "ALL" in names else names
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace("``", "`") if name.startswith("`") else name
+
+
+def _grant_pattern(schema: str) -> re.Pattern[str]:
+    """A database-level grant names a LIKE pattern: ``_`` and ``%`` are wildcards, ``\\`` escapes."""
+    parts = []
+    for escaped, wildcard, other in re.findall(r"\\(.)|([%_])|([^%_\\]+|\\)", schema, re.DOTALL):
+        if escaped:
+            parts.append(re.escape(escaped))
+        elif wildcard:
+            parts.append(".*" if wildcard == "%" else ".")
+        else:
+            parts.append(re.escape(other))
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def _check_rows(connection: Connection, database: str, flavor: str) -> list[Row]:
@@ -232,7 +300,31 @@ def _check_rows(connection: Connection, database: str, flavor: str) -> list[Row]
     )
 
 
-_CREATE_TEXT_COLUMN = {"TABLE": 1, "VIEW": 1, "TRIGGER": 2, "PROCEDURE": 2, "FUNCTION": 2, "EVENT": 3}
+_CREATE_TEXT_COLUMN = {"TABLE": 1, "SEQUENCE": 1, "VIEW": 1, "TRIGGER": 2, "PROCEDURE": 2, "FUNCTION": 2, "EVENT": 3}
+
+
+def _show_kind(row: Row) -> str:
+    # SHOW CREATE TABLE prints a sequence as its backing table, which recreates it with the
+    # default START/INCREMENT/...; SHOW CREATE SEQUENCE keeps them.
+    return "SEQUENCE" if row["TABLE_TYPE"] == "SEQUENCE" else "TABLE"
+
+
+def _require_texts(
+    creates: dict[tuple[str, str], str | None], flavor: str, user: str, where: str
+) -> dict[tuple[str, str], str]:
+    """The CREATE texts, refusing when the server hid one (a routine the user did not define)."""
+    texts: dict[tuple[str, str], str] = {}
+    for (kind, name), text in creates.items():
+        if text is None:
+            grant = "GRANT SELECT ON mysql.proc" if flavor == "mariadb" else "GRANT SHOW_ROUTINE ON *.*"
+            raise PrivilegeError(
+                f"missing privilege on {where}: the server hides the definition of {kind.lower()} "
+                f"{quote_identifier(name)} from all but its definer; connect as the definer or run "
+                f"{grant} TO {user}",
+                subject=name,
+            )
+        texts[(kind, name)] = text
+    return texts
 
 
 def _show_create(connection: Connection, objects: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
@@ -413,11 +505,17 @@ def _routine(row: Row, parameters: list[Row], create_sql: str) -> Routine:
         name=row["ROUTINE_NAME"],
         kind=row["ROUTINE_TYPE"],
         parameters=tuple(
-            Parameter(name=p["PARAMETER_NAME"], type=p["DTD_IDENTIFIER"], mode=p.get("PARAMETER_MODE"))
+            Parameter(
+                name=p["PARAMETER_NAME"],
+                type=p["DTD_IDENTIFIER"],
+                mode=p.get("PARAMETER_MODE"),
+                collation=p.get("COLLATION_NAME"),
+            )
             for p in parameters
             if p["ROUTINE_TYPE"] == row["ROUTINE_TYPE"]
         ),
         returns=row.get("DTD_IDENTIFIER") if row["ROUTINE_TYPE"] == "FUNCTION" else None,
+        returns_collation=row.get("COLLATION_NAME") if row["ROUTINE_TYPE"] == "FUNCTION" else None,
         body=row.get("ROUTINE_DEFINITION") or "",
         deterministic=row["IS_DETERMINISTIC"] == "YES",
         data_access=row["SQL_DATA_ACCESS"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
@@ -27,9 +27,11 @@ from .errors import (
     QueryError,
 )
 
-Connection = pymysql.connections.Connection
+Connection: TypeAlias = pymysql.connections.Connection
 #: What every public entry point accepts as a server: a DSN string or an open PyMySQL connection.
-Source = str | Connection
+Source: TypeAlias = str | Connection
+#: The class itself, for isinstance: PyMySQL has no type stubs, so the alias above is Any.
+_CONNECTION_CLASS: type[Any] = pymysql.connections.Connection
 
 _SCHEMES = ("mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql")
 _SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key")
@@ -56,13 +58,22 @@ class ConnectionSpec:
     def parse(cls, dsn: str) -> ConnectionSpec:
         """Parse ``mysql://user:pass@host:port/db?unix_socket=..&ssl_ca=..``."""
         parts = urlsplit(dsn)
-        if parts.scheme not in _SCHEMES:
+        if parts.scheme not in _SCHEMES or "://" not in dsn:
+            scheme = f"scheme {parts.scheme!r}" if "://" in dsn else "no scheme://, or a scheme that"
             raise InvalidSourceError(
-                f"invalid database DSN: scheme {parts.scheme!r} is not one of "
+                f"invalid database DSN: {scheme} is not one of "
                 f"{', '.join(_SCHEMES)}; write it like mysql://user:password@host:3306/database",
                 subject=redact_dsn(dsn),
             )
-        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        if "@" not in parts.netloc and "@" in dsn.partition("://")[2]:
+            # An unencoded / ? or # in the password ends the host part early, so the rest of
+            # the password would surface as a port or an option name: name neither.
+            raise InvalidSourceError(
+                "invalid database DSN: an '@' after the host part; percent-encode any '/', '?', '#' or '@' "
+                "in the user name, password or database name (%2F, %3F, %23, %40)",
+                subject=redact_dsn(dsn),
+            )
+        query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
         unknown = set(query) - {"unix_socket", "connect_timeout", *_SSL_KEYS}
         if unknown:
             raise InvalidSourceError(
@@ -72,10 +83,17 @@ class ConnectionSpec:
             )
         try:
             port = parts.port or 3306
-            timeout = float(query.get("connect_timeout", 10))
-        except ValueError as exc:
+        except ValueError:
             raise InvalidSourceError(
-                f"invalid database DSN: {exc}; the port and connect_timeout must be numbers",
+                "invalid database DSN: the port must be a number from 1 to 65535, "
+                "like mysql://user:password@host:3306/database",
+                subject=redact_dsn(dsn),
+            ) from None
+        try:
+            timeout = float(query.get("connect_timeout", 10))
+        except ValueError:
+            raise InvalidSourceError(
+                "invalid database DSN: connect_timeout must be a number of seconds",
                 subject=redact_dsn(dsn),
             ) from None
         database = unquote(parts.path.lstrip("/")) or None
@@ -100,12 +118,20 @@ class ConnectionSpec:
 
 
 def redact_dsn(dsn: str) -> str:
-    """Remove the password from a DSN so it can go into a message or a log."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
+    """Remove the password from a DSN so it can go into a message or a log.
+
+    Works on the raw text, not on urlsplit's reading of it: a malformed DSN (an unencoded
+    ``/`` in the password, say) splits in the wrong place, and all of it must still go.
+    Everything from the first ``:`` of the user part to the last ``@`` is the password.
+    """
+    scheme, separator, rest = dsn.partition("://")
+    if not separator:
+        scheme, rest = "", dsn
+    at = rest.rfind("@")
+    if at < 0:
         return dsn
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}{separator}{user}{':***' if colon else ''}{rest[at:]}"
 
 
 def connect(spec: ConnectionSpec, database: str | None = None) -> Connection:
@@ -133,7 +159,7 @@ def connect(spec: ConnectionSpec, database: str | None = None) -> Connection:
 @contextlib.contextmanager
 def open_source(source: Source, database: str | None = None) -> Iterator[Connection]:
     """Yield a connection for ``source``; close it afterwards only if we opened it."""
-    if isinstance(source, Connection):
+    if isinstance(source, _CONNECTION_CLASS):
         if database is not None:
             with translate_errors(describe(source), database=database):
                 source.select_db(database)
@@ -196,7 +222,7 @@ def translate(exc: pymysql.err.MySQLError, where: str, *, database: str | None =
             f"missing privilege on {where}: {text}; grant it to the user or connect as another",
             subject=database,
         )
-    if code in _UNREACHABLE or isinstance(exc, pymysql.err.OperationalError) and code is not None and code >= 2000:
+    if code in _UNREACHABLE or (isinstance(exc, pymysql.err.OperationalError) and code is not None and code >= 2000):
         reason = "connection refused" if "refused" in text.lower() or code == 2003 else text
         return DatabaseConnectionError(
             f"failed to connect to database: {reason} ({where}); "

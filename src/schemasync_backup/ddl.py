@@ -6,13 +6,17 @@ view that calls a stored function that does not exist yet, while routine bodies 
 resolved when they run.
 
 The CREATE texts are the server's own ``SHOW CREATE`` output, so a restore reproduces the
-original byte for byte; each object is created under its own sql_mode and character set.
+original byte for byte; each object is created under its own sql_mode, connection collation
+and (events) time zone.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+
+import attrs
 
 from .snapshot import Snapshot, Table, View
 from .sql import quote_identifier, quote_string
@@ -20,37 +24,51 @@ from .sql import quote_identifier, quote_string
 #: The sql_mode for tables and views: lenient enough for the zero dates old schemas carry
 #: as defaults, strict about engines so nothing is silently created as MyISAM.
 TABLE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
-_FK_LINE = re.compile(r"^\s*CONSTRAINT `(?:[^`]|``)*` FOREIGN KEY ")
-_DELIMITERS = (";;", "$$", "//", "@@@")
+#: Our texts are Unicode, so the client character set is always utf8mb4. Switching it to an
+#: object's own character_set_client (SET NAMES latin1) would make the server read the
+#: utf8mb4 bytes as latin1 and garble every non-ASCII character.
+CLIENT_CHARSET = "utf8mb4"
+_ID = r"`(?:[^`]|``)*`"
+_ID_LIST = rf"\({_ID}(?:,\s*{_ID})*\)"
+_RULE = r"(?:RESTRICT|CASCADE|SET NULL|NO ACTION|SET DEFAULT)"
+#: A foreign key clause of SHOW CREATE TABLE, with the separator before it. Matched as a
+#: whole rather than line by line: identifiers may contain newlines.
+_FK_CLAUSE = re.compile(
+    rf",\n\s*(CONSTRAINT {_ID} FOREIGN KEY \s*{_ID_LIST} REFERENCES {_ID}(?:\.{_ID})? \s*{_ID_LIST}"
+    rf"(?: ON DELETE {_RULE})?(?: ON UPDATE {_RULE})?)(?=,\n|\n\))"
+)
+#: Names quoted in a view definition that are not table references: column qualifiers
+#: (`t`.`c`, `db`.`t`) and aliases (AS `x`).
+_NOT_A_TABLE = re.compile(r"(?:\.|\bAS )$", re.IGNORECASE)
+#: Comment markers the mysql client strips from what it sends (it defaults to --skip-comments).
+_COMMENT_MARKERS = ("--", "#", "/*")
+_SAVE_SESSION = (
+    "SET @schemasync_sql_mode = @@SESSION.sql_mode, @schemasync_time_zone = @@SESSION.time_zone, "
+    "@schemasync_foreign_key_checks = @@SESSION.foreign_key_checks"
+)
+_RESTORE_SESSION = (
+    "SET SESSION sql_mode = @schemasync_sql_mode, time_zone = @schemasync_time_zone, "
+    "foreign_key_checks = @schemasync_foreign_key_checks"
+)
 
 
 def split_foreign_keys(table: Table) -> tuple[str, str | None]:
     """Split SHOW CREATE TABLE into the CREATE without foreign keys, and an ALTER adding them."""
     if not table.foreign_keys:
         return table.create_sql, None
-    lines = table.create_sql.split("\n")
-    header, body, footer = lines[0], lines[1:-1], lines[-1]
-    # Partitioned tables carry their PARTITION clause after the closing line.
-    closing = next((i for i, line in enumerate(lines) if line.startswith(")")), None)
-    if closing is not None:
-        body, footer = lines[1:closing], "\n".join(lines[closing:])
-    kept = [line.rstrip(",") for line in body if not _FK_LINE.match(line)]
-    added = [line.strip().rstrip(",") for line in body if _FK_LINE.match(line)]
-    if len(added) != len(table.foreign_keys) or closing is None:
-        # A layout we do not recognise: keep the text whole; the script disables FK checks.
+    clauses = [match[1] for match in _FK_CLAUSE.finditer(table.create_sql)]
+    if len(clauses) != len(table.foreign_keys):
+        # A layout we do not recognise: keep the text whole; the restore disables FK checks.
         return table.create_sql, None
-    create = "\n".join([header, ",\n".join(kept), footer])
-    alter = f"ALTER TABLE {quote_identifier(table.name)}\n  " + ",\n  ".join("ADD " + line for line in added)
+    create = _FK_CLAUSE.sub("", table.create_sql)
+    alter = f"ALTER TABLE {quote_identifier(table.name)}\n  " + ",\n  ".join("ADD " + clause for clause in clauses)
     return create, alter
 
 
 def view_order(views: Iterable[View]) -> list[View]:
-    """Views sorted so each comes after the views its definition names (stable by name)."""
+    """Views sorted so each comes after the views its definition reads (stable by name)."""
     pending = {view.name: view for view in sorted(views, key=lambda v: v.name)}
-    needs = {
-        name: {other for other in pending if other != name and quote_identifier(other) in view.definition}
-        for name, view in pending.items()
-    }
+    needs = {name: {other for other in pending if other != name and _reads(view, other)} for name, view in pending.items()}
     ordered: list[View] = []
     while pending:
         ready = [name for name in pending if not needs[name] & pending.keys()]
@@ -60,37 +78,66 @@ def view_order(views: Iterable[View]) -> list[View]:
     return ordered
 
 
-def restore_statements(snapshot: Snapshot, *, database: str | None = None, create_database: bool = False) -> list[str]:
-    """Statements that recreate the snapshot's schema in ``database`` (default: its own name)."""
+def _reads(view: View, other: str) -> bool:
+    """Whether ``view`` names ``other`` as a table (the server writes every reference quoted)."""
+    quoted = quote_identifier(other)
+    start = view.definition.find(quoted)
+    while start >= 0:
+        end = start + len(quoted)
+        if not _NOT_A_TABLE.search(view.definition[:start]) and not view.definition.startswith(".", end):
+            return True
+        start = view.definition.find(quoted, end)
+    return False
+
+
+@attrs.frozen
+class Step:
+    """One statement of a restore, with what the script renderer must know about it."""
+
+    sql: str
+    #: The session sql_mode it runs under: string literals depend on NO_BACKSLASH_ESCAPES.
+    sql_mode: str = TABLE_SQL_MODE
+    #: A routine, trigger or event: its body must reach the server exactly as written.
+    program: bool = False
+
+
+def restore_steps(snapshot: Snapshot, *, database: str | None = None, create_database: bool = False) -> list[Step]:
+    """The statements that recreate the snapshot's schema in ``database`` (default: its own name)."""
     target = database or snapshot.database
-    statements = ["SET NAMES utf8mb4", "SET FOREIGN_KEY_CHECKS = 0", f"SET SESSION sql_mode = {quote_string(TABLE_SQL_MODE)}"]
+    session = _Session()
+    steps = [Step(f"SET NAMES {CLIENT_CHARSET}"), Step(_SAVE_SESSION), Step("SET FOREIGN_KEY_CHECKS = 0"),
+             Step(f"SET SESSION sql_mode = {quote_string(TABLE_SQL_MODE)}")]
     if create_database:
-        statements.append(
-            f"CREATE DATABASE {quote_identifier(target)} CHARACTER SET {snapshot.charset} COLLATE {snapshot.collation}"
+        steps.append(
+            Step(f"CREATE DATABASE {quote_identifier(target)} CHARACTER SET {snapshot.charset} COLLATE {snapshot.collation}")
         )
-        statements.append(f"USE {quote_identifier(target)}")
+        steps.append(Step(f"USE {quote_identifier(target)}"))
     alters = []
     for table in snapshot.tables:
         create, alter = split_foreign_keys(table)
-        statements.append(create)
+        steps.append(Step(create))
         if alter:
-            alters.append(alter)
-    statements += alters
-    session = _Session()
+            alters.append(Step(alter))
+    steps += alters
     for routine in snapshot.routines:
-        statements += session.switch(routine.sql_mode, routine.charset_client, routine.collation_connection)
-        statements.append(routine.create_sql)
+        steps += session.switch(routine.sql_mode, routine.collation_connection)
+        steps.append(Step(routine.create_sql, routine.sql_mode, program=True))
     for view in view_order(snapshot.views):
-        statements += session.switch(TABLE_SQL_MODE, view.charset_client, view.collation_connection)
-        statements.append(view.create_sql)
+        steps += session.switch(TABLE_SQL_MODE, view.collation_connection)
+        steps.append(Step(view.create_sql, TABLE_SQL_MODE))
     for trigger in sorted(snapshot.triggers, key=lambda t: (t.table, t.timing, t.event, t.order)):
-        statements += session.switch(trigger.sql_mode, trigger.charset_client, trigger.collation_connection)
-        statements.append(trigger.create_sql)
+        steps += session.switch(trigger.sql_mode, trigger.collation_connection)
+        steps.append(Step(trigger.create_sql, trigger.sql_mode, program=True))
     for event in snapshot.events:
-        statements += session.switch(event.sql_mode, event.charset_client, event.collation_connection)
-        statements.append(event.create_sql)
-    statements += ["SET NAMES utf8mb4", "SET FOREIGN_KEY_CHECKS = 1"]
-    return statements
+        steps += session.switch(event.sql_mode, event.collation_connection, event.time_zone)
+        steps.append(Step(event.create_sql, event.sql_mode, program=True))
+    steps += [Step(f"SET NAMES {CLIENT_CHARSET}", session.sql_mode), Step(_RESTORE_SESSION, session.sql_mode)]
+    return steps
+
+
+def restore_statements(snapshot: Snapshot, *, database: str | None = None, create_database: bool = False) -> list[str]:
+    """The statements of :func:`restore_steps` as plain strings, one each."""
+    return [step.sql for step in restore_steps(snapshot, database=database, create_database=create_database)]
 
 
 class _Session:
@@ -98,16 +145,21 @@ class _Session:
 
     def __init__(self) -> None:
         self.sql_mode = TABLE_SQL_MODE
-        self.names = ("utf8mb4", "")
+        self.collation = ""
+        self.time_zone = ""
 
-    def switch(self, sql_mode: str, charset: str, collation: str) -> list[str]:
+    def switch(self, sql_mode: str, collation: str, time_zone: str | None = None) -> list[Step]:
         emitted = []
-        if (charset, collation) != self.names:
-            self.names = (charset, collation)
-            emitted.append(f"SET NAMES {charset} COLLATE {collation}" if collation else f"SET NAMES {charset}")
+        if collation and collation != self.collation:
+            self.collation = collation
+            emitted.append(Step(f"SET collation_connection = {quote_string(collation)}", self.sql_mode))
+        if time_zone is not None and time_zone != self.time_zone:
+            # An event's STARTS/ENDS/AT are in its own time zone, which it records at creation.
+            self.time_zone = time_zone
+            emitted.append(Step(f"SET time_zone = {quote_string(time_zone)}", self.sql_mode))
         if sql_mode != self.sql_mode:
+            emitted.append(Step(f"SET SESSION sql_mode = {quote_string(sql_mode)}", self.sql_mode))
             self.sql_mode = sql_mode
-            emitted.append(f"SET SESSION sql_mode = {quote_string(sql_mode)}")
         return emitted
 
 
@@ -115,17 +167,37 @@ def restore_script(snapshot: Snapshot, *, database: str | None = None, create_da
     """The statements as a script for the mysql client, with DELIMITER around compound bodies."""
     target = database or snapshot.database
     lines = [
-        f"-- schemasync_backup: schema of {quote_identifier(snapshot.database)}",
-        f"-- captured {snapshot.captured_at} from {snapshot.server.flavor} {snapshot.server.version}",
+        f"-- schemasync_backup: schema of {_one_line(quote_identifier(snapshot.database))}",
+        f"-- captured {_one_line(snapshot.captured_at)} from {snapshot.server.flavor} {snapshot.server.version}",
         f"-- schema hash {snapshot.schema_hash}",
         "",
     ]
     if not create_database:
         lines.append(f"USE {quote_identifier(target)};")
-    for statement in restore_statements(snapshot, database=database, create_database=create_database):
-        if ";" in statement:
-            delimiter = next(d for d in _DELIMITERS if d not in statement)
-            lines += [f"DELIMITER {delimiter}", statement + delimiter, "DELIMITER ;"]
-        else:
-            lines.append(statement + ";")
+    mariadb = snapshot.server.flavor == "mariadb"
+    for step in restore_steps(snapshot, database=database, create_database=create_database):
+        lines += _script_lines(step, execute_immediate=mariadb)
     return "\n".join(lines) + "\n"
+
+
+def _script_lines(step: Step, *, execute_immediate: bool) -> list[str]:
+    statement = step.sql
+    if step.program and execute_immediate and any(marker in statement for marker in _COMMENT_MARKERS):
+        # The client would strip the body's comments; inside a string literal it cannot.
+        # The _utf8mb4 introducer keeps the text intact whatever the connection charset.
+        backslashes = "NO_BACKSLASH_ESCAPES" not in step.sql_mode.upper()
+        return [f"EXECUTE IMMEDIATE _{CLIENT_CHARSET}{quote_string(statement, backslash_escapes=backslashes)};"]
+    if ";" in statement:
+        delimiter = next(d for d in _delimiters() if d not in statement)
+        return [f"DELIMITER {delimiter}", statement + delimiter, "DELIMITER ;"]
+    return [statement + ";"]
+
+
+def _delimiters() -> Iterator[str]:
+    yield from (";;", "$$", "//", "@@@")
+    yield from (f"$${number}$$" for number in itertools.count())
+
+
+def _one_line(text: str) -> str:
+    # A newline in a name would end the comment and run the rest as SQL.
+    return text.replace("\r", " ").replace("\n", " ")

@@ -232,17 +232,21 @@ def decode_frame(header: ObjectHeader, frame: RawFrame, keyring: Keyring, regist
         raise IntegrityError(f"{where}: frame {frame.index} does not decompress ({exc})", subject=where) from None
 
 
-def decode(stream: BinaryIO, keyring: Keyring, registry: Registry, where: str) -> Iterator[bytes]:
-    """The plaintext, frame by frame, each checked; the address is verified at the end."""
-    header = read_header(stream, where)
+def decode(stream: BinaryIO, address: str, keyring: Keyring, registry: Registry, where: str) -> Iterator[bytes]:
+    """The plaintext of the object that must have ``address``, frame by frame, each checked.
+
+    The expected address comes from the manifest, never from the object itself, so an object
+    put in another's place fails authentication (or, unencrypted, the final checksum).
+    """
+    header = attrs.evolve(read_header(stream, where), address=address)
     digest = hashlib.sha256()
     for frame in iter_raw_frames(stream, where):
         data = decode_frame(header, frame, keyring, registry, where)
         digest.update(data)
         yield data
-    if digest.hexdigest() != header.address:
+    if digest.hexdigest() != address:
         raise IntegrityError(
-            f"{where}: checksum mismatch (expected: {header.address}, got: {digest.hexdigest()})", subject=where
+            f"{where}: checksum mismatch (expected: {address}, got: {digest.hexdigest()})", subject=where
         )
 
 

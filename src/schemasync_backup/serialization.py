@@ -21,6 +21,22 @@ FORMAT_VERSION = 1
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
+def _strict(kind: type[Any]) -> Any:
+    """A structure hook that refuses a value of another JSON type instead of coercing it:
+    cattrs would turn "no" into True for a bool and 5 into "5" for a str."""
+
+    def structure(value: object, _: object) -> Any:
+        if type(value) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r:.40}")
+        return value
+
+    return structure
+
+
+for _kind in (str, int, bool):
+    _converter.register_structure_hook(_kind, _strict(_kind))
+
+
 def snapshot_to_document(snapshot: Snapshot) -> dict[str, Any]:
     return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "snapshot": _converter.unstructure(snapshot)}
 
@@ -36,14 +52,18 @@ def snapshot_from_document(document: object) -> Snapshot:
             subject=type(document).__name__,
         )
     version = document.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+    if type(version) is not int or version < 1:
+        raise SnapshotFormatError(f"damaged snapshot document: bad format version {version!r:.40}", subject=version)
+    if version > FORMAT_VERSION:
         raise SnapshotFormatError(
-            f"unsupported snapshot format version {version!r}: this schemasync_backup reads versions "
+            f"unsupported snapshot format version {version}: this schemasync_backup reads versions "
             f"1 to {FORMAT_VERSION}; upgrade schemasync_backup to read it",
             subject=version,
         )
+    if not isinstance(document.get("snapshot"), dict):
+        raise SnapshotFormatError("damaged snapshot document: no \"snapshot\" object", subject=version)
     try:
-        return _converter.structure(document.get("snapshot"), Snapshot)
+        return _converter.structure(document["snapshot"], Snapshot)
     except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
         details = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
         raise SnapshotFormatError(f"damaged snapshot document: {details}", subject=version) from None
@@ -54,4 +74,6 @@ def snapshot_from_json(text: str | bytes) -> Snapshot:
         document = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SnapshotFormatError(f"damaged snapshot document: not valid JSON ({exc})", subject=None) from None
+    except RecursionError:
+        raise SnapshotFormatError("damaged snapshot document: nested too deeply", subject=None) from None
     return snapshot_from_document(document)

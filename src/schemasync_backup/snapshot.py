@@ -143,6 +143,8 @@ class Parameter:
     name: str
     type: str
     mode: str | None = None  # IN, OUT, INOUT; None for function parameters
+    #: The collation of a string parameter: the type text does not carry its charset.
+    collation: str | None = None
 
 
 @attrs.frozen
@@ -151,6 +153,8 @@ class Routine:
     kind: str  # PROCEDURE or FUNCTION
     parameters: tuple[Parameter, ...] = ()
     returns: str | None = None
+    #: The collation of a function's string return type.
+    returns_collation: str | None = None
     body: str = ""
     deterministic: bool = False
     data_access: str = "CONTAINS SQL"

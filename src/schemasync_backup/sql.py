@@ -14,8 +14,14 @@ def quote_identifier(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def quote_string(value: str) -> str:
-    """A single-quoted MySQL string literal that means ``value`` under any sql_mode."""
+def quote_string(value: str, *, backslash_escapes: bool = True) -> str:
+    """A single-quoted MySQL string literal that means ``value``.
+
+    Backslashes are escapes unless the sql_mode has NO_BACKSLASH_ESCAPES: pass
+    ``backslash_escapes=False`` for a literal that will run under that mode.
+    """
+    if not backslash_escapes:
+        return "'" + value.replace("'", "''") + "'"
     escaped = value.replace("\\", "\\\\").replace("'", "''").replace("\0", "\\0")
     return "'" + escaped + "'"
 

@@ -345,9 +345,16 @@ class BackupStore:
         path = self._path("objects", framing.object_path(address, key.key_id if key else None))
         if self._exists(path):
             return self._record_of_stored(path, len(plaintext))
-        return self._put(
-            path, lambda sink: framing.encode(plaintext, address, len(plaintext), self.encoding, self.registry, sink)
-        )
+        try:
+            return self._put(
+                path, lambda sink: framing.encode(plaintext, address, len(plaintext), self.encoding, self.registry, sink)
+            )
+        except StorageError:
+            # Two creates of one schema race for one object (Azure then rejects one block list):
+            # the object the winner wrote is as good as ours.
+            if self._exists(path):
+                return self._record_of_stored(path, len(plaintext))
+            raise
 
     def _record_of_stored(self, path: str, size: int) -> ObjectRecord:
         """The record of an object already in the store, read from its bytes (objects are shared)."""
@@ -389,7 +396,7 @@ class BackupStore:
         """An object's plaintext, every frame authenticated and the address checked."""
         path = self._object_path(record)
         with self._io("read backup", path), self.fs.open(path, "rb") as stream:
-            return b"".join(framing.decode(stream, self.keyring, self.registry, path))
+            return b"".join(framing.decode(stream, record.address, self.keyring, self.registry, path))
 
     def snapshot(self, backup_id: str) -> Snapshot:
         """The snapshot a backup holds, equal to the one captured."""

@@ -46,12 +46,22 @@ def text_summary(snapshot: Snapshot, *, limit: int = 50) -> str:
         lines.append(f"  {table.name:<{width}}  {', '.join(extras)}  {table.engine or ''}".rstrip())
     if len(snapshot.tables) > limit:
         lines.append(f"  ... and {len(snapshot.tables) - limit} more tables")
-    for kind, items in (("view", snapshot.views), ("trigger", snapshot.triggers),
-                        ("routine", snapshot.routines), ("event", snapshot.events)):
-        if items:
-            names = ", ".join(item.name for item in items[:limit])
-            lines.append(f"  {kind}s: {names}{' ...' if len(items) > limit else ''}")
+    for kind, names in _other_objects(snapshot):
+        shown = ", ".join(names[:limit])
+        lines.append(f"  {kind}: {shown}{' ...' if len(names) > limit else ''}")
     return "\n".join(lines)
+
+
+def _other_objects(snapshot: Snapshot) -> list[tuple[str, list[str]]]:
+    """Names of everything but tables, by kind, leaving out the kinds with none."""
+    found = [
+        ("views", [view.name for view in snapshot.views]),
+        ("triggers", [trigger.name for trigger in snapshot.triggers]),
+        ("procedures", [r.name for r in snapshot.routines if r.kind == "PROCEDURE"]),
+        ("functions", [r.name for r in snapshot.routines if r.kind == "FUNCTION"]),
+        ("events", [event.name for event in snapshot.events]),
+    ]
+    return [(kind, names) for kind, names in found if names]
 
 
 def html_summary(snapshot: Snapshot, *, limit: int = 200) -> str:
@@ -61,8 +71,14 @@ def html_summary(snapshot: Snapshot, *, limit: int = 200) -> str:
         f"<td>{len(t.foreign_keys)}</td><td>{escape(t.engine or '')}</td><td>{escape(t.comment)}</td></tr>"
         for t in snapshot.tables[:limit]
     )
+    more = f"<div>... and {len(snapshot.tables) - limit} more tables</div>" if len(snapshot.tables) > limit else ""
     table = (
         "<table><thead><tr><th>table</th><th>columns</th><th>indexes</th><th>foreign keys</th>"
-        f"<th>engine</th><th>comment</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<th>engine</th><th>comment</th></tr></thead><tbody>{rows}</tbody></table>{more}"
     )
-    return f"<div class=\"schemasync-snapshot\">{head}{table}</div>"
+    others = "".join(
+        f"<div>{kind}: {', '.join(f'<code>{escape(name)}</code>' for name in names[:limit])}"
+        f"{' ...' if len(names) > limit else ''}</div>"
+        for kind, names in _other_objects(snapshot)
+    )
+    return f"<div class=\"schemasync-snapshot\">{head}{table}{others}</div>"
