@@ -15,6 +15,8 @@ import pytest
 from schemasync_backup.sandbox import ThrowawayServer
 from schemasync_backup.sql import quote_identifier
 
+pytest_plugins = ["storage_backends"]
+
 CORPUS = Path(os.environ.get("SCHEMASYNC_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 _names = itertools.count()
 

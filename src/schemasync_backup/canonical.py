@@ -154,7 +154,9 @@ def _view(view: View) -> list[Any]:
 
 
 def _trigger(trigger: Trigger) -> list[Any]:
-    return [trigger.table, trigger.timing, trigger.event, trigger.order, trigger.body, trigger.sql_mode, trigger.definer]
+    return [
+        trigger.table, trigger.timing, trigger.event, trigger.order, trigger.body, trigger.sql_mode, trigger.definer
+    ]
 
 
 def _routine(routine: Routine) -> list[Any]:

@@ -43,7 +43,9 @@ _ROUTINE_PRIVILEGES = frozenset({"EXECUTE", "ALTER ROUTINE", "CREATE ROUTINE"})
 #: What ALL PRIVILEGES grants, as far as capture cares.
 _ALL_PRIVILEGES = frozenset({*_REQUIRED_PRIVILEGES, *_ROUTINE_PRIVILEGES})
 _IDENTIFIER = r"(?:\*|`(?:[^`]|``)*`)"
-_GRANT_LINE = re.compile(rf"GRANT (?P<privileges>.+?) ON (?P<schema>{_IDENTIFIER})\.(?P<table>{_IDENTIFIER}) TO ", re.DOTALL)
+_GRANT_LINE = re.compile(
+    rf"GRANT (?P<privileges>.+?) ON (?P<schema>{_IDENTIFIER})\.(?P<table>{_IDENTIFIER}) TO ", re.DOTALL
+)
 _NUMERIC_TYPES = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint|decimal|float|double|bit)\b")
 _ON_UPDATE = re.compile(r"on update (\S+)", re.IGNORECASE)
 _PARTITIONING = re.compile(r"\n\s*(?:/\*!\d+\s*)?(PARTITION BY .*?)(?:\s*\*/)?\s*$", re.DOTALL)
@@ -101,7 +103,9 @@ def _capture(connection: Connection, database: str) -> Snapshot:
         by_schema,
     )
     checks = _check_rows(connection, database, server.flavor)
-    views = query(connection, "SELECT * FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME", by_schema)
+    views = query(
+        connection, "SELECT * FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME", by_schema
+    )
     triggers = query(
         connection,
         "SELECT * FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
@@ -120,7 +124,9 @@ def _capture(connection: Connection, database: str) -> Snapshot:
         "ORDER BY SPECIFIC_NAME, ORDINAL_POSITION",
         by_schema,
     )
-    events = query(connection, "SELECT * FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s ORDER BY EVENT_NAME", by_schema)
+    events = query(
+        connection, "SELECT * FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s ORDER BY EVENT_NAME", by_schema
+    )
 
     table_rows = [row for row in tables if row["TABLE_TYPE"] in _TABLE_KINDS]
     creates = _show_create(
@@ -144,12 +150,12 @@ def _capture(connection: Connection, database: str) -> Snapshot:
         tables=tuple(
             _table(
                 row,
-                columns_of[name],
-                stats_of[name],
-                fks_of[name],
-                checks_of[name],
-                server.flavor,
-                texts[(_show_kind(row), name)],
+                columns=columns_of[name],
+                statistics=stats_of[name],
+                fk_columns=fks_of[name],
+                checks=checks_of[name],
+                flavor=server.flavor,
+                create_sql=texts[(_show_kind(row), name)],
             )
             for row in table_rows
             for name in [row["TABLE_NAME"]]
@@ -182,7 +188,7 @@ def _server_info(connection: Connection) -> ServerInfo:
     flavor = "mariadb" if "mariadb" in (version + str(row["comment"])).lower() else "mysql"
     return ServerInfo(
         flavor=flavor,
-        version=version.split("-")[0],
+        version=version.split("-", maxsplit=1)[0],
         sql_mode=str(row["sql_mode"]),
         lower_case_table_names=int(row["lctn"]),
     )
@@ -340,7 +346,7 @@ def _show_create(connection: Connection, objects: list[tuple[str, str]]) -> dict
 
 
 def _table(
-    row: Row, columns: list[Row], statistics: list[Row], fk_columns: list[Row], checks: list[Row],
+    row: Row, *, columns: list[Row], statistics: list[Row], fk_columns: list[Row], checks: list[Row],
     flavor: str, create_sql: str,
 ) -> Table:
     partitioning = _PARTITIONING.search(create_sql) if "PARTITION BY" in create_sql else None
@@ -376,7 +382,9 @@ def _column(row: Row, flavor: str) -> Column:
     extra = str(row.get("EXTRA") or "")
     lowered = extra.lower()
     generated = row.get("GENERATION_EXPRESSION") or None
-    if "generated" not in lowered or "default_generated" in lowered and "virtual" not in lowered and "stored" not in lowered:
+    # MySQL marks an expression default DEFAULT_GENERATED: that is no generated column.
+    expression_default = "default_generated" in lowered and "virtual" not in lowered and "stored" not in lowered
+    if "generated" not in lowered or expression_default:
         generated = None
     on_update = _ON_UPDATE.search(extra)
     return Column(

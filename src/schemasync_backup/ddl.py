@@ -68,7 +68,9 @@ def split_foreign_keys(table: Table) -> tuple[str, str | None]:
 def view_order(views: Iterable[View]) -> list[View]:
     """Views sorted so each comes after the views its definition reads (stable by name)."""
     pending = {view.name: view for view in sorted(views, key=lambda v: v.name)}
-    needs = {name: {other for other in pending if other != name and _reads(view, other)} for name, view in pending.items()}
+    needs = {
+        name: {other for other in pending if other != name and _reads(view, other)} for name, view in pending.items()
+    }
     ordered: list[View] = []
     while pending:
         ready = [name for name in pending if not needs[name] & pending.keys()]
@@ -108,9 +110,8 @@ def restore_steps(snapshot: Snapshot, *, database: str | None = None, create_dat
     steps = [Step(f"SET NAMES {CLIENT_CHARSET}"), Step(_SAVE_SESSION), Step("SET FOREIGN_KEY_CHECKS = 0"),
              Step(f"SET SESSION sql_mode = {quote_string(TABLE_SQL_MODE)}")]
     if create_database:
-        steps.append(
-            Step(f"CREATE DATABASE {quote_identifier(target)} CHARACTER SET {snapshot.charset} COLLATE {snapshot.collation}")
-        )
+        steps.append(Step(f"CREATE DATABASE {quote_identifier(target)} CHARACTER SET {snapshot.charset} "
+                          f"COLLATE {snapshot.collation}"))
         steps.append(Step(f"USE {quote_identifier(target)}"))
     alters = []
     for table in snapshot.tables:

@@ -5,6 +5,7 @@ Layout under the store's URL (docs/storage-format.md is normative)::
     objects/<aa>/<sha256 of plaintext>.<key id or "plain">   immutable, written once
     manifests/<backup id>.json                               written last; a backup exists iff this does
     pending/<backup id>.json                                 while a create runs; left behind by a crash
+    status/<backup id>.json                                  what validation learned (CORRUPTED, ...)
     tmp/<random>                                             staging where rename is atomic (disk, memory)
 """
 
@@ -198,7 +199,7 @@ class BackupStore:
     def _prepare(self) -> None:
         with self._io("create backup", self.root or self.url):
             if self._is_local:
-                for folder in ("", "objects", "manifests", "pending", "tmp"):
+                for folder in ("", "objects", "manifests", "pending", "status", "tmp"):
                     self._makedirs(self._path(folder) if folder else self.root)
 
     def _put(self, path: str, write: Callable[[BinaryIO], T], *, exclusive: bool = False) -> T:
@@ -343,8 +344,9 @@ class BackupStore:
         address = hashlib.sha256(plaintext).hexdigest()
         key = self.encoding.key
         path = self._path("objects", framing.object_path(address, key.key_id if key else None))
-        if self._exists(path):
-            return self._record_of_stored(path, len(plaintext))
+        reused = self._intact_record(path, address, len(plaintext))
+        if reused is not None:
+            return reused
         try:
             return self._put(
                 path, lambda sink: framing.encode(plaintext, address, len(plaintext), self.encoding, self.registry, sink)
@@ -352,34 +354,28 @@ class BackupStore:
         except StorageError:
             # Two creates of one schema race for one object (Azure then rejects one block list):
             # the object the winner wrote is as good as ours.
-            if self._exists(path):
-                return self._record_of_stored(path, len(plaintext))
-            raise
+            reused = self._intact_record(path, address, len(plaintext))
+            if reused is None:
+                raise
+            return reused
 
-    def _record_of_stored(self, path: str, size: int) -> ObjectRecord:
-        """The record of an object already in the store, read from its bytes (objects are shared)."""
-        with self._io("read backup", path), self.fs.open(path, "rb") as stream:
-            hashed = _HashingReader(stream)
-            header = framing.read_header(hashed, path)
-            frames = [frame.stored for frame in framing.iter_raw_frames(hashed, path)]
-        sizes = [min(header.frame_size, size - index * header.frame_size) for index in range(len(frames))]
-        return ObjectRecord(
-            address=header.address,
-            size=size,
-            stored_size=hashed.count,
-            stored_sha256=hashed.hexdigest(),
-            codec=header.codec,
-            cipher=header.cipher,
-            key_id=header.key_id,
-            frames=tuple(
-                framing.FrameRecord(hashlib.sha256(stored).hexdigest(), len(stored), max(plain, 0))
-                for stored, plain in zip(frames, sizes, strict=True)
-            ),
-        )
+    def _intact_record(self, path: str, address: str, size: int) -> ObjectRecord | None:
+        """The record of an object already stored, if it proves intact; None if absent or damaged.
+
+        A damaged object is never reused: the caller writes it anew, which also heals the
+        backups that share it (recalculate_checksum then re-records them).
+        """
+        try:
+            data = self._read(path)
+            b"".join(framing.decode(io.BytesIO(data), address, self.keyring, self.registry, path))
+        except (FileNotFoundError, IntegrityError, BackupFormatError, EncryptionKeyError):
+            return None
+        return record_from_bytes(data, address, size, path)
 
     # --- reading -------------------------------------------------------------------------------
 
-    def manifest(self, backup_id: str) -> Manifest:
+    def manifest(self, backup_id: str, *, verify: bool = True) -> Manifest:
+        """The backup's manifest; ``verify=False`` reads one whose checksum no longer matches."""
         path = self._manifest_path(backup_id)
         try:
             data = self._read(path)
@@ -387,7 +383,22 @@ class BackupStore:
             raise BackupNotFoundError(
                 f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
             ) from None
-        return manifest.load(data, path)
+        return manifest.load(data, path, status=self.status_of(backup_id), verify=verify)
+
+    def status_of(self, backup_id: str) -> str:
+        """COMPLETED unless validation recorded otherwise (VALIDATING, CORRUPTED, FAILED)."""
+        try:
+            return str(json.loads(self._read(self._status_path(backup_id)))["status"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return Status.COMPLETED
+
+    def set_status(self, backup_id: str, status: str, reason: str = "") -> None:
+        """Record what validation learned about a backup (the manifest itself never changes)."""
+        document = {"status": status, "reason": reason, "at": _now().isoformat(timespec="seconds")}
+        self._put(self._status_path(backup_id), lambda sink: sink.write(json.dumps(document).encode()))
+
+    def _status_path(self, backup_id: str) -> str:
+        return self._path("status", f"{backup_id}.json")
 
     def get(self, backup_id: str) -> BackupInfo:
         return self.manifest(backup_id).info
@@ -432,13 +443,16 @@ class BackupStore:
         wanted = [self._manifest_path(backup_id) for backup_id in ids if in_window(backup_id)]
         with self._io("list backups", self._path("manifests")):
             raw = self.fs.cat(wanted) if wanted else {}
+        statuses = {name.removesuffix(".json") for name in self._listdir("status")}
         found: list[BackupInfo] = []
         for path in wanted:
             data = raw.get(path) if isinstance(raw, dict) else raw
+            backup_id = path.rsplit("/", 1)[-1].removesuffix(".json")
+            recorded = self.status_of(backup_id) if backup_id in statuses else Status.COMPLETED
             try:
-                found.append(manifest.load(data or b"", path).info)
+                found.append(manifest.load(data or b"", path, status=recorded).info)
             except BackupFormatError:
-                found.append(_damaged_info(path.rsplit("/", 1)[-1].removesuffix(".json")))
+                found.append(_damaged_info(backup_id))
         found += [_pending_info(name.removesuffix(".json")) for name in self._listdir("pending") if
                   name.endswith(".json") and in_window(name.removesuffix(".json"))]
         selected = [info for info in found if _matches(info, database, status, tags, after, before)]
@@ -447,23 +461,30 @@ class BackupStore:
 
     # --- removing, moving ----------------------------------------------------------------------
 
-    def _referenced(self, excluding: str | None = None) -> set[str]:
-        """Object paths some completed manifest (other than ``excluding``) still names."""
+    def _referenced(self) -> set[str]:
+        """Object paths some manifest still names; a damaged manifest still protects its objects."""
         paths: set[str] = set()
         for name in self._listdir("manifests"):
-            backup_id = name.removesuffix(".json")
-            if backup_id == excluding or not name.endswith(".json"):
+            if not name.endswith(".json"):
                 continue
             try:
-                paths.update(self._object_path(record) for record in self.manifest(backup_id).objects)
+                found = self.manifest(name.removesuffix(".json"), verify=False)
             except BackupFormatError:
                 continue
+            paths.update(self._object_path(record) for record in found.objects)
         return paths
+
+    def object_paths(self) -> list[str]:
+        """Every object file in the store, whether or not a manifest names it."""
+        return [self._path("objects", sub, name) for sub in self._listdir("objects")
+                for name in self._listdir(f"objects/{sub}")]
 
     def delete(self, backup_id: str) -> None:
         """Remove a backup; objects other backups still use stay."""
-        doomed = self.manifest(backup_id)
+        doomed = self.manifest(backup_id, verify=False)
         self._remove([self._manifest_path(backup_id)])
+        with contextlib.suppress(FileNotFoundError):
+            self._remove([self._status_path(backup_id)])
         keep = self._referenced()
         self._remove([path for record in doomed.objects if (path := self._object_path(record)) not in keep
                       and self._exists(path)])
@@ -563,32 +584,30 @@ class BackupStore:
             rotated.append(backup_id)
         if rotated:
             keep = store._referenced()
-            stale = [store._path("objects", sub, name) for sub in store._listdir("objects")
-                     for name in store._listdir(f"objects/{sub}")]
+            stale = store.object_paths()
             store._remove([path for path in stale if path not in keep and not path.endswith(f".{writer.key_id}")])
         return rotated
 
 
-class _HashingReader(io.RawIOBase):
-    """Reads from a stream while hashing and counting what went by."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        super().__init__()
-        self._stream = stream
-        self._digest = hashlib.sha256()
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self._digest.update(data)
-        self.count += len(data)
-        return bytes(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
+def record_from_bytes(data: bytes, address: str, size: int, where: str) -> ObjectRecord:
+    """The manifest record for an object's stored bytes (plaintext size known from elsewhere)."""
+    stream = io.BytesIO(data)
+    header = framing.read_header(stream, where)
+    frames = [frame.stored for frame in framing.iter_raw_frames(stream, where)]
+    return ObjectRecord(
+        address=address,
+        size=size,
+        stored_size=len(data),
+        stored_sha256=hashlib.sha256(data).hexdigest(),
+        codec=header.codec,
+        cipher=header.cipher,
+        key_id=header.key_id,
+        frames=tuple(
+            framing.FrameRecord(hashlib.sha256(stored).hexdigest(), len(stored),
+                                max(0, min(header.frame_size, size - index * header.frame_size)))
+            for index, stored in enumerate(frames)
+        ),
+    )
 
 
 def _who() -> str:

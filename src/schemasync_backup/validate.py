@@ -1,0 +1,429 @@
+"""Validator: prove a backup is intact, find exactly what is damaged, salvage the rest.
+
+Checks collect typed findings into a result; callers decide whether to raise
+(``result.raise_for_errors()``). Each finding names the stored object, the schema objects it
+holds and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import attrs
+
+from . import framing, manifest
+from .connection import Source, describe, open_source, translate_errors
+from .errors import (
+    BackupFormatError,
+    EncryptionKeyError,
+    IntegrityError,
+    SchemaSyncBackupError,
+    StoreError,
+)
+from .framing import ObjectRecord
+from .manifest import Manifest, Status
+from .restore import restore_snapshot
+from .snapshot import ServerInfo, Snapshot
+from .snapshot_stream import ContentEntry, decode_snapshot
+from .sql import parse_error, quote_identifier
+from .store import BackupStore, record_from_bytes
+
+
+class BackupValidationError(StoreError):
+    """Raised by :meth:`ValidationResult.raise_for_errors`; carries the result."""
+
+    def __init__(self, message: str, *, subject: object = None, result: ValidationResult | None = None) -> None:
+        super().__init__(message, subject=subject)
+        self.result = result
+
+
+@attrs.frozen
+class Finding:
+    severity: str  # "error" or "warning"
+    message: str
+    object_path: str | None = None
+    #: The schema objects the damaged bytes hold, as "table film", "view actor_info", ...
+    schema_objects: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        held = f" (holds {', '.join(self.schema_objects)})" if self.schema_objects else ""
+        return f"{self.message}{held}"
+
+
+@attrs.frozen
+class ValidationResult:
+    backup_id: str
+    valid: bool
+    errors: tuple[Finding, ...]
+    warnings: tuple[Finding, ...]
+    checksum_valid: bool
+    checked_at: str
+    objects_checked: int
+    bytes_checked: int
+    #: Whether plaintext was checked too (needs the key), or only stored bytes.
+    deep: bool = True
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            raise BackupValidationError(
+                f"backup validation failed: {self.errors[0]}"
+                + (f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""),
+                subject=self.backup_id,
+                result=self,
+            )
+
+
+@attrs.frozen
+class EncryptionCheck:
+    backup_id: str
+    encrypted: bool
+    key_id: str | None
+    key_configured: bool
+    opens: bool
+    message: str
+
+
+@attrs.frozen
+class RestoreTestResult:
+    backup_id: str
+    passed: bool
+    expected_hash: str
+    restored_hash: str
+    scratch_database: str
+    statements: int
+
+
+@attrs.frozen
+class RecoveryReport:
+    source_backup_id: str
+    new_backup_id: str
+    recovered: tuple[str, ...]
+    lost: tuple[str, ...]
+
+
+@attrs.frozen
+class ScanEntry:
+    kind: str  # "incomplete", "damaged", "orphaned_object"
+    backup_id: str | None
+    path: str
+    recoverable: bool
+    detail: str
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.errors: list[Finding] = []
+        self.warnings: list[Finding] = []
+        self.objects = 0
+        self.bytes = 0
+
+    def error(self, message: str, path: str | None = None, held: tuple[str, ...] = ()) -> None:
+        self.errors.append(Finding("error", message, path, held))
+
+    def warning(self, message: str, path: str | None = None, held: tuple[str, ...] = ()) -> None:
+        self.warnings.append(Finding("warning", message, path, held))
+
+
+def _held_by_frames(record: ObjectRecord, frames: set[int], contents: tuple[ContentEntry, ...]) -> tuple[str, ...]:
+    """Which schema objects lie (partly) in the given frames, from the manifest's byte ranges."""
+    ranges, offset = [], 0
+    for frame in record.frames:
+        ranges.append((offset, offset + frame.plaintext_size))
+        offset += frame.plaintext_size
+    held = []
+    for entry in contents:
+        end = entry.offset + entry.length
+        if any(start < end and entry.offset < stop for index in frames for start, stop in [ranges[index]]):
+            held.append(f"{entry.kind} {entry.name}")
+    if 0 in frames and record.frames:
+        held.insert(0, "snapshot header")
+    return tuple(held)
+
+
+@attrs.frozen
+class Validator:
+    """Checks the backups of one store."""
+
+    store: BackupStore
+
+    # --- checks ------------------------------------------------------------------------------
+
+    def integrity_check(self, backup_id: str) -> ValidationResult:
+        """The fast check that needs no key: manifest checksum, every object's stored bytes."""
+        return self._check(backup_id, deep=False)
+
+    def validate(self, backup_id: str) -> ValidationResult:
+        """Everything: stored bytes, decryption, decompression, plaintext checksums, snapshot, DDL."""
+        self.store.set_status(backup_id, Status.VALIDATING)
+        result = self._check(backup_id, deep=True)
+        self.store.set_status(backup_id, Status.COMPLETED if result.valid else Status.CORRUPTED,
+                              "; ".join(str(error) for error in result.errors[:3]))
+        return result
+
+    def validate_all(self) -> Iterator[ValidationResult]:
+        """Validate every completed backup, newest first; one bad backup does not stop the rest."""
+        for info in self.store.list():
+            if info.status != Status.CREATING:
+                yield self.validate(info.id)
+
+    def _check(self, backup_id: str, *, deep: bool) -> ValidationResult:
+        findings = _Findings()
+        checksum_valid = True
+        try:
+            found = self.store.manifest(backup_id)
+        except BackupFormatError as exc:
+            checksum_valid = False
+            findings.error(exc.message, self.store._manifest_path(backup_id))
+            try:
+                found = self.store.manifest(backup_id, verify=False)
+            except BackupFormatError:
+                return self._result(backup_id, findings, checksum_valid, deep)
+        for record in found.objects:
+            self._check_object(found, record, findings, deep=deep)
+        if deep and not findings.errors:
+            self._check_snapshot(found, findings)
+        return self._result(backup_id, findings, checksum_valid, deep)
+
+    def _result(self, backup_id: str, findings: _Findings, checksum_valid: bool, deep: bool) -> ValidationResult:
+        return ValidationResult(
+            backup_id=backup_id,
+            valid=not findings.errors,
+            errors=tuple(findings.errors),
+            warnings=tuple(findings.warnings),
+            checksum_valid=checksum_valid,
+            checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            objects_checked=findings.objects,
+            bytes_checked=findings.bytes,
+            deep=deep,
+        )
+
+    def _check_object(self, found: Manifest, record: ObjectRecord, findings: _Findings, *, deep: bool) -> None:
+        path = self.store._object_path(record)
+        every_frame = set(range(len(record.frames)))
+        try:
+            data = self.store._read(path)
+        except FileNotFoundError:
+            findings.error(f"object missing: {path}", path, _held_by_frames(record, every_frame, found.contents))
+            return
+        findings.objects += 1
+        findings.bytes += len(data)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != record.stored_sha256 or len(data) != record.stored_size:
+            damaged = self._damaged_frames(record, data)
+            findings.error(
+                f"checksum mismatch (expected: {record.stored_sha256}, got: {actual}) in {path}, "
+                f"{len(data)} of {record.stored_size} bytes, frames {sorted(damaged) or 'unknown'} damaged",
+                path,
+                _held_by_frames(record, damaged or every_frame, found.contents),
+            )
+            return
+        if deep:
+            try:
+                plaintext = b"".join(framing.decode(io.BytesIO(data), record.address, self.store.keyring,
+                                                    self.store.registry, path))
+            except EncryptionKeyError as exc:
+                findings.error(exc.message, path)
+                return
+            except (IntegrityError, BackupFormatError) as exc:
+                findings.error(exc.message, path, _held_by_frames(record, every_frame, found.contents))
+                return
+            if len(plaintext) != record.size:
+                findings.error(f"size mismatch in {path}: expected {record.size} bytes, got {len(plaintext)}", path)
+
+    def _damaged_frames(self, record: ObjectRecord, data: bytes) -> set[int]:
+        """Which frames differ from what the manifest recorded, located by recorded sizes."""
+        offset = record.stored_size - sum(frame.stored_size for frame in record.frames)
+        damaged = set()
+        for index, frame in enumerate(record.frames):
+            stored = data[offset : offset + frame.stored_size]
+            if hashlib.sha256(stored).hexdigest() != frame.stored_sha256:
+                damaged.add(index)
+            offset += frame.stored_size
+        return damaged
+
+    def _check_snapshot(self, found: Manifest, findings: _Findings) -> None:
+        try:
+            snapshot = self.store.snapshot(found.info.id)
+        except SchemaSyncBackupError as exc:
+            findings.error(f"the snapshot does not load: {exc}")
+            return
+        if snapshot.schema_hash != found.info.schema_hash:
+            findings.error(
+                f"schema hash mismatch (expected: {found.info.schema_hash}, got: {snapshot.schema_hash})"
+            )
+        for kind, name, statement in _statements(snapshot):
+            problem = parse_error(statement)
+            if problem:
+                findings.warning(f"sqlglot cannot parse the DDL of {kind} {quote_identifier(name)}: {problem}",
+                                 held=(f"{kind} {name}",))
+
+    # --- repair --------------------------------------------------------------------------------
+
+    def recalculate_checksum(self, backup_id: str) -> str:
+        """Rebuild a damaged manifest's recorded checksums from objects that prove intact.
+
+        An object proves intact when it decrypts and decompresses (every frame authenticated)
+        to plaintext whose sha256 is its address. Refuses, saying why, otherwise.
+        """
+        found = self.store.manifest(backup_id, verify=False)
+        records = []
+        for record in found.objects:
+            path = self.store._object_path(record)
+            try:
+                plaintext = self.store.read_object(record)
+            except FileNotFoundError:
+                raise IntegrityError(
+                    f"cannot recalculate the checksum of {backup_id}: object {path} is missing", subject=backup_id
+                ) from None
+            except (IntegrityError, BackupFormatError) as exc:
+                raise IntegrityError(
+                    f"cannot recalculate the checksum of {backup_id}: object {path} is damaged ({exc.message}); "
+                    "try partial_recovery instead",
+                    subject=backup_id,
+                ) from exc
+            records.append(record_from_bytes(self.store._read(path), record.address, len(plaintext), path))
+        sealed = manifest.seal(attrs.evolve(found, objects=tuple(records)))
+        path = self.store._manifest_path(backup_id)
+        self.store._put(path, lambda sink: sink.write(manifest.dump(sealed)))
+        self.store.set_status(backup_id, Status.COMPLETED, "checksums recalculated")
+        return sealed.info.checksum
+
+    def test_encryption(self, backup_id: str) -> EncryptionCheck:
+        """Whether the configured keys open this backup, and which key it needs."""
+        record = self.store.manifest(backup_id, verify=False).snapshot_object
+        if record.cipher is None:
+            return EncryptionCheck(backup_id, False, None, True, True, "backup is not encrypted")
+        configured = record.key_id in self.store.keyring.key_ids
+        try:
+            self.store.read_object(record)
+        except EncryptionKeyError as exc:
+            return EncryptionCheck(backup_id, True, record.key_id, False, False, exc.message)
+        except (IntegrityError, BackupFormatError, FileNotFoundError) as exc:
+            return EncryptionCheck(backup_id, True, record.key_id, configured, False, str(exc))
+        return EncryptionCheck(backup_id, True, record.key_id, configured, True, f"opens with key {record.key_id}")
+
+    def restore_test(self, backup_id: str, scratch_dsn: Source) -> RestoreTestResult:
+        """Restore into a scratch database on a real server, capture it, compare schema hashes."""
+        expected = self.store.get(backup_id).schema_hash
+        snapshot = self.store.snapshot(backup_id)
+        scratch = f"ssb_restore_test_{secrets.token_hex(4)}"
+        try:
+            statements = restore_snapshot(snapshot, scratch_dsn, scratch)
+            restored = Snapshot.capture(scratch_dsn, scratch).schema_hash
+        finally:
+            with open_source(scratch_dsn) as connection, translate_errors(describe(connection)), \
+                    connection.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {quote_identifier(scratch)}")
+        return RestoreTestResult(backup_id, restored == expected, expected, restored, scratch, statements)
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    def partial_recovery(self, backup_id: str) -> RecoveryReport:
+        """A new backup of every schema object whose bytes are intact, and a report of what was lost."""
+        found = self.store.manifest(backup_id, verify=False)
+        record = found.snapshot_object
+        plaintext = self._salvage(record, self.store._object_path(record))
+        header = plaintext[: found.contents[0].offset] if found.contents else plaintext
+        kept = [header if _parses(header) else _fallback_header(found)]
+        recovered: list[str] = []
+        lost: list[str] = []
+        for entry in found.contents:
+            piece = plaintext[entry.offset : entry.offset + entry.length]
+            label = f"{entry.kind} {entry.name}"
+            if _parses(piece):
+                kept.append(piece)
+                recovered.append(label)
+            else:
+                lost.append(label)
+        snapshot = decode_snapshot(b"".join(kept), found.info.captured_at, lenient=True)
+        info = self.store.save(
+            snapshot,
+            description=f"partial recovery of {backup_id}",
+            tags={**found.info.tags, "recovered_from": backup_id, "partial": "true" if lost else "false"},
+        )
+        return RecoveryReport(backup_id, info.id, tuple(recovered), tuple(lost))
+
+    def _salvage(self, record: ObjectRecord, path: str) -> bytes:
+        """The plaintext with every frame that cannot be read replaced by NUL bytes of its size."""
+        try:
+            data = self.store._read(path)
+        except FileNotFoundError:
+            return b"\0" * record.size
+        stream = io.BytesIO(data)
+        try:
+            header = attrs.evolve(framing.read_header(stream, path), address=record.address)
+        except BackupFormatError:
+            return b"\0" * record.size
+        pieces: list[bytes] = []
+        offset = header.size
+        for index, frame in enumerate(record.frames):
+            stored = data[offset : offset + frame.stored_size]
+            offset += frame.stored_size
+            plain: bytes | None = None
+            if hashlib.sha256(stored).hexdigest() == frame.stored_sha256:
+                raw = framing.RawFrame(index, index == len(record.frames) - 1, stored[5:], stored)
+                try:
+                    plain = framing.decode_frame(header, raw, self.store.keyring, self.store.registry, path)
+                except (IntegrityError, EncryptionKeyError, BackupFormatError):
+                    plain = None
+            pieces.append(plain if plain is not None and len(plain) == frame.plaintext_size
+                          else b"\0" * frame.plaintext_size)
+        return b"".join(pieces)
+
+    def recovery_scan(self) -> list[ScanEntry]:
+        """Leftovers and damage across the store: incomplete backups, damaged ones, orphaned objects."""
+        entries = []
+        manifests = {name.removesuffix(".json") for name in self.store._listdir("manifests")}
+        for name in self.store._listdir("pending"):
+            backup_id = name.removesuffix(".json")
+            if backup_id not in manifests:
+                entries.append(ScanEntry("incomplete", backup_id, self.store._path("pending", name), False,
+                                         "objects may be written but no manifest was committed"))
+        for backup_id in sorted(manifests):
+            result = self.integrity_check(backup_id)
+            if not result.valid:
+                intact_objects = all("missing" not in error.message for error in result.errors)
+                entries.append(ScanEntry(
+                    "damaged", backup_id, self.store._manifest_path(backup_id),
+                    recoverable=intact_objects,
+                    detail="; ".join(str(error) for error in result.errors[:3]),
+                ))
+        referenced = self.store._referenced()
+        for path in self.store.object_paths():
+            if path not in referenced:
+                entries.append(ScanEntry("orphaned_object", None, path, False,
+                                         "no manifest names this object; prune removes it"))
+        return entries
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _fallback_header(found: Manifest) -> bytes:
+    """A snapshot header from the manifest, when the stored one is lost."""
+    server = attrs.asdict(ServerInfo("unknown", "unknown", "", 0))
+    return json.dumps({"format": "schemasync-snapshot-stream", "version": 1, "database": found.info.database,
+                       "charset": "utf8mb4", "collation": "utf8mb4_general_ci", "server": server}).encode() + b"\n"
+
+
+def _statements(snapshot: Snapshot) -> Iterator[tuple[str, str, str]]:
+    for table in snapshot.tables:
+        yield "table", table.name, table.create_sql
+    for view in snapshot.views:
+        yield "view", view.name, view.create_sql
+    for routine in snapshot.routines:
+        yield routine.kind.lower(), routine.name, routine.create_sql
+    for trigger in snapshot.triggers:
+        yield "trigger", trigger.name, trigger.create_sql
+    for event in snapshot.events:
+        yield "event", event.name, event.create_sql
