@@ -29,8 +29,8 @@ from schemasync_backup.errors import (
     StorageFullError,
     StoragePermissionError,
 )
-from schemasync_backup.sandbox import ThrowawayServer
 from schemasync_backup.samples import load_sample
+from schemasync_backup.sandbox import ThrowawayServer
 from schemasync_backup.store import BackupStore
 
 pytestmark = pytest.mark.server
@@ -152,9 +152,8 @@ class FaultyMemoryFileSystem(MemoryFileSystem):
     fail_with: OSError | None = None
 
     def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
-        if "w" in mode or "x" in mode:
-            if FaultyMemoryFileSystem.fail_with is not None:
-                raise FaultyMemoryFileSystem.fail_with
+        if ("w" in mode or "x" in mode) and FaultyMemoryFileSystem.fail_with is not None:
+            raise FaultyMemoryFileSystem.fail_with
         return super()._open(path, mode, *args, **kwargs)
 
 
@@ -249,7 +248,9 @@ def test_entry_point_plugin_codec_is_discovered() -> None:
     assert "xor-zlib" not in {codec.name for group in bare.hook.schemasync_codecs() for codec in group}
 
 
-def test_small_objects_are_stored_raw_and_stores_mix_codecs(tmp_path: Path, mariadb: ThrowawayServer, shop: str) -> None:
+def test_small_objects_are_stored_raw_and_stores_mix_codecs(
+    tmp_path: Path, mariadb: ThrowawayServer, shop: str
+) -> None:
     raw = BackupStore.open(str(tmp_path), compression="zstd", compression_threshold=10**9).create(mariadb.dsn, shop)
     assert raw.compression == "none"
     mixed = BackupStore.open(str(tmp_path), compression="gzip")
@@ -358,6 +359,10 @@ def _archive(path: Path, members: dict[str, bytes], link: str | None = None) -> 
     return path
 
 
+def _flip_last(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 1])
+
+
 def test_import_refuses_unsafe_or_damaged_archives(tmp_path: Path, mariadb: ThrowawayServer, shop: str) -> None:
     store = BackupStore.open(str(tmp_path / "store"))
     info = store.create(mariadb.dsn, shop)
@@ -371,7 +376,7 @@ def test_import_refuses_unsafe_or_damaged_archives(tmp_path: Path, mariadb: Thro
         "absolute": ({**members, "/etc/evil": b"x"}, None, "path traversal"),
         "link": (members, "objects/aa/link", "refusing link"),
         "unexpected": ({**members, "notes.txt": b"x"}, None, "unexpected member"),
-        "checksum": ({**members, object_name: members[object_name][:-1] + bytes([members[object_name][-1] ^ 1])}, None, "checksum mismatch"),
+        "checksum": ({**members, object_name: _flip_last(members[object_name])}, None, "checksum mismatch"),
         "missing": ({"manifest.json": members["manifest.json"]}, None, "lacks object"),
     }
     for case, (content, link, message) in cases.items():

@@ -19,7 +19,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 class Codec(Protocol):
     """A compression codec. ``compress`` must be deterministic for a given level."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def compress(self, data: bytes, level: int | None) -> bytes: ...
 
@@ -29,18 +30,15 @@ class Codec(Protocol):
 class Cipher(Protocol):
     """An authenticated cipher: ``decrypt`` must raise on any change to data or associated data."""
 
-    name: str
-    key_size: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_size(self) -> int: ...
 
     def encrypt(self, key: bytes, plaintext: bytes, associated_data: bytes) -> bytes: ...
 
     def decrypt(self, key: bytes, ciphertext: bytes, associated_data: bytes) -> bytes: ...
-
-
-class Notifier(Protocol):
-    name: str
-
-    def notify(self, event: str, payload: Mapping[str, Any]) -> None: ...
 
 
 @hookspec

@@ -205,39 +205,39 @@ class Snapshot:
     @classmethod
     def capture(cls, source: Source, database: str) -> Snapshot:
         """Read ``database`` from a live server (a DSN or an open PyMySQL connection)."""
-        from .capture import capture  # noqa: PLC0415 (see module docstring)
+        from .capture import capture
 
         return capture(source, database)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Snapshot:
         """Load the JSON form written by :meth:`to_json`; refuses unknown format versions."""
-        from .serialization import snapshot_from_json  # noqa: PLC0415 (see module docstring)
+        from .serialization import snapshot_from_json
 
         return snapshot_from_json(text)
 
     def to_json(self, *, indent: int | None = None) -> str:
         """The stable, versioned JSON form (see docs/snapshot-format.md)."""
-        from .serialization import snapshot_to_json  # noqa: PLC0415 (see module docstring)
+        from .serialization import snapshot_to_json
 
         return snapshot_to_json(self, indent=indent)
 
     @functools.cached_property
     def schema_hash(self) -> str:
         """sha256 of the canonical form: equal for equal schemas, whatever the spelling."""
-        from .canonical import schema_hash  # noqa: PLC0415 (see module docstring)
+        from .canonical import schema_hash
 
         return schema_hash(self)
 
     def to_statements(self, *, database: str | None = None, create_database: bool = False) -> list[str]:
         """The DDL statements that recreate this schema, in dependency order, one string each."""
-        from .ddl import restore_statements  # noqa: PLC0415 (see module docstring)
+        from .ddl import restore_statements
 
         return restore_statements(self, database=database, create_database=create_database)
 
     def to_sql(self, *, database: str | None = None, create_database: bool = True) -> str:
         """A script for the mysql client that recreates the whole database."""
-        from .ddl import restore_script  # noqa: PLC0415 (see module docstring)
+        from .ddl import restore_script
 
         return restore_script(self, database=database, create_database=create_database)
 
@@ -257,11 +257,11 @@ class Snapshot:
         return found
 
     def __str__(self) -> str:
-        from .summary import text_summary  # noqa: PLC0415 (see module docstring)
+        from .summary import text_summary
 
         return text_summary(self)
 
     def _repr_html_(self) -> str:
-        from .summary import html_summary  # noqa: PLC0415 (see module docstring)
+        from .summary import html_summary
 
         return html_summary(self)

@@ -11,6 +11,7 @@ Layout under the store's URL (docs/storage-format.md is normative)::
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import getpass
@@ -134,7 +135,9 @@ class BackupStore:
             url=url,
             fs=fs,
             root=root.rstrip("/"),
-            encoding=Encoding(compression, compression_level, compression_threshold, key=use_key, frame_size=frame_size),
+            encoding=Encoding(
+                compression, compression_level, compression_threshold, key=use_key, frame_size=frame_size
+            ),
             keyring=keyring,
             registry=registry,
             file_mode=file_mode,
@@ -183,7 +186,7 @@ class BackupStore:
                 f"failed to {action}: {exc.strerror or exc} ({self.url}: {path})", subject=path, url=self.url,
                 path=path,
             ) from exc
-        except Exception as exc:  # noqa: BLE001 - providers raise botocore/azure/aiohttp errors, not OSError
+        except Exception as exc:
             raise StorageError(
                 f"failed to {action}: storage error {type(exc).__name__}: {exc} ({self.url}: {path})",
                 subject=path, url=self.url, path=path,
@@ -225,6 +228,9 @@ class BackupStore:
                 if self.fs.exists(staging):
                     self.fs.rm(staging)
 
+    def _put_bytes(self, path: str, data: bytes, *, exclusive: bool = False) -> None:
+        self._put(path, lambda sink: sink.write(data), exclusive=exclusive)
+
     def _read(self, path: str, action: str = "read backup") -> bytes:
         with self._io(action, path):
             return bytes(self.fs.cat_file(path))
@@ -262,7 +268,7 @@ class BackupStore:
         backup_id = manifest.new_backup_id(_now())
         marker = self._path("pending", f"{backup_id}.json")
         started = _now()
-        self._put(marker, lambda sink: sink.write(_pending_marker(backup_id, database, started)))
+        self._put_bytes(marker, _pending_marker(backup_id, database, started))
         try:
             snapshot = Snapshot.capture(source, database)
             info = self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
@@ -333,7 +339,7 @@ class BackupStore:
 
     def _commit(self, sealed: Manifest) -> BackupInfo:
         path = self._manifest_path(sealed.info.id)
-        self._put(path, lambda sink: sink.write(manifest.dump(sealed)), exclusive=True)
+        self._put_bytes(path, manifest.dump(sealed), exclusive=True)
         # Read back: a backup counts only once the storage gives back what we wrote.
         committed = manifest.load(self._read(path), path)
         if committed != sealed:
@@ -348,9 +354,9 @@ class BackupStore:
         if reused is not None:
             return reused
         try:
-            return self._put(
-                path, lambda sink: framing.encode(plaintext, address, len(plaintext), self.encoding, self.registry, sink)
-            )
+            return self._put(path, lambda sink: framing.encode(
+                plaintext, address, len(plaintext), self.encoding, self.registry, sink
+            ))
         except StorageError:
             # Two creates of one schema race for one object (Azure then rejects one block list):
             # the object the winner wrote is as good as ours.
@@ -395,7 +401,7 @@ class BackupStore:
     def set_status(self, backup_id: str, status: str, reason: str = "") -> None:
         """Record what validation learned about a backup (the manifest itself never changes)."""
         document = {"status": status, "reason": reason, "at": _now().isoformat(timespec="seconds")}
-        self._put(self._status_path(backup_id), lambda sink: sink.write(json.dumps(document).encode()))
+        self._put_bytes(self._status_path(backup_id), json.dumps(document).encode())
 
     def _status_path(self, backup_id: str) -> str:
         return self._path("status", f"{backup_id}.json")
@@ -474,7 +480,7 @@ class BackupStore:
             paths.update(self._object_path(record) for record in found.objects)
         return paths
 
-    def object_paths(self) -> list[str]:
+    def object_paths(self) -> builtins.list[str]:
         """Every object file in the store, whether or not a manifest names it."""
         return [self._path("objects", sub, name) for sub in self._listdir("objects")
                 for name in self._listdir(f"objects/{sub}")]
@@ -498,7 +504,7 @@ class BackupStore:
                 continue
             data = self._read(self._object_path(record))
             _check_stored(record, data, self._object_path(record))
-            other._put(target, lambda sink, data=data: sink.write(data))
+            other._put_bytes(target, data)
         return other._commit(source)
 
     def move_to(self, other: BackupStore, backup_id: str) -> BackupInfo:
@@ -528,7 +534,7 @@ class BackupStore:
         """Import an archive written by :meth:`export`, refusing anything unsafe or damaged."""
         where = os.fspath(path)
         try:
-            archive = tarfile.open(where, "r:gz")
+            archive = tarfile.open(where, "r:gz")  # noqa: SIM115 - opened here to translate errors, closed below
         except (OSError, tarfile.TarError) as exc:
             raise ArchiveError(f"cannot read archive {where}: {exc}", subject=where) from exc
         with archive:
@@ -549,7 +555,7 @@ class BackupStore:
                 _check_stored(record, data, f"{where}:{name}")
                 target = self._object_path(record)
                 if not self._exists(target):
-                    self._put(target, lambda sink, data=data: sink.write(data))
+                    self._put_bytes(target, data)
         return self._commit(found)
 
     # --- keys ------------------------------------------------------------------------------------
@@ -559,7 +565,7 @@ class BackupStore:
         keyring = _keyring(keys)
         return attrs.evolve(self, keyring=keyring, encoding=attrs.evolve(self.encoding, key=keyring.writer))
 
-    def rotate_key(self, new_key: EncryptionKey | None = None) -> list[str]:
+    def rotate_key(self, new_key: EncryptionKey | None = None) -> builtins.list[str]:
         """Re-encrypt every backup not yet under the writing key; returns the ids rewritten.
 
         New objects are written beside the old ones, then each manifest is replaced, then old
@@ -569,7 +575,7 @@ class BackupStore:
         writer = store.encoding.key
         if writer is None:
             raise EncryptionKeyError("no key to rotate to: pass new_key= or configure one", subject=self.url)
-        rotated = []
+        rotated: builtins.list[str] = []
         for name in store._listdir("manifests"):
             backup_id = name.removesuffix(".json")
             old = store.manifest(backup_id)
@@ -580,7 +586,7 @@ class BackupStore:
                                 encryption=records[0].cipher)
             sealed = manifest.seal(attrs.evolve(old, info=info, objects=records))
             path = store._manifest_path(backup_id)
-            store._put(path, lambda sink, sealed=sealed: sink.write(manifest.dump(sealed)))
+            store._put_bytes(path, manifest.dump(sealed))
             rotated.append(backup_id)
         if rotated:
             keep = store._referenced()
@@ -664,8 +670,9 @@ def _matches(
     if status is not None and info.status != status.upper():
         return False
     if tags:
-        wanted = dict(tags) if isinstance(tags, Mapping) else dict(
-            tag.split("=", 1) if "=" in tag else (tag, None) for tag in tags)
+        wanted: dict[str, str | None] = (
+            dict(tags) if isinstance(tags, Mapping) else {tag.partition("=")[0]: tag.partition("=")[2] or None
+                                                          for tag in tags})
         for key, value in wanted.items():
             if key not in info.tags or (value is not None and info.tags[key] != value):
                 return False

@@ -289,7 +289,7 @@ class Validator:
             records.append(record_from_bytes(self.store._read(path), record.address, len(plaintext), path))
         sealed = manifest.seal(attrs.evolve(found, objects=tuple(records)))
         path = self.store._manifest_path(backup_id)
-        self.store._put(path, lambda sink: sink.write(manifest.dump(sealed)))
+        self.store._put_bytes(path, manifest.dump(sealed))
         self.store.set_status(backup_id, Status.COMPLETED, "checksums recalculated")
         return sealed.info.checksum
 

@@ -21,7 +21,9 @@ def load_sample(target: Source, database: str, name: str = "shop") -> None:
     with open_source(target) as connection:
         where = describe(connection)
         with translate_errors(where, database=database), connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {quote_identifier(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+            cursor.execute(
+                f"CREATE DATABASE {quote_identifier(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+            )
             connection.select_db(database)
             cursor.execute(sample_sql(name))
             while cursor.nextset():
