@@ -1,41 +1,55 @@
 """The main job on an embedded default: a throwaway MariaDB, a sample schema, and the library at work.
 
+capture -> back up (compressed, encrypted, on local storage) -> validate -> restore-test.
 Run it with ``python -m schemasync_backup.demo`` (or the ``schemasync-demo`` script).
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 
-from .restore import restore_snapshot
+from .crypto import EncryptionKey
 from .samples import load_sample
 from .sandbox import ThrowawayServer
 from .snapshot import Snapshot
+from .store import BackupStore
+from .validate import Validator
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sample", default="shop", help="which bundled sample schema to load")
-    parser.add_argument("--no-ddl", action="store_true", help="do not print the DDL script")
+    parser.add_argument("--storage", help="fsspec URL for the backups (default: a temp dir)")
+    parser.add_argument("--ddl", action="store_true", help="print the whole DDL script")
     args = parser.parse_args(argv)
 
-    with ThrowawayServer() as server:
-        print(f"started a throwaway MariaDB on 127.0.0.1:{server.port} (datadir {server.workdir})")
+    with ThrowawayServer() as server, tempfile.TemporaryDirectory(prefix="schemasync-backups-") as scratch:
+        print(f"started a throwaway MariaDB on 127.0.0.1:{server.port}")
         load_sample(server.dsn, "shop", args.sample)
 
         started = time.perf_counter()
         snapshot = Snapshot.capture(server.dsn, "shop")
         print(f"\n== capture ({(time.perf_counter() - started) * 1000:.0f} ms)\n{snapshot}")
+        script = snapshot.to_sql()
+        shown = script if args.ddl else "\n".join(script.splitlines()[:24]) + "\n-- ... (--ddl shows all)"
+        print(f"\n== DDL that recreates it\n{shown}")
 
-        if not args.no_ddl:
-            print(f"\n== DDL that recreates it\n{snapshot.to_sql()}")
+        key = EncryptionKey.generate()
+        store = BackupStore.open(args.storage or scratch, compression="lz4", encryption_keys=key)
+        info = store.create(server.dsn, "shop", description="demo", tags={"source": "demo"})
+        print(f"\n== backup {info.id} in {store.url}\n   {info.raw_size} bytes raw, {info.stored_size} stored "
+              f"({info.compression}, {info.encryption} with key {info.key_id}), checksum {info.checksum[:16]}...")
 
-        restore_snapshot(snapshot, server.dsn, "shop_restored")
-        restored = Snapshot.capture(server.dsn, "shop_restored")
-        verdict = "identical" if restored.schema_hash == snapshot.schema_hash else "DIFFERENT"
-        print(f"== restored into `shop_restored` and captured again: schema hash {restored.schema_hash} ({verdict})")
-        return 0 if verdict == "identical" else 1
+        validator = Validator(store)
+        result = validator.validate(info.id)
+        print(f"== validate: {'valid' if result.valid else 'INVALID'} "
+              f"({result.objects_checked} object, {result.bytes_checked} bytes checked)")
+        restored = validator.restore_test(info.id, server.dsn)
+        print(f"== restore test into a scratch database: schema hash {restored.restored_hash[:16]}... "
+              f"{'identical' if restored.passed else 'DIFFERENT'}")
+        return 0 if result.valid and restored.passed else 1
 
 
 if __name__ == "__main__":
