@@ -252,6 +252,24 @@ class BackupStore:
             except FileNotFoundError:
                 return []
 
+    # --- small documents beside the backups (journals, locks, reports) ------------------------
+
+    def put_document(self, relative: str, data: bytes) -> None:
+        """Write ``relative`` (e.g. ``journals/<id>/<run>.json``) atomically, replacing it."""
+        self._put_bytes(self._path(relative), data)
+
+    def get_document(self, relative: str) -> bytes:
+        """Read a document written by :meth:`put_document`; FileNotFoundError when absent."""
+        return self._read(self._path(relative))
+
+    def list_documents(self, folder: str) -> builtins.list[str]:
+        """Names in a folder of documents, sorted; empty when the folder does not exist."""
+        return sorted(self._listdir(folder))
+
+    def remove_document(self, relative: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._remove([self._path(relative)])
+
     # --- writing -------------------------------------------------------------------------------
 
     def create(
