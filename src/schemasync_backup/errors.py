@@ -117,3 +117,32 @@ class PluginError(StoreError, LookupError):
 
 class ArchiveError(StoreError, ValueError):
     """An exported archive that cannot be imported safely (traversal, links, oversize, checksums)."""
+
+
+# --- rollback ---------------------------------------------------------------------------
+
+
+class RollbackError(SchemaSyncBackupError):
+    """A rollback could not be planned or carried out."""
+
+
+class RollbackRefusedError(RollbackError):
+    """A rollback was refused before any statement ran (destructive without force, preflight, ...)."""
+
+
+class StalePlanError(RollbackRefusedError):
+    """The live schema changed since the plan was made: plan again."""
+
+
+class ConcurrentRollbackError(RollbackRefusedError):
+    """Another rollback of the same database holds the server lock."""
+
+
+class RollbackStepError(RollbackError):
+    """A step failed on the server; the journal says what ran and what is left."""
+
+    def __init__(self, message: str, *, subject: object = None, step: int = 0, code: int | None = None) -> None:
+        super().__init__(message, subject=subject)
+        #: The 1-based number of the failed step, and the server's error number.
+        self.step = step
+        self.code = code

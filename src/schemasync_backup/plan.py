@@ -1,0 +1,408 @@
+"""Turn a live snapshot into a backup's: ordered rollback steps, as a pure function.
+
+Order: drop triggers, events, views and routines that go or change; drop foreign keys that go
+or change; drop, create and alter tables; add foreign keys; create routines, views (each after
+the views it reads), triggers and events. Renames are not guessed.
+
+Every ALTER clause reuses the definition line the server itself printed for the backup's
+table, so after the rollback the server prints the same text again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from . import create_table
+from .create_table import TableParts
+from .ddl import TABLE_SQL_MODE, split_foreign_keys, view_order
+from .diff import definition, routine_key
+from .snapshot import Event, Routine, Snapshot, Table, Trigger, View
+from .sql import quote_identifier, quote_string
+
+DEFINER_POLICIES = ("keep", "rewrite", "strip")
+_DEFINER = re.compile(r"^(CREATE (?:ALGORITHM=\w+ )?)DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*` ")
+_OPTION_KEYS = re.compile(r"(?:^|\s)((?:DEFAULT )?[A-Z_]+)=")
+_INT_RANGES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 8}
+
+
+@attrs.frozen
+class Risk:
+    """Data a step may destroy, and the query that measures it on the live database."""
+
+    description: str
+    count_sql: str
+    rows: int | None = None
+
+    def __str__(self) -> str:
+        counted = "" if self.rows is None else f": {self.rows} row{'s' if self.rows != 1 else ''} at risk"
+        return f"{self.description}{counted}"
+
+
+@attrs.frozen
+class RollbackStep:
+    phase: str
+    object_kind: str
+    object_name: str
+    sql: str
+    #: SET statements the step runs under (sql_mode, character set of routines, triggers, ...).
+    session: tuple[str, ...] = ()
+    risks: tuple[Risk, ...] = ()
+
+    @property
+    def destructive(self) -> bool:
+        return bool(self.risks)
+
+    @property
+    def warning(self) -> str | None:
+        return "; ".join(str(risk) for risk in self.risks) or None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase, "object_kind": self.object_kind, "object_name": self.object_name,
+            "sql": self.sql, "session": list(self.session), "destructive": self.destructive,
+            "warning": self.warning, "risks": [attrs.asdict(risk) for risk in self.risks],
+        }
+
+
+@attrs.frozen
+class RollbackPlan:
+    backup_id: str
+    database: str
+    live_hash: str
+    target_hash: str
+    steps: tuple[RollbackStep, ...]
+    notes: tuple[str, ...] = ()
+    preflight: tuple[str, ...] = ()
+    created_at: str = ""
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.steps
+
+    @property
+    def statements(self) -> list[str]:
+        return [step.sql for step in self.steps]
+
+    @property
+    def destructive_steps(self) -> list[RollbackStep]:
+        return [step for step in self.steps if step.destructive]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [*self.notes, *(f"{s.object_kind} {quote_identifier(s.object_name)}: {s.warning}"
+                               for s in self.destructive_steps)]
+
+    def to_sql(self) -> str:
+        """The plan as a script to paste into a mysql client."""
+        lines = [
+            f"-- schemasync_backup rollback of {quote_identifier(self.database)} to backup {self.backup_id}",
+            f"-- live schema hash {self.live_hash}, target {self.target_hash}",
+            *(f"-- WARNING: {warning}" for warning in self.warnings),
+            f"USE {quote_identifier(self.database)};",
+            "SET NAMES utf8mb4;",
+        ]
+        for number, step in enumerate(self.steps, start=1):
+            lines.append(f"-- step {number}: {step.phase} {quote_identifier(step.object_name)}"
+                         + (" (DESTRUCTIVE)" if step.destructive else ""))
+            for statement in (*step.session, step.sql):
+                if ";" in statement:
+                    delimiter = next(d for d in (";;", "$$", "//") if d not in statement)
+                    lines += [f"DELIMITER {delimiter}", statement + delimiter, "DELIMITER ;"]
+                else:
+                    lines.append(statement + ";")
+        return "\n".join(lines) + "\n"
+
+    def summary(self) -> str:
+        if self.is_empty:
+            return f"{self.database}: the live schema already matches backup {self.backup_id}"
+        kinds: dict[str, int] = {}
+        for step in self.steps:
+            kinds[step.phase] = kinds.get(step.phase, 0) + 1
+        lines = [f"rollback of {self.database} to backup {self.backup_id}: {len(self.steps)} steps, "
+                 f"{len(self.destructive_steps)} destructive"]
+        lines += [f"  {count} x {phase}" for phase, count in kinds.items()]
+        lines += [f"  WARNING {warning}" for warning in self.warnings]
+        lines += [f"  PREFLIGHT {problem}" for problem in self.preflight]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id, "database": self.database, "live_hash": self.live_hash,
+            "target_hash": self.target_hash, "created_at": self.created_at, "notes": list(self.notes),
+            "preflight": list(self.preflight), "warnings": self.warnings,
+            "destructive_steps": len(self.destructive_steps), "steps": [step.to_dict() for step in self.steps],
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def apply_definer_policy(create_sql: str, policy: str) -> str:
+    if policy == "rewrite":
+        return _DEFINER.sub(r"\1DEFINER=CURRENT_USER ", create_sql, count=1)
+    if policy == "strip":
+        return _DEFINER.sub(r"\1", create_sql, count=1)
+    return create_sql
+
+
+def build_steps(
+    live: Snapshot, target: Snapshot, definer_policy: Mapping[str, str] | None = None
+) -> tuple[list[RollbackStep], list[str]]:
+    """Steps that turn ``live`` into ``target``, and notes for people (renames not guessed, ...)."""
+    policy = {"view": "keep", "routine": "keep", "trigger": "keep", "event": "keep", **(definer_policy or {})}
+    old_triggers, new_triggers = _trigger_groups(live.triggers), _trigger_groups(target.triggers)
+    # A change to one trigger redoes its whole (table, timing, event) group: that keeps the order.
+    redo = sorted(group for group in old_triggers.keys() | new_triggers.keys()
+                  if [definition("trigger", t) for t in old_triggers.get(group, [])]
+                  != [definition("trigger", t) for t in new_triggers.get(group, [])])
+    new_fks = {(t.name, fk_name): line for t in target.tables for fk_name, line in _fk_lines(t)}
+    old_fks = {(t.name, fk_name): line for t in live.tables for fk_name, line in _fk_lines(t)}
+
+    steps = [RollbackStep("drop trigger", "trigger", trigger.name, f"DROP TRIGGER IF EXISTS {_q(trigger.name)}")
+             for group in redo for trigger in old_triggers.get(group, [])]
+    steps += _changed(live.events, target.events, "event", lambda e: RollbackStep(
+        "drop event", "event", e.name, f"DROP EVENT IF EXISTS {_q(e.name)}"))
+    steps += _changed(live.views, target.views, "view", lambda v: RollbackStep(
+        "drop view", "view", v.name, f"DROP VIEW IF EXISTS {_q(v.name)}"))
+    steps += _changed(live.routines, target.routines, "routine", lambda r: RollbackStep(
+        "drop routine", "routine", r.name, f"DROP {r.kind} IF EXISTS {_q(r.name)}"))
+    steps += [RollbackStep("drop foreign key", "table", table, f"ALTER TABLE {_q(table)} DROP FOREIGN KEY {_q(fk)}")
+              for (table, fk), line in sorted(old_fks.items()) if new_fks.get((table, fk)) != line]
+    table_steps, notes = _table_steps(live, target)
+    steps += table_steps
+    steps += [RollbackStep("add foreign key", "table", table, f"ALTER TABLE {_q(table)} ADD {line}")
+              for (table, fk), line in sorted(new_fks.items()) if old_fks.get((table, fk)) != line]
+    steps += _changed(target.routines, live.routines, "routine",
+                      lambda r: _program_step("create routine", "routine", r, policy["routine"]))
+    steps += _changed(view_order(target.views), live.views, "view",
+                      lambda v: _program_step("create view", "view", v, policy["view"], sql_mode=TABLE_SQL_MODE))
+    steps += [_program_step("create trigger", "trigger", trigger, policy["trigger"])
+              for group in redo for trigger in new_triggers.get(group, [])]
+    steps += _changed(target.events, live.events, "event",
+                      lambda e: _program_step("create event", "event", e, policy["event"]))
+    return steps, notes
+
+
+def _table_steps(live: Snapshot, target: Snapshot) -> tuple[list[RollbackStep], list[str]]:
+    old_tables, new_tables = {t.name: t for t in live.tables}, {t.name: t for t in target.tables}
+    steps: list[RollbackStep] = []
+    notes: list[str] = []
+    if (live.charset, live.collation) != (target.charset, target.collation):
+        steps.append(RollbackStep("alter database", "database", target.database,
+                                  f"ALTER DATABASE {_q(live.database)} CHARACTER SET {target.charset} "
+                                  f"COLLATE {target.collation}"))
+    for name in sorted(old_tables.keys() - new_tables.keys()):
+        steps.append(RollbackStep("drop table", "table", name, f"DROP TABLE {_q(name)}",
+                                  risks=(Risk("the table and all its rows are dropped",
+                                              f"SELECT COUNT(*) FROM {_q(name)}"),)))
+    table_mode = (f"SET SESSION sql_mode = {quote_string(TABLE_SQL_MODE)}",)
+    for name in sorted(new_tables.keys() - old_tables.keys()):
+        create, _ = split_foreign_keys(new_tables[name])
+        steps.append(RollbackStep("create table", "table", name, create, session=table_mode))
+    for name in sorted(old_tables.keys() & new_tables.keys()):
+        if definition("table", old_tables[name]) != definition("table", new_tables[name]):
+            altered, table_notes = _alter_table(old_tables[name], new_tables[name])
+            steps += [attrs.evolve(step, session=table_mode) for step in altered]
+            notes += table_notes
+    return steps, notes
+
+
+def _changed(
+    ours: Iterable[Any], theirs: Iterable[Any], kind: str, make: Callable[[Any], RollbackStep]
+) -> list[RollbackStep]:
+    """A step for each of ``ours`` that ``theirs`` lacks or defines differently, in our order."""
+    other = {_key(kind, item): item for item in theirs}
+    return [make(item) for item in ours
+            if _key(kind, item) not in other or definition(kind, item) != definition(kind, other[_key(kind, item)])]
+
+
+def _key(kind: str, item: Any) -> str:
+    return routine_key(item.kind, item.name) if kind == "routine" else str(item.name)
+
+
+def _q(name: str) -> str:
+    return quote_identifier(name)
+
+
+def _trigger_groups(triggers: Iterable[Trigger]) -> dict[tuple[str, str, str], list[Trigger]]:
+    """Triggers by (table, timing, event), in action order: a change in one redoes its group."""
+    groups: dict[tuple[str, str, str], list[Trigger]] = {}
+    for trigger in sorted(triggers, key=lambda t: t.order):
+        groups.setdefault((trigger.table, trigger.timing, trigger.event), []).append(trigger)
+    return groups
+
+
+def _program_step(phase: str, kind: str, item: View | Routine | Trigger | Event, policy: str,
+                  sql_mode: str | None = None) -> RollbackStep:
+    mode = sql_mode if sql_mode is not None else getattr(item, "sql_mode", TABLE_SQL_MODE)
+    session = (f"SET NAMES {item.charset_client} COLLATE {item.collation_connection}",
+               f"SET SESSION sql_mode = {quote_string(mode)}")
+    return RollbackStep(phase, kind, item.name, apply_definer_policy(item.create_sql, policy), session=session)
+
+
+def _fk_lines(table: Table) -> list[tuple[str, str]]:
+    try:
+        return list(create_table.parse(table.create_sql).foreign_keys)
+    except create_table.UnrecognisedDefinitionError:
+        return []
+
+
+def _common_prefix(old: tuple[tuple[str, str], ...], new: tuple[tuple[str, str], ...]) -> int:
+    count = 0
+    for mine, theirs in zip(old, new, strict=False):
+        if mine != theirs:
+            break
+        count += 1
+    return count
+
+
+def _alter_table(live: Table, target: Table) -> tuple[list[RollbackStep], list[str]]:
+    old, new = create_table.parse(live.create_sql), create_table.parse(target.create_sql)
+    name = target.name
+    steps: list[RollbackStep] = []
+    notes: list[str] = []
+    if old.other != new.other:
+        notes.append(f"table {_q(name)}: {', '.join(new.other or old.other)} differs and is not rolled back")
+    if old.options != new.options:
+        steps.append(RollbackStep("alter table options", "table", name,
+                                  f"ALTER TABLE {_q(name)} {_option_changes(old.options, new.options)}",
+                                  risks=_charset_risk(name, old.options, new.options)))
+    clauses, risks = _structure_clauses(live, target, old, new)
+    dropped = [n for n, _ in old.columns if n not in dict(new.columns)]
+    added = [n for n, _ in new.columns if n not in dict(old.columns)]
+    if dropped and added:
+        notes.append(f"table {_q(name)}: columns {', '.join(map(_q, dropped))} are dropped and "
+                     f"{', '.join(map(_q, added))} added; renames are not guessed, so their data is not carried over")
+    if clauses:
+        steps.append(RollbackStep("alter table", "table", name,
+                                  f"ALTER TABLE {_q(name)}\n  " + ",\n  ".join(clauses), risks=tuple(risks)))
+    if old.partitioning != new.partitioning:
+        sql = f"ALTER TABLE {_q(name)} " + (new.partitioning or "REMOVE PARTITIONING")
+        steps.append(RollbackStep("alter table partitioning", "table", name, sql))
+    return steps, notes
+
+
+def _structure_clauses(live: Table, target: Table, old: TableParts, new: TableParts) -> tuple[list[str], list[Risk]]:
+    name = target.name
+    clauses: list[str] = []
+    risks: list[Risk] = []
+    # Keys and checks after the first difference are dropped and re-added in order: the
+    # server prints them in creation order, and only this restores its text exactly.
+    keep_keys, keep_checks = _common_prefix(old.keys, new.keys), _common_prefix(old.checks, new.checks)
+    clauses += [f"DROP CONSTRAINT {_q(check)}" for check, _ in old.checks[keep_checks:]]
+    clauses += ["DROP PRIMARY KEY" if key == "PRIMARY" else f"DROP INDEX {_q(key)}" for key, _ in old.keys[keep_keys:]]
+    old_columns, new_columns = dict(old.columns), dict(new.columns)
+    for column, _ in old.columns:
+        if column not in new_columns:
+            clauses.append(f"DROP COLUMN {_q(column)}")
+            risks.append(Risk(f"column {_q(column)} is dropped with its values",
+                              f"SELECT COUNT(*) FROM {_q(name)} WHERE {_q(column)} IS NOT NULL"))
+    staying = _longest_common_subsequence([c for c, _ in old.columns if c in new_columns],
+                                          [c for c, _ in new.columns if c in old_columns])
+    previous: str | None = None
+    for column, line in new.columns:
+        position = "FIRST" if previous is None else f"AFTER {_q(previous)}"
+        if column not in old_columns:
+            clauses.append(f"ADD COLUMN {line} {position}")
+        elif old_columns[column] != line or column not in staying:
+            clauses.append(f"MODIFY COLUMN {line} {position}")
+            if old_columns[column] != line:
+                risks += _column_risks(name, live.column(column), target.column(column))
+        previous = column
+    clauses += [f"ADD {line}" for _, line in new.keys[keep_keys:]]
+    clauses += [f"ADD {line}" for _, line in new.checks[keep_checks:]]
+    return clauses, risks
+
+
+def _longest_common_subsequence(a: list[str], b: list[str]) -> set[str]:
+    lengths = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            lengths[i + 1][j + 1] = lengths[i][j] + 1 if x == y else max(lengths[i][j + 1], lengths[i + 1][j])
+    found: set[str] = set()
+    i, j = len(a), len(b)
+    while i and j:
+        if a[i - 1] == b[j - 1]:
+            found.add(a[i - 1])
+            i, j = i - 1, j - 1
+        elif lengths[i - 1][j] >= lengths[i][j - 1]:
+            i -= 1
+        else:
+            j -= 1
+    return found
+
+
+def _option_changes(old: str, new: str) -> str:
+    """New options, plus resets for options the target no longer sets."""
+    old_keys = set(_OPTION_KEYS.findall(" " + old))
+    new_keys = set(_OPTION_KEYS.findall(" " + new))
+    resets = []
+    for key in sorted(old_keys - new_keys):
+        bare = key.removeprefix("DEFAULT ")
+        if bare == "COMMENT":
+            resets.append("COMMENT=''")
+        elif bare not in ("CHARSET", "COLLATE", "ENGINE"):
+            resets.append(f"{bare}=DEFAULT")
+    return " ".join([new, *resets]).strip()
+
+
+def _charset_risk(table: str, old: str, new: str) -> tuple[Risk, ...]:
+    old_engine = re.search(r"ENGINE=(\w+)", old)
+    new_engine = re.search(r"ENGINE=(\w+)", new)
+    if old_engine and new_engine and old_engine.group(1) != new_engine.group(1):
+        return (Risk(f"the table is rebuilt from {old_engine.group(1)} to {new_engine.group(1)}",
+                     f"SELECT COUNT(*) FROM {_q(table)}"),)
+    return ()
+
+
+def _base(column_type: str) -> tuple[str, list[str], bool]:
+    match = re.match(r"^(\w+)(?:\((.*)\))?(.*)$", column_type.strip())
+    if match is None:
+        return column_type, [], False
+    args = [arg.strip() for arg in (match.group(2) or "").split(",")] if match.group(2) else []
+    return match.group(1).lower(), args, "unsigned" in match.group(3).lower()
+
+
+def _column_risks(table: str, old: Any, new: Any) -> list[Risk]:
+    """What a column change may destroy, with a query that counts the affected rows."""
+    column = _q(new.name)
+    where = f"SELECT COUNT(*) FROM {_q(table)} WHERE "
+    risks: list[Risk] = []
+    if old.nullable and not new.nullable:
+        risks.append(Risk(f"column {column} becomes NOT NULL; NULLs are rejected or replaced",
+                          where + f"{column} IS NULL"))
+    if old.collation != new.collation and new.collation and old.collation:
+        charset = new.charset or new.collation.split("_")[0]
+        risks.append(Risk(f"column {column} changes character set/collation {old.collation} -> {new.collation}",
+                          where + f"{column} <> CONVERT({column} USING {charset})"))
+    if old.type == new.type:
+        return risks
+    old_base, old_args, old_unsigned = _base(old.type)
+    new_base, new_args, new_unsigned = _base(new.type)
+    if new_base in ("varchar", "char", "varbinary", "binary") and new_args:
+        if old_base == new_base and old_args and int(old_args[0]) <= int(new_args[0]):
+            return risks
+        risks.append(Risk(f"column {column} narrows from {old.type} to {new.type}; longer values are truncated",
+                          where + f"CHAR_LENGTH({column}) > {int(new_args[0])}"))
+    elif new_base in ("enum", "set") and old_base == new_base:
+        removed = [value for value in old_args if value not in new_args]
+        if removed:
+            test = " OR ".join(f"FIND_IN_SET({value}, {column})" for value in removed) if new_base == "set" \
+                else f"{column} IN ({', '.join(removed)})"
+            risks.append(Risk(f"column {column} loses {new_base.upper()} values {', '.join(removed)}", where + test))
+    elif new_base in _INT_RANGES and old_base in _INT_RANGES:
+        if _INT_RANGES[new_base] >= _INT_RANGES[old_base] and (new_unsigned == old_unsigned):
+            return risks
+        bits = 8 * _INT_RANGES[new_base]
+        low, high = (0, 2**bits - 1) if new_unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        risks.append(Risk(f"column {column} narrows from {old.type} to {new.type}; values out of range are lost",
+                          where + f"({column} < {low} OR {column} > {high})"))
+    else:
+        risks.append(Risk(f"column {column} changes type from {old.type} to {new.type}; values are converted",
+                          where + f"{column} IS NOT NULL"))
+    return risks

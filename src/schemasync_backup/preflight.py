@@ -1,0 +1,105 @@
+"""Preflight: find what would make a rollback fail halfway, before any statement runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .connection import Connection, query
+from .errors import DatabaseError
+from .plan import RollbackStep
+from .privileges import current_grantees, held_privileges
+from .snapshot import Snapshot
+from .sql import quote_identifier
+
+_DEFINER = re.compile(r"^CREATE (?:ALGORITHM=\w+ )?DEFINER=(`(?:[^`]|``)*`@`(?:[^`]|``)*`) ")
+_SECURITY_DEFINER = re.compile(r"\bSQL SECURITY DEFINER\b")
+_NEEDS = {
+    "drop table": {"DROP"}, "create table": {"CREATE"}, "alter table": {"ALTER", "INDEX"},
+    "alter table options": {"ALTER"}, "alter table partitioning": {"ALTER"}, "drop foreign key": {"ALTER"},
+    "add foreign key": {"ALTER", "REFERENCES"}, "drop view": {"DROP"}, "create view": {"CREATE VIEW"},
+    "drop routine": {"ALTER ROUTINE"}, "create routine": {"CREATE ROUTINE"}, "drop trigger": {"TRIGGER"},
+    "create trigger": {"TRIGGER"}, "drop event": {"EVENT"}, "create event": {"EVENT"},
+    "alter database": {"ALTER"}, "create database": {"CREATE"},
+}
+
+
+def definer_of(create_sql: str) -> str | None:
+    match = _DEFINER.match(create_sql)
+    return match.group(1) if match else None
+
+
+def check(
+    connection: Connection, live_flavor: str, live_version: str, target: Snapshot, steps: Iterable[RollbackStep],
+    database: str,
+) -> tuple[list[str], list[str]]:
+    """(problems that must stop the rollback, warnings) for running ``steps`` on this server."""
+    steps = list(steps)
+    problems: list[str] = []
+    warnings: list[str] = []
+    problems += _missing_privileges(connection, database, steps)
+    missing, unverifiable = _missing_definers(connection, steps)
+    problems += missing
+    warnings += unverifiable
+    warnings += [
+        f"{step.object_kind} {quote_identifier(step.object_name)}: definer rewritten or stripped; SQL SECURITY "
+        "DEFINER now runs with the privileges of the account that creates it"
+        for step in steps
+        if step.phase.startswith("create ") and definer_of(step.sql) in (None, "CURRENT_USER")
+        and _SECURITY_DEFINER.search(step.sql) and step.object_kind in ("view", "routine")
+    ]
+    problems += _missing_collations(connection, target)
+    if target.server.flavor != live_flavor:
+        warnings.append(f"the backup comes from {target.server.flavor} {target.server.version} and the target is "
+                        f"{live_flavor} {live_version}: some definitions may not carry over")
+    elif _version(live_version) < _version(target.server.version):
+        warnings.append(f"the target runs {live_version}, older than the backup's server "
+                        f"{target.server.version}: newer features may be refused")
+    return problems, warnings
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def _missing_privileges(connection: Connection, database: str, steps: list[RollbackStep]) -> list[str]:
+    held = held_privileges(connection, database)
+    if "ALL PRIVILEGES" in held:
+        return []
+    needed: set[str] = set()
+    for step in steps:
+        needed |= _NEEDS.get(step.phase, set())
+    lacking = sorted(needed - held)
+    if not lacking:
+        return []
+    who = current_grantees(connection)[0]
+    return [f"user {who} lacks {', '.join(lacking)} on {quote_identifier(database)}; run "
+            f"GRANT {', '.join(lacking)} ON {quote_identifier(database)}.* TO {who}"]
+
+
+def _missing_definers(connection: Connection, steps: list[RollbackStep]) -> tuple[list[str], list[str]]:
+    wanted = {(definer, step.object_kind, step.object_name) for step in steps if step.phase.startswith("create ")
+              for definer in [definer_of(step.sql)] if definer and definer != "CURRENT_USER"}
+    if not wanted:
+        return [], []
+    try:
+        rows = query(connection, "SELECT CONCAT('`', REPLACE(User, '`', '``'), '`@`', REPLACE(Host, '`', '``'), '`') "
+                                 "AS account FROM mysql.user")
+    except DatabaseError:
+        return [], ["cannot read mysql.user to check that definers exist: grant SELECT ON mysql.user to check"]
+    accounts = {str(row["account"]) for row in rows}
+    return [
+        f"definer {definer} of {kind} {quote_identifier(name)} does not exist on the target: create the account, "
+        f"or plan with definer_policy={{'{kind}': 'rewrite'}} (or 'strip')"
+        for definer, kind, name in sorted(wanted) if definer not in accounts
+    ], []
+
+
+def _missing_collations(connection: Connection, target: Snapshot) -> list[str]:
+    used = {target.collation}
+    for table in target.tables:
+        used |= {table.collation} if table.collation else set()
+        used |= {column.collation for column in table.columns if column.collation}
+    known = {str(row["COLLATION_NAME"]) for row in query(connection,
+                                                         "SELECT COLLATION_NAME FROM information_schema.COLLATIONS")}
+    return [f"collation {name} does not exist on the target server" for name in sorted(used - known)]

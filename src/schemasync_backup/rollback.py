@@ -1,0 +1,330 @@
+"""RollbackPlanner: plan, show, execute and verify the way back to a backup's schema.
+
+Planning is pure (plan.py) once both snapshots are in hand; this module adds the edges:
+capturing the live schema, measuring the data at risk, preflight, and running the plan with a
+server lock and a journal in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from . import preflight
+from .connection import Connection, Source, describe, open_source, query, translate_errors
+from .diff import SchemaDiff, diff
+from .errors import (
+    ConcurrentRollbackError,
+    DatabaseError,
+    DatabaseNotFoundError,
+    QueryError,
+    RollbackRefusedError,
+    RollbackStepError,
+    StalePlanError,
+)
+from .manifest import Status
+from .plan import DEFINER_POLICIES, RollbackPlan, RollbackStep, build_steps
+from .snapshot import ServerInfo, Snapshot
+from .sql import quote_identifier
+from .store import BackupStore
+
+__all__ = ["ExecutionResult", "RecoveryInfo", "RollbackPlan", "RollbackPlanner", "RollbackStep",
+           "RollbackValidation", "diff"]
+
+Progress = Callable[[int, int, RollbackStep], None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@attrs.frozen
+class ExecutionResult:
+    backup_id: str
+    database: str
+    dry_run: bool
+    steps_run: int
+    pre_rollback_backup_id: str | None
+    run_id: str | None
+    verified: bool
+    final_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class RollbackValidation:
+    backup_id: str
+    database: str
+    matches: bool
+    live_hash: str
+    backup_hash: str
+    differences: SchemaDiff
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backup_id": self.backup_id, "database": self.database, "matches": self.matches,
+                "live_hash": self.live_hash, "backup_hash": self.backup_hash,
+                "differences": self.differences.to_dict()}
+
+
+@attrs.frozen
+class RecoveryInfo:
+    backup_id: str
+    run_id: str
+    status: str  # running, failed, completed
+    pre_rollback_backup_id: str | None
+    steps: tuple[dict[str, Any], ...]
+
+    @property
+    def failed_step(self) -> dict[str, Any] | None:
+        return next((step for step in self.steps if step["status"] == "failed"), None)
+
+    @property
+    def done(self) -> int:
+        return sum(step["status"] == "done" for step in self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backup_id": self.backup_id, "run_id": self.run_id, "status": self.status,
+                "pre_rollback_backup_id": self.pre_rollback_backup_id, "steps_done": self.done,
+                "failed_step": self.failed_step, "steps": list(self.steps)}
+
+    def __str__(self) -> str:
+        failed = self.failed_step
+        head = (f"run {self.run_id} of rollback to {self.backup_id}: {self.status}, "
+                f"{self.done}/{len(self.steps)} steps done")
+        if failed is None:
+            return head
+        return f"{head}\nstep {failed['number']} failed: {failed['error']}\n  {failed['sql']}"
+
+
+class _Journal:
+    """The run's record in the store, rewritten after every step so a crash leaves the truth."""
+
+    def __init__(self, store: BackupStore, plan: RollbackPlan, pre_backup: str) -> None:
+        self.store = store
+        self.run_id = f"run-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        self.document: dict[str, Any] = {
+            "run_id": self.run_id, "backup_id": plan.backup_id, "database": plan.database, "started_at": _now(),
+            "pre_rollback_backup_id": pre_backup, "status": "running",
+            "steps": [{"number": number, **step.to_dict(), "status": "pending", "error": None,
+                       "started_at": None, "finished_at": None}
+                      for number, step in enumerate(plan.steps, start=1)],
+        }
+        self.save()
+
+    def save(self) -> None:
+        self.store.put_document(f"journals/{self.document['backup_id']}/{self.run_id}.json",
+                                json.dumps(self.document, indent=1).encode())
+
+    def step(self, number: int, status: str, error: str | None = None) -> None:
+        entry = self.document["steps"][number - 1]
+        entry["status"] = status
+        entry["error"] = error
+        entry["started_at" if status == "running" else "finished_at"] = _now()
+        self.save()
+
+    def finish(self, status: str) -> None:
+        self.document["status"] = status
+        self.document["finished_at"] = _now()
+        self.save()
+
+
+@attrs.frozen
+class RollbackPlanner:
+    """Plans and runs rollbacks to the backups of one store."""
+
+    store: BackupStore
+
+    def plan(
+        self,
+        target: Source,
+        backup_id: str,
+        *,
+        database: str | None = None,
+        definer_policy: Mapping[str, str] | None = None,
+        force: bool = False,
+    ) -> RollbackPlan:
+        """The steps that turn the live schema on ``target`` into the backup's, with the data at risk."""
+        for kind, choice in (definer_policy or {}).items():
+            if choice not in DEFINER_POLICIES:
+                raise ValueError(f"definer policy for {kind} must be one of {', '.join(DEFINER_POLICIES)}, "
+                                 f"not {choice!r}")
+        info = self.store.get(backup_id)
+        if info.status == Status.CORRUPTED and not force:
+            raise RollbackRefusedError(
+                f"backup {backup_id} is CORRUPTED (validation found damage): it is not a rollback target "
+                "unless forced; validate it again or pick another backup",
+                subject=backup_id,
+            )
+        wanted = self.store.snapshot(backup_id)
+        name = database or wanted.database
+        with open_source(target) as connection:
+            live, server = self._live(connection, name, wanted)
+            steps, notes = build_steps(live, attrs.evolve(wanted, database=name), definer_policy)
+            if not _database_exists(connection, name):
+                steps.insert(0, RollbackStep("create database", "database", name,
+                                             f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET "
+                                             f"{wanted.charset} COLLATE {wanted.collation}"))
+            steps = [self._measure(connection, name, step) for step in steps]
+            problems, warnings = preflight.check(connection, server.flavor, server.version, wanted, steps, name)
+        return RollbackPlan(
+            backup_id=backup_id, database=name, live_hash=live.schema_hash, target_hash=wanted.schema_hash,
+            steps=tuple(steps), notes=tuple(notes + warnings), preflight=tuple(problems), created_at=_now(),
+        )
+
+    def _live(self, connection: Connection, name: str, wanted: Snapshot) -> tuple[Snapshot, ServerInfo]:
+        """The live schema; an absent database counts as an empty one."""
+        try:
+            live = Snapshot.capture(connection, name)
+        except DatabaseNotFoundError:
+            row = query(connection, "SELECT VERSION() AS version")[0]
+            server = ServerInfo("mariadb" if "mariadb" in str(row["version"]).lower() else "mysql",
+                                str(row["version"]).split("-")[0], "", 0)
+            return Snapshot(database=name, charset=wanted.charset, collation=wanted.collation, server=server), server
+        return live, live.server
+
+    def _measure(self, connection: Connection, database: str, step: RollbackStep) -> RollbackStep:
+        """Fill in how many rows each risk touches, on the live data."""
+        if not step.risks:
+            return step
+        connection.select_db(database)
+        measured = []
+        for risk in step.risks:
+            try:
+                rows = int(next(iter(query(connection, risk.count_sql)[0].values())))
+            except (DatabaseError, StopIteration, TypeError, ValueError):
+                rows = None
+            measured.append(attrs.evolve(risk, rows=rows))
+        return attrs.evolve(step, risks=tuple(measured))
+
+    def execute(
+        self,
+        target: Source,
+        plan: RollbackPlan,
+        *,
+        dry_run: bool = False,
+        disable_fk_checks: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> ExecutionResult:
+        """Run ``plan``; refuses destructive plans without ``force`` and stale plans always."""
+        if plan.preflight and not force:
+            raise RollbackRefusedError(
+                "rollback refused by preflight (use force to run anyway):\n  " + "\n  ".join(plan.preflight),
+                subject=plan.backup_id,
+            )
+        if plan.destructive_steps and not force and not dry_run:
+            raise RollbackRefusedError(
+                f"rollback refused: {len(plan.destructive_steps)} destructive step(s); review them and run again "
+                "with force:\n  " + "\n  ".join(plan.warnings),
+                subject=plan.backup_id,
+            )
+        with open_source(target) as connection:
+            where = describe(connection)
+            lock = f"schemasync_rollback:{plan.database}"[:64]
+            if query(connection, "SELECT GET_LOCK(%s, 0) AS got", (lock,))[0]["got"] != 1:
+                raise ConcurrentRollbackError(
+                    f"another rollback of {quote_identifier(plan.database)} is running on {where} "
+                    f"(server lock {lock!r} is held); wait for it to finish",
+                    subject=plan.database,
+                )
+            try:
+                return self._run(connection, plan, dry_run=dry_run, disable_fk_checks=disable_fk_checks,
+                                 progress=progress)
+            finally:
+                with translate_errors(where), connection.cursor() as cursor:
+                    cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+                    cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
+
+    def _run(self, connection: Connection, plan: RollbackPlan, *, dry_run: bool, disable_fk_checks: bool,
+             progress: Progress | None) -> ExecutionResult:
+        live, _ = self._live(connection, plan.database, self.store.snapshot(plan.backup_id))
+        if live.schema_hash != plan.live_hash:
+            raise StalePlanError(
+                f"the plan is stale: the live schema of {quote_identifier(plan.database)} changed since it was made "
+                f"(planned from {plan.live_hash[:12]}, now {live.schema_hash[:12]}); plan again",
+                subject=plan.backup_id,
+            )
+        if dry_run:
+            return ExecutionResult(plan.backup_id, plan.database, True, 0, None, None,
+                                   plan.is_empty, live.schema_hash)
+        pre = self.store.save(
+            live, description=f"automatic backup before rollback to {plan.backup_id}",
+            tags={"pre_rollback": "true", "rollback_to": plan.backup_id}, pinned=True,
+        ) if live.tables or live.views or live.routines else None
+        journal = _Journal(self.store, plan, pre.id if pre else "")
+        where = describe(connection)
+        with translate_errors(where), connection.cursor() as cursor:
+            if disable_fk_checks:
+                cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+            for number, step in enumerate(plan.steps, start=1):
+                if progress is not None:
+                    progress(number, len(plan.steps), step)
+                journal.step(number, "running")
+                try:
+                    with translate_errors(where, database=plan.database):
+                        if step.phase != "create database":
+                            connection.select_db(plan.database)
+                        for statement in (*step.session, step.sql):
+                            cursor.execute(statement)
+                except QueryError as exc:
+                    journal.step(number, "failed", exc.message)
+                    journal.finish("failed")
+                    raise RollbackStepError(
+                        f"rollback step {number} of {len(plan.steps)} failed ({step.phase} "
+                        f"{step.object_kind} {quote_identifier(step.object_name)}): {exc.message}; "
+                        f"see recovery_info({plan.backup_id!r}) and manual_steps({plan.backup_id!r}), "
+                        "or fix the cause and plan again",
+                        subject=plan.backup_id, step=number, code=exc.code,
+                    ) from exc
+                journal.step(number, "done")
+            cursor.execute("SET NAMES utf8mb4")
+        after = Snapshot.capture(connection, plan.database)
+        verified = after.schema_hash == plan.target_hash
+        journal.finish("completed" if verified else "completed with differences")
+        return ExecutionResult(plan.backup_id, plan.database, False, len(plan.steps), pre.id if pre else None,
+                               journal.run_id, verified, after.schema_hash)
+
+    def validate(self, target: Source, backup_id: str, *, database: str | None = None) -> RollbackValidation:
+        """Whether the live schema equals the backup's, and what differs if not."""
+        wanted = self.store.snapshot(backup_id)
+        name = database or wanted.database
+        live = Snapshot.capture(target, name)
+        differences = diff(live, attrs.evolve(wanted, database=name))
+        return RollbackValidation(backup_id, name, live.schema_hash == wanted.schema_hash, live.schema_hash,
+                                  wanted.schema_hash, differences)
+
+    def compare(self, target: Source, backup_id: str, *, database: str | None = None) -> SchemaDiff:
+        """The differences from the live schema (a) to the backup's (b), both ways."""
+        return self.validate(target, backup_id, database=database).differences
+
+    def _journal(self, backup_id: str) -> dict[str, Any]:
+        runs = [name for name in self.store.list_documents(f"journals/{backup_id}") if name.endswith(".json")]
+        if not runs:
+            raise RollbackRefusedError(f"no rollback to {backup_id} has run: nothing to recover", subject=backup_id)
+        document: dict[str, Any] = json.loads(self.store.get_document(f"journals/{backup_id}/{runs[-1]}"))
+        return document
+
+    def recovery_info(self, backup_id: str) -> RecoveryInfo:
+        """Which steps of the latest rollback to ``backup_id`` ran, and which failed with what error."""
+        document = self._journal(backup_id)
+        return RecoveryInfo(backup_id, document["run_id"], document["status"],
+                            document.get("pre_rollback_backup_id") or None, tuple(document["steps"]))
+
+    def manual_steps(self, backup_id: str) -> list[str]:
+        """The SQL still to run after a failed rollback (each step with its session settings)."""
+        return [
+            ";\n".join([*step["session"], step["sql"]])
+            for step in self._journal(backup_id)["steps"]
+            if step["status"] != "done"
+        ]
+
+
+def _database_exists(connection: Connection, name: str) -> bool:
+    return bool(query(connection, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)))
