@@ -23,6 +23,7 @@ from schemasync_backup.errors import (
 from schemasync_backup.rollback import RollbackPlanner
 from schemasync_backup.samples import load_sample
 from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup.snapshot import Table
 from schemasync_backup.sql import quote_identifier as q
 from schemasync_backup.store import BackupStore
 
@@ -100,6 +101,11 @@ def realistic_migration(snapshot: Snapshot) -> list[str]:
     if droppable_tables:
         statements.append(f"DROP TABLE {q(droppable_tables[-1].name)}")
         busy.add(droppable_tables[-1].name)
+    return statements + _foreign_key_migration(tables, busy) + _program_migration(snapshot)
+
+
+def _foreign_key_migration(tables: list[Table], busy: set[str]) -> list[str]:
+    statements = []
     with_fk = [t for t in tables if t.foreign_keys and t.name not in busy]
     if with_fk:
         fk = with_fk[0].foreign_keys[0]
@@ -113,6 +119,11 @@ def realistic_migration(snapshot: Snapshot) -> list[str]:
     partitioned = [t for t in tables if t.partitioning and t.name not in busy]
     if partitioned:
         statements.append(f"ALTER TABLE {q(partitioned[0].name)} REMOVE PARTITIONING")
+    return statements
+
+
+def _program_migration(snapshot: Snapshot) -> list[str]:
+    statements = []
     if snapshot.views:
         view = snapshot.views[0]
         statements.append(f"ALTER ALGORITHM=TEMPTABLE VIEW {q(view.name)} AS {view.definition}")
