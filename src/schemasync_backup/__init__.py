@@ -1,5 +1,7 @@
 """schemasync_backup: make MySQL/MariaDB schema migrations safe to undo."""
 
+from .crypto import EncryptionKey, Keyring
+from .diff import SchemaDiff, diff
 from .errors import (
     AuthenticationError,
     DatabaseConnectionError,
@@ -12,21 +14,38 @@ from .errors import (
     ServerStartError,
     SnapshotFormatError,
 )
+from .manifest import BackupInfo, MigrationContext, Status
+from .rollback import RollbackPlan, RollbackPlanner, RollbackStep
 from .snapshot import Snapshot
+from .store import BackupStore
+from .validate import ValidationResult, Validator
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",
+    "BackupInfo",
+    "BackupStore",
     "DatabaseConnectionError",
     "DatabaseError",
     "DatabaseNotFoundError",
+    "EncryptionKey",
     "InvalidSourceError",
+    "Keyring",
+    "MigrationContext",
     "PrivilegeError",
     "QueryError",
+    "RollbackPlan",
+    "RollbackPlanner",
+    "RollbackStep",
+    "SchemaDiff",
     "SchemaSyncBackupError",
     "ServerStartError",
     "Snapshot",
     "SnapshotFormatError",
+    "Status",
+    "ValidationResult",
+    "Validator",
     "__version__",
+    "diff",
 ]
