@@ -228,3 +228,23 @@ def test_sigkill_during_create_never_leaves_a_completed_broken_backup(
     assert all(not path.name.endswith(".json") for path in leftovers)
     with pytest.raises(EncryptionKeyError):
         BackupStore.open(str(tmp_path)).snapshot(completed[0].id)
+
+
+@pytest.mark.parametrize("storage_url", ["s3", "azure", "gcs"], indirect=True)
+def test_damage_is_found_on_cloud_storage(storage_url: Any, mariadb: ThrowawayServer, sakila: str) -> None:
+    store = BackupStore.open(storage_url.url, storage_options=storage_url.options, encryption_keys=KEY,
+                             frame_size=8192)
+    info = store.create(mariadb.dsn, sakila)
+    record = store.manifest(info.id).snapshot_object
+    path = f"{store.root}/objects/{record.path}"
+    data = bytearray(store.fs.cat_file(path))
+    data[len(data) // 2] ^= 0x40
+    store.fs.pipe_file(path, bytes(data))
+    validator = Validator(store)
+    result = validator.validate(info.id)
+    assert not result.valid and result.errors[0].object_path == path
+    assert result.errors[0].schema_objects
+    report = validator.partial_recovery(info.id)
+    assert report.recovered and set(report.lost) <= set(result.errors[0].schema_objects)
+    assert validator.validate(report.new_backup_id).valid
+    assert store.status_of(info.id) == "CORRUPTED"
