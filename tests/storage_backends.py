@@ -288,12 +288,13 @@ class EmulatorPool:
     def get(self, backend: str) -> Emulator | str:
         """The running emulator for ``backend``, or why it could not be started."""
         self.launch(backend)
-        if backend not in self.ready and backend not in self.errors:
-            try:
-                self.emulators[backend].wait_ready()
-                self.ready.add(backend)
-            except EmulatorError as exc:
-                self.errors[backend] = str(exc)
+        for name, emulator in self.emulators.items():  # all that were launched, so that their startup times are true
+            if name not in self.ready and name not in self.errors:
+                try:
+                    emulator.wait_ready()
+                    self.ready.add(name)
+                except EmulatorError as exc:
+                    self.errors[name] = str(exc)
         return self.errors.get(backend) or self.emulators[backend]
 
     def stop(self) -> None:
@@ -373,8 +374,8 @@ def _unique(prefix: str) -> str:
 
 def _s3_client(emulator: Emulator) -> Any:
     # Imported here, so that a run without S3 tests does not pay for importing them. boto3 comes with moto.
-    import boto3  # noqa: PLC0415
-    from botocore.config import Config  # noqa: PLC0415
+    import boto3
+    from botocore.config import Config
 
     # No region_name="us-east-1" in fsspec's client_kwargs (s3fs would send a LocationConstraint moto rejects);
     # boto3's create_bucket below sends none for us-east-1.
@@ -406,7 +407,7 @@ def _s3_location(emulator: Emulator) -> Iterator[StorageLocation]:
 
 
 def _azure_location(emulator: AzuriteEmulator) -> Iterator[StorageLocation]:
-    from azure.storage.blob import BlobServiceClient  # noqa: PLC0415 (only when Azure tests run; comes with adlfs)
+    from azure.storage.blob import BlobServiceClient
 
     container = _unique("az")
     # The sync SDK client raises on every error (adlfs mkdir() only warns), and fails at once
