@@ -102,8 +102,11 @@ class ThrowawayServer:
                 f"mariadb-install-db failed: {install.stderr.decode(errors='replace')[-2000:]}",
                 subject=installer,
             )
+        # A private tmpdir: internal temporary tables must not share /tmp with anything that cleans it.
+        tmpdir = self.workdir / "tmp"
+        tmpdir.mkdir()
         command = [
-            server, "--no-defaults", f"--datadir={datadir}", f"--socket={self.socket_path}",
+            server, "--no-defaults", f"--datadir={datadir}", f"--socket={self.socket_path}", f"--tmpdir={tmpdir}",
             f"--port={self.port}", "--bind-address=127.0.0.1", f"--log-error={log}",
             f"--pid-file={self.workdir / 'mariadb.pid'}", "--skip-name-resolve",
             "--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=0",
