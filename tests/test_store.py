@@ -395,3 +395,12 @@ def test_object_names_are_content_addresses(tmp_path: Path, mariadb: ThrowawaySe
     plaintext = store.read_object(record)
     assert hashlib.sha256(plaintext).hexdigest() == record.address
     assert (tmp_path / "objects" / record.path).name.startswith(record.address)
+
+
+def test_encrypted_manifest_names_no_schema_object(tmp_path: Path, mariadb: ThrowawayServer, shop: str) -> None:
+    store = BackupStore.open(str(tmp_path), encryption_keys=EncryptionKey.generate())
+    info = store.create(mariadb.dsn, shop)
+    manifest_text = (tmp_path / "manifests" / f"{info.id}.json").read_text()
+    for name in ("customer", "order_line", "live_product", "recalc_order_total"):
+        assert name not in manifest_text
+    assert {entry.name for entry in store.contents(store.manifest(info.id))} >= {"customer", "live_product"}

@@ -47,7 +47,7 @@ def test_intact_backup_validates(storage_url: Any, mariadb: ThrowawayServer, sho
     validator = Validator(store)
     result = validator.validate(info.id)
     assert result.valid and result.checksum_valid and not result.errors, result.errors
-    assert result.objects_checked == 1 and result.bytes_checked == info.stored_size
+    assert result.objects_checked == 2 and result.bytes_checked == info.stored_size
     assert validator.integrity_check(info.id).valid
     assert store.get(info.id).status == "COMPLETED"
     assert [r.valid for r in validator.validate_all()] == [True]

@@ -19,7 +19,6 @@ import cattrs
 
 from .errors import BackupFormatError
 from .framing import ObjectRecord
-from .snapshot_stream import ContentEntry
 
 FORMAT_NAME = "schemasync-backup-manifest"
 FORMAT_VERSION = 1
@@ -85,12 +84,16 @@ class BackupInfo:
 @attrs.frozen
 class Manifest:
     info: BackupInfo
+    #: The snapshot stream first, then its index (where each schema object lies in it).
     objects: tuple[ObjectRecord, ...]
-    contents: tuple[ContentEntry, ...]
 
     @property
     def snapshot_object(self) -> ObjectRecord:
         return self.objects[0]
+
+    @property
+    def index_object(self) -> ObjectRecord | None:
+        return self.objects[1] if len(self.objects) > 1 else None
 
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
@@ -105,7 +108,6 @@ def _body(manifest: Manifest) -> dict[str, Any]:
         "version": FORMAT_VERSION,
         "backup": info,
         "objects": _converter.unstructure(manifest.objects),
-        "contents": _converter.unstructure(manifest.contents),
     }
 
 
@@ -124,7 +126,7 @@ def seal(manifest: Manifest) -> Manifest:
 
 def dump(manifest: Manifest) -> bytes:
     document = {**_body(manifest), "checksum": manifest.info.checksum}
-    return json.dumps(document, sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n"
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
 def load(data: bytes, where: str, *, status: str = Status.COMPLETED, verify: bool = True) -> Manifest:
@@ -152,7 +154,6 @@ def load(data: bytes, where: str, *, status: str = Status.COMPLETED, verify: boo
         return Manifest(
             info=info,
             objects=_converter.structure(document["objects"], tuple[ObjectRecord, ...]),
-            contents=_converter.structure(document["contents"], tuple[ContentEntry, ...]),
         )
     except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
         raise BackupFormatError(f"{where}: damaged manifest ({exc})", subject=where) from None

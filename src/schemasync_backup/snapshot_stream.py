@@ -66,6 +66,25 @@ def encode_snapshot(snapshot: Snapshot) -> tuple[bytes, tuple[ContentEntry, ...]
     return b"".join(lines), tuple(contents)
 
 
+def encode_contents(contents: tuple[ContentEntry, ...]) -> bytes:
+    """The index of a snapshot stream: where each schema object's line lies.
+
+    Stored as its own (encrypted) object: it names every table, which an encrypted backup must
+    not show in its manifest, and it is shared by every backup of an unchanged schema.
+    """
+    return _line({"format": f"{FORMAT_NAME}-index", "version": FORMAT_VERSION,
+                  "entries": [[entry.kind, entry.name, entry.offset, entry.length] for entry in contents]})
+
+
+def decode_contents(data: bytes) -> tuple[ContentEntry, ...]:
+    try:
+        document = json.loads(data)
+        return tuple(ContentEntry(str(kind), str(name), int(offset), int(length))
+                     for kind, name, offset, length in document["entries"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise BackupFormatError("damaged snapshot index", subject=None) from None
+
+
 def decode_snapshot(data: bytes, captured_at: str, *, lenient: bool = False) -> Snapshot:
     """The snapshot from its stream; with ``lenient``, lines that do not parse are skipped."""
     lines = data.split(b"\n")

@@ -25,7 +25,7 @@ import tarfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import attrs
 import fsspec
@@ -49,7 +49,13 @@ from .framing import Encoding, ObjectRecord
 from .manifest import BackupInfo, Manifest, MigrationContext, Status
 from .plugins import Registry, default_registry
 from .snapshot import Snapshot
-from .snapshot_stream import decode_snapshot, encode_snapshot
+from .snapshot_stream import ContentEntry, decode_contents, decode_snapshot, encode_contents, encode_snapshot
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from .maintenance import HealthReport, OptimizeReport, PruneResult, UsageReport
+    from .retention import RetentionPolicy, RetentionReport
 
 T = TypeVar("T")
 #: Protocols whose PUT becomes visible only once complete, so objects can be written in place.
@@ -288,6 +294,9 @@ class BackupStore:
         started = _now()
         self._put_bytes(marker, _pending_marker(backup_id, database, started))
         try:
+            from .maintenance import wait_for_maintenance
+
+            wait_for_maintenance(self, backup_id)  # never beside a prune: it may delete objects we reuse
             snapshot = Snapshot.capture(source, database)
             info = self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
         except BaseException as exc:
@@ -325,6 +334,7 @@ class BackupStore:
     ) -> BackupInfo:
         plaintext, contents = encode_snapshot(snapshot)
         record = self._store_object(plaintext)
+        index = self._store_object(encode_contents(contents))
         context = (
             MigrationContext(**migration_context) if isinstance(migration_context, Mapping) else migration_context
         )
@@ -337,8 +347,8 @@ class BackupStore:
                 description=description,
                 tags=dict(tags or {}),
                 status=Status.COMPLETED,
-                raw_size=record.size,
-                stored_size=record.stored_size,
+                raw_size=record.size + index.size,
+                stored_size=record.stored_size + index.stored_size,
                 compression=record.codec,
                 encryption=record.cipher,
                 key_id=record.key_id,
@@ -349,8 +359,7 @@ class BackupStore:
                 migration_context=context,
                 pinned=pinned,
             ),
-            objects=(record,),
-            contents=contents,
+            objects=(record, index),
         )
         sealed = manifest.seal(draft)
         return self._commit(sealed)
@@ -423,6 +432,11 @@ class BackupStore:
 
     def _status_path(self, backup_id: str) -> str:
         return self._path("status", f"{backup_id}.json")
+
+    def contents(self, found: Manifest) -> tuple[ContentEntry, ...]:
+        """Where each schema object lies in the snapshot (needs the key when encrypted)."""
+        index = found.index_object
+        return decode_contents(self.read_object(index)) if index is not None else ()
 
     def get(self, backup_id: str) -> BackupInfo:
         return self.manifest(backup_id).info
@@ -611,6 +625,49 @@ class BackupStore:
             stale = store.object_paths()
             store._remove([path for path in stale if path not in keep and not path.endswith(f".{writer.key_id}")])
         return rotated
+
+    # --- retention and maintenance: retention.py and maintenance.py do the work ------------------
+
+    def apply_retention(
+        self,
+        policy: RetentionPolicy,
+        *,
+        dry_run: bool = True,
+        database: str | None = None,
+        now: datetime | None = None,
+        grace: timedelta | str | None = None,
+    ) -> RetentionReport:
+        """Keep or remove every backup by ``policy`` and say which rule decided; without
+        ``dry_run``, remove the manifests of the backups no rule keeps, then prune."""
+        from .retention import apply_retention
+
+        return apply_retention(self, policy, dry_run=dry_run, database=database, now=now, grace=grace)
+
+    def prune(
+        self, *, grace: timedelta | str | None = None, dry_run: bool = False, wait: float = 0.0
+    ) -> PruneResult:
+        """Delete objects no manifest names and older than ``grace`` (default 1 h), under the store lock."""
+        from .maintenance import prune
+
+        return prune(self, grace=grace, dry_run=dry_run, wait=wait)
+
+    def usage(self, detailed: bool = False) -> UsageReport:
+        """Backup count, stored and raw bytes, dedup savings, per database (and per backup if ``detailed``)."""
+        from .maintenance import usage
+
+        return usage(self, detailed=detailed)
+
+    def health(self) -> HealthReport:
+        """Reachability, a write/read/delete probe, free space, locks, incomplete backups, spans."""
+        from .maintenance import health
+
+        return health(self)
+
+    def optimize(self, dry_run: bool = True, *, wait: float = 0.0) -> OptimizeReport:
+        """What re-compressing objects with the configured codec saves; without ``dry_run``, do it."""
+        from .maintenance import optimize
+
+        return optimize(self, dry_run=dry_run, wait=wait)
 
 
 def record_from_bytes(data: bytes, address: str, size: int, where: str) -> ObjectRecord:

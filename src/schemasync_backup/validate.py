@@ -202,13 +202,18 @@ class Validator:
             deep=deep,
         )
 
+    def _held(self, found: Manifest, record: ObjectRecord, frames: set[int]) -> tuple[str, ...]:
+        if record is found.index_object:
+            return ("snapshot index",)
+        return _held_by_frames(record, frames, self._contents(found))
+
     def _check_object(self, found: Manifest, record: ObjectRecord, findings: _Findings, *, deep: bool) -> None:
         path = self.store._object_path(record)
         every_frame = set(range(len(record.frames)))
         try:
             data = self.store._read(path)
         except FileNotFoundError:
-            findings.error(f"object missing: {path}", path, _held_by_frames(record, every_frame, found.contents))
+            findings.error(f"object missing: {path}", path, self._held(found, record, every_frame))
             return
         findings.objects += 1
         findings.bytes += len(data)
@@ -219,7 +224,7 @@ class Validator:
                 f"checksum mismatch (expected: {record.stored_sha256}, got: {actual}) in {path}, "
                 f"{len(data)} of {record.stored_size} bytes, frames {sorted(damaged) or 'unknown'} damaged",
                 path,
-                _held_by_frames(record, damaged or every_frame, found.contents),
+                self._held(found, record, damaged or every_frame),
             )
             return
         if deep:
@@ -230,10 +235,17 @@ class Validator:
                 findings.error(exc.message, path)
                 return
             except (IntegrityError, BackupFormatError) as exc:
-                findings.error(exc.message, path, _held_by_frames(record, every_frame, found.contents))
+                findings.error(exc.message, path, self._held(found, record, every_frame))
                 return
             if len(plaintext) != record.size:
                 findings.error(f"size mismatch in {path}: expected {record.size} bytes, got {len(plaintext)}", path)
+
+    def _contents(self, found: Manifest) -> tuple[ContentEntry, ...]:
+        """The snapshot's index, or nothing when it cannot be read (damaged, or no key)."""
+        try:
+            return self.store.contents(found)
+        except (SchemaSyncBackupError, FileNotFoundError):
+            return ()
 
     def _damaged_frames(self, record: ObjectRecord, data: bytes) -> set[int]:
         """Which frames differ from what the manifest recorded, located by recorded sizes."""
@@ -328,19 +340,25 @@ class Validator:
         found = self.store.manifest(backup_id, verify=False)
         record = found.snapshot_object
         plaintext = self._salvage(record, self.store._object_path(record))
-        header = plaintext[: found.contents[0].offset] if found.contents else plaintext
-        kept = [header if _parses(header) else _fallback_header(found)]
-        recovered: list[str] = []
-        lost: list[str] = []
-        for entry in found.contents:
-            piece = plaintext[entry.offset : entry.offset + entry.length]
-            label = f"{entry.kind} {entry.name}"
-            if _parses(piece):
-                kept.append(piece)
-                recovered.append(label)
-            else:
-                lost.append(label)
-        snapshot = decode_snapshot(b"".join(kept), found.info.captured_at, lenient=True)
+        contents = self._contents(found)
+        if not contents:
+            # Without the index, every line that still parses is an object; the lost are uncounted.
+            lines = plaintext.split(b"\n")
+            kept = [line + b"\n" for line in lines[1:] if _parses(line)]
+            header = lines[0] + b"\n" if _parses(lines[0]) else _fallback_header(found)
+            snapshot = decode_snapshot(header + b"".join(kept), found.info.captured_at, lenient=True)
+            recovered = [f"{kind} {name}" for kind, name in snapshot.objects()]
+            lost = ["objects whose names were in the damaged index"] if len(kept) < len(lines) - 2 else []
+        else:
+            header = plaintext[: contents[0].offset]
+            pieces = [header if _parses(header) else _fallback_header(found)]
+            recovered, lost = [], []
+            for entry in contents:
+                piece = plaintext[entry.offset : entry.offset + entry.length]
+                (recovered if _parses(piece) else lost).append(f"{entry.kind} {entry.name}")
+                if _parses(piece):
+                    pieces.append(piece)
+            snapshot = decode_snapshot(b"".join(pieces), found.info.captured_at, lenient=True)
         info = self.store.save(
             snapshot,
             description=f"partial recovery of {backup_id}",
