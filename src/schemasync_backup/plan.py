@@ -160,8 +160,14 @@ def build_steps(
     redo = sorted(group for group in old_triggers.keys() | new_triggers.keys()
                   if [definition("trigger", t) for t in old_triggers.get(group, [])]
                   != [definition("trigger", t) for t in new_triggers.get(group, [])])
-    new_fks = {(t.name, fk_name): line for t in target.tables for fk_name, line in _fk_lines(t)}
-    old_fks = {(t.name, fk_name): line for t in live.tables for fk_name, line in _fk_lines(t)}
+    # Only tables whose text differs can differ in foreign keys: parse just those.
+    old_tables = {t.name: t for t in live.tables}
+    new_tables = {t.name: t for t in target.tables}
+    moved = {name for name in old_tables.keys() | new_tables.keys()
+             if name not in old_tables or name not in new_tables
+             or definition("table", old_tables[name]) != definition("table", new_tables[name])}
+    new_fks = {(name, fk): line for name in moved if name in new_tables for fk, line in _fk_lines(new_tables[name])}
+    old_fks = {(name, fk): line for name in moved if name in old_tables for fk, line in _fk_lines(old_tables[name])}
 
     steps = [RollbackStep("drop trigger", "trigger", trigger.name, f"DROP TRIGGER IF EXISTS {_q(trigger.name)}")
              for group in redo for trigger in old_triggers.get(group, [])]

@@ -108,7 +108,7 @@ class _Journal:
 
     def __init__(self, store: BackupStore, plan: RollbackPlan, pre_backup: str) -> None:
         self.store = store
-        self.run_id = f"run-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        self.run_id = f"run-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S-%f')}-{secrets.token_hex(3)}"
         self.document: dict[str, Any] = {
             "run_id": self.run_id, "backup_id": plan.backup_id, "database": plan.database, "started_at": _now(),
             "pre_rollback_backup_id": pre_backup, "status": "running",
