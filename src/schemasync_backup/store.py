@@ -289,24 +289,11 @@ class BackupStore:
         pinned: bool = False,
     ) -> BackupInfo:
         """Capture ``database`` from ``source`` and store it as a new backup."""
-        backup_id = manifest.new_backup_id(_now())
-        marker = self._path("pending", f"{backup_id}.json")
         started = _now()
-        self._put_bytes(marker, _pending_marker(backup_id, database, started))
-        try:
-            from .maintenance import wait_for_maintenance
-
-            wait_for_maintenance(self, backup_id)  # never beside a prune: it may delete objects we reuse
+        backup_id = manifest.new_backup_id(started)
+        with self._writing(backup_id, database):
             snapshot = Snapshot.capture(source, database)
-            info = self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
-        except BaseException as exc:
-            self.registry.notify("backup.failed", {"backup_id": backup_id, "database": database, "error": str(exc)})
-            raise
-        finally:
-            with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
-                self._remove([marker])
-        self.registry.notify("backup.created", info.to_dict())
-        return info
+            return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
 
     def save(
         self,
@@ -319,8 +306,27 @@ class BackupStore:
     ) -> BackupInfo:
         """Store an already captured snapshot as a new backup."""
         started = _now()
-        return self._save(snapshot, manifest.new_backup_id(started), started, description, tags, migration_context,
-                          pinned)
+        backup_id = manifest.new_backup_id(started)
+        with self._writing(backup_id, snapshot.database):
+            return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
+
+    @contextlib.contextmanager
+    def _writing(self, backup_id: str, database: str) -> Iterator[None]:
+        """Hold a pending marker while a backup is written: prune never runs beside it (it could
+        delete an object this backup reuses), and a crash leaves the marker for recovery_scan."""
+        from .maintenance import wait_for_maintenance
+
+        marker = self._path("pending", f"{backup_id}.json")
+        self._put_bytes(marker, _pending_marker(backup_id, database, _now()))
+        try:
+            wait_for_maintenance(self, backup_id)
+            yield
+        except BaseException as exc:
+            self.registry.notify("backup.failed", {"backup_id": backup_id, "database": database, "error": str(exc)})
+            raise
+        finally:
+            with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
+                self._remove([marker])
 
     def _save(
         self,
@@ -361,8 +367,9 @@ class BackupStore:
             ),
             objects=(record, index),
         )
-        sealed = manifest.seal(draft)
-        return self._commit(sealed)
+        info = self._commit(manifest.seal(draft))
+        self.registry.notify("backup.created", info.to_dict())
+        return info
 
     def _commit(self, sealed: Manifest) -> BackupInfo:
         path = self._manifest_path(sealed.info.id)
