@@ -525,14 +525,25 @@ class BackupStore:
                 for name in self._listdir(f"objects/{sub}")]
 
     def delete(self, backup_id: str) -> None:
-        """Remove a backup; objects other backups still use stay."""
-        doomed = self.manifest(backup_id, verify=False)
+        """Remove a backup; objects other backups still use stay.
+
+        The manifest goes first; its objects then go through a prune under the store lock, so
+        a create that is reusing one of them at this moment never loses it. While creates are
+        running the objects stay for the next prune.
+        """
+        self.manifest(backup_id, verify=False)
         self._remove([self._manifest_path(backup_id)])
         with contextlib.suppress(FileNotFoundError):
             self._remove([self._status_path(backup_id)])
-        keep = self._referenced()
-        self._remove([path for record in doomed.objects if (path := self._object_path(record)) not in keep
-                      and self._exists(path)])
+        self._reclaim()
+
+    def _reclaim(self) -> None:
+        from datetime import timedelta
+
+        from .maintenance import StoreBusyError, prune
+
+        with contextlib.suppress(StoreBusyError):
+            prune(self, grace=timedelta(0))
 
     def copy_to(self, other: BackupStore, backup_id: str) -> BackupInfo:
         """Copy a backup into another store, checking every byte against the manifest on the way."""
@@ -628,9 +639,7 @@ class BackupStore:
             store._put_bytes(path, manifest.dump(sealed))
             rotated.append(backup_id)
         if rotated:
-            keep = store._referenced()
-            stale = store.object_paths()
-            store._remove([path for path in stale if path not in keep and not path.endswith(f".{writer.key_id}")])
+            store._reclaim()
         return rotated
 
     # --- retention and maintenance: retention.py and maintenance.py do the work ------------------
