@@ -15,6 +15,7 @@ from .errors import (
     SnapshotFormatError,
 )
 from .manifest import BackupInfo, MigrationContext, Status
+from .retention import RetentionPolicy
 from .rollback import RollbackPlan, RollbackPlanner, RollbackStep
 from .snapshot import Snapshot
 from .store import BackupStore
@@ -35,6 +36,7 @@ __all__ = [
     "MigrationContext",
     "PrivilegeError",
     "QueryError",
+    "RetentionPolicy",
     "RollbackPlan",
     "RollbackPlanner",
     "RollbackStep",
