@@ -122,7 +122,8 @@ def restore_steps(snapshot: Snapshot, *, database: str | None = None, create_dat
     steps += alters
     for routine in snapshot.routines:
         steps += session.switch(routine.sql_mode, routine.collation_connection)
-        steps.append(Step(routine.create_sql, routine.sql_mode, program=True))
+        create = _comment_for_mode(routine.create_sql, routine.comment, routine.sql_mode)
+        steps.append(Step(create, routine.sql_mode, program=True))
     for view in view_order(snapshot.views):
         steps += session.switch(TABLE_SQL_MODE, view.collation_connection)
         steps.append(Step(view.create_sql, TABLE_SQL_MODE))
@@ -131,9 +132,31 @@ def restore_steps(snapshot: Snapshot, *, database: str | None = None, create_dat
         steps.append(Step(trigger.create_sql, trigger.sql_mode, program=True))
     for event in snapshot.events:
         steps += session.switch(event.sql_mode, event.collation_connection, event.time_zone)
-        steps.append(Step(event.create_sql, event.sql_mode, program=True))
+        create = _comment_for_mode(event.create_sql, event.comment, event.sql_mode)
+        steps.append(Step(create, event.sql_mode, program=True))
     steps += [Step(f"SET NAMES {CLIENT_CHARSET}", session.sql_mode), Step(_RESTORE_SESSION, session.sql_mode)]
     return steps
+
+
+def _comment_for_mode(create_sql: str, comment: str, sql_mode: str) -> str:
+    """Respell the COMMENT of a routine or event for NO_BACKSLASH_ESCAPES.
+
+    The server prints that comment with backslash escapes (``\\n``, ``\\\\``) whatever the
+    object's sql_mode, and the object must be recreated under its own sql_mode, which would
+    read them back literally.
+    """
+    if "NO_BACKSLASH_ESCAPES" not in sql_mode.upper():
+        return create_sql
+    printed = "COMMENT " + _printed_literal(comment)
+    wanted = "COMMENT " + quote_string(comment, backslash_escapes=False)
+    return create_sql.replace(printed, wanted, 1)
+
+
+def _printed_literal(value: str) -> str:
+    """A string as the server prints it in SHOW CREATE (append_unescaped)."""
+    for char, escape in (("\\", "\\\\"), ("'", "''"), ("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r")):
+        value = value.replace(char, escape)
+    return "'" + value + "'"
 
 
 def restore_statements(snapshot: Snapshot, *, database: str | None = None, create_database: bool = False) -> list[str]:
