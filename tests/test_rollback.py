@@ -331,3 +331,18 @@ def test_random_migrations_always_roll_back(
     result = planner.execute(mariadb.dsn, planner.plan(mariadb.dsn, info.id), force=True)
     assert result.verified, planner.compare(mariadb.dsn, info.id)
     assert texts(Snapshot.capture(mariadb.dsn, database)) == texts(store.snapshot(info.id))
+
+
+def test_preflight_names_the_privileges_the_executing_user_lacks(
+    mariadb: ThrowawayServer, root: pymysql.connections.Connection, store: BackupStore, shop: str
+) -> None:
+    info = store.create(mariadb.dsn, shop)
+    run_sql(root, shop, "ALTER TABLE product ADD INDEX ix_extra (status)",
+            "CREATE USER IF NOT EXISTS 'reader'@'127.0.0.1' IDENTIFIED BY 'pw'",
+            f"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON {q(shop)}.* TO 'reader'@'127.0.0.1'",
+            "GRANT SELECT ON mysql.proc TO 'reader'@'127.0.0.1'")
+    plan = RollbackPlanner(store).plan(mariadb.dsn_for(shop, "reader", "pw"), info.id)
+    assert any("lacks ALTER, INDEX" in problem and "GRANT ALTER, INDEX" in problem for problem in plan.preflight)
+    with pytest.raises(RollbackRefusedError, match="preflight"):
+        RollbackPlanner(store).execute(mariadb.dsn_for(shop, "reader", "pw"), plan)
+    run_sql(root, shop, "DROP USER 'reader'@'127.0.0.1'")

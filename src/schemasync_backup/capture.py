@@ -13,10 +13,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
-
 from .connection import Connection, Source, describe, open_source, query, query_many
 from .errors import DatabaseNotFoundError, PrivilegeError
+from .privileges import current_user, session_grants
 from .snapshot import (
     CheckConstraint,
     Column,
@@ -41,11 +40,6 @@ _REQUIRED_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT")
 #: Any one of these on the database makes the server list all of its routines.
 _ROUTINE_PRIVILEGES = frozenset({"EXECUTE", "ALTER ROUTINE", "CREATE ROUTINE"})
 #: What ALL PRIVILEGES grants, as far as capture cares.
-_ALL_PRIVILEGES = frozenset({*_REQUIRED_PRIVILEGES, *_ROUTINE_PRIVILEGES})
-_IDENTIFIER = r"(?:\*|`(?:[^`]|``)*`)"
-_GRANT_LINE = re.compile(
-    rf"GRANT (?P<privileges>.+?) ON (?P<schema>{_IDENTIFIER})\.(?P<table>{_IDENTIFIER}) TO ", re.DOTALL
-)
 _NUMERIC_TYPES = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint|decimal|float|double|bit)\b")
 _ON_UPDATE = re.compile(r"on update (\S+)", re.IGNORECASE)
 _PARTITIONING = re.compile(r"\n\s*(?:/\*!\d+\s*)?(PARTITION BY .*?)(?:\s*\*/)?\s*$", re.DOTALL)
@@ -74,7 +68,7 @@ def _capture(connection: Connection, database: str) -> Snapshot:
             subject=database,
         )
     server = _server_info(connection)
-    user = _current_user(connection)
+    user = current_user(connection)
     _check_privileges(connection, database, server.flavor, user, where)
     by_schema = (database,)
     tables = query(
@@ -201,7 +195,7 @@ def _check_privileges(connection: Connection, database: str, flavor: str, user: 
     user's own rows there, never those of its active role (and the roles that role holds)
     or of PUBLIC, and SHOW GRANTS shows all of them.
     """
-    grants = _grants(connection, flavor)
+    grants = session_grants(connection, flavor)
     held = grants.privileges_on(database)
     missing = [privilege for privilege in _REQUIRED_PRIVILEGES if privilege not in held]
     if missing:
@@ -220,72 +214,6 @@ def _check_privileges(connection: Connection, database: str, flavor: str, user: 
             f"({where}), so the server would hide them; run {grant} TO {user}",
             subject=database,
         )
-
-
-def _current_user(connection: Connection) -> str:
-    value = str(query(connection, "SELECT CURRENT_USER() AS user")[0]["user"])
-    # The host part never holds an @, the user name may.
-    user, _, host = value.rpartition("@")
-    return f"'{user}'@'{host}'"
-
-
-@attrs.frozen
-class _Grants:
-    """What SHOW GRANTS says the session holds: privileges by (database pattern, table)."""
-
-    by_target: dict[tuple[str, str], frozenset[str]]
-
-    def privileges_on(self, database: str) -> frozenset[str]:
-        """Global privileges plus those of every database-level grant whose pattern matches."""
-        held: set[str] = set()
-        for (schema, table), privileges in self.by_target.items():
-            if table == "*" and (schema == "*" or _grant_pattern(schema).fullmatch(database)):
-                held |= privileges
-        return frozenset(held)
-
-    def reads_routines(self, flavor: str) -> bool:
-        """Whether the session sees every routine's definition, whoever defined it."""
-        if flavor == "mariadb":
-            return "SELECT" in self.privileges_on("mysql") | self.by_target.get(("mysql", "proc"), frozenset())
-        return bool({"SELECT", "SHOW_ROUTINE"} & self.by_target.get(("*", "*"), frozenset()))
-
-
-def _grants(connection: Connection, flavor: str) -> _Grants:
-    statement = "SHOW GRANTS"
-    if flavor == "mysql":
-        # MySQL lists a role's privileges only when asked to expand the active roles.
-        role = str(query(connection, "SELECT CURRENT_ROLE() AS role")[0]["role"] or "NONE")
-        if role != "NONE":
-            statement = f"SHOW GRANTS FOR CURRENT_USER() USING {role}"
-    by_target: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
-    for row in query(connection, statement):
-        match = _GRANT_LINE.match(str(next(iter(row.values()))))
-        if match:
-            target = (_unquote(match["schema"]), _unquote(match["table"]))
-            by_target[target] |= _privilege_names(match["privileges"])
-    return _Grants({target: frozenset(names) for target, names in by_target.items()})
-
-
-def _privilege_names(text: str) -> set[str]:
-    names = {name.strip().upper() for name in text.split(",")}
-    return set(_ALL_PRIVILEGES) if "ALL PRIVILEGES" in names or "ALL" in names else names
-
-
-def _unquote(name: str) -> str:
-    return name[1:-1].replace("``", "`") if name.startswith("`") else name
-
-
-def _grant_pattern(schema: str) -> re.Pattern[str]:
-    """A database-level grant names a LIKE pattern: ``_`` and ``%`` are wildcards, ``\\`` escapes."""
-    parts = []
-    for escaped, wildcard, other in re.findall(r"\\(.)|([%_])|([^%_\\]+|\\)", schema, re.DOTALL):
-        if escaped:
-            parts.append(re.escape(escaped))
-        elif wildcard:
-            parts.append(".*" if wildcard == "%" else ".")
-        else:
-            parts.append(re.escape(other))
-    return re.compile("".join(parts), re.DOTALL)
 
 
 def _check_rows(connection: Connection, database: str, flavor: str) -> list[Row]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from .connection import Connection, query
 from .errors import DatabaseError
 from .plan import RollbackStep
-from .privileges import current_grantees, held_privileges
+from .privileges import current_user, session_grants
 from .snapshot import Snapshot
 from .sql import quote_identifier
 
@@ -37,7 +37,7 @@ def check(
     steps = list(steps)
     problems: list[str] = []
     warnings: list[str] = []
-    problems += _missing_privileges(connection, database, steps)
+    problems += _missing_privileges(connection, live_flavor, database, steps)
     missing, unverifiable = _missing_definers(connection, steps)
     problems += missing
     warnings += unverifiable
@@ -62,17 +62,15 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
-def _missing_privileges(connection: Connection, database: str, steps: list[RollbackStep]) -> list[str]:
-    held = held_privileges(connection, database)
-    if "ALL PRIVILEGES" in held:
-        return []
+def _missing_privileges(connection: Connection, flavor: str, database: str, steps: list[RollbackStep]) -> list[str]:
+    held = session_grants(connection, flavor).privileges_on(database)
     needed: set[str] = set()
     for step in steps:
         needed |= _NEEDS.get(step.phase, set())
     lacking = sorted(needed - held)
     if not lacking:
         return []
-    who = current_grantees(connection)[0]
+    who = current_user(connection)
     return [f"user {who} lacks {', '.join(lacking)} on {quote_identifier(database)}; run "
             f"GRANT {', '.join(lacking)} ON {quote_identifier(database)}.* TO {who}"]
 
