@@ -32,6 +32,9 @@ class TableParts:
     #: Table options after the closing parenthesis, without the AUTO_INCREMENT counter.
     options: str
     partitioning: str | None
+    #: Every definition line in the server's order, and everything from the closing parenthesis on.
+    body: tuple[str, ...] = ()
+    tail: str = ""
 
     def column_line(self, name: str) -> str:
         return dict(self.columns)[name]
@@ -48,14 +51,37 @@ def without_auto_increment(create_sql: str) -> str:
     return _AUTO_INCREMENT.sub("", create_sql)
 
 
+def _physical_lines(text: str) -> list[str]:
+    """Split at newlines outside identifiers and string literals (MariaDB prints those raw)."""
+    lines, start, quote, index = [], 0, "", 0
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\" and quote == "'":
+                index += 1
+            elif char == quote:
+                if text[index + 1 : index + 2] == quote:
+                    index += 1
+                else:
+                    quote = ""
+        elif char in "`'\"":
+            quote = char
+        elif char == "\n":
+            lines.append(text[start:index])
+            start = index + 1
+        index += 1
+    lines.append(text[start:])
+    return lines
+
+
 def parse(create_sql: str) -> TableParts:
-    lines = create_sql.split("\n")
+    lines = _physical_lines(create_sql)
     closing = next((i for i, line in enumerate(lines) if line.startswith(")")), None)
     if closing is None or not lines[0].rstrip().endswith("("):
         raise UnrecognisedDefinitionError(f"not a CREATE TABLE text: {create_sql[:80]!r}")
     columns, keys, checks, fks, other = [], [], [], [], []
-    for raw in lines[1:closing]:
-        line = raw.strip().removesuffix(",")
+    body = [raw.strip().removesuffix(",") for raw in lines[1:closing]]
+    for line in body:
         if line.startswith("`"):
             columns.append((first_identifier(line), line))
         elif line.startswith("PRIMARY KEY "):
@@ -82,4 +108,13 @@ def parse(create_sql: str) -> TableParts:
         other=tuple(other),
         options=_AUTO_INCREMENT.sub("", options.removeprefix(")").strip()),
         partitioning=("PARTITION BY " + partition.strip()) if partition else None,
+        body=tuple(body),
+        tail=tail,
     )
+
+
+def without_foreign_keys(parts: TableParts) -> str:
+    """The CREATE TABLE text with its FOREIGN KEY lines left out, otherwise as the server wrote it."""
+    foreign = {line for _, line in parts.foreign_keys}
+    kept = [line for line in parts.body if line not in foreign]
+    return "\n".join([parts.header, ",\n".join(f"  {line}" for line in kept), parts.tail])

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
+from . import create_table
 from .snapshot import Snapshot, Table, View
 from .sql import quote_identifier, quote_string
 
@@ -28,15 +29,6 @@ TABLE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 #: object's own character_set_client (SET NAMES latin1) would make the server read the
 #: utf8mb4 bytes as latin1 and garble every non-ASCII character.
 CLIENT_CHARSET = "utf8mb4"
-_ID = r"`(?:[^`]|``)*`"
-_ID_LIST = rf"\({_ID}(?:,\s*{_ID})*\)"
-_RULE = r"(?:RESTRICT|CASCADE|SET NULL|NO ACTION|SET DEFAULT)"
-#: A foreign key clause of SHOW CREATE TABLE, with the separator before it. Matched as a
-#: whole rather than line by line: identifiers may contain newlines.
-_FK_CLAUSE = re.compile(
-    rf",\n\s*(CONSTRAINT {_ID} FOREIGN KEY \s*{_ID_LIST} REFERENCES {_ID}(?:\.{_ID})? \s*{_ID_LIST}"
-    rf"(?: ON DELETE {_RULE})?(?: ON UPDATE {_RULE})?)(?=,\n|\n\))"
-)
 #: Names quoted in a view definition that are not table references: column qualifiers
 #: (`t`.`c`, `db`.`t`) and aliases (AS `x`).
 _NOT_A_TABLE = re.compile(r"(?:\.|\bAS )$", re.IGNORECASE)
@@ -56,13 +48,16 @@ def split_foreign_keys(table: Table) -> tuple[str, str | None]:
     """Split SHOW CREATE TABLE into the CREATE without foreign keys, and an ALTER adding them."""
     if not table.foreign_keys:
         return table.create_sql, None
-    clauses = [match[1] for match in _FK_CLAUSE.finditer(table.create_sql)]
-    if len(clauses) != len(table.foreign_keys):
+    try:
+        parts = create_table.parse(table.create_sql)
+    except create_table.UnrecognisedDefinitionError:
+        parts = None
+    if parts is None or len(parts.foreign_keys) != len(table.foreign_keys):
         # A layout we do not recognise: keep the text whole; the restore disables FK checks.
         return table.create_sql, None
-    create = _FK_CLAUSE.sub("", table.create_sql)
-    alter = f"ALTER TABLE {quote_identifier(table.name)}\n  " + ",\n  ".join("ADD " + clause for clause in clauses)
-    return create, alter
+    alter = f"ALTER TABLE {quote_identifier(table.name)}\n  " + ",\n  ".join(
+        "ADD " + line for _, line in parts.foreign_keys)
+    return create_table.without_foreign_keys(parts), alter
 
 
 def view_order(views: Iterable[View]) -> list[View]:
