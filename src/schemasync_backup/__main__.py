@@ -1,0 +1,7 @@
+"""``python -m schemasync_backup``: the same as the ``mysql-schema-sync`` command."""
+
+from __future__ import annotations
+
+from .cli import main
+
+raise SystemExit(main())

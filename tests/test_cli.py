@@ -1,0 +1,411 @@
+"""mysql-schema-sync end to end: the installed console script as a subprocess, on the real MariaDB and
+the storage emulators; the long tail of commands through ``cli.main`` in-process (same code, faster).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pymysql
+import pytest
+import yaml
+from storage_backends import StorageLocation
+
+from schemasync_backup import cli
+from schemasync_backup.crypto import EncryptionKey
+from schemasync_backup.samples import load_sample
+from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup.sql import quote_identifier
+
+pytestmark = pytest.mark.server
+
+SCRIPT = Path(sys.executable).with_name("mysql-schema-sync")
+KEY = EncryptionKey.generate()
+PASSWORD = "Sup3r-secret-pw"
+_names = itertools.count()
+
+
+class Ran(NamedTuple):
+    rc: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def cli_env(log_file: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MYSQL_SCHEMA_SYNC_")}
+    env.update(BACKUP_ENCRYPTION_KEY=KEY.material.hex(), MYSQL_SCHEMA_SYNC_LOG_FILE=str(log_file), COLUMNS="120",
+               **extra)
+    return env
+
+
+def run_cli(config: Path, *args: str, env: dict[str, str] | None = None, user: int | None = None) -> Ran:
+    """The installed console script, stdin and stdout not terminals (as in cron or CI)."""
+    done = subprocess.run([str(SCRIPT), *args, "--config", str(config)], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=180, check=False, user=user,
+                          env=env or cli_env(config.parent / "backup.log"))
+    return Ran(done.returncode, done.stdout, done.stderr)
+
+
+def storage_section(location: StorageLocation | Path) -> dict[str, Any]:
+    if isinstance(location, Path):
+        return {"provider": "local", "local": {"base_path": str(location)}}
+    scheme, _, rest = location.url.partition("://")
+    bucket, _, prefix = rest.partition("/")
+    options = location.options
+    if scheme == "file":
+        return {"provider": "local", "local": {"base_path": rest}}
+    if scheme == "s3":
+        return {"provider": "s3", "s3": {"bucket": bucket, "prefix": prefix, "access_key": options["key"],
+                                         "secret_key": options["secret"],
+                                         "endpoint": options["client_kwargs"]["endpoint_url"]}}
+    if scheme == "az":
+        return {"provider": "azure", "azure": {"container_name": bucket, "prefix": prefix,
+                                               "connection_string": options["connection_string"]}}
+    assert scheme == "gs", location.url
+    return {"provider": "gcs", "gcs": {"bucket": bucket, "prefix": prefix, "endpoint": options["endpoint_url"],
+                                       "project_id": options["project"]}}
+
+
+def write_config(folder: Path, server: ThrowawayServer, database: str, storage: StorageLocation | Path, *,
+                 user: str = "root", password: str = "", port: int | None = None, **backup: Any) -> Path:
+    document = {
+        "database": {"host": "127.0.0.1", "port": port or server.port, "username": user, "database": database,
+                     **({"password": password} if password else {})},
+        "backup": {"storage": storage_section(storage), "encryption": {"enabled": True}, **backup},
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def shop(mariadb: ThrowawayServer) -> Iterator[str]:
+    """A fresh copy of the bundled sample schema, dropped afterwards."""
+    name = f"cli_{os.getpid()}_{next(_names)}"
+    load_sample(mariadb.dsn, name)
+    yield name
+    connection = pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", autocommit=True)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+    connection.close()
+
+
+def migrate(server: ThrowawayServer, database: str) -> None:
+    """A migration to roll back: a new column, a new table with rows, a dropped index."""
+    connection = pymysql.connect(unix_socket=str(server.socket_path), user="root", database=database, autocommit=True)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE customer ADD COLUMN nickname varchar(40) NULL")
+        cursor.execute("CREATE TABLE feature_flag (id int PRIMARY KEY, name varchar(40))")
+        cursor.execute("INSERT INTO feature_flag VALUES (1, 'a'), (2, 'b')")
+    connection.close()
+
+
+class Session:
+    """``cli.main`` in this process: the same code as the script, without paying for a new interpreter."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+
+    def __call__(self, *args: str, stdin: str = "") -> Ran:
+        out, err = io.StringIO(), io.StringIO()
+        rc = cli.main([*args, "--config", str(self.config)], stdout=out, stderr=err, stdin=io.StringIO(stdin))
+        return Ran(rc, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment ``run_cli`` gives the script, for ``Session``."""
+    for name, value in cli_env(tmp_path / "backup.log").items():
+        monkeypatch.setenv(name, value)
+    for name in [name for name in os.environ if name.startswith("MYSQL_SCHEMA_SYNC_")]:
+        if name != "MYSQL_SCHEMA_SYNC_LOG_FILE":
+            monkeypatch.delenv(name)
+
+
+# --- the CI/CD flow through the installed script; on the emulators too ----------------------------------------
+
+
+def test_ci_flow_create_migrate_rollback_validate(mariadb: ThrowawayServer, shop: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, mariadb, shop, tmp_path / "store")
+    created = run_cli(config, "backup", "create", "--tag", "release=1.4.2", "--description", "pre-deploy",
+                      "--format", "json")
+    assert created.rc == 0, created.err
+    backup_id = created.json()["backup_id"]
+    assert re.fullmatch(r"backup-\d{8}-\d{6}-[0-9a-f]{8}", backup_id)
+    assert created.json()["validation"]["valid"] and created.json()["tags"] == {"release": "1.4.2"}
+    assert created.err == ""  # no progress bar, no warning noise when piped
+
+    listed = run_cli(config, "backup", "list", "--tag", "release=1.4.2", "--format", "json")
+    assert listed.rc == 0 and [entry["id"] for entry in listed.json()] == [backup_id]
+
+    migrate(mariadb, shop)
+    executed = run_cli(config, "rollback", "execute", "--backup-id", backup_id, "--force", "--format", "json")
+    assert executed.rc == 0, executed.err
+    result = executed.json()["result"]
+    assert result["verified"] and result["steps_run"] == 2 and result["pre_rollback_backup_id"]
+
+    validated = run_cli(config, "rollback", "validate", "--backup-id", backup_id)
+    assert validated.rc == 0, validated.err
+    assert f"{shop} matches backup {backup_id}" in validated.out
+
+
+@pytest.mark.parametrize("storage_url", ["s3", "azure", "gcs"], indirect=True)
+@pytest.mark.usefixtures("in_process")
+def test_ci_flow_on_cloud_storage(storage_url: StorageLocation, mariadb: ThrowawayServer, shop: str,
+                                  tmp_path: Path) -> None:
+    """The script itself creates the backup on each emulator; the rest of the flow runs in-process."""
+    config = write_config(tmp_path, mariadb, shop, storage_url)
+    created = run_cli(config, "backup", "create", "--tag", "release=7", "--format", "json")
+    assert created.rc == 0, created.err
+    backup_id = created.json()["backup_id"]
+    session = Session(config)
+    assert [entry["id"] for entry in session("backup", "list", "--format", "json").json()] == [backup_id]
+    migrate(mariadb, shop)
+    executed = session("rollback", "execute", "--backup-id", backup_id, "--force", "--format", "json")
+    assert executed.rc == 0 and executed.json()["result"]["verified"], executed.err
+    assert session("rollback", "validate", "--backup-id", backup_id).rc == 0
+
+
+# --- errors: one line, the documented wording, the documented exit code --------------------------------------
+
+
+@pytest.mark.usefixtures("in_process")
+def test_documented_errors_and_exit_codes(mariadb: ThrowawayServer, shop: str, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    refused_config = write_config(tmp_path, mariadb, shop, store, port=1)
+    done = subprocess.run([sys.executable, "-m", "schemasync_backup", "backup", "create", "--config",
+                           str(refused_config)], capture_output=True, text=True, check=False, timeout=180,
+                          stdin=subprocess.DEVNULL, env=cli_env(tmp_path / "backup.log"))
+    refused = Ran(done.returncode, done.stdout, done.stderr)  # python -m schemasync_backup: the same program
+    assert refused.rc == 1 and refused.out == ""
+    assert refused.err.startswith("Error: failed to connect to database: connection refused")
+    assert refused.err.count("\n") == 1 and "Traceback" not in refused.err
+
+    denied = run_cli(write_config(tmp_path, mariadb, shop, store, user="nobody", password=PASSWORD),
+                     "backup", "create")
+    assert denied.rc == 1 and denied.err.startswith("Error: access denied for user 'nobody'@'")
+    assert PASSWORD not in denied.err
+
+    session = Session(write_config(tmp_path, mariadb, shop, store))
+    missing = session("backup", "info", "--backup-id", "backup-20200101-000000-00000000")
+    assert missing.rc == 5 and "not found" in missing.err
+    assert "`mysql-schema-sync backup list` shows them" in missing.err
+
+    usage = session("backup", "list", "--limit", "none")
+    assert usage.rc == 2 and usage.err.startswith("Error: argument --limit: expected a whole number")
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    bad_config = bad / "config.yaml"
+    bad_config.write_text("database:\n  hots: x\nbackup:\n  compression:\n    algorithm: bzip2\n")
+    invalid = Session(bad_config)("backup", "list")
+    assert invalid.rc == 2 and invalid.err.startswith(
+        f"Error: invalid configuration in {bad_config}: database.hots: unknown key (did you mean 'host'?)")
+    listed = Session(bad_config)("backup", "validate-config", "--format", "json")
+    assert listed.rc == 2 and len(listed.json()["problems"]) == 2
+
+    backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
+    unconfirmed = session("backup", "delete", "--backup-id", backup_id)
+    assert unconfirmed.rc == 4 and "stdin is not a terminal; pass --force" in unconfirmed.err
+    deleted = session("backup", "delete", "--backup-id", backup_id, "--force", "--format", "json")
+    assert deleted.rc == 0 and deleted.json() == {"deleted": backup_id, "backup_id": backup_id}
+
+
+@pytest.mark.usefixtures("in_process")
+def test_checksum_mismatch_is_reported_and_the_backup_marked(mariadb: ThrowawayServer, shop: str,
+                                                             tmp_path: Path) -> None:
+    config = write_config(tmp_path, mariadb, shop, tmp_path / "store")
+    session = Session(config)
+    backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
+    address = json.loads((tmp_path / "store" / "manifests" / f"{backup_id}.json").read_text())["objects"][0]["address"]
+    [damaged] = (tmp_path / "store" / "objects").glob(f"*/{address}.*")
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    result = run_cli(config, "backup", "validate", "--backup-id", backup_id)
+    assert result.rc == 3
+    assert re.match(r"Error: backup validation failed: checksum mismatch \(expected: [0-9a-f]{64}, "
+                    r"got: [0-9a-f]{64}\)", result.err)
+    listed = session("backup", "list", "--status", "corrupted", "--format", "json")
+    assert [entry["id"] for entry in listed.json()] == [backup_id]
+    refused = session("rollback", "execute", "--backup-id", backup_id, "--force")
+    assert refused.rc == 3 and refused.err.startswith("Error: refusing to roll back to a damaged backup")
+    scan = session("backup", "recovery-scan")
+    assert scan.rc == 3 and "damaged" in scan.out
+
+
+def test_permission_denied_on_local_storage(mariadb: ThrowawayServer, shop: str, tmp_path: Path) -> None:
+    """The documented wording. Root may write anywhere, so as root the script runs without CAP_DAC_OVERRIDE."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    store = locked / "store"
+    config = write_config(tmp_path, mariadb, shop, store)
+    command = [str(SCRIPT), "backup", "create", "--config", str(config)]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root and setpriv (util-linux) is missing: cannot give up CAP_DAC_OVERRIDE")
+        drop = "-dac_override,-dac_read_search"
+        command = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", *command]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=180,
+                              stdin=subprocess.DEVNULL, env=cli_env(tmp_path / "backup.log"))
+    finally:
+        locked.chmod(0o755)
+    assert done.returncode == 1
+    assert done.stderr == f"Error: failed to create backup: permission denied: {store}\n"
+
+
+# --- the log file and secrets ---------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("in_process")
+def test_log_lines_serve_the_grep_recipes_and_secrets_never_leak(mariadb: ThrowawayServer, shop: str,
+                                                                 tmp_path: Path) -> None:
+    connection = pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", autocommit=True)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE USER IF NOT EXISTS 'cli_backup'@'%%' IDENTIFIED BY %s", (PASSWORD,))
+        cursor.execute(f"GRANT ALL ON {quote_identifier(shop)}.* TO 'cli_backup'@'%'")
+        cursor.execute("GRANT SELECT ON mysql.proc TO 'cli_backup'@'%'")
+    connection.close()
+    config = write_config(tmp_path, mariadb, shop, tmp_path / "store", user="cli_backup", password=PASSWORD,
+                          logging={"level": "debug"})
+    log = tmp_path / "backup.log"
+    created = run_cli(config, "--debug", "backup", "create")
+    assert created.rc == 0, created.err
+    failed = run_cli(write_config(tmp_path, mariadb, "no_such_db", tmp_path / "store", user="cli_backup",
+                                  password=PASSWORD), "--debug", "backup", "create")
+    assert failed.rc == 1 and "Traceback (most recent call last)" in failed.err  # --debug shows it
+    shown = Session(config)("backup", "validate-config")
+    assert shown.rc == 0 and "password: '***'" in shown.out
+    text = log.read_text()
+    for output in (created.out, created.err, failed.out, failed.err, shown.out, text):
+        assert PASSWORD not in output
+    lines = text.splitlines()
+    created_line = next(line for line in lines if " INFO backup.create ok " in line)
+    for field in ("backup_id=backup-", "database=", "storage=", "duration=", "raw_size=", "stored_size="):
+        assert field in created_line
+    assert [line for line in lines if re.search("error|fail", line, re.I)]
+    assert any("backup.create failed:" in line for line in lines)
+    assert all(re.match(r"\d{4}-\d\d-\d\dT[\d:.]+Z ", line) for line in lines if " backup." in line)
+
+
+# --- every other command, in-process -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def session(mariadb: ThrowawayServer, shop: str, tmp_path: Path, in_process: None) -> Session:
+    return Session(write_config(tmp_path, mariadb, shop, tmp_path / "store"))
+
+
+def test_inspection_commands(session: Session, shop: str) -> None:
+    first = session("backup", "create", "--tag", "k=v", "--format", "json").json()["backup_id"]
+    second = session("backup", "create", "--format", "json").json()["backup_id"]
+    listing = session("backup", "list")
+    assert listing.rc == 0 and listing.out.splitlines()[0].split()[:4] == ["ID", "DATABASE", "CREATED", "(UTC)"]
+    assert session("backup", "list", "--limit", "1", "--format", "json").json()[0]["id"] == second
+    assert [b["id"] for b in session("backup", "list", "--tag", "k", "--format", "json").json()] == [first]
+    assert session("backup", "list", "--created-after", "2999-01-01", "--format", "json").json() == []
+    info = session("backup", "info", "--backup-id", first, "--format", "json").json()
+    assert info["manifest_checksum_valid"] and info["schema_objects"]["table"] == 5 and info["key_id"] == KEY.key_id
+    assert "schema hash:" in session("backup", "info", "--backup-id", first).out
+    stats = session("backup", "stats", "--format", "json").json()
+    assert stats["backup_count"] == 2 and stats["by_database"][shop]["backup_count"] == 2
+    assert session("backup", "stats", "--backup-id", first, "--format", "json").json()["compression_ratio"] > 1
+    everything = session("backup", "validate-all", "--format", "json")
+    assert everything.rc == 0 and everything.json()["valid"] == 2
+    assert session("backup", "integrity-check", "--format", "json").json()["checked"] == 2
+    assert session("backup", "validate", "--backup-id", first).rc == 0
+    assert session("backup", "recovery-scan", "--format", "json").json() == []
+    assert session("backup", "test-encryption", "--backup-id", first, "--format", "json").json()["opens"]
+    assert session("backup", "test-encryption").rc == 0
+    assert session("backup", "test-connection").out.startswith("OK       storage:")
+    assert session("test-connection").out.startswith("OK       database: connected to mysql://root@127.0.0.1")
+    health = session("backup", "health-check", "--format", "json")
+    assert health.rc == 0 and health.json()["healthy"], health.out
+    stale = session("backup", "health-check", "--max-age", "1ms")
+    assert stale.rc == 3 and stale.err.startswith("Error: health check failed: last backup: the newest backup")
+    report = session("backup", "report", "--output", str(session.config.parent / "report.json"), "--format", "json")
+    assert report.json()["summary"]["intact"] == 2
+    assert len(json.loads((session.config.parent / "report.json").read_text())["backups"]) == 2
+
+
+def test_maintenance_commands(session: Session, tmp_path: Path) -> None:
+    backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
+    archive = tmp_path / "export.tar.gz"
+    exported = session("backup", "export", "--backup-id", backup_id, "--output", str(archive), "--format", "json")
+    assert exported.rc == 0 and exported.json()["size"] == archive.stat().st_size
+    assert session("backup", "export", "--backup-id", backup_id, "--output", str(archive)).rc == 4
+    assert session("backup", "import", "--file", str(archive)).err.startswith("Error: backup")  # already there
+    moved = session("backup", "move", "--destination", str(tmp_path / "elsewhere"), "--force", "--format", "json")
+    assert moved.rc == 0 and moved.json()["moved"] == [backup_id]
+    assert session("backup", "list", "--format", "json").json() == []
+    imported = session("backup", "import", "--file", str(archive), "--format", "json")
+    assert imported.rc == 0 and imported.json()["backup_id"] == backup_id
+    recalculated = session("backup", "recalculate-checksum", "--backup-id", backup_id, "--force", "--format", "json")
+    assert recalculated.rc == 0 and len(recalculated.json()["checksum"]) == 64
+    recovered = session("backup", "partial-recovery", "--backup-id", backup_id, "--format", "json").json()
+    assert recovered["lost"] == [] and recovered["new_backup_id"] != backup_id
+    declined = session("backup", "delete", "--backup-id", backup_id, stdin="n\n")
+    assert declined.rc == 4  # StringIO is no terminal: refused without asking
+
+
+def test_rollback_commands(session: Session, mariadb: ThrowawayServer, shop: str) -> None:
+    backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
+    assert session("rollback", "list", "--format", "json").json()[0]["id"] == backup_id
+    empty = session("rollback", "plan", "--backup-id", backup_id, "--format", "json").json()
+    assert empty["steps"] == []
+    migrate(mariadb, shop)
+    plan = session("rollback", "plan", "--backup-id", backup_id, "--show-sql")
+    assert plan.rc == 0 and "DROP TABLE `feature_flag`;" in plan.out and "2 rows at risk" in plan.out
+    compared = session("schema", "compare", "--backup-id", backup_id, "--format", "json").json()
+    assert not compared["identical"] and {c["name"] for c in compared["changes"]} == {"customer", "feature_flag"}
+    assert session("rollback", "compare", "--backup-id", backup_id).rc == 0
+    dry = session("rollback", "execute", "--backup-id", backup_id, "--dry-run", "--format", "json")
+    assert dry.rc == 0 and dry.json()["executed"] is False
+    assert session("rollback", "validate", "--backup-id", backup_id).rc == 3
+    unconfirmed = session("rollback", "execute", "--backup-id", backup_id)
+    assert unconfirmed.rc == 4 and "pass --force" in unconfirmed.err
+    no_journal = session("rollback", "recovery-info", "--backup-id", backup_id)
+    assert no_journal.rc == 4 and "no rollback to" in no_journal.err
+    executed = session("rollback", "execute", "--backup-id", backup_id, "--force", "--disable-fk-checks")
+    assert executed.rc == 0 and "the schema now matches the backup" in executed.out
+    info = session("rollback", "recovery-info", "--backup-id", backup_id, "--format", "json").json()
+    assert info["status"] == "completed" and info["steps_done"] == 2
+    assert session("rollback", "manual-steps", "--backup-id", backup_id).out.strip() == "nothing left to run"
+    assert session("rollback", "validate", "--backup-id", backup_id).rc == 0
+
+
+@pytest.mark.usefixtures("in_process")
+def test_retention_and_storage_commands(mariadb: ThrowawayServer, shop: str, tmp_path: Path) -> None:
+    session = Session(write_config(tmp_path, mariadb, shop, tmp_path / "store", retention={"max_backups": 1}))
+    older = session("backup", "create", "--format", "json").json()["backup_id"]
+    newer = session("backup", "create", "--format", "json").json()["backup_id"]
+    planned = session("backup", "cleanup", "--dry-run", "--format", "json").json()
+    assert planned["remove_count"] == 1 and planned["decisions"][1]["backup_id"] == older
+    assert session("backup", "cleanup").rc == 4  # no terminal, no --force
+    removed = session("backup", "cleanup", "--force", "--format", "json").json()
+    assert removed["removed"] == [older]
+    usage = session("backup", "storage-usage", "--detailed", "--format", "json").json()
+    assert usage["backup_count"] == 1 and usage["backups"][0]["backup_id"] == newer and "total_size_gb" in usage
+    health = session("backup", "storage-health", "--format", "json")
+    assert health.rc == 0 and health.json()["healthy"]
+    assert session("backup", "storage-optimize", "--dry-run", "--format", "json").json()["dry_run"] is True
+    automatic = Session(write_config(tmp_path, mariadb, shop, tmp_path / "store",
+                                     retention={"max_backups": 1, "apply_on_create": True}))
+    created = automatic("backup", "create", "--format", "json").json()
+    assert created["retention"]["removed"] == [newer]
+    assert [entry["id"] for entry in automatic("backup", "list", "--format", "json").json()] == [created["backup_id"]]

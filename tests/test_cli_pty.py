@@ -1,0 +1,107 @@
+"""A person at a terminal: the installed script on a pseudo-terminal shows progress bars and asks first;
+with --format json, or without a terminal, it does neither."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_cli import SCRIPT, Session, cli_env, in_process, migrate, shop, write_config  # noqa: F401 - fixtures this module uses
+
+from schemasync_backup.sandbox import ThrowawayServer
+
+pytestmark = pytest.mark.server
+ANSWER_TIMEOUT = 120.0
+
+
+def in_terminal(args: list[str], env: dict[str, str], answers: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run the script with stdin, stdout and stderr on a pty; type each answer once its prompt shows."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen([str(SCRIPT), *args], stdin=slave, stdout=slave, stderr=slave,
+                               env={**env, "TERM": "xterm"}, start_new_session=True)
+    os.close(slave)
+    pending = dict(answers or {})
+    output = b""
+    deadline = time.monotonic() + ANSWER_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+                for prompt in list(pending):
+                    if prompt.encode() in output:
+                        os.write(master, pending.pop(prompt).encode())
+            elif process.poll() is not None:
+                break
+        rc = process.wait(timeout=ANSWER_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    return rc, output.decode(errors="replace")
+
+
+@pytest.fixture
+def terminal_setup(request: pytest.FixtureRequest, mariadb: ThrowawayServer, tmp_path: Path) -> tuple[Path, Session]:
+    request.getfixturevalue("in_process")
+    config = write_config(tmp_path, mariadb, request.getfixturevalue("shop"), tmp_path / "store")
+    return config, Session(config)
+
+
+def test_rollback_at_a_terminal_asks_then_shows_progress(terminal_setup: tuple[Path, Session],
+                                                         mariadb: ThrowawayServer, tmp_path: Path) -> None:
+    config, session = terminal_setup
+    database = yaml.safe_load(config.read_text())["database"]["database"]
+    backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
+    migrate(mariadb, database)
+    rc, screen = in_terminal(["rollback", "execute", "--backup-id", backup_id, "--config", str(config)],
+                             cli_env(tmp_path / "backup.log"), {"[y/N]": "y\n"})
+    assert rc == 0, screen
+    assert "2 steps, 2 destructive" in screen and "the table and all its rows are dropped: 2 rows at risk" in screen
+    assert re.search(rf"Run 2 step\(s\), 2 destructive, on database {database}\? \[y/N\]", screen)
+    assert re.search(r"Rolling back \[#+\] 2/2 100%", screen), screen
+    assert "the schema now matches the backup" in screen
+    assert session("rollback", "validate", "--backup-id", backup_id).rc == 0
+
+
+def test_validate_all_draws_a_bar_only_for_people(terminal_setup: tuple[Path, Session], tmp_path: Path) -> None:
+    config, session = terminal_setup
+    for _ in range(2):
+        assert session("backup", "create").rc == 0
+    env = cli_env(tmp_path / "backup.log")
+    rc, screen = in_terminal(["backup", "validate-all", "--config", str(config)], env)
+    assert rc == 0 and re.search(r"Validating \[#+\] 2/2 100%", screen), screen
+    rc, screen = in_terminal(["backup", "validate-all", "--format", "json", "--config", str(config)], env)
+    assert rc == 0 and "Validating [" not in screen
+    assert json.loads(screen.replace("\r\n", "\n"))["valid"] == 2  # nothing but the JSON document
+    piped = session("backup", "validate-all")
+    assert piped.rc == 0 and "Validating [" not in piped.out + piped.err
+
+
+def test_a_no_at_the_prompt_refuses(terminal_setup: tuple[Path, Session], tmp_path: Path) -> None:
+    config, session = terminal_setup
+    backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
+    rc, screen = in_terminal(["backup", "delete", "--backup-id", backup_id, "--config", str(config)],
+                             cli_env(tmp_path / "backup.log"), {"[y/N]": "n\n"})
+    assert rc == 4 and "This cannot be undone. [y/N]" in screen
+    assert f"Error: delete backup {backup_id}: cancelled" in screen
+    assert session("backup", "info", "--backup-id", backup_id).rc == 0
