@@ -16,6 +16,7 @@ Every other attribute of every object goes into the hash.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -61,6 +62,7 @@ def _is_json_check(column: str, clause: str) -> bool:
     return re.fullmatch(pattern, clause.strip(), re.IGNORECASE) is not None
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_type(column_type: str) -> str:
     lowered = _lower_outside_quotes(column_type.strip())
     # tinyint(1) still means boolean to clients, and with ZEROFILL the width is the padding:
@@ -75,6 +77,7 @@ def _lower_outside_quotes(text: str) -> str:
     return _QUOTED_OR_NOT.sub(lambda m: m[0] if m[0].startswith("'") else m[0].lower(), text)
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_default(value: str | None) -> str | None:
     if value is None:
         return None

@@ -34,9 +34,17 @@ class ObjectChange:
 
 @attrs.frozen
 class SchemaDiff:
-    a_hash: str
-    b_hash: str
+    a: Snapshot = attrs.field(repr=False)
+    b: Snapshot = attrs.field(repr=False)
     changes: tuple[ObjectChange, ...]
+
+    @property
+    def a_hash(self) -> str:
+        return self.a.schema_hash
+
+    @property
+    def b_hash(self) -> str:
+        return self.b.schema_hash
 
     @property
     def is_empty(self) -> bool:
@@ -104,7 +112,7 @@ def diff(a: Snapshot, b: Snapshot) -> SchemaDiff:
             if definition(kind, before[name]) != definition(kind, after[name]):
                 details = _table_details(before[name], after[name]) if kind == "table" else ("definition changed",)
                 changes.append(ObjectChange(kind, name, "changed", details))
-    return SchemaDiff(a.schema_hash, b.schema_hash, tuple(changes))
+    return SchemaDiff(a, b, tuple(changes))
 
 
 def _table_details(old: Table, new: Table) -> tuple[str, ...]:
