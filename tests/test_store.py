@@ -404,3 +404,38 @@ def test_encrypted_manifest_names_no_schema_object(tmp_path: Path, mariadb: Thro
     for name in ("customer", "order_line", "live_product", "recalc_order_total"):
         assert name not in manifest_text
     assert {entry.name for entry in store.contents(store.manifest(info.id))} >= {"customer", "live_product"}
+
+
+@pytest.mark.parametrize("storage_url", ["file", "s3"], indirect=True)
+def test_large_objects_stream_in_bounded_memory(storage_url: Any) -> None:
+    import tracemalloc
+
+    store = open_store(storage_url, encryption_keys=EncryptionKey.generate(), compression="lz4",
+                       frame_size=1024 * 1024)
+    block = os.urandom(1024 * 1024)
+    total = 128
+
+    def chunks() -> Any:
+        for index in range(total):
+            yield block[index:] + block[:index]  # distinct, incompressible MiBs
+
+    digest = hashlib.sha256()
+    for chunk in chunks():
+        digest.update(chunk)
+    tracemalloc.start()
+    record = store.put_object(chunks())
+    _, peak_write = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    check = hashlib.sha256()
+    size = 0
+    for piece in store.open_object(record):
+        check.update(piece)
+        size += len(piece)
+    _, peak_read = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert record.address == digest.hexdigest() == check.hexdigest() and size == total * 2**20
+    assert len(record.frames) == total
+    # The object is 128 MiB; neither direction may hold more than the spool and a few frames/parts.
+    assert peak_write < 48 * 2**20, peak_write
+    assert peak_read < 48 * 2**20, peak_read
+    assert store.put_object(chunks()) == record  # stored once, recognised by content

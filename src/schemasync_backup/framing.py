@@ -17,7 +17,7 @@ import hashlib
 import json
 import struct
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 import attrs
 
@@ -36,6 +36,10 @@ MAX_PAYLOAD = 256 * 1024 * 1024
 
 class Writable(Protocol):
     def write(self, data: bytes, /) -> object: ...
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @attrs.frozen
@@ -174,7 +178,7 @@ class ObjectHeader:
     size: int  # bytes the header occupies, magic included
 
 
-def read_header(stream: BinaryIO, where: str) -> ObjectHeader:
+def read_header(stream: Readable, where: str) -> ObjectHeader:
     magic = stream.read(len(MAGIC))
     if magic != MAGIC:
         raise BackupFormatError(f"{where}: not a schemasync_backup object (bad magic)", subject=where)
@@ -191,7 +195,7 @@ def read_header(stream: BinaryIO, where: str) -> ObjectHeader:
         raise BackupFormatError(f"{where}: damaged object header ({exc})", subject=where) from None
 
 
-def iter_raw_frames(stream: BinaryIO, where: str) -> Iterator[RawFrame]:
+def iter_raw_frames(stream: Readable, where: str) -> Iterator[RawFrame]:
     """The frames as stored, without decoding; stops at the final frame or raises on damage."""
     index = 0
     while True:
@@ -232,7 +236,7 @@ def decode_frame(header: ObjectHeader, frame: RawFrame, keyring: Keyring, regist
         raise IntegrityError(f"{where}: frame {frame.index} does not decompress ({exc})", subject=where) from None
 
 
-def decode(stream: BinaryIO, address: str, keyring: Keyring, registry: Registry, where: str) -> Iterator[bytes]:
+def decode(stream: Readable, address: str, keyring: Keyring, registry: Registry, where: str) -> Iterator[bytes]:
     """The plaintext of the object that must have ``address``, frame by frame, each checked.
 
     The expected address comes from the manifest, never from the object itself, so an object
@@ -250,7 +254,7 @@ def decode(stream: BinaryIO, address: str, keyring: Keyring, registry: Registry,
         )
 
 
-def _read_exact(stream: BinaryIO, count: int, where: str) -> bytes:
+def _read_exact(stream: Readable, count: int, where: str) -> bytes:
     data = stream.read(count)
     if len(data) != count:
         raise BackupFormatError(f"{where}: truncated object", subject=where)

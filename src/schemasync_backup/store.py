@@ -22,6 +22,7 @@ import os
 import re
 import socket
 import tarfile
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -62,6 +63,7 @@ T = TypeVar("T")
 _ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
 _ARCHIVE_OBJECT = re.compile(r"^objects/[0-9a-f]{2}/[0-9a-f]{64}\.(?:plain|k-[0-9a-f]{16})$")
 _READ_CHUNK = 1024 * 1024
+_UPLOAD_BLOCK = 8 * 1024 * 1024
 
 
 def _tool_version() -> str:
@@ -215,7 +217,8 @@ class BackupStore:
         """Write ``path`` so that nobody ever sees it half-written."""
         with self._io("create backup", path):
             if self._atomic_put:
-                with self.fs.open(path, "xb" if exclusive else "wb") as sink:
+                # A bounded upload buffer: s3fs otherwise holds 50 MiB per part, and copies it.
+                with self.fs.open(path, "xb" if exclusive else "wb", block_size=_UPLOAD_BLOCK) as sink:
                     return write(sink)
             parent = path.rsplit("/", 1)[0]
             self._makedirs(parent)
@@ -236,6 +239,10 @@ class BackupStore:
 
     def _put_bytes(self, path: str, data: bytes, *, exclusive: bool = False) -> None:
         self._put(path, lambda sink: sink.write(data), exclusive=exclusive)
+
+    def _open_read(self, path: str) -> BinaryIO:
+        # Sequential reads through a bounded read-ahead buffer, whatever the provider's default.
+        return self.fs.open(path, "rb", block_size=_UPLOAD_BLOCK, cache_type="readahead")  # type: ignore[no-any-return]
 
     def _read(self, path: str, action: str = "read backup") -> bytes:
         with self._io(action, path):
@@ -381,20 +388,39 @@ class BackupStore:
         return committed.info
 
     def _store_object(self, plaintext: bytes) -> ObjectRecord:
-        address = hashlib.sha256(plaintext).hexdigest()
+        return self._store_chunks([plaintext], hashlib.sha256(plaintext).hexdigest(), len(plaintext))
+
+    def put_object(self, chunks: Iterable[bytes]) -> ObjectRecord:
+        """Store a large object from a stream of chunks in bounded memory; returns its record.
+
+        The address (sha256 of the plaintext) must be known before the first frame is sealed,
+        so the plaintext is spooled once to a temporary file (in memory up to 8 MiB) while it
+        is hashed, then compressed, sealed and uploaded frame by frame.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
+            for chunk in chunks:
+                digest.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+            spool.seek(0)
+            return self._store_chunks(iter(lambda: spool.read(_READ_CHUNK), b""), digest.hexdigest(), size)
+
+    def _store_chunks(self, chunks: Iterable[bytes], address: str, size: int) -> ObjectRecord:
         key = self.encoding.key
         path = self._path("objects", framing.object_path(address, key.key_id if key else None))
-        reused = self._intact_record(path, address, len(plaintext))
+        reused = self._intact_record(path, address, size)
         if reused is not None:
             return reused
         try:
             return self._put(path, lambda sink: framing.encode(
-                plaintext, address, len(plaintext), self.encoding, self.registry, sink
+                chunks, address, size, self.encoding, self.registry, sink
             ))
         except StorageError:
             # Two creates of one schema race for one object (Azure then rejects one block list):
             # the object the winner wrote is as good as ours.
-            reused = self._intact_record(path, address, len(plaintext))
+            reused = self._intact_record(path, address, size)
             if reused is None:
                 raise
             return reused
@@ -406,11 +432,10 @@ class BackupStore:
         backups that share it (recalculate_checksum then re-records them).
         """
         try:
-            data = self._read(path)
-            b"".join(framing.decode(io.BytesIO(data), address, self.keyring, self.registry, path))
+            with self._io("read backup", path), self._open_read(path) as stream:
+                return verified_record(stream, address, size, self.keyring, self.registry, path)
         except (FileNotFoundError, IntegrityError, BackupFormatError, EncryptionKeyError):
             return None
-        return record_from_bytes(data, address, size, path)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -448,10 +473,17 @@ class BackupStore:
     def get(self, backup_id: str) -> BackupInfo:
         return self.manifest(backup_id).info
 
+    def open_object(self, record: ObjectRecord) -> Iterator[bytes]:
+        """An object's plaintext as a stream of frames, each authenticated; the address is checked
+        at the end, so a consumer must read to the end before trusting what it got."""
+        path = self._object_path(record)
+        with self._io("read backup", path), self._open_read(path) as stream:
+            yield from framing.decode(stream, record.address, self.keyring, self.registry, path)
+
     def read_object(self, record: ObjectRecord) -> bytes:
         """An object's plaintext, every frame authenticated and the address checked."""
         path = self._object_path(record)
-        with self._io("read backup", path), self.fs.open(path, "rb") as stream:
+        with self._io("read backup", path), self._open_read(path) as stream:
             return b"".join(framing.decode(stream, record.address, self.keyring, self.registry, path))
 
     def snapshot(self, backup_id: str) -> Snapshot:
@@ -686,25 +718,49 @@ class BackupStore:
         return optimize(self, dry_run=dry_run, wait=wait)
 
 
+class _Counting:
+    """A read-through wrapper that hashes and counts the bytes that pass."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = bytes(self._stream.read(size))
+        self.digest.update(data)
+        self.count += len(data)
+        return data
+
+
+def verified_record(
+    stream: BinaryIO, address: str, size: int, keyring: Keyring | None, registry: Registry | None, where: str
+) -> ObjectRecord:
+    """The manifest record of a stored object, read in one bounded-memory pass.
+
+    With a keyring and registry every frame is also decoded and the plaintext must hash to
+    ``address`` (IntegrityError otherwise); without, only the framing is checked.
+    """
+    counting = _Counting(stream)
+    header = framing.read_header(counting, where)
+    plain = hashlib.sha256()
+    frames = []
+    for frame in framing.iter_raw_frames(counting, where):
+        if keyring is not None and registry is not None:
+            plain.update(framing.decode_frame(attrs.evolve(header, address=address), frame, keyring, registry, where))
+        frames.append(framing.FrameRecord(hashlib.sha256(frame.stored).hexdigest(), len(frame.stored),
+                                          max(0, min(header.frame_size, size - frame.index * header.frame_size))))
+    if keyring is not None and plain.hexdigest() != address:
+        raise IntegrityError(f"{where}: checksum mismatch (expected: {address}, got: {plain.hexdigest()})",
+                             subject=where)
+    return ObjectRecord(address=address, size=size, stored_size=counting.count,
+                        stored_sha256=counting.digest.hexdigest(), codec=header.codec, cipher=header.cipher,
+                        key_id=header.key_id, frames=tuple(frames))
+
+
 def record_from_bytes(data: bytes, address: str, size: int, where: str) -> ObjectRecord:
     """The manifest record for an object's stored bytes (plaintext size known from elsewhere)."""
-    stream = io.BytesIO(data)
-    header = framing.read_header(stream, where)
-    frames = [frame.stored for frame in framing.iter_raw_frames(stream, where)]
-    return ObjectRecord(
-        address=address,
-        size=size,
-        stored_size=len(data),
-        stored_sha256=hashlib.sha256(data).hexdigest(),
-        codec=header.codec,
-        cipher=header.cipher,
-        key_id=header.key_id,
-        frames=tuple(
-            framing.FrameRecord(hashlib.sha256(stored).hexdigest(), len(stored),
-                                max(0, min(header.frame_size, size - index * header.frame_size)))
-            for index, stored in enumerate(frames)
-        ),
-    )
+    return verified_record(io.BytesIO(data), address, size, None, None, where)
 
 
 def _who() -> str:
