@@ -5,6 +5,7 @@ from __future__ import annotations
 import pymysql
 import pytest
 from conftest import CORPUS, corpus_entries, load_corpus
+from test_snapshot_support import create_texts
 
 from schemasync_backup import Snapshot
 from schemasync_backup.restore import restore_snapshot
@@ -15,15 +16,6 @@ pytestmark = [
     pytest.mark.corpus,
     pytest.mark.skipif(not ENTRIES, reason=f"corpus not found at {CORPUS}: fidelity tests need ../shared/corpus"),
 ]
-
-
-def _create_texts(snapshot: Snapshot) -> dict[tuple[str, str], str]:
-    texts = {("table", t.name): t.create_sql for t in snapshot.tables}
-    texts |= {("view", v.name): v.create_sql for v in snapshot.views}
-    texts |= {("trigger", t.name): t.create_sql for t in snapshot.triggers}
-    texts |= {(r.kind, r.name): r.create_sql for r in snapshot.routines}
-    texts |= {("event", e.name): e.create_sql for e in snapshot.events}
-    return texts
 
 
 @pytest.mark.parametrize(("name", "file", "env"), ENTRIES, ids=[entry[0] for entry in ENTRIES])
@@ -41,7 +33,7 @@ def test_restore_reproduces_schema(
     copy = Snapshot.capture(mariadb.dsn, copy_db)
 
     assert copy.schema_hash == original.schema_hash
-    assert _create_texts(copy) == _create_texts(original)
+    assert create_texts(copy) == create_texts(original)
     assert Snapshot.from_json(original.to_json()) == original
     # A second capture of the unchanged original hashes the same: nothing volatile leaks in.
     assert Snapshot.capture(mariadb.dsn, original_db).schema_hash == original.schema_hash

@@ -11,6 +11,7 @@ import pytest
 from conftest import CORPUS, corpus_entries, load_corpus, run_sql
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_snapshot_support import create_texts
 
 from schemasync_backup import Snapshot
 from schemasync_backup.create_table import parse, without_auto_increment
@@ -44,12 +45,9 @@ def shop(mariadb: ThrowawayServer, root: pymysql.connections.Connection, fresh_d
 
 
 def texts(snapshot: Snapshot) -> dict[tuple[str, str], str]:
-    found = {("table", t.name): without_auto_increment(t.create_sql) for t in snapshot.tables}
-    found |= {("view", v.name): v.create_sql for v in snapshot.views}
-    found |= {("trigger", t.name): t.create_sql for t in snapshot.triggers}
-    found |= {(r.kind, r.name): r.create_sql for r in snapshot.routines}
-    found |= {("event", e.name): e.create_sql for e in snapshot.events}
-    return found
+    """SHOW CREATE texts, without the AUTO_INCREMENT counters a rollback does not rewind."""
+    return {key: without_auto_increment(text) if key[0] == "table" else text
+            for key, text in create_texts(snapshot).items()}
 
 
 def realistic_migration(snapshot: Snapshot) -> list[str]:
