@@ -165,7 +165,7 @@ class RollbackPlanner:
         wanted = self.store.snapshot(backup_id)
         name = database or wanted.database
         with open_source(target) as connection:
-            live, server = self._live(connection, name, wanted)
+            live, server = self._live(connection, name, lambda: wanted)
             steps, notes = build_steps(live, attrs.evolve(wanted, database=name), definer_policy)
             if not _database_exists(connection, name):
                 steps.insert(0, RollbackStep("create database", "database", name,
@@ -178,15 +178,19 @@ class RollbackPlanner:
             steps=tuple(steps), notes=tuple(notes + warnings), preflight=tuple(problems), created_at=_now(),
         )
 
-    def _live(self, connection: Connection, name: str, wanted: Snapshot) -> tuple[Snapshot, ServerInfo]:
-        """The live schema; an absent database counts as an empty one."""
+    def _live(
+        self, connection: Connection, name: str, wanted: Callable[[], Snapshot]
+    ) -> tuple[Snapshot, ServerInfo]:
+        """The live schema; an absent database counts as an empty one with the backup's defaults
+        (``wanted`` is called only then: loading a large snapshot costs seconds)."""
         try:
             live = Snapshot.capture(connection, name)
         except DatabaseNotFoundError:
+            target = wanted()
             row = query(connection, "SELECT VERSION() AS version")[0]
             server = ServerInfo("mariadb" if "mariadb" in str(row["version"]).lower() else "mysql",
                                 str(row["version"]).split("-")[0], "", 0)
-            return Snapshot(database=name, charset=wanted.charset, collation=wanted.collation, server=server), server
+            return Snapshot(database=name, charset=target.charset, collation=target.collation, server=server), server
         return live, live.server
 
     def _measure(self, connection: Connection, database: str, step: RollbackStep) -> RollbackStep:
@@ -244,7 +248,7 @@ class RollbackPlanner:
 
     def _run(self, connection: Connection, plan: RollbackPlan, *, dry_run: bool, disable_fk_checks: bool,
              progress: Progress | None) -> ExecutionResult:
-        live, _ = self._live(connection, plan.database, self.store.snapshot(plan.backup_id))
+        live, _ = self._live(connection, plan.database, lambda: self.store.snapshot(plan.backup_id))
         if live.schema_hash != plan.live_hash:
             raise StalePlanError(
                 f"the plan is stale: the live schema of {quote_identifier(plan.database)} changed since it was made "

@@ -24,7 +24,9 @@ from .snapshot import Event, Routine, ServerInfo, Snapshot, Table, Trigger, View
 
 FORMAT_NAME = "schemasync-snapshot-stream"
 FORMAT_VERSION = 1
-_converter = cattrs.Converter(forbid_extra_keys=True)
+# Detailed validation errors would only say which field of a damaged line failed; the line is
+# reported as a whole anyway, and without them structuring is several times faster.
+_converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=False)
 _KINDS: dict[str, type[Any]] = {"table": Table, "routine": Routine, "view": View, "trigger": Trigger, "event": Event}
 _FIELDS = {"table": "tables", "routine": "routines", "view": "views", "trigger": "triggers", "event": "events"}
 
