@@ -1,6 +1,7 @@
 """The main job on an embedded default: a throwaway MariaDB, a sample schema, and the library at work.
 
-capture -> back up (compressed, encrypted, on local storage) -> validate -> restore-test.
+capture -> back up (compressed, encrypted, on local storage) -> validate -> restore-test ->
+a migration that goes wrong -> rollback plan -> execute -> verify.
 Run it with ``python -m schemasync_backup.demo`` (or the ``schemasync-demo`` script).
 """
 
@@ -10,7 +11,9 @@ import argparse
 import tempfile
 import time
 
+from .connection import open_source
 from .crypto import EncryptionKey
+from .rollback import RollbackPlanner
 from .samples import load_sample
 from .sandbox import ThrowawayServer
 from .snapshot import Snapshot
@@ -45,11 +48,35 @@ def main(argv: list[str] | None = None) -> int:
         validator = Validator(store)
         result = validator.validate(info.id)
         print(f"== validate: {'valid' if result.valid else 'INVALID'} "
-              f"({result.objects_checked} object, {result.bytes_checked} bytes checked)")
+              f"({result.objects_checked} objects, {result.bytes_checked} bytes checked, "
+              f"{len(result.warnings)} DDL statements sqlglot cannot parse)")
         restored = validator.restore_test(info.id, server.dsn)
         print(f"== restore test into a scratch database: schema hash {restored.restored_hash[:16]}... "
               f"{'identical' if restored.passed else 'DIFFERENT'}")
-        return 0 if result.valid and restored.passed else 1
+
+        with open_source(server.dsn, "shop") as connection, connection.cursor() as cursor:
+            for statement in _MIGRATION:
+                cursor.execute(statement)
+        print("\n== a migration ran:\n   " + ";\n   ".join(_MIGRATION))
+        planner = RollbackPlanner(store)
+        plan = planner.plan(server.dsn, info.id)
+        print(f"\n== rollback plan\n{plan.summary()}\n\n{plan.to_sql()}")
+        outcome = planner.execute(server.dsn, plan, force=True)
+        check = planner.validate(server.dsn, info.id)
+        print(f"== executed {outcome.steps_run} steps (the live state was backed up first as "
+              f"{outcome.pre_rollback_backup_id}); live schema hash {check.live_hash[:16]}... "
+              f"{'matches the backup' if check.matches else 'DIFFERS'}")
+        return 0 if result.valid and restored.passed and check.matches else 1
+
+
+_MIGRATION = (
+    "ALTER TABLE customer ADD COLUMN loyalty_tier ENUM('bronze','silver') NULL AFTER email, "
+    "DROP INDEX ft_customer_name",
+    "INSERT INTO customer (email, full_name, loyalty_tier) VALUES ('ada@example.com', 'Ada', 'silver')",
+    "ALTER TABLE order_line DROP FOREIGN KEY fk_line_product",
+    "CREATE OR REPLACE VIEW live_product AS SELECT sku, title FROM product WHERE status = 'live'",
+    "DROP TRIGGER order_line_after_insert",
+)
 
 
 if __name__ == "__main__":
