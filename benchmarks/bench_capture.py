@@ -546,8 +546,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_args(argv)
-    started = datetime.now(UTC)
-    load_before = os.getloadavg()
+    started, revision, load_before = datetime.now(UTC), git_revision(), os.getloadavg()
     mydumper = Mydumper.find()
     print(f"mydumper: {mydumper.version() if mydumper else 'not installed, skipped (apt-get install mydumper)'}")
     with ThrowawayServer(extra_options=SERVER_OPTIONS) as server:
@@ -560,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(list(table_rows(results)))
     report = {
         "started": started.isoformat(timespec="seconds"),
-        "revision": git_revision(),
+        "revision": revision,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "server": {"version": version, "extra_options": list(SERVER_OPTIONS)},

@@ -15,15 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_capture import generate_schema, load  # noqa: E402 - the generator lives beside this file
+from bench_capture import generate_schema, load
 
-from schemasync_backup import Snapshot  # noqa: E402
-from schemasync_backup.diff import diff  # noqa: E402
-from schemasync_backup.plan import build_steps  # noqa: E402
-from schemasync_backup.rollback import RollbackPlanner  # noqa: E402
-from schemasync_backup.sandbox import ThrowawayServer  # noqa: E402
-from schemasync_backup.sql import quote_identifier as q  # noqa: E402
-from schemasync_backup.store import BackupStore  # noqa: E402
+from schemasync_backup import Snapshot
+from schemasync_backup.diff import diff
+from schemasync_backup.plan import build_steps
+from schemasync_backup.rollback import RollbackPlanner
+from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup.sql import quote_identifier as q
+from schemasync_backup.store import BackupStore
 
 
 def client(server: ThrowawayServer, *args: str) -> list[str]:
@@ -45,7 +45,7 @@ def main() -> int:
             subprocess.run(["mariadb-dump", "--no-defaults", "-uroot", f"--socket={server.socket_path}", "--no-data",
                             "--routines", "--triggers", "--events", "bench"], stdout=out, check=True)
 
-        changed = [name for name in schema.tables[1:4]]
+        changed = list(schema.tables[1:4])
         migration = [f"ALTER TABLE {q(changed[0])} ADD COLUMN bench_extra INT",
                      f"ALTER TABLE {q(changed[1])} ADD INDEX bench_idx ({q(schema.columns[changed[1]][0])})",
                      f"ALTER TABLE {q(changed[2])} COMMENT 'changed by the benchmark'"]

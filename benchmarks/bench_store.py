@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_capture import generate_schema, load  # noqa: E402 - the generator lives beside this file
+from bench_capture import generate_schema, load
 
-from schemasync_backup.crypto import AesGcm, EncryptionKey  # noqa: E402
-from schemasync_backup.framing import DEFAULT_FRAME_SIZE, Encoding, encode  # noqa: E402
-from schemasync_backup.plugins import default_registry  # noqa: E402
-from schemasync_backup.sandbox import ThrowawayServer  # noqa: E402
-from schemasync_backup.store import BackupStore  # noqa: E402
+from schemasync_backup.crypto import AesGcm, EncryptionKey
+from schemasync_backup.framing import DEFAULT_FRAME_SIZE, Encoding, encode
+from schemasync_backup.plugins import default_registry
+from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup.store import BackupStore
 
 
 class NullSink:
