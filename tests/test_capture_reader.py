@@ -1,0 +1,25 @@
+"""Both ways capture reads information_schema give the same snapshot."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from schemasync_backup import Snapshot, capture
+from schemasync_backup.samples import load_sample
+from schemasync_backup.sandbox import ThrowawayServer
+
+
+def test_row_by_row_reader_matches_the_json_reader(mariadb: ThrowawayServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    load_sample(mariadb.dsn, "reader_shop")
+    with_json = Snapshot.capture(mariadb.dsn, "reader_shop")
+    original = capture._Reader.for_server
+
+    def row_by_row(connection: capture.Connection, server: capture.ServerInfo) -> capture._Reader:
+        # What servers older than MariaDB 10.5 / MySQL 8 get: plain rows, ordered by the server.
+        return attrs.evolve(original(connection, server), as_json=False)
+
+    monkeypatch.setattr(capture._Reader, "for_server", staticmethod(row_by_row))
+    plain = Snapshot.capture(mariadb.dsn, "reader_shop")
+    assert attrs.evolve(plain, captured_at="") == attrs.evolve(with_json, captured_at="")
+    assert plain.schema_hash == with_json.schema_hash
