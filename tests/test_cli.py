@@ -46,8 +46,8 @@ class Ran(NamedTuple):
 
 def cli_env(log_file: Path, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("MYSQL_SCHEMA_SYNC_")}
-    env.update(BACKUP_ENCRYPTION_KEY=KEY.material.hex(), MYSQL_SCHEMA_SYNC_LOG_FILE=str(log_file), COLUMNS="120",
-               **extra)
+    env.update({"BACKUP_ENCRYPTION_KEY": KEY.material.hex(), "MYSQL_SCHEMA_SYNC_LOG_FILE": str(log_file),
+                "COLUMNS": "120", **extra})
     return env
 
 
@@ -409,3 +409,25 @@ def test_retention_and_storage_commands(mariadb: ThrowawayServer, shop: str, tmp
     created = automatic("backup", "create", "--format", "json").json()
     assert created["retention"]["removed"] == [newer]
     assert [entry["id"] for entry in automatic("backup", "list", "--format", "json").json()] == [created["backup_id"]]
+
+
+def test_rotate_key_command(mariadb: ThrowawayServer, shop: str, tmp_path: Path) -> None:
+    storage = tmp_path / "store"
+    config = write_config(tmp_path, mariadb, shop, storage)
+    created = run_cli(config, "backup", "create", "--format", "json")
+    assert created.rc == 0, created.err
+    backup_id = created.json()["backup_id"]
+    new = EncryptionKey.generate()
+    rotated_env = cli_env(tmp_path / "backup.log", BACKUP_ENCRYPTION_KEY=new.material.hex(),
+                          OLD_KEY=KEY.material.hex())
+    (tmp_path / "rotating").mkdir()
+    rotating = write_config(tmp_path / "rotating", mariadb, shop, storage,
+                            encryption={"enabled": True, "previous_key_env_vars": ["OLD_KEY"]})
+    refused = run_cli(rotating, "backup", "rotate-key", env=rotated_env)
+    assert refused.rc == 4, refused.err  # no terminal to confirm on, no --force
+    done = run_cli(rotating, "backup", "rotate-key", "--force", "--format", "json", env=rotated_env)
+    assert done.rc == 0, done.err
+    assert done.json() == {"key_id": new.key_id, "rotated": [backup_id]}
+    only_new = cli_env(tmp_path / "backup.log", BACKUP_ENCRYPTION_KEY=new.material.hex())
+    check = run_cli(config, "backup", "test-encryption", "--backup-id", backup_id, "--format", "json", env=only_new)
+    assert check.rc == 0 and check.json()["key_id"] == new.key_id, check.out + check.err

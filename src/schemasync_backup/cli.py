@@ -231,6 +231,8 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
                       help="a path or fsspec URL (s3://, az://, gs://); same settings as the configured store")
     commands.add("test-encryption", "check that the configured keys open a backup", cmd_backup_test_encryption,
                  backup_id="the backup to open (default: the newest encrypted one)")
+    commands.add("rotate-key", "re-encrypt every backup under the current key (older keys must still be "
+                 "configured as previous keys)", cmd_backup_rotate_key, force="do not ask for confirmation")
     commands.add("test-connection", "check that the backup storage is reachable and writable",
                  cmd_backup_test_connection)
     commands.add("validate-config", "check the configuration file and show it with secrets redacted",
@@ -603,6 +605,19 @@ def cmd_backup_delete(ctx: Context) -> Outcome:
     ctx.store.delete(backup_id)
     ctx.notify("backup.deleted", {"backup_id": backup_id, "database": info.database})
     return Outcome({"deleted": backup_id, "backup_id": backup_id}, f"Deleted backup {backup_id}")
+
+
+def cmd_backup_rotate_key(ctx: Context) -> Outcome:
+    writer = ctx.store.keyring.writer
+    if writer is None:
+        return Outcome({"rotated": []}, "", ExitCode.USAGE,
+                       "encryption is not configured: set backup.encryption first")
+    ctx.console.confirm(f"Re-encrypt every backup under key {writer.key_id}?", force=ctx.args.force,
+                        action="rotate the encryption key")
+    rotated = ctx.store.rotate_key()
+    ctx.note(key_id=writer.key_id, rotated=len(rotated))
+    return Outcome({"key_id": writer.key_id, "rotated": rotated},
+                   f"Re-encrypted {len(rotated)} backup(s) under key {writer.key_id}")
 
 
 def cmd_backup_export(ctx: Context) -> Outcome:
