@@ -177,11 +177,6 @@ def open_source(source: Source, database: str | None = None) -> Iterator[Connect
         connection.close()
 
 
-def spec_of(source: Source) -> ConnectionSpec | None:
-    """The parsed DSN when ``source`` is one; None for an open connection."""
-    return ConnectionSpec.parse(source) if isinstance(source, str) else None
-
-
 def describe(connection: Connection) -> str:
     where = connection.unix_socket or f"{connection.host}:{connection.port}"
     user = connection.user.decode() if isinstance(connection.user, bytes) else connection.user

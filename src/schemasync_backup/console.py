@@ -35,16 +35,6 @@ def human_size(size: int | float | None) -> str:
     return f"{value:.1f} TiB"  # pragma: no cover - the loop returns
 
 
-def human_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """A plain aligned text table; the last column is not padded."""
     cells = [[str(header) for header in headers]]
