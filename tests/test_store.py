@@ -439,3 +439,10 @@ def test_large_objects_stream_in_bounded_memory(storage_url: Any) -> None:
     assert peak_write < 48 * 2**20, peak_write
     assert peak_read < 48 * 2**20, peak_read
     assert store.put_object(chunks()) == record  # stored once, recognised by content
+
+
+def test_marker_left_after_the_commit_does_not_list_twice(tmp_path: Path, mariadb: ThrowawayServer, shop: str) -> None:
+    store = BackupStore.open(str(tmp_path))
+    info = store.create(mariadb.dsn, shop)
+    (tmp_path / "pending" / f"{info.id}.json").write_text("{}")  # a crash between commit and cleanup
+    assert [(found.id, found.status) for found in store.list()] == [(info.id, "COMPLETED")]

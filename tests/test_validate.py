@@ -222,7 +222,9 @@ def test_sigkill_during_create_never_leaves_a_completed_broken_backup(
         assert validator.validate(info.id).valid, info.id
     scan = validator.recovery_scan()
     pending = {path.stem for path in (tmp_path / "pending").iterdir()}
-    assert pending == {entry.backup_id for entry in scan if entry.kind == "incomplete"}
+    assert pending == {entry.backup_id for entry in scan if entry.kind in ("incomplete", "leftover_marker")}
+    listed = {info.id for info in completed}
+    assert all(entry.backup_id in listed for entry in scan if entry.kind == "leftover_marker")
     assert not [entry for entry in scan if entry.kind == "damaged"]
     leftovers = list((tmp_path / "tmp").iterdir())
     assert all(not path.name.endswith(".json") for path in leftovers)

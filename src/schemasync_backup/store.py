@@ -530,8 +530,9 @@ class BackupStore:
                 found.append(manifest.load(data or b"", path, status=recorded).info)
             except BackupFormatError:
                 found.append(_damaged_info(backup_id))
-        found += [_pending_info(name.removesuffix(".json")) for name in self._listdir("pending") if
-                  name.endswith(".json") and in_window(name.removesuffix(".json"))]
+        # A marker whose manifest exists was left by a crash after the commit: that backup lists once.
+        found += [_pending_info(backup_id) for name in self._listdir("pending") if name.endswith(".json")
+                  for backup_id in [name.removesuffix(".json")] if in_window(backup_id) and backup_id not in ids]
         selected = [info for info in found if _matches(info, database, status, tags, after, before)]
         selected.sort(key=lambda info: (info.created_at, info.id), reverse=True)
         return selected[:limit] if limit is not None else selected

@@ -108,7 +108,7 @@ class RecoveryReport:
 
 @attrs.frozen
 class ScanEntry:
-    kind: str  # "incomplete", "damaged", "orphaned_object"
+    kind: str  # "incomplete", "leftover_marker", "damaged", "orphaned_object"
     backup_id: str | None
     path: str
     recoverable: bool
@@ -402,6 +402,11 @@ class Validator:
             if backup_id not in manifests:
                 entries.append(ScanEntry("incomplete", backup_id, self.store._path("pending", name), False,
                                          "objects may be written but no manifest was committed"))
+            else:
+                # The crash came after the commit: the backup is complete, only its marker is left.
+                entries.append(ScanEntry("leftover_marker", backup_id, self.store._path("pending", name), True,
+                                         "the backup completed; its pending marker was left by a crash "
+                                         "and prune removes it"))
         for backup_id in sorted(manifests):
             result = self.integrity_check(backup_id)
             if not result.valid:
