@@ -7,7 +7,7 @@ rollback that makes the texts equal has provably restored every attribute.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -137,9 +137,8 @@ def _table_details(old: Table, new: Table) -> tuple[str, ...]:
 
 def _named_details(label: str, before: Iterable[tuple[str, str]], after: Iterable[tuple[str, str]]) -> list[str]:
     old, new = dict(before), dict(after)
-    show: Callable[[str], str] = quote_identifier
-    found = [f"{label} {show(name)} removed: {old[name]}" for name in old if name not in new]
-    found += [f"{label} {show(name)} added: {new[name]}" for name in new if name not in old]
-    found += [f"{label} {show(name)}: {old[name]} -> {new[name]}" for name in old if name in new and
+    found = [f"{label} {quote_identifier(name)} removed: {old[name]}" for name in old if name not in new]
+    found += [f"{label} {quote_identifier(name)} added: {new[name]}" for name in new if name not in old]
+    found += [f"{label} {quote_identifier(name)}: {old[name]} -> {new[name]}" for name in old if name in new and
               old[name] != new[name]]
     return found

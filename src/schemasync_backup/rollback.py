@@ -261,7 +261,7 @@ class RollbackPlanner:
         pre = self.store.save(
             live, description=f"automatic backup before rollback to {plan.backup_id}",
             tags={"pre_rollback": "true", "rollback_to": plan.backup_id}, pinned=True,
-        ) if live.tables or live.views or live.routines else None
+        ) if live.objects() else None
         journal = _Journal(self.store, plan, pre.id if pre else "")
         where = describe(connection)
         with translate_errors(where), connection.cursor() as cursor:

@@ -743,12 +743,13 @@ def verified_record(
     ``address`` (IntegrityError otherwise); without, only the framing is checked.
     """
     counting = _Counting(stream)
-    header = framing.read_header(counting, where)
+    # The address comes from the caller (the manifest), never from the object itself.
+    header = attrs.evolve(framing.read_header(counting, where), address=address)
     plain = hashlib.sha256()
     frames = []
     for frame in framing.iter_raw_frames(counting, where):
         if keyring is not None and registry is not None:
-            plain.update(framing.decode_frame(attrs.evolve(header, address=address), frame, keyring, registry, where))
+            plain.update(framing.decode_frame(header, frame, keyring, registry, where))
         frames.append(framing.FrameRecord(hashlib.sha256(frame.stored).hexdigest(), len(frame.stored),
                                           max(0, min(header.frame_size, size - frame.index * header.frame_size))))
     if keyring is not None and plain.hexdigest() != address:

@@ -183,10 +183,10 @@ class Validator:
                 found = self.store.manifest(backup_id, verify=False)
             except BackupFormatError:
                 return self._result(backup_id, findings, checksum_valid, deep)
-        for record in found.objects:
-            self._check_object(found, record, findings, deep=deep)
-        if deep and not findings.errors:
-            self._check_snapshot(found, findings)
+        plaintexts = [self._check_object(found, record, findings, deep=deep) for record in found.objects]
+        if deep and not findings.errors and plaintexts and plaintexts[0] is not None:
+            # The snapshot's bytes were just decrypted and checked: load them, don't fetch them again.
+            self._check_snapshot(found, plaintexts[0], findings)
         return self._result(backup_id, findings, checksum_valid, deep)
 
     def _result(self, backup_id: str, findings: _Findings, checksum_valid: bool, deep: bool) -> ValidationResult:
@@ -207,14 +207,17 @@ class Validator:
             return ("snapshot index",)
         return _held_by_frames(record, frames, self._contents(found))
 
-    def _check_object(self, found: Manifest, record: ObjectRecord, findings: _Findings, *, deep: bool) -> None:
+    def _check_object(
+        self, found: Manifest, record: ObjectRecord, findings: _Findings, *, deep: bool
+    ) -> bytes | None:
+        """Check one object; with ``deep``, return its verified plaintext (None when it fails)."""
         path = self.store._object_path(record)
         every_frame = set(range(len(record.frames)))
         try:
             data = self.store._read(path)
         except FileNotFoundError:
             findings.error(f"object missing: {path}", path, self._held(found, record, every_frame))
-            return
+            return None
         findings.objects += 1
         findings.bytes += len(data)
         actual = hashlib.sha256(data).hexdigest()
@@ -226,19 +229,22 @@ class Validator:
                 path,
                 self._held(found, record, damaged or every_frame),
             )
-            return
+            return None
         if deep:
             try:
                 plaintext = b"".join(framing.decode(io.BytesIO(data), record.address, self.store.keyring,
                                                     self.store.registry, path))
             except EncryptionKeyError as exc:
                 findings.error(exc.message, path)
-                return
+                return None
             except (IntegrityError, BackupFormatError) as exc:
                 findings.error(exc.message, path, self._held(found, record, every_frame))
-                return
+                return None
             if len(plaintext) != record.size:
                 findings.error(f"size mismatch in {path}: expected {record.size} bytes, got {len(plaintext)}", path)
+                return None
+            return plaintext
+        return None
 
     def _contents(self, found: Manifest) -> tuple[ContentEntry, ...]:
         """The snapshot's index, or nothing when it cannot be read (damaged, or no key)."""
@@ -258,9 +264,9 @@ class Validator:
             offset += frame.stored_size
         return damaged
 
-    def _check_snapshot(self, found: Manifest, findings: _Findings) -> None:
+    def _check_snapshot(self, found: Manifest, plaintext: bytes, findings: _Findings) -> None:
         try:
-            snapshot = self.store.snapshot(found.info.id)
+            snapshot = decode_snapshot(plaintext, found.info.captured_at)
         except SchemaSyncBackupError as exc:
             findings.error(f"the snapshot does not load: {exc}")
             return
