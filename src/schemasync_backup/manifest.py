@@ -76,6 +76,9 @@ class BackupInfo:
     captured_at: str
     migration_context: MigrationContext | None = None
     pinned: bool = False
+    #: A salvaged backup (``partial_recovery``): it may lack objects the source held, so a
+    #: rollback to it never drops a live object it does not hold unless forced.
+    partial: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return _converter.unstructure(self)  # type: ignore[no-any-return]
