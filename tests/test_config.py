@@ -195,6 +195,8 @@ def test_open_store_applies_compression_encryption_and_permissions(tmp_path: Pat
     assert store.encoding.codec == "gzip" and store.encoding.level == 9
     assert store.encoding.key is not None and store.encoding.key.key_id == key.key_id
     assert (store.dir_mode, store.file_mode) == (0o750, 0o640)
+    assert not (tmp_path / "store").exists()  # opening writes nothing: a read-only store opens too
+    store.put_document("probe/first.json", b"{}")
     assert (tmp_path / "store").stat().st_mode & 0o777 == 0o750
     assert cfg.open_store(config, keys=False).encoding.key is None
 

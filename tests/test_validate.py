@@ -20,7 +20,7 @@ from schemasync_backup.errors import EncryptionKeyError, IntegrityError
 from schemasync_backup.samples import load_sample
 from schemasync_backup.sandbox import ThrowawayServer
 from schemasync_backup.store import BackupStore
-from schemasync_backup.validate import BackupValidationError, Validator
+from schemasync_backup.validate import BackupValidationError, RecoveryError, Validator
 
 pytestmark = pytest.mark.server
 KEY = EncryptionKey.generate()
@@ -106,13 +106,20 @@ def test_damage_is_always_found(damage_lab: tuple[Path, str], tmp_path_factory: 
         full.raise_for_errors()
     if kind == "manifest":
         assert not full.checksum_valid
-        assert any(words in str(full.errors[0]) for words in ("checksum mismatch", "damaged manifest", "not a backup"))
+        assert any(words in str(full.errors[0]) for words in ("checksum mismatch", "damaged manifest", "not a backup",
+                                                                 "belongs to backup"))
         return
     assert all(error.object_path == str(object_file) for error in full.errors if error.object_path), full.errors
     if kind == "flip":
         # The finding names the schema objects in the damaged frame, and recovery keeps the rest.
         assert full.errors[0].schema_objects, full.errors
-        report = validator.partial_recovery(backup_id)
+        try:
+            report = validator.partial_recovery(backup_id)
+        except RecoveryError:
+            # The flip hit what every frame needs (the object header): nothing to save, and nothing is written.
+            assert [info.id for info in store.list()] == [backup_id]
+            assert not [entry for entry in validator.recovery_scan() if entry.recoverable]
+            return
         lost = set(report.lost)
         assert lost <= set(full.errors[0].schema_objects)
         recovered = store.snapshot(report.new_backup_id)
@@ -208,10 +215,15 @@ def test_sigkill_during_create_never_leaves_a_completed_broken_backup(
 ) -> None:
     rounds = int(os.environ.get("SCHEMASYNC_CRASH_ROUNDS", "25"))
     rng = __import__("random").Random(1234)
+    command = [sys.executable, "-c", _CREATE, str(tmp_path), KEY.material.hex(), mariadb.dsn, sakila]
+    # One create that runs to the end tells how long one takes on this machine, however busy it is:
+    # the kills then land anywhere from interpreter start-up to just after the commit.
+    started = time.monotonic()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    whole = time.monotonic() - started
     for _ in range(rounds):
-        process = subprocess.Popen([sys.executable, "-c", _CREATE, str(tmp_path), KEY.material.hex(), mariadb.dsn,
-                                    sakila], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.5))
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 1.1) * whole)
         process.send_signal(signal.SIGKILL)
         process.wait()
     store = BackupStore.open(str(tmp_path), encryption_keys=KEY)
@@ -226,7 +238,7 @@ def test_sigkill_during_create_never_leaves_a_completed_broken_backup(
     listed = {info.id for info in completed}
     assert all(entry.backup_id in listed for entry in scan if entry.kind == "leftover_marker")
     assert not [entry for entry in scan if entry.kind == "damaged"]
-    leftovers = list((tmp_path / "tmp").iterdir())
+    leftovers = list((tmp_path / "tmp").iterdir()) if (tmp_path / "tmp").exists() else []
     assert all(not path.name.endswith(".json") for path in leftovers)
     with pytest.raises(EncryptionKeyError):
         BackupStore.open(str(tmp_path)).snapshot(completed[0].id)

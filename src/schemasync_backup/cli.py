@@ -30,6 +30,7 @@ from .errors import (
     BackupFormatError,
     BackupNotFoundError,
     IntegrityError,
+    InvalidBackupIdError,
     InvalidSourceError,
     RollbackRefusedError,
     SchemaSyncBackupError,
@@ -390,11 +391,17 @@ def _backup_rows(backups: Sequence[BackupInfo]) -> str:
 
 def _validation_text(result: ValidationResult) -> str:
     depth = "full" if result.deep else "integrity"
-    head = (f"{result.backup_id}: {'valid' if result.valid else 'INVALID'} ({depth} check, "
+    verdict = "valid" if result.valid else "INVALID" if result.damaged else "NOT CHECKED"
+    head = (f"{result.backup_id}: {verdict} ({depth} check, "
             f"{result.objects_checked} object(s), {human_size(result.bytes_checked)} checked)")
     lines = [head, *(f"  error: {finding}" for finding in result.errors),
              *(f"  warning: {finding}" for finding in result.warnings)]
     return "\n".join(lines)
+
+
+def _failed_check(result: ValidationResult) -> ExitCode:
+    """3 for proven damage; 1 when the check could not be made (a key is missing: nothing is damaged)."""
+    return ExitCode.VALIDATION if result.damaged else ExitCode.ERROR
 
 
 def _failure(result: ValidationResult) -> str | None:
@@ -439,7 +446,7 @@ def cmd_backup_create(ctx: Context) -> Outcome:
         text += "\n" + _validation_text(result)
         if not result.valid:
             ctx.notify("validation.failed", {"backup_id": info.id, "message": _failure(result)})
-            return Outcome(data, text, ExitCode.VALIDATION, _failure(result))
+            return Outcome(data, text, _failed_check(result), _failure(result))
     if ctx.config.backup.retention.get("apply_on_create"):
         # The person asked for this backup, not for a question about others: the policy is the consent.
         applied = _apply_retention(ctx, database=database, dry_run=False, force=True)
@@ -458,13 +465,11 @@ def cmd_backup_list(ctx: Context) -> Outcome:
 
 
 def cmd_backup_info(ctx: Context) -> Outcome:
-    from . import manifest
-
     backup_id = ctx.args.backup_id
     ctx.note(backup_id=backup_id)
     found = ctx.store.manifest(backup_id, verify=False)
     info = found.info
-    checksum_valid = manifest.checksum_of(found) == info.checksum
+    checksum_valid = found.checksum_valid
     stats = reports.backup_stats(ctx.store, backup_id)
     data = {**_info_dict(info), "manifest_checksum_valid": checksum_valid, "objects": stats["objects"],
             "schema_objects": stats["schema_objects"]}
@@ -508,13 +513,13 @@ def cmd_backup_stats(ctx: Context) -> Outcome:
 def cmd_backup_validate(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     ctx.note(backup_id=backup_id)
-    ctx.store.manifest(backup_id, verify=False)  # an unknown id ends here, before a status is recorded
     with ctx.console.activity(f"Validating {backup_id}"):
         result = Validator(ctx.store).validate(backup_id)
     ctx.note(valid=result.valid, bytes_checked=result.bytes_checked)
     if not result.valid:
         ctx.notify("validation.failed", {"backup_id": backup_id, "message": _failure(result)})
-        return Outcome(reports.result_dict(result), _validation_text(result), ExitCode.VALIDATION, _failure(result))
+        return Outcome(reports.result_dict(result), _validation_text(result), _failed_check(result),
+                       _failure(result))
     return Outcome(reports.result_dict(result), _validation_text(result))
 
 
@@ -532,8 +537,8 @@ def _run_many(ctx: Context, check: Callable[[str], ValidationResult], ids: list[
         ctx.notify("validation.failed", {"backup_ids": [r.backup_id for r in run.invalid],
                                          "message": _failure(first)})
         more = f" (and {len(run.invalid) - 1} more invalid backups)" if len(run.invalid) > 1 else ""
-        return Outcome(run.to_dict(), "\n".join(lines), ExitCode.VALIDATION,
-                       f"{first.backup_id}: {_failure(first)}{more}")
+        code = ExitCode.VALIDATION if any(result.damaged for result in run.invalid) else ExitCode.ERROR
+        return Outcome(run.to_dict(), "\n".join(lines), code, f"{first.backup_id}: {_failure(first)}{more}")
     if run.skipped:
         return Outcome(run.to_dict(), "\n".join(lines), ExitCode.VALIDATION,
                        f"validation_timeout reached: {len(run.skipped)} backups were not checked")
@@ -891,9 +896,10 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
             result = Validator(ctx.store).validate(backup_id)
         if not result.valid:
             ctx.notify("validation.failed", {"backup_id": backup_id, "message": _failure(result)})
+            what = "a damaged backup" if result.damaged else "a backup that cannot be checked"
             return Outcome({"backup_id": backup_id, "executed": False, "validation": reports.result_dict(result)},
-                           _validation_text(result), ExitCode.VALIDATION,
-                           f"refusing to roll back to a damaged backup: {_failure(result)}")
+                           _validation_text(result), _failed_check(result),
+                           f"refusing to roll back to {what}: {_failure(result)}")
     planner = _planner(ctx)
     with ctx.console.activity("Planning"):
         plan = planner.plan(dsn, backup_id, database=name)
@@ -997,7 +1003,7 @@ def classify(exc: BaseException) -> ExitCode:
     """The exit code an exception ends the process with."""
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
-    if isinstance(exc, ConfigError | logsetup.LogSettingsError | InvalidSourceError):
+    if isinstance(exc, ConfigError | logsetup.LogSettingsError | InvalidSourceError | InvalidBackupIdError):
         return ExitCode.USAGE
     if isinstance(exc, ConfirmationRefused | RollbackRefusedError):
         return ExitCode.REFUSED

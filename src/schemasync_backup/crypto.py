@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -26,6 +27,12 @@ _NONCE_SIZE = 12
 
 def key_id_of(material: bytes) -> str:
     return "k-" + hashlib.sha256(b"schemasync_backup key id\0" + material).hexdigest()[:16]
+
+
+def manifest_mac(key: EncryptionKey, body: bytes) -> str:
+    """HMAC-SHA256 of a manifest body under a key derived from ``key`` (never the AES key itself)."""
+    derived = hmac.new(key.material, b"schemasync_backup manifest seal v2", hashlib.sha256).digest()
+    return hmac.new(derived, body, hashlib.sha256).hexdigest()
 
 
 def _decode_key(value: str | bytes, origin: str) -> bytes:

@@ -27,6 +27,10 @@ class InvalidSourceError(SchemaSyncBackupError, ValueError):
     """A DSN or connection argument that cannot be used."""
 
 
+class InvalidBackupIdError(SchemaSyncBackupError, ValueError):
+    """A string that is not a backup id (``backup-YYYYMMDD-HHMMSS-<8 hex>``); refused before any I/O."""
+
+
 # --- talking to a server ----------------------------------------------------------------
 
 
@@ -108,7 +112,18 @@ class IntegrityError(StoreError):
 
 
 class EncryptionKeyError(StoreError):
-    """A key is missing, malformed or wrong; the message names the key id a backup needs."""
+    """A key is missing, malformed or wrong; the message names the key id a backup needs.
+
+    Never damage: a backup that cannot be read with the configured keys keeps its status."""
+
+
+class ManifestAuthenticationError(IntegrityError):
+    """A sealed manifest failed authentication under the key that sealed it: forged or altered."""
+
+
+class UnsealedBackupError(StoreError):
+    """An encrypted store met a manifest no key of it sealed (written without a key, or by someone
+    else); it is read only when the caller opts in (``accept_unsealed=True``)."""
 
 
 class PluginError(StoreError, LookupError):

@@ -390,7 +390,7 @@ def _catalog(store: BackupStore) -> _Catalog:
             unreadable[backup_id] = bytes(data)
             continue
         manifests[backup_id] = found
-        if manifest.checksum_of(found) != found.info.checksum:
+        if not found.checksum_valid:
             unverified.add(backup_id)
     return _Catalog(manifests, unreadable, frozenset(unverified))
 
@@ -1010,9 +1010,4 @@ def _rerecord(store: BackupStore, found: Manifest, path: str, new: ObjectRecord)
     objects = tuple(new if store._object_path(record) == path else record for record in found.objects)
     info = attrs.evolve(found.info, stored_size=sum(record.stored_size for record in objects),
                         compression=objects[0].codec)
-    sealed = manifest.seal(attrs.evolve(found, info=info, objects=objects))
-    target = store._manifest_path(found.info.id)
-    store._put_bytes(target, manifest.dump(sealed))
-    if manifest.load(store._read(target), target, status=sealed.info.status) != sealed:
-        raise IntegrityError(f"{target}: the manifest read back differs from the one written", subject=target)
-    return sealed
+    return store._write_manifest(attrs.evolve(found, info=info, objects=objects))

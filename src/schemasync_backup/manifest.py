@@ -7,22 +7,25 @@ when its manifest does. docs/storage-format.md is the normative description.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-import re
-import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import cattrs
 
-from .errors import BackupFormatError
+from .backup_id import created_at_of, new_backup_id
+from .crypto import EncryptionKey, Keyring, manifest_mac
+from .errors import BackupFormatError, ManifestAuthenticationError
 from .framing import ObjectRecord
 
+__all__ = ["BackupInfo", "Manifest", "MigrationContext", "Seal", "Status", "created_at_of", "new_backup_id"]
+
 FORMAT_NAME = "schemasync-backup-manifest"
-FORMAT_VERSION = 1
-BACKUP_ID = re.compile(r"^backup-\d{8}-\d{6}-[0-9a-f]{8}$")
+#: Version 2 adds the keyed seal; version 1 manifests are still read (unsealed).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class Status:
@@ -31,17 +34,6 @@ class Status:
     VALIDATING = "VALIDATING"
     FAILED = "FAILED"
     CORRUPTED = "CORRUPTED"
-
-
-def new_backup_id(now: datetime) -> str:
-    return f"backup-{now.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
-
-
-def created_at_of(backup_id: str) -> datetime | None:
-    """The UTC time an id was minted at, from the id alone (lets list() skip reading manifests)."""
-    if not BACKUP_ID.match(backup_id):
-        return None
-    return datetime.strptime(backup_id[7:22], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
 
 
 @attrs.frozen
@@ -85,10 +77,24 @@ class BackupInfo:
 
 
 @attrs.frozen
+class Seal:
+    """A keyed seal: HMAC-SHA256 of the manifest body under a key derived from ``key_id``'s key."""
+
+    key_id: str
+    mac: str
+
+
+@attrs.frozen
 class Manifest:
     info: BackupInfo
     #: The snapshot stream first, then its index (where each schema object lies in it).
     objects: tuple[ObjectRecord, ...]
+    #: None for an unsealed manifest (written without a key, or format 1).
+    seal: Seal | None = None
+    #: Whether the seal was verified with a key of the reader's keyring (False: unsealed, or key missing).
+    authenticated: bool = False
+    #: Whether the recorded checksum matched when it was read (only ``load(verify=False)`` gives False).
+    checksum_valid: bool = True
 
     @property
     def snapshot_object(self) -> ObjectRecord:
@@ -118,35 +124,58 @@ def _canonical(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def checksum_of(manifest: Manifest) -> str:
-    return hashlib.sha256(_canonical(_body(manifest))).hexdigest()
+def _sealed_body(manifest: Manifest, found_seal: Seal | None) -> dict[str, Any]:
+    body = _body(manifest)
+    if found_seal is not None:
+        body["seal"] = {"key_id": found_seal.key_id, "mac": found_seal.mac}
+    return body
 
 
-def seal(manifest: Manifest) -> Manifest:
-    """The manifest with its checksum filled in."""
-    return attrs.evolve(manifest, info=attrs.evolve(manifest.info, checksum=checksum_of(manifest)))
+def seal(manifest: Manifest, key: EncryptionKey | None = None) -> Manifest:
+    """The manifest with, given a key, its keyed seal (over the body), and its checksum (over
+    body and seal, so damage anywhere is found without the key)."""
+    found_seal = Seal(key.key_id, manifest_mac(key, _canonical(_body(manifest)))) if key is not None else None
+    checksum = hashlib.sha256(_canonical(_sealed_body(manifest, found_seal))).hexdigest()
+    return attrs.evolve(manifest, info=attrs.evolve(manifest.info, checksum=checksum), seal=found_seal,
+                        authenticated=key is not None, checksum_valid=True)
 
 
 def dump(manifest: Manifest) -> bytes:
-    document = {**_body(manifest), "checksum": manifest.info.checksum}
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return _canonical({**_sealed_body(manifest, manifest.seal), "checksum": manifest.info.checksum}) + b"\n"
 
 
-def load(data: bytes, where: str, *, status: str = Status.COMPLETED, verify: bool = True) -> Manifest:
-    """Parse a stored manifest; with ``verify`` its checksum must match."""
+def load(
+    data: bytes,
+    where: str,
+    *,
+    backup_id: str | None = None,
+    keyring: Keyring | None = None,
+    status: str = Status.COMPLETED,
+    verify: bool = True,
+) -> Manifest:
+    """Parse a stored manifest.
+
+    With ``verify`` its checksum must match. With ``backup_id`` (the name it is stored under) it
+    must be that backup's: a manifest copied over another's file is damage, even unverified.
+    A seal whose key is in ``keyring`` is verified (ManifestAuthenticationError when it fails,
+    unless ``verify`` is off); one whose key is absent leaves ``authenticated`` False, since
+    reading metadata needs no key.
+    """
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise BackupFormatError(f"{where}: damaged manifest (not valid JSON)", subject=where) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise BackupFormatError(f"{where}: not a backup manifest", subject=where)
-    if document.get("version") != FORMAT_VERSION:
+    if document.get("version") not in READABLE_VERSIONS:
         raise BackupFormatError(
             f"{where}: unsupported manifest version {document.get('version')!r}; upgrade schemasync_backup",
             subject=where,
         )
     recorded = document.pop("checksum", None)
     actual = hashlib.sha256(_canonical(document)).hexdigest()
+    stored_seal = document.pop("seal", None) if document["version"] >= 2 else None
+    body = _canonical(document)
     if verify and recorded != actual:
         raise BackupFormatError(
             f"{where}: backup validation failed: checksum mismatch (expected: {recorded}, got: {actual})",
@@ -154,9 +183,24 @@ def load(data: bytes, where: str, *, status: str = Status.COMPLETED, verify: boo
         )
     try:
         info = _converter.structure({**document["backup"], "checksum": recorded or "", "status": status}, BackupInfo)
-        return Manifest(
-            info=info,
-            objects=_converter.structure(document["objects"], tuple[ObjectRecord, ...]),
-        )
+        objects = _converter.structure(document["objects"], tuple[ObjectRecord, ...])
+        found_seal = _converter.structure(stored_seal, Seal) if stored_seal is not None else None
     except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
         raise BackupFormatError(f"{where}: damaged manifest ({exc})", subject=where) from None
+    if backup_id is not None and info.id != backup_id:
+        raise BackupFormatError(
+            f"{where}: this manifest belongs to backup {info.id!r}, not to {backup_id}: it was copied or moved "
+            "over another backup's manifest; restore the right file or delete this backup",
+            subject=backup_id,
+        )
+    authenticated = False
+    if found_seal is not None and keyring is not None and found_seal.key_id in keyring.key_ids:
+        authenticated = hmac.compare_digest(manifest_mac(keyring.get(found_seal.key_id), body), found_seal.mac)
+        if verify and not authenticated:
+            raise ManifestAuthenticationError(
+                f"{where}: the manifest failed authentication under key {found_seal.key_id}: it was altered or "
+                "forged after it was written; do not restore from it",
+                subject=backup_id or info.id,
+            )
+    return Manifest(info=info, objects=objects, seal=found_seal, authenticated=authenticated,
+                    checksum_valid=recorded == actual)

@@ -130,7 +130,10 @@ def result_dict(result: ValidationResult) -> dict[str, Any]:
     data = attrs.asdict(result, recurse=True)
     for key in ("errors", "warnings"):
         data[key] = [{"message": str(finding), "object_path": finding.object_path,
-                      "schema_objects": list(finding.schema_objects)} for finding in getattr(result, key)]
+                      "schema_objects": list(finding.schema_objects), "kind": finding.kind}
+                     for finding in getattr(result, key)]
+    data["damaged"] = result.damaged
+    data["keys_needed"] = list(result.keys_needed)
     return data
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from . import preflight
+from .backup_id import check_backup_id
 from .connection import Connection, Source, describe, open_source, query, translate_errors
 from .diff import SchemaDiff, diff
 from .errors import (
@@ -309,6 +310,7 @@ class RollbackPlanner:
         return self.validate(target, backup_id, database=database).differences
 
     def _journal(self, backup_id: str) -> dict[str, Any]:
+        check_backup_id(backup_id)
         runs = [name for name in self.store.list_documents(f"journals/{backup_id}") if name.endswith(".json")]
         if not runs:
             raise RollbackRefusedError(f"no rollback to {backup_id} has run: nothing to recover", subject=backup_id)

@@ -20,19 +20,22 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import tarfile
 import tempfile
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import attrs
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from . import framing, manifest
+from .backup_id import check_backup_id, is_backup_id
 from .connection import Source
 from .crypto import EncryptionKey, Keyring
 from .errors import (
@@ -45,6 +48,8 @@ from .errors import (
     StorageError,
     StorageFullError,
     StoragePermissionError,
+    StoreError,
+    UnsealedBackupError,
 )
 from .framing import Encoding, ObjectRecord
 from .manifest import BackupInfo, Manifest, MigrationContext, Status
@@ -63,6 +68,9 @@ T = TypeVar("T")
 _ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
 _ARCHIVE_OBJECT = re.compile(r"^objects/[0-9a-f]{2}/[0-9a-f]{64}\.(?:plain|k-[0-9a-f]{16})$")
 _READ_CHUNK = 1024 * 1024
+#: A manifest is small; an archive member called manifest.json that is not, is refused before it is read.
+_MAX_MANIFEST = 64 * 1024 * 1024
+_DOCUMENT_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _UPLOAD_BLOCK = 8 * 1024 * 1024
 
 
@@ -98,6 +106,8 @@ class BackupStore:
     registry: Registry = attrs.field(repr=False)
     file_mode: int = 0o600
     dir_mode: int = 0o700
+    #: Read manifests no key of this store sealed (a store that has keys refuses them otherwise).
+    accept_unsealed: bool = False
 
     @classmethod
     def open(
@@ -114,11 +124,15 @@ class BackupStore:
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
         registry: Registry | None = None,
+        accept_unsealed: bool = False,
     ) -> BackupStore:
-        """Open (and on first use, create) the store at ``url``: a path or any fsspec URL.
+        """Open the store at ``url``: a path or any fsspec URL. Opening writes nothing: folders
+        are made by the first write, so a read-only store can be listed, validated and exported.
 
         ``encryption_keys``: one key or several (the first writes, all read). New objects are
-        encrypted when a key is given, unless ``encrypt=False``.
+        encrypted when a key is given, unless ``encrypt=False``. Manifests are sealed with the
+        writing key; a store with keys reads only manifests one of its keys sealed, unless
+        ``accept_unsealed`` (for backups written without a key, which nothing authenticates).
         """
         registry = registry or default_registry()
         registry.codec(compression)  # fail now, not in the middle of a backup
@@ -139,7 +153,7 @@ class BackupStore:
                 subject=url,
                 url=url,
             ) from exc
-        store = cls(
+        return cls(
             url=url,
             fs=fs,
             root=root.rstrip("/"),
@@ -150,9 +164,8 @@ class BackupStore:
             registry=registry,
             file_mode=file_mode,
             dir_mode=dir_mode,
+            accept_unsealed=accept_unsealed,
         )
-        store._prepare()
-        return store
 
     # --- paths and raw I/O -------------------------------------------------------------------
 
@@ -160,7 +173,7 @@ class BackupStore:
         return "/".join([self.root, *parts]) if self.root else "/".join(parts)
 
     def _manifest_path(self, backup_id: str) -> str:
-        return self._path("manifests", f"{backup_id}.json")
+        return self._path("manifests", f"{check_backup_id(backup_id)}.json")
 
     def _object_path(self, record: ObjectRecord) -> str:
         return self._path("objects", record.path)
@@ -200,30 +213,34 @@ class BackupStore:
                 subject=path, url=self.url, path=path,
             ) from exc
 
-    def _makedirs(self, path: str) -> None:
+    def _makedirs(self, path: str, action: str = "create backup") -> None:
         if self._is_local:
-            os.makedirs(path, mode=self.dir_mode, exist_ok=True)
-            os.chmod(path, self.dir_mode)
+            # Only folders made here get the store's mode: an existing one (a shared mount, a
+            # folder someone else owns) is left as it is.
+            missing = []
+            while path and not os.path.isdir(path):
+                missing.append(path)
+                path = os.path.dirname(path.rstrip("/"))
+            for folder in reversed(missing):
+                with self._io(action, folder), contextlib.suppress(FileExistsError):
+                    os.mkdir(folder, self.dir_mode)
+                    os.chmod(folder, self.dir_mode)
         elif not self._atomic_put:
             self.fs.makedirs(path, exist_ok=True)
 
-    def _prepare(self) -> None:
-        with self._io("create backup", self.root or self.url):
-            if self._is_local:
-                for folder in ("", "objects", "manifests", "pending", "status", "tmp"):
-                    self._makedirs(self._path(folder) if folder else self.root)
-
-    def _put(self, path: str, write: Callable[[BinaryIO], T], *, exclusive: bool = False) -> T:
+    def _put(
+        self, path: str, write: Callable[[BinaryIO], T], *, exclusive: bool = False, action: str = "create backup"
+    ) -> T:
         """Write ``path`` so that nobody ever sees it half-written."""
-        with self._io("create backup", path):
+        with self._io(action, path):
             if self._atomic_put:
                 # A bounded upload buffer: s3fs otherwise holds 50 MiB per part, and copies it.
                 with self.fs.open(path, "xb" if exclusive else "wb", block_size=_UPLOAD_BLOCK) as sink:
                     return write(sink)
             parent = path.rsplit("/", 1)[0]
-            self._makedirs(parent)
+            self._makedirs(parent, action)
             staging = self._path("tmp", uuid.uuid4().hex)
-            self._makedirs(self._path("tmp"))
+            self._makedirs(self._path("tmp"), action)
             try:
                 with self.fs.open(staging, "wb") as sink:
                     result = write(sink)
@@ -237,8 +254,8 @@ class BackupStore:
                 if self.fs.exists(staging):
                     self.fs.rm(staging)
 
-    def _put_bytes(self, path: str, data: bytes, *, exclusive: bool = False) -> None:
-        self._put(path, lambda sink: sink.write(data), exclusive=exclusive)
+    def _put_bytes(self, path: str, data: bytes, *, exclusive: bool = False, action: str = "create backup") -> None:
+        self._put(path, lambda sink: sink.write(data), exclusive=exclusive, action=action)
 
     def _open_read(self, path: str) -> BinaryIO:
         # Sequential reads through a bounded read-ahead buffer, whatever the provider's default.
@@ -252,9 +269,9 @@ class BackupStore:
         with self._io("read backup", path):
             return bool(self.fs.exists(path))
 
-    def _remove(self, paths: Sequence[str]) -> None:
+    def _remove(self, paths: Sequence[str], action: str = "delete backup") -> None:
         if paths:
-            with self._io("delete backup", paths[0]):
+            with self._io(action, paths[0]):
                 self.fs.rm(list(paths))
 
     def _listdir(self, folder: str) -> list[str]:
@@ -269,19 +286,19 @@ class BackupStore:
 
     def put_document(self, relative: str, data: bytes) -> None:
         """Write ``relative`` (e.g. ``journals/<id>/<run>.json``) atomically, replacing it."""
-        self._put_bytes(self._path(relative), data)
+        self._put_bytes(self._path(_document_path(relative)), data, action="write document")
 
     def get_document(self, relative: str) -> bytes:
         """Read a document written by :meth:`put_document`; FileNotFoundError when absent."""
-        return self._read(self._path(relative))
+        return self._read(self._path(_document_path(relative)), "read document")
 
     def list_documents(self, folder: str) -> builtins.list[str]:
         """Names in a folder of documents, sorted; empty when the folder does not exist."""
-        return sorted(self._listdir(folder))
+        return sorted(self._listdir(_document_path(folder)))
 
     def remove_document(self, relative: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self._remove([self._path(relative)])
+            self._remove([self._path(_document_path(relative))])
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -310,12 +327,13 @@ class BackupStore:
         tags: Mapping[str, str] | None = None,
         migration_context: MigrationContext | Mapping[str, str] | None = None,
         pinned: bool = False,
+        partial: bool = False,
     ) -> BackupInfo:
-        """Store an already captured snapshot as a new backup."""
+        """Store an already captured snapshot as a new backup; ``partial`` marks a salvaged one."""
         started = _now()
         backup_id = manifest.new_backup_id(started)
         with self._writing(backup_id, snapshot.database):
-            return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
+            return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned, partial)
 
     @contextlib.contextmanager
     def _writing(self, backup_id: str, database: str) -> Iterator[None]:
@@ -344,6 +362,7 @@ class BackupStore:
         tags: Mapping[str, str] | None,
         migration_context: MigrationContext | Mapping[str, str] | None,
         pinned: bool,
+        partial: bool = False,
     ) -> BackupInfo:
         plaintext, contents = encode_snapshot(snapshot)
         record = self._store_object(plaintext)
@@ -371,21 +390,33 @@ class BackupStore:
                 captured_at=snapshot.captured_at,
                 migration_context=context,
                 pinned=pinned,
+                partial=partial,
             ),
             objects=(record, index),
         )
-        info = self._commit(manifest.seal(draft))
+        info = self._commit(draft)
         self.registry.notify("backup.created", info.to_dict())
         return info
 
-    def _commit(self, sealed: Manifest) -> BackupInfo:
+    def _commit(self, draft: Manifest) -> BackupInfo:
+        """Seal and write a new backup's manifest: the moment the backup comes to exist."""
+        return self._write_manifest(draft, exclusive=True).info
+
+    def _write_manifest(self, draft: Manifest, *, exclusive: bool = False) -> Manifest:
+        """Seal ``draft`` with the writing key, write it, and read it back.
+
+        The one way a manifest is written or replaced (create, import, copy, key rotation,
+        checksum repair, optimize): a manifest counts only once the storage gives back what we wrote.
+        """
+        sealed = manifest.seal(attrs.evolve(draft, info=attrs.evolve(draft.info, status=Status.COMPLETED)),
+                               self.keyring.writer)
         path = self._manifest_path(sealed.info.id)
-        self._put_bytes(path, manifest.dump(sealed), exclusive=True)
-        # Read back: a backup counts only once the storage gives back what we wrote.
-        committed = manifest.load(self._read(path), path)
+        self._put_bytes(path, manifest.dump(sealed), exclusive=exclusive,
+                        action="create backup" if exclusive else "write backup manifest")
+        committed = manifest.load(self._read(path), path, backup_id=sealed.info.id, keyring=self.keyring)
         if committed != sealed:
             raise IntegrityError(f"{path}: the manifest read back differs from the one written", subject=path)
-        return committed.info
+        return committed
 
     def _store_object(self, plaintext: bytes) -> ObjectRecord:
         return self._store_chunks([plaintext], hashlib.sha256(plaintext).hexdigest(), len(plaintext))
@@ -440,7 +471,11 @@ class BackupStore:
     # --- reading -------------------------------------------------------------------------------
 
     def manifest(self, backup_id: str, *, verify: bool = True) -> Manifest:
-        """The backup's manifest; ``verify=False`` reads one whose checksum no longer matches."""
+        """The backup's manifest, which must be the one of ``backup_id`` (needs no key).
+
+        ``verify=False`` reads one whose checksum no longer matches. Before reading a backup's
+        content, pass it to :meth:`authenticate` (or use :meth:`authenticated_manifest`).
+        """
         path = self._manifest_path(backup_id)
         try:
             data = self._read(path)
@@ -448,22 +483,73 @@ class BackupStore:
             raise BackupNotFoundError(
                 f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
             ) from None
-        return manifest.load(data, path, status=self.status_of(backup_id), verify=verify)
+        return manifest.load(data, path, backup_id=backup_id, keyring=self.keyring,
+                             status=self.status_of(backup_id), verify=verify)
+
+    def authenticated_manifest(self, backup_id: str) -> Manifest:
+        """The backup's manifest, proven to be the one this store wrote (see :meth:`authenticate`)."""
+        found = self.manifest(backup_id)
+        self.authenticate(found)
+        return found
+
+    def authenticate(self, found: Manifest) -> None:
+        """Refuse a manifest whose content must not be trusted here.
+
+        A store with keys trusts a manifest only when one of its keys sealed it: a sealed
+        manifest whose key is not configured needs that key (EncryptionKeyError, not damage),
+        an unsealed one is refused unless the store accepts unsealed manifests. A store without
+        keys has nothing to authenticate with and reads every manifest whose checksum verifies.
+        """
+        if found.authenticated or not self.keyring.keys:
+            return
+        if found.seal is not None:
+            configured = ", ".join(self.keyring.key_ids)
+            raise EncryptionKeyError(
+                f"encryption key {found.seal.key_id} is needed to authenticate backup {found.info.id} "
+                f"(configured: {configured}); add that key, e.g. in BACKUP_ENCRYPTION_KEY",
+                subject=found.seal.key_id,
+            )
+        if not self.accept_unsealed:
+            raise UnsealedBackupError(
+                f"backup {found.info.id} is not sealed by a key of this store (it was written without a key, "
+                "or by someone else), so nothing proves it is the backup it claims to be; this encrypted store "
+                "refuses it. If you trust it, open the store with accept_unsealed=True "
+                "(config: backup.encryption.accept_unsealed: true)",
+                subject=found.info.id,
+            )
 
     def status_of(self, backup_id: str) -> str:
         """COMPLETED unless validation recorded otherwise (VALIDATING, CORRUPTED, FAILED)."""
+        recorded = self.recorded_status(backup_id)
+        return recorded["status"] if recorded is not None else Status.COMPLETED
+
+    def recorded_status(self, backup_id: str) -> dict[str, str] | None:
+        """The status document validation recorded, or None when there is none (COMPLETED)."""
+        path = self._status_path(backup_id)
         try:
-            return str(json.loads(self._read(self._status_path(backup_id)))["status"])
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
-            return Status.COMPLETED
+            document = json.loads(self._read(path, "read backup status"))
+        except (FileNotFoundError, ValueError):
+            return None
+        if not isinstance(document, dict) or not isinstance(document.get("status"), str):
+            return None
+        return {str(key): str(value) for key, value in document.items()}
 
     def set_status(self, backup_id: str, status: str, reason: str = "") -> None:
         """Record what validation learned about a backup (the manifest itself never changes)."""
         document = {"status": status, "reason": reason, "at": _now().isoformat(timespec="seconds")}
-        self._put_bytes(self._status_path(backup_id), json.dumps(document).encode())
+        self._put_bytes(self._status_path(backup_id), json.dumps(document).encode(), action="record backup status")
+
+    def restore_status(self, backup_id: str, recorded: Mapping[str, str] | None) -> None:
+        """Put back a status document read by :meth:`recorded_status` (None: no document)."""
+        if recorded is None:
+            with contextlib.suppress(FileNotFoundError):
+                self._remove([self._status_path(backup_id)], "record backup status")
+        else:
+            self._put_bytes(self._status_path(backup_id), json.dumps(dict(recorded)).encode(),
+                            action="record backup status")
 
     def _status_path(self, backup_id: str) -> str:
-        return self._path("status", f"{backup_id}.json")
+        return self._path("status", f"{check_backup_id(backup_id)}.json")
 
     def contents(self, found: Manifest) -> tuple[ContentEntry, ...]:
         """Where each schema object lies in the snapshot (needs the key when encrypted)."""
@@ -471,7 +557,12 @@ class BackupStore:
         return decode_contents(self.read_object(index)) if index is not None else ()
 
     def get(self, backup_id: str) -> BackupInfo:
+        """A backup's metadata (needs no key)."""
         return self.manifest(backup_id).info
+
+    def exists(self, backup_id: str) -> bool:
+        """Whether a manifest is stored under ``backup_id`` (readable or not)."""
+        return self._exists(self._manifest_path(backup_id))
 
     def open_object(self, record: ObjectRecord) -> Iterator[bytes]:
         """An object's plaintext as a stream of frames, each authenticated; the address is checked
@@ -488,7 +579,7 @@ class BackupStore:
 
     def snapshot(self, backup_id: str) -> Snapshot:
         """The snapshot a backup holds, equal to the one captured."""
-        found = self.manifest(backup_id)
+        found = self.authenticated_manifest(backup_id)
         try:
             data = self.read_object(found.snapshot_object)
         except FileNotFoundError:
@@ -516,7 +607,9 @@ class BackupStore:
                 before is None or minted <= before
             )
 
-        ids = [name.removesuffix(".json") for name in self._listdir("manifests") if name.endswith(".json")]
+        # A file whose name is no backup id is not a backup (recovery_scan reports it).
+        ids = [backup_id for name in self._listdir("manifests") if name.endswith(".json")
+               for backup_id in [name.removesuffix(".json")] if is_backup_id(backup_id)]
         wanted = [self._manifest_path(backup_id) for backup_id in ids if in_window(backup_id)]
         with self._io("list backups", self._path("manifests")):
             raw = self.fs.cat(wanted) if wanted else {}
@@ -527,12 +620,14 @@ class BackupStore:
             backup_id = path.rsplit("/", 1)[-1].removesuffix(".json")
             recorded = self.status_of(backup_id) if backup_id in statuses else Status.COMPLETED
             try:
-                found.append(manifest.load(data or b"", path, status=recorded).info)
-            except BackupFormatError:
+                found.append(manifest.load(data or b"", path, backup_id=backup_id, keyring=self.keyring,
+                                           status=recorded).info)
+            except (BackupFormatError, IntegrityError):
                 found.append(_damaged_info(backup_id))
         # A marker whose manifest exists was left by a crash after the commit: that backup lists once.
         found += [_pending_info(backup_id) for name in self._listdir("pending") if name.endswith(".json")
-                  for backup_id in [name.removesuffix(".json")] if in_window(backup_id) and backup_id not in ids]
+                  for backup_id in [name.removesuffix(".json")]
+                  if is_backup_id(backup_id) and in_window(backup_id) and backup_id not in ids]
         selected = [info for info in found if _matches(info, database, status, tags, after, before)]
         selected.sort(key=lambda info: (info.created_at, info.id), reverse=True)
         return selected[:limit] if limit is not None else selected
@@ -545,9 +640,11 @@ class BackupStore:
         for name in self._listdir("manifests"):
             if not name.endswith(".json"):
                 continue
+            path = self._path("manifests", name)
             try:
-                found = self.manifest(name.removesuffix(".json"), verify=False)
-            except BackupFormatError:
+                # Unbound and unverified: even a manifest copied over another's file protects its objects.
+                found = manifest.load(self._read(path), path, verify=False)
+            except (BackupFormatError, FileNotFoundError):
                 continue
             paths.update(self._object_path(record) for record in found.objects)
         return paths
@@ -564,7 +661,10 @@ class BackupStore:
         a create that is reusing one of them at this moment never loses it. While creates are
         running the objects stay for the next prune.
         """
-        self.manifest(backup_id, verify=False)
+        if not self.exists(backup_id):
+            raise BackupNotFoundError(
+                f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
+            )
         self._remove([self._manifest_path(backup_id)])
         with contextlib.suppress(FileNotFoundError):
             self._remove([self._status_path(backup_id)])
@@ -579,15 +679,15 @@ class BackupStore:
             prune(self, grace=timedelta(0))
 
     def copy_to(self, other: BackupStore, backup_id: str) -> BackupInfo:
-        """Copy a backup into another store, checking every byte against the manifest on the way."""
-        source = self.manifest(backup_id)
+        """Copy a backup into another store, checking every byte against the manifest on the way;
+        the copy is sealed with the other store's key."""
+        source = self.authenticated_manifest(backup_id)
         for record in source.objects:
             target = other._object_path(record)
-            if other._exists(target):
-                continue
-            data = self._read(self._object_path(record))
-            _check_stored(record, data, self._object_path(record))
-            other._put_bytes(target, data)
+            if not other._exists(target):
+                with self._io("read backup", self._object_path(record)), \
+                        self._open_read(self._object_path(record)) as stream:
+                    other._put_verified(target, stream, record, self._object_path(record))
         return other._commit(source)
 
     def move_to(self, other: BackupStore, backup_id: str) -> BackupInfo:
@@ -595,51 +695,127 @@ class BackupStore:
         copied = self.copy_to(other, backup_id)
         for record in other.manifest(backup_id).objects:
             path = other._object_path(record)
-            _check_stored(record, other._read(path), path)
+            with other._io("read backup", path), other._open_read(path) as stream:
+                _drain_checked(stream, record, path)
         self.delete(backup_id)
         return copied
+
+    def _put_verified(self, target: str, stream: IO[bytes], record: ObjectRecord, where: str) -> None:
+        """Store an object's stored bytes read from ``stream`` at ``target``, only if they are the
+        bytes ``record`` vouches for; spooled to a temporary file, so memory stays bounded."""
+        with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
+            _drain_checked(stream, record, where, spool)
+            spool.seek(0)
+            self._put(target, lambda sink: shutil.copyfileobj(spool, sink, _READ_CHUNK))
 
     # --- archives ------------------------------------------------------------------------------
 
     def export(self, backup_id: str, path: str | os.PathLike[str]) -> str:
-        """Write one backup, manifest and objects, into a ``.tar.gz`` at a local path."""
-        found = self.manifest(backup_id)
-        manifest_bytes = self._read(self._manifest_path(backup_id))
-        with tarfile.open(path, "w:gz") as archive:
-            _add_member(archive, "manifest.json", manifest_bytes)
-            for record in found.objects:
-                data = self._read(self._object_path(record))
-                _check_stored(record, data, self._object_path(record))
-                _add_member(archive, f"objects/{record.path}", data)
-        return os.fspath(path)
+        """Write one backup, manifest and objects, into a ``.tar.gz`` at a local path.
 
-    def import_archive(self, path: str | os.PathLike[str], *, max_member_size: int = 16 * 1024**3) -> BackupInfo:
-        """Import an archive written by :meth:`export`, refusing anything unsafe or damaged."""
+        Every object is checked against the manifest while it streams into the archive; the
+        archive appears at ``path`` only when complete."""
+        found = self.authenticated_manifest(backup_id)
+        manifest_bytes = self._read(self._manifest_path(backup_id))
+        target = os.fspath(path)
+        partial = f"{target}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            with tarfile.open(partial, "w:gz") as archive:
+                _add_member(archive, "manifest.json", len(manifest_bytes), io.BytesIO(manifest_bytes))
+                for record in found.objects:
+                    source = self._object_path(record)
+                    with self._io("read backup", source), self._open_read(source) as stream:
+                        counting = _Counting(stream)
+                        try:
+                            _add_member(archive, f"objects/{record.path}", record.stored_size, counting)
+                        except OSError as exc:  # tarfile: the object is shorter than recorded
+                            raise IntegrityError(f"{source}: {exc}; the object is damaged", subject=source) from None
+                        _check_counted(counting, record, source)
+            os.replace(partial, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
+        return target
+
+    def import_archive(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_member_size: int = 16 * 1024**3,
+        max_expansion: int = 100,
+        accept_unsealed: bool | None = None,
+    ) -> BackupInfo:
+        """Import an archive written by :meth:`export`, refusing anything unsafe or damaged.
+
+        The archive is untrusted: it is read as a stream, member by member, never whole; the
+        manifest comes first and decides which members may follow and their exact sizes, which
+        are checked before a byte is read; an archive that declares more than ``max_expansion``
+        times its own size is refused as a decompression bomb. An encrypted store imports only
+        a backup one of its keys sealed, unless ``accept_unsealed`` (default: the store's).
+        """
         where = os.fspath(path)
         try:
-            archive = tarfile.open(where, "r:gz")  # noqa: SIM115 - opened here to translate errors, closed below
+            archive_size = os.path.getsize(where)
+            archive = tarfile.open(where, "r|gz")  # noqa: SIM115 - opened here to translate errors, closed below
         except (OSError, tarfile.TarError) as exc:
             raise ArchiveError(f"cannot read archive {where}: {exc}", subject=where) from exc
-        with archive:
-            members: dict[str, tarfile.TarInfo] = {}
-            for member in archive.getmembers():
-                _check_member(member, where, max_member_size)
-                members[member.name] = member
-            if "manifest.json" not in members:
-                raise ArchiveError(f"archive {where} has no manifest.json", subject=where)
-            found = manifest.load(_extract(archive, members["manifest.json"]), f"{where}:manifest.json")
-            if self._exists(self._manifest_path(found.info.id)):
-                raise ArchiveError(f"backup {found.info.id} already exists in {self.url}", subject=found.info.id)
-            for record in found.objects:
-                name = f"objects/{record.path}"
-                if name not in members:
-                    raise ArchiveError(f"archive {where} lacks object {name}", subject=name)
-                data = _extract(archive, members[name])
-                _check_stored(record, data, f"{where}:{name}")
-                target = self._object_path(record)
-                if not self._exists(target):
-                    self._put_bytes(target, data)
+        try:
+            with archive:
+                found = self._import_members(archive, where, archive_size, max_member_size, max_expansion,
+                                             self.accept_unsealed if accept_unsealed is None else accept_unsealed)
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise ArchiveError(f"archive {where} is damaged: {exc}", subject=where) from exc
         return self._commit(found)
+
+    def _import_members(
+        self, archive: tarfile.TarFile, where: str, archive_size: int, max_member_size: int, max_expansion: int,
+        accept_unsealed: bool,
+    ) -> Manifest:
+        members = iter(archive)
+        first = next(members, None)
+        if first is None or first.name != "manifest.json":
+            raise ArchiveError(f"archive {where} does not start with manifest.json: not an exported backup",
+                               subject=where)
+        _check_member(first, where, min(max_member_size, _MAX_MANIFEST))
+        found = manifest.load(_extract(archive, first), f"{where}:manifest.json", keyring=self.keyring)
+        if not is_backup_id(found.info.id):
+            raise ArchiveError(f"archive {where} names backup id {found.info.id!r}, which is not a backup id: "
+                               "refusing it", subject=where)
+        attrs.evolve(self, accept_unsealed=accept_unsealed).authenticate(found)
+        if self.exists(found.info.id):
+            raise ArchiveError(f"backup {found.info.id} already exists in {self.url}", subject=found.info.id)
+        expected = {f"objects/{record.path}": record for record in found.objects}
+        declared = sum(record.stored_size for record in found.objects) + first.size
+        if declared > max_expansion * archive_size + _READ_CHUNK:
+            raise ArchiveError(
+                f"archive {where} declares {declared} bytes in {archive_size}: more than {max_expansion} times its "
+                "size, refusing a decompression bomb", subject=where)
+        seen: set[str] = {first.name}
+        for member in members:
+            _check_member(member, where, max_member_size)
+            if member.name in seen:
+                raise ArchiveError(f"archive {where}: duplicate member {member.name!r}", subject=member.name)
+            seen.add(member.name)
+            record = expected.get(member.name)
+            if record is None:
+                raise ArchiveError(f"archive {where}: member {member.name!r} is not named by its manifest",
+                                   subject=member.name)
+            if member.size != record.stored_size:
+                raise ArchiveError(f"archive {where}: member {member.name!r} is {member.size} bytes, its manifest "
+                                   f"says {record.stored_size}", subject=member.name)
+            stream = archive.extractfile(member)
+            if stream is None:
+                raise ArchiveError(f"archive member {member.name!r} cannot be read", subject=member.name)
+            target = self._object_path(record)
+            name = f"{where}:{member.name}"
+            if self._exists(target):
+                _drain_checked(stream, record, name)  # the archive must still hold what it claims
+            else:
+                self._put_verified(target, stream, record, name)
+        missing = sorted(set(expected) - seen)
+        if missing:
+            raise ArchiveError(f"archive {where} lacks object {missing[0]}", subject=missing[0])
+        return found
 
     # --- keys ------------------------------------------------------------------------------------
 
@@ -661,15 +837,16 @@ class BackupStore:
         rotated: builtins.list[str] = []
         for name in store._listdir("manifests"):
             backup_id = name.removesuffix(".json")
-            old = store.manifest(backup_id)
-            if all(record.key_id == writer.key_id for record in old.objects):
+            if not is_backup_id(backup_id):
+                continue
+            old = store.authenticated_manifest(backup_id)
+            if all(record.key_id == writer.key_id for record in old.objects) and old.seal is not None \
+                    and old.seal.key_id == writer.key_id:
                 continue
             records = tuple(store._store_object(store.read_object(record)) for record in old.objects)
             info = attrs.evolve(old.info, stored_size=sum(r.stored_size for r in records), key_id=writer.key_id,
                                 encryption=records[0].cipher)
-            sealed = manifest.seal(attrs.evolve(old, info=info, objects=records))
-            path = store._manifest_path(backup_id)
-            store._put_bytes(path, manifest.dump(sealed))
+            store._write_manifest(attrs.evolve(old, info=info, objects=records))
             rotated.append(backup_id)
         if rotated:
             store._reclaim()
@@ -722,7 +899,7 @@ class BackupStore:
 class _Counting:
     """A read-through wrapper that hashes and counts the bytes that pass."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
         self.digest = hashlib.sha256()
         self.count = 0
@@ -831,20 +1008,31 @@ def _matches(
     return not (created is not None and before is not None and created > before)
 
 
-def _check_stored(record: ObjectRecord, data: bytes, where: str) -> None:
-    actual = hashlib.sha256(data).hexdigest()
-    if len(data) != record.stored_size or actual != record.stored_sha256:
+def _check_counted(counting: _Counting, record: ObjectRecord, where: str) -> None:
+    actual = counting.digest.hexdigest()
+    if counting.count != record.stored_size or actual != record.stored_sha256:
         raise IntegrityError(
             f"{where}: backup validation failed: checksum mismatch (expected: {record.stored_sha256}, got: {actual})",
             subject=where,
         )
 
 
-def _add_member(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+def _drain_checked(stream: IO[bytes], record: ObjectRecord, where: str, sink: IO[bytes] | None = None) -> None:
+    """Read ``stream`` to its end (into ``sink``), never past the recorded size, and check it."""
+    counting = _Counting(stream)
+    while chunk := counting.read(_READ_CHUNK):
+        if counting.count > record.stored_size:
+            break
+        if sink is not None:
+            sink.write(chunk)
+    _check_counted(counting, record, where)
+
+
+def _add_member(archive: tarfile.TarFile, name: str, size: int, stream: Any) -> None:
     member = tarfile.TarInfo(name)
-    member.size = len(data)
+    member.size = size
     member.mode = 0o600
-    archive.addfile(member, io.BytesIO(data))
+    archive.addfile(member, stream)
 
 
 def _check_member(member: tarfile.TarInfo, where: str, max_size: int) -> None:
@@ -867,4 +1055,12 @@ def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     if stream is None:
         raise ArchiveError(f"archive member {member.name!r} cannot be read", subject=member.name)
     with stream:
-        return stream.read()
+        return stream.read(member.size)
+
+
+def _document_path(relative: str) -> str:
+    """A document path inside the store: plain names only, never outside it."""
+    parts = relative.split("/")
+    if not relative or any(part in ("", ".", "..") or not _DOCUMENT_PART.fullmatch(part) for part in parts):
+        raise StoreError(f"invalid document path {relative!r}", subject=relative)
+    return relative

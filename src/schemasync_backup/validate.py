@@ -10,20 +10,25 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import attrs
 
-from . import framing, manifest
+from . import framing
+from .backup_id import check_backup_id, is_backup_id
 from .connection import Source, describe, open_source, translate_errors
 from .errors import (
     BackupFormatError,
+    BackupNotFoundError,
     EncryptionKeyError,
     IntegrityError,
     SchemaSyncBackupError,
+    StorageError,
     StoreError,
+    UnsealedBackupError,
 )
 from .framing import ObjectRecord
 from .manifest import Manifest, Status
@@ -32,6 +37,12 @@ from .snapshot import ServerInfo, Snapshot
 from .snapshot_stream import ContentEntry, decode_snapshot
 from .sql import parse_error, quote_identifier
 from .store import BackupStore, record_from_bytes
+
+_log = logging.getLogger(__name__)
+
+
+class RecoveryError(StoreError):
+    """partial_recovery found nothing it could save; nothing was written."""
 
 
 class BackupValidationError(StoreError):
@@ -49,6 +60,10 @@ class Finding:
     object_path: str | None = None
     #: The schema objects the damaged bytes hold, as "table film", "view actor_info", ...
     schema_objects: tuple[str, ...] = ()
+    #: What an error means: "damage" (proven: the bytes are not what was written), "key" (a key
+    #: this store lacks is needed: a failure to read, not damage), "untrusted" (nothing proves the
+    #: manifest is this store's). Only damage ever marks a backup CORRUPTED.
+    kind: str = "damage"
 
     def __str__(self) -> str:
         held = f" (holds {', '.join(self.schema_objects)})" if self.schema_objects else ""
@@ -67,6 +82,13 @@ class ValidationResult:
     bytes_checked: int
     #: Whether plaintext was checked too (needs the key), or only stored bytes.
     deep: bool = True
+    #: The key ids that are needed and not configured; their backups are unread, not damaged.
+    keys_needed: tuple[str, ...] = ()
+
+    @property
+    def damaged(self) -> bool:
+        """Whether damage was proven (a checksum or authentication failure with the right key)."""
+        return any(error.kind == "damage" for error in self.errors)
 
     def raise_for_errors(self) -> None:
         if self.errors:
@@ -121,9 +143,15 @@ class _Findings:
         self.warnings: list[Finding] = []
         self.objects = 0
         self.bytes = 0
+        self.keys_needed: list[str] = []
 
-    def error(self, message: str, path: str | None = None, held: tuple[str, ...] = ()) -> None:
-        self.errors.append(Finding("error", message, path, held))
+    def error(self, message: str, path: str | None = None, held: tuple[str, ...] = (), kind: str = "damage") -> None:
+        self.errors.append(Finding("error", message, path, held, kind))
+
+    def key_needed(self, exc: EncryptionKeyError, path: str | None = None) -> None:
+        self.error(exc.message, path, kind="key")
+        if isinstance(exc.subject, str) and exc.subject not in self.keys_needed:
+            self.keys_needed.append(exc.subject)
 
     def warning(self, message: str, path: str | None = None, held: tuple[str, ...] = ()) -> None:
         self.warnings.append(Finding("warning", message, path, held))
@@ -158,12 +186,43 @@ class Validator:
         return self._check(backup_id, deep=False)
 
     def validate(self, backup_id: str) -> ValidationResult:
-        """Everything: stored bytes, decryption, decompression, plaintext checksums, snapshot, DDL."""
-        self.store.set_status(backup_id, Status.VALIDATING)
-        result = self._check(backup_id, deep=True)
-        self.store.set_status(backup_id, Status.COMPLETED if result.valid else Status.CORRUPTED,
-                              "; ".join(str(error) for error in result.errors[:3]))
+        """Everything: stored bytes, decryption, decompression, plaintext checksums, snapshot, DDL.
+
+        Records the outcome as the backup's status: CORRUPTED only for proven damage. A key that
+        is not configured, or a manifest nothing authenticates, leaves the status as it was; a
+        store that refuses the write (read-only) still gets validated.
+        """
+        check_backup_id(backup_id)
+        if not self.store.exists(backup_id):
+            raise BackupNotFoundError(
+                f"backup {backup_id} not found in {self.store.url}; list backups with store.list()",
+                subject=backup_id,
+            )
+        previous = self.store.recorded_status(backup_id)
+        self._record(backup_id, Status.VALIDATING)
+        try:
+            result = self._check(backup_id, deep=True)
+        except BaseException:
+            self._record(backup_id, None, previous=previous)
+            raise
+        if result.damaged:
+            self._record(backup_id, Status.CORRUPTED, "; ".join(str(error) for error in result.errors[:3]))
+        elif result.valid:
+            self._record(backup_id, Status.COMPLETED)
+        else:
+            self._record(backup_id, None, previous=previous)
         return result
+
+    def _record(self, backup_id: str, status: str | None, reason: str = "",
+                previous: dict[str, str] | None = None) -> None:
+        """Record a status (None: put back ``previous``); a store that refuses the write is told in the log."""
+        try:
+            if status is None:
+                self.store.restore_status(backup_id, previous)
+            else:
+                self.store.set_status(backup_id, status, reason)
+        except StorageError as exc:
+            _log.warning("validation of %s: the status could not be recorded: %s", backup_id, exc.message)
 
     def validate_all(self) -> Iterator[ValidationResult]:
         """Validate every completed backup, newest first; one bad backup does not stop the rest."""
@@ -172,17 +231,25 @@ class Validator:
                 yield self.validate(info.id)
 
     def _check(self, backup_id: str, *, deep: bool) -> ValidationResult:
+        check_backup_id(backup_id)
         findings = _Findings()
         checksum_valid = True
         try:
             found = self.store.manifest(backup_id)
-        except BackupFormatError as exc:
+        except (BackupFormatError, IntegrityError) as exc:
             checksum_valid = False
             findings.error(exc.message, self.store._manifest_path(backup_id))
             try:
                 found = self.store.manifest(backup_id, verify=False)
             except BackupFormatError:
                 return self._result(backup_id, findings, checksum_valid, deep)
+        if deep and checksum_valid:
+            try:
+                self.store.authenticate(found)
+            except EncryptionKeyError as exc:
+                findings.key_needed(exc, self.store._manifest_path(backup_id))
+            except UnsealedBackupError as exc:
+                findings.error(exc.message, self.store._manifest_path(backup_id), kind="untrusted")
         plaintexts = [self._check_object(found, record, findings, deep=deep) for record in found.objects]
         if deep and not findings.errors and plaintexts and plaintexts[0] is not None:
             # The snapshot's bytes were just decrypted and checked: load them, don't fetch them again.
@@ -200,6 +267,7 @@ class Validator:
             objects_checked=findings.objects,
             bytes_checked=findings.bytes,
             deep=deep,
+            keys_needed=tuple(findings.keys_needed),
         )
 
     def _held(self, found: Manifest, record: ObjectRecord, frames: set[int]) -> tuple[str, ...]:
@@ -235,7 +303,7 @@ class Validator:
                 plaintext = b"".join(framing.decode(io.BytesIO(data), record.address, self.store.keyring,
                                                     self.store.registry, path))
             except EncryptionKeyError as exc:
-                findings.error(exc.message, path)
+                findings.key_needed(exc, path)
                 return None
             except (IntegrityError, BackupFormatError) as exc:
                 findings.error(exc.message, path, self._held(found, record, every_frame))
@@ -289,6 +357,9 @@ class Validator:
         to plaintext whose sha256 is its address. Refuses, saying why, otherwise.
         """
         found = self.store.manifest(backup_id, verify=False)
+        # A manifest whose recorded checksums are rebuilt must be ours to begin with: re-sealing a
+        # forged one would make it trusted.
+        self.store.authenticate(found)
         records = []
         for record in found.objects:
             path = self.store._object_path(record)
@@ -305,11 +376,9 @@ class Validator:
                     subject=backup_id,
                 ) from exc
             records.append(record_from_bytes(self.store._read(path), record.address, len(plaintext), path))
-        sealed = manifest.seal(attrs.evolve(found, objects=tuple(records)))
-        path = self.store._manifest_path(backup_id)
-        self.store._put_bytes(path, manifest.dump(sealed))
+        written = self.store._write_manifest(attrs.evolve(found, objects=tuple(records)))
         self.store.set_status(backup_id, Status.COMPLETED, "checksums recalculated")
-        return sealed.info.checksum
+        return written.info.checksum
 
     def test_encryption(self, backup_id: str) -> EncryptionCheck:
         """Whether the configured keys open this backup, and which key it needs."""
@@ -327,6 +396,7 @@ class Validator:
 
     def restore_test(self, backup_id: str, scratch_dsn: Source) -> RestoreTestResult:
         """Restore into a scratch database on a real server, capture it, compare schema hashes."""
+        check_backup_id(backup_id)
         expected = self.store.get(backup_id).schema_hash
         snapshot = self.store.snapshot(backup_id)
         scratch = f"ssb_restore_test_{secrets.token_hex(4)}"
@@ -342,8 +412,12 @@ class Validator:
     # --- recovery ------------------------------------------------------------------------------
 
     def partial_recovery(self, backup_id: str) -> RecoveryReport:
-        """A new backup of every schema object whose bytes are intact, and a report of what was lost."""
+        """A new backup of every schema object whose bytes are intact, and a report of what was lost.
+
+        The new backup is marked partial when anything was lost. Raises RecoveryError, writing
+        nothing, when no schema object can be saved."""
         found = self.store.manifest(backup_id, verify=False)
+        self.store.authenticate(found)
         record = found.snapshot_object
         plaintext = self._salvage(record, self.store._object_path(record))
         contents = self._contents(found)
@@ -354,7 +428,9 @@ class Validator:
             header = lines[0] + b"\n" if _parses(lines[0]) else _fallback_header(found)
             snapshot = decode_snapshot(header + b"".join(kept), found.info.captured_at, lenient=True)
             recovered = [f"{kind} {name}" for kind, name in snapshot.objects()]
+            # Without the index nothing says what a complete snapshot held: the salvage is partial.
             lost = ["objects whose names were in the damaged index"] if len(kept) < len(lines) - 2 else []
+            partial = True
         else:
             header = plaintext[: contents[0].offset]
             pieces = [header if _parses(header) else _fallback_header(found)]
@@ -365,10 +441,19 @@ class Validator:
                 if _parses(piece):
                     pieces.append(piece)
             snapshot = decode_snapshot(b"".join(pieces), found.info.captured_at, lenient=True)
+            partial = bool(lost)
+        if not recovered:
+            raise RecoveryError(
+                f"nothing of backup {backup_id} can be saved: no schema object in it is intact "
+                f"({len(lost)} lost); nothing was written. Restore the backup's files from a copy, or use "
+                "another backup",
+                subject=backup_id,
+            )
         info = self.store.save(
             snapshot,
             description=f"partial recovery of {backup_id}",
-            tags={**found.info.tags, "recovered_from": backup_id, "partial": "true" if lost else "false"},
+            tags={**found.info.tags, "recovered_from": backup_id, "partial": "true" if partial else "false"},
+            partial=partial,
         )
         return RecoveryReport(backup_id, info.id, tuple(recovered), tuple(lost))
 
@@ -393,7 +478,8 @@ class Validator:
                 raw = framing.RawFrame(index, index == len(record.frames) - 1, stored[5:], stored)
                 try:
                     plain = framing.decode_frame(header, raw, self.store.keyring, self.store.registry, path)
-                except (IntegrityError, EncryptionKeyError, BackupFormatError):
+                except (IntegrityError, BackupFormatError):
+                    # A missing key (EncryptionKeyError) is not damage: it ends the salvage instead.
                     plain = None
             pieces.append(plain if plain is not None and len(plain) == frame.plaintext_size
                           else b"\0" * frame.plaintext_size)
@@ -402,9 +488,17 @@ class Validator:
     def recovery_scan(self) -> list[ScanEntry]:
         """Leftovers and damage across the store: incomplete backups, damaged ones, orphaned objects."""
         entries = []
-        manifests = {name.removesuffix(".json") for name in self.store._listdir("manifests")}
+        manifests = set()
+        for name in self.store._listdir("manifests"):
+            if is_backup_id(name.removesuffix(".json")) and name.endswith(".json"):
+                manifests.add(name.removesuffix(".json"))
+            else:
+                entries.append(ScanEntry("unknown_file", None, self.store._path("manifests", name), False,
+                                         "not named like a backup manifest: nothing reads it"))
         for name in self.store._listdir("pending"):
             backup_id = name.removesuffix(".json")
+            if not is_backup_id(backup_id):
+                continue
             if backup_id not in manifests:
                 entries.append(ScanEntry("incomplete", backup_id, self.store._path("pending", name), False,
                                          "objects may be written but no manifest was committed"))
@@ -416,10 +510,9 @@ class Validator:
         for backup_id in sorted(manifests):
             result = self.integrity_check(backup_id)
             if not result.valid:
-                intact_objects = all("missing" not in error.message for error in result.errors)
                 entries.append(ScanEntry(
                     "damaged", backup_id, self.store._manifest_path(backup_id),
-                    recoverable=intact_objects,
+                    recoverable=self._salvageable(backup_id),
                     detail="; ".join(str(error) for error in result.errors[:3]),
                 ))
         referenced = self.store._referenced()
@@ -428,6 +521,17 @@ class Validator:
                 entries.append(ScanEntry("orphaned_object", None, path, False,
                                          "no manifest names this object; prune removes it"))
         return entries
+
+
+    def _salvageable(self, backup_id: str) -> bool:
+        """Whether partial_recovery can save anything: some frame of the snapshot is intact (no key needed)."""
+        try:
+            record = self.store.manifest(backup_id, verify=False).snapshot_object
+            data = self.store._read(self.store._object_path(record))
+            framing.read_header(io.BytesIO(data), record.path)  # every frame needs the header
+        except (BackupFormatError, FileNotFoundError, IndexError):
+            return False
+        return len(self._damaged_frames(record, data)) < len(record.frames)
 
 
 def _parses(line: bytes) -> bool:
