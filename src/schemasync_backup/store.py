@@ -320,16 +320,29 @@ class BackupStore:
     @contextlib.contextmanager
     def _writing(self, backup_id: str, database: str) -> Iterator[None]:
         """Hold a pending marker while a backup is written: prune never runs beside it (it could
-        delete an object this backup reuses), and a crash leaves the marker for recovery_scan."""
-        from .maintenance import wait_for_maintenance
+        delete an object this backup reuses), and a crash leaves the marker for recovery_scan.
+
+        A heartbeat keeps the marker's ``refreshed_at`` fresh, so a long create is never taken for
+        a crashed one. ``backup.failed`` is told only when no manifest was committed: an error
+        after the commit (an interrupt) never reports a backup that exists as failed.
+        """
+        from .maintenance import heartbeat, wait_for_maintenance
 
         marker = self._path("pending", f"{backup_id}.json")
-        self._put_bytes(marker, _pending_marker(backup_id, database, _now()))
+        started = _now()
+        self._put_bytes(marker, _pending_marker(backup_id, database, started))
         try:
-            wait_for_maintenance(self, backup_id)
-            yield
+            with heartbeat(lambda: self._put_bytes(marker, _pending_marker(backup_id, database, started, _now())),
+                           f"the pending marker of {backup_id}"):
+                wait_for_maintenance(self, backup_id)
+                yield
         except BaseException as exc:
-            self.registry.notify("backup.failed", {"backup_id": backup_id, "database": database, "error": str(exc)})
+            committed = False
+            with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
+                committed = self.manifest(backup_id).info.id == backup_id
+            if not committed:
+                self.registry.notify("backup.failed",
+                                     {"backup_id": backup_id, "database": database, "error": str(exc)})
             raise
         finally:
             with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
@@ -773,9 +786,11 @@ def _who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _pending_marker(backup_id: str, database: str, started: datetime) -> bytes:
+def _pending_marker(backup_id: str, database: str, started: datetime, refreshed: datetime | None = None) -> bytes:
+    """``pending/<id>.json``; ``refreshed_at`` is the heartbeat (docs/retention.md)."""
     return json.dumps({"id": backup_id, "database": database, "started_at": started.isoformat(),
-                       "pid": os.getpid(), "host": socket.gethostname()}).encode()
+                       "refreshed_at": (refreshed or started).isoformat(), "pid": os.getpid(),
+                       "host": socket.gethostname()}).encode()
 
 
 def _placeholder(backup_id: str, status: str) -> BackupInfo:
