@@ -210,7 +210,7 @@ RACE = textwrap.dedent("""
     maintenance.POLL_SECONDS = 0.01  # a create waiting for a prune looks again soon: more rounds per second
     if os.environ.get("RACE_UNSAFE"):  # to see the test catch the race: switch the protocol off
         maintenance.wait_for_maintenance = lambda *args, **kwargs: None
-        maintenance.pending_creates = lambda store: []
+        maintenance.pending_creates = lambda store, **kwargs: []
     store = BackupStore.open(url, storage_options=json.loads(options))
     os.makedirs(done, exist_ok=True)
     if role == "create":
@@ -428,7 +428,13 @@ def test_optimize_recompresses_in_place_and_rerecords_manifests(storage_url: Any
     assert done.savings_bytes == dry.savings_bytes
     assert {entry.path for entry in done.objects if entry.rewritten} == {entry.path for entry in dry.improvable}
     assert set(done.manifests_updated) == {first.id, second.id, plain.id}
-    assert sorted(store.object_paths()) == paths_before  # same content addresses, same keys
+    # Written beside the old objects under new names (same address, same key), the old ones removed.
+    rewritten = {entry.path: entry.new_path for entry in done.objects if entry.rewritten}
+    assert set(done.removed_objects) == set(rewritten) and done.kept_objects == ()
+    paths_after = {maintenance._relative(store, path) for path in store.object_paths()}
+    assert paths_after == {maintenance._relative(store, path) for path in paths_before} - set(rewritten) | set(
+        rewritten.values())
+    assert all(new.startswith(old + ".s-") for old, new in rewritten.items())
     validator = Validator(store)
     for before in (first, second, plain):
         after = store.get(before.id)

@@ -134,6 +134,21 @@ class ArchiveError(StoreError, ValueError):
     """An exported archive that cannot be imported safely (traversal, links, oversize, checksums)."""
 
 
+class StaleThresholdError(StoreError, ValueError):
+    """A stale threshold (``stale_after``) too short for the heartbeats of running creates and prunes."""
+
+
+class UnknownObjectCodecError(PluginError, BackupFormatError):
+    """A stored object's header names a codec or cipher no installed plugin provides.
+
+    Without a manifest record to compare with, this cannot tell a damaged header from a missing
+    plugin, so it is both: whoever only wants to know "can these bytes be reused" (a create
+    looking for an object to share) treats it as damage and writes the object anew; whoever
+    reads a backup gets a plain :class:`PluginError` (or, when the header disagrees with the
+    manifest, a :class:`BackupFormatError`) from :func:`~schemasync_backup.framing.decode`.
+    """
+
+
 # --- rollback ---------------------------------------------------------------------------
 
 

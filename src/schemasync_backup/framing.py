@@ -13,8 +13,10 @@ normative description.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import struct
 from collections.abc import Iterable, Iterator
 from typing import Protocol
@@ -22,7 +24,14 @@ from typing import Protocol
 import attrs
 
 from .crypto import EncryptionKey, Keyring
-from .errors import BackupFormatError, IntegrityError
+from .errors import (
+    BackupFormatError,
+    IntegrityError,
+    PluginError,
+    SchemaSyncBackupError,
+    UnknownObjectCodecError,
+)
+from .hookspecs import Cipher, Codec
 from .plugins import Registry
 
 MAGIC = b"SSBOBJ1\n"
@@ -32,6 +41,9 @@ _FRAME_HEAD = struct.Struct(">BI")
 DEFAULT_FRAME_SIZE = 4 * 1024 * 1024
 #: The largest frame payload a reader accepts: a damaged length field must not make it allocate gigabytes.
 MAX_PAYLOAD = 256 * 1024 * 1024
+#: An object's name below ``objects/``: ``<aa>/<address>.<key id or plain>``, optionally followed by
+#: ``.s-<sha256 of the stored bytes>`` (an object re-encoded by optimize). Group 1 is the address.
+OBJECT_NAME = re.compile(r"^[0-9a-f]{2}/([0-9a-f]{64})\.(?:plain|k-[0-9a-f]{16})(?:\.s-[0-9a-f]{64})?$")
 
 
 class Writable(Protocol):
@@ -63,17 +75,22 @@ class ObjectRecord:
     cipher: str | None
     key_id: str | None
     frames: tuple[FrameRecord, ...]
+    #: The name also carries ``stored_sha256`` (``.s-<hex>``): optimize re-encoded the object
+    #: beside the one create wrote, never over it. Stored in a manifest only when true.
+    stored_suffix: bool = False
 
     @property
     def path(self) -> str:
         """Where the object lives, relative to the store's ``objects/`` folder."""
-        return object_path(self.address, self.key_id)
+        return object_path(self.address, self.key_id, self.stored_sha256 if self.stored_suffix else None)
 
 
-def object_path(address: str, key_id: str | None) -> str:
+def object_path(address: str, key_id: str | None, stored_sha256: str | None = None) -> str:
     # The key id is part of the name so a key rotation writes new objects beside the old
-    # ones and never rewrites bytes another manifest still vouches for.
-    return f"{address[:2]}/{address}.{key_id or 'plain'}"
+    # ones and never rewrites bytes another manifest still vouches for; the stored checksum
+    # suffix does the same for a re-encoding of the same plaintext with the same key.
+    suffix = f".s-{stored_sha256}" if stored_sha256 else ""
+    return f"{address[:2]}/{address}.{key_id or 'plain'}{suffix}"
 
 
 @attrs.frozen
@@ -124,9 +141,11 @@ def encode(
     while True:
         following = next(chunks, None)
         final = following is None
-        payload = codec.compress(pending, encoding.level)
+        with _plugin_call(registry, "codec", codec_name, "compress"):
+            payload = codec.compress(pending, encoding.level)
         if cipher is not None and encoding.key is not None:
-            payload = cipher.encrypt(encoding.key.material, payload, _associated_data(address, index, final))
+            with _plugin_call(registry, "cipher", cipher.name, "encrypt"):
+                payload = cipher.encrypt(encoding.key.material, payload, _associated_data(address, index, final))
         stored = _FRAME_HEAD.pack(FINAL if final else 0, len(payload)) + payload
         emit(stored)
         frames.append(FrameRecord(hashlib.sha256(stored).hexdigest(), len(stored), len(pending)))
@@ -143,6 +162,30 @@ def encode(
         key_id=encoding.key.key_id if encoding.key else None,
         frames=tuple(frames),
     )
+
+
+@contextlib.contextmanager
+def _plugin_call(registry: Registry, kind: str, name: str, action: str, *, expected: type[Exception] | None = None
+                 ) -> Iterator[None]:
+    """Turn an exception a codec or cipher plugin should never raise into a PluginError naming it.
+
+    ``expected`` is the exception type the plugin contract allows (ValueError: damaged input),
+    which the caller handles itself.
+    """
+    try:
+        yield
+    except SchemaSyncBackupError:
+        raise
+    except Exception as exc:
+        if expected is not None and isinstance(exc, expected):
+            raise
+        plugin = registry.provider(kind, name)
+        raise PluginError(
+            f"{kind} {name!r} (plugin {plugin}) failed to {action}: {type(exc).__name__}: {exc}; this is a bug in "
+            "that plugin: update or remove it, or configure another "
+            + ("compression codec" if kind == "codec" else "cipher"),
+            subject=plugin,
+        ) from exc
 
 
 def _frames_of(plaintext: bytes | Iterable[bytes], frame_size: int) -> Iterator[bytes]:
@@ -214,16 +257,38 @@ def iter_raw_frames(stream: Readable, where: str) -> Iterator[RawFrame]:
         index += 1
 
 
+def _header_codec(header: ObjectHeader, registry: Registry, where: str) -> Codec:
+    if header.codec not in registry.codecs:
+        raise UnknownObjectCodecError(
+            f"{where}: the object header names compression codec {header.codec!r}, which no installed plugin "
+            f"provides (available: {', '.join(sorted(registry.codecs))}): the header is damaged, or the plugin "
+            "that wrote the object is not installed", subject=where)
+    return registry.codecs[header.codec]
+
+
+def _header_cipher(name: str, registry: Registry, where: str) -> Cipher:
+    if name not in registry.ciphers:
+        raise UnknownObjectCodecError(
+            f"{where}: the object header names cipher {name!r}, which no installed plugin provides (available: "
+            f"{', '.join(sorted(registry.ciphers))}): the header is damaged, or the plugin that wrote the object "
+            "is not installed", subject=where)
+    return registry.ciphers[name]
+
+
 def decode_frame(header: ObjectHeader, frame: RawFrame, keyring: Keyring, registry: Registry, where: str) -> bytes:
+    """One frame's plaintext, authenticated. A header naming a codec or cipher no plugin provides
+    raises :class:`UnknownObjectCodecError` (damage to whoever only asks "is this reusable")."""
     payload = frame.payload
+    codec = _header_codec(header, registry, where)
     if header.cipher is not None:
         if header.key_id is None:
             raise BackupFormatError(f"{where}: encrypted object without a key id", subject=where)
+        cipher = _header_cipher(header.cipher, registry, where)
         key = keyring.get(header.key_id)
         try:
-            payload = registry.cipher(header.cipher).decrypt(
-                key.material, payload, _associated_data(header.address, frame.index, frame.final)
-            )
+            with _plugin_call(registry, "cipher", header.cipher, "decrypt", expected=ValueError):
+                payload = cipher.decrypt(key.material, payload,
+                                         _associated_data(header.address, frame.index, frame.final))
         except ValueError:
             raise IntegrityError(
                 f"{where}: frame {frame.index} failed authentication: the bytes were changed, the object was "
@@ -231,18 +296,43 @@ def decode_frame(header: ObjectHeader, frame: RawFrame, keyring: Keyring, regist
                 subject=where,
             ) from None
     try:
-        return registry.codec(header.codec).decompress(payload)
+        with _plugin_call(registry, "codec", header.codec, "decompress", expected=ValueError):
+            return codec.decompress(payload)
     except ValueError as exc:
         raise IntegrityError(f"{where}: frame {frame.index} does not decompress ({exc})", subject=where) from None
 
 
-def decode(stream: Readable, address: str, keyring: Keyring, registry: Registry, where: str) -> Iterator[bytes]:
+def check_header(header: ObjectHeader, record: ObjectRecord | None, registry: Registry, where: str) -> None:
+    """Before reading an object a manifest names: its header must agree with the record.
+
+    The record is authoritative: a header naming another codec, cipher or key than the manifest
+    recorded is damage (:class:`BackupFormatError`). A header that agrees but names a codec or
+    cipher no plugin provides means a plugin is missing here (:class:`PluginError`): the object
+    cannot be read on this machine, which says nothing about its bytes.
+    """
+    if record is not None:
+        for field, stored, recorded in (("codec", header.codec, record.codec), ("cipher", header.cipher, record.cipher),
+                                        ("key id", header.key_id, record.key_id)):
+            if stored != recorded:
+                raise BackupFormatError(
+                    f"{where}: damaged object header: it names {field} {stored!r}, the manifest records {recorded!r}",
+                    subject=where)
+    registry.codec(header.codec)
+    if header.cipher is not None:
+        registry.cipher(header.cipher)
+
+
+def decode(stream: Readable, address: str, keyring: Keyring, registry: Registry, where: str, *,
+           record: ObjectRecord | None = None) -> Iterator[bytes]:
     """The plaintext of the object that must have ``address``, frame by frame, each checked.
 
     The expected address comes from the manifest, never from the object itself, so an object
-    put in another's place fails authentication (or, unencrypted, the final checksum).
+    put in another's place fails authentication (or, unencrypted, the final checksum). With the
+    manifest's ``record``, a header that disagrees with it is damage (:func:`check_header`);
+    a codec or cipher no plugin provides raises :class:`PluginError`, never damage.
     """
     header = attrs.evolve(read_header(stream, where), address=address)
+    check_header(header, record, registry, where)
     digest = hashlib.sha256()
     for frame in iter_raw_frames(stream, where):
         data = decode_frame(header, frame, keyring, registry, where)

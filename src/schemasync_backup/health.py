@@ -23,7 +23,7 @@ from .store import BackupStore
 from .validate import Validator
 
 OK, WARNING, ERROR = "ok", "warning", "error"
-#: A pending marker older than this belongs to a create that crashed, not one still running.
+#: A pending marker not refreshed for this long belongs to a create that crashed (see maintenance.STALE_AFTER).
 STALE_CREATE = timedelta(hours=1)
 
 
@@ -196,21 +196,17 @@ class PendingCreate:
 
 def pending_creates(store: BackupStore, now: datetime | None = None,
                     stale_after: timedelta = STALE_CREATE) -> list[PendingCreate]:
-    """Creates running now (or crashed): their pending markers, with the database each one captures."""
+    """Creates running now (or crashed): their pending markers, with the database each one captures.
+
+    Live or stale by the one rule of :func:`schemasync_backup.maintenance.pending_creates`
+    (process gone on this host, or no heartbeat for ``stale_after``).
+    """
+    from .maintenance import pending_creates as markers
+
     moment = now or _now()
-    found = []
-    for name in store.list_documents("pending"):
-        if not name.endswith(".json"):
-            continue
-        try:
-            marker = json.loads(store.get_document(f"pending/{name}"))
-        except (FileNotFoundError, ValueError, SchemaSyncBackupError):
-            continue
-        started = str(marker.get("started_at", ""))
-        age = _age(started, moment) or timedelta(0)
-        found.append(PendingCreate(name.removesuffix(".json"), str(marker.get("database", "")), started,
-                                   age.total_seconds(), age > stale_after))
-    return found
+    return [PendingCreate(holder.name, holder.database, holder.started_at,
+                          (holder.age(moment) or timedelta(0)).total_seconds(), holder.stale)
+            for holder in markers(store, now=moment, stale_after=stale_after)]
 
 
 def check_pending(store: BackupStore, now: datetime | None = None) -> Check:
@@ -219,7 +215,8 @@ def check_pending(store: BackupStore, now: datetime | None = None) -> Check:
         stale = [item for item in pending if item.stale]
         if stale:
             names = ", ".join(f"{item.backup_id} ({item.database})" for item in stale)
-            return Check("incomplete backups", WARNING, f"{len(stale)} backup(s) started long ago never finished: "
+            return Check("incomplete backups", WARNING, f"{len(stale)} backup(s) never finished (process gone, or "
+                         "no heartbeat for an hour): "
                          f"{names}; `backup recovery-scan` lists them", {"backup_ids": [i.backup_id for i in stale]})
         running = f"; {len(pending)} running now" if pending else ""
         return Check("incomplete backups", OK, f"no abandoned backups{running}")

@@ -55,5 +55,7 @@ def schemasync_ciphers() -> list[Cipher]:  # type: ignore[empty-body]
 def schemasync_notify(event: str, payload: Mapping[str, Any]) -> None:
     """Tell a plugin that something happened (``backup.created``, ``backup.failed``, ...).
 
-    Collects: every implementation is called; payloads never hold keys or passwords.
+    Collects: every implementation is called; payloads never hold keys or passwords. An
+    implementation that raises is logged as a warning naming its plugin and never fails (or
+    reports as failed) the operation it is told about; the other implementations still run.
     """

@@ -6,26 +6,34 @@ the locking protocol between ``create`` and ``prune``:
 
 * a create writes ``pending/<id>.json`` first, then waits while ``locks/prune.json`` is held;
 * a prune (or optimize) creates ``locks/prune.json`` exclusively, then refuses while any
-  non-stale pending marker exists;
+  live pending marker exists;
 
 so whichever comes second sees the other. On top of that, objects modified less than a grace
 period ago are never pruned (age measured against the storage's own clock).
+
+One rule decides whether a marker or the lock is live or stale (:func:`pending_creates`,
+:func:`read_lock`): stale when written on this host by a process that is gone, or when its
+heartbeat (``refreshed_at``) is older than the threshold. Whoever holds one keeps it fresh with
+:func:`heartbeat`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import itertools
 import json
+import logging
 import os
 import re
 import shutil
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,9 +47,11 @@ from .errors import (
     IntegrityError,
     PluginError,
     SchemaSyncBackupError,
+    StaleThresholdError,
     StoreError,
 )
-from .framing import ObjectRecord
+from .framing import OBJECT_NAME, ObjectRecord
+from .logsetup import LOGGER_NAME
 from .manifest import Manifest, Status
 from .retention import format_duration, parse_duration
 from .store import BackupStore, record_from_bytes
@@ -55,13 +65,16 @@ STALE_AFTER = timedelta(hours=1)
 #: How long a create waits for a running prune or optimize before it gives up, and how often it looks.
 CREATE_WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.2
-#: How often a long prune or optimize refreshes its lock, so that nobody takes it for abandoned.
+#: How often a running create refreshes its pending marker, and a prune or optimize its lock, so
+#: that nobody takes them for abandoned. Read when each heartbeat starts.
 HEARTBEAT_SECONDS = 60.0
+#: A stale threshold must leave room for this many missed heartbeats (slow storage, a paused VM).
+_HEARTBEATS_PER_THRESHOLD = 5
 #: A staging file under tmp/ lives for one write; one this old was left by a crash (whatever the grace).
 STAGING_MIN_AGE = timedelta(minutes=10)
 _DELETE_BATCH = 100
-_OBJECT_NAME = re.compile(r"^[0-9a-f]{2}/([0-9a-f]{64})\.(?:plain|k-[0-9a-f]{16})$")
 _ADDRESS = re.compile(rb"[0-9a-f]{64}")
+logger = logging.getLogger(LOGGER_NAME)
 
 
 class StoreBusyError(StoreError):
@@ -98,7 +111,10 @@ def _relative(store: BackupStore, path: str) -> str:
 
 @attrs.frozen
 class LockHolder:
-    """A running (or abandoned) create or prune/optimize, from its marker or lock document."""
+    """A running (or abandoned) create or prune/optimize, from its marker or lock document.
+
+    ``stale`` is the one decision everything uses (:func:`abandoned`), made when it was read.
+    """
 
     kind: str  # "create", "prune" or "optimize"
     name: str  # the backup id of a create, the lock token of a prune
@@ -107,6 +123,18 @@ class LockHolder:
     pid: int | None
     started_at: str
     refreshed_at: str
+    database: str = ""  # of a create
+    stale: bool = False
+    #: Why it is stale, in words ("" when live).
+    reason: str = ""
+
+    @property
+    def live(self) -> bool:
+        return not self.stale
+
+    @property
+    def backup_id(self) -> str:
+        return self.name
 
     def age(self, now: datetime) -> timedelta | None:
         try:
@@ -114,16 +142,10 @@ class LockHolder:
         except ValueError:
             return None
 
-    def stale(self, now: datetime, stale_after: timedelta) -> bool:
-        """Abandoned: its process is gone (same host), or it has not been refreshed for ``stale_after``."""
-        if self.host == socket.gethostname() and self.pid is not None and not _pid_alive(self.pid):
-            return True
-        age = self.age(now)
-        return age is not None and age > stale_after
-
     def describe(self) -> str:
         who = f"{self.host} pid {self.pid}" if self.pid is not None else self.host or "an unknown process"
-        return f"{self.kind} {self.name} by {who} since {self.started_at or 'an unknown time'}"
+        state = f" (stale: {self.reason})" if self.stale else ""
+        return f"{self.kind} {self.name} by {who} since {self.started_at or 'an unknown time'}{state}"
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -139,7 +161,37 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _holder(kind: str, name: str, path: str, data: bytes, fallback_time: str) -> LockHolder:
+def abandoned(holder: LockHolder, now: datetime, stale_after: timedelta) -> str:
+    """The rule for markers and locks alike: why ``holder`` is abandoned, or "" while it is live.
+
+    Abandoned when it was written on this host by a process that no longer exists, or when its
+    heartbeat (``refreshed_at``, else ``started_at``) is older than ``stale_after``. One whose
+    age cannot be told and whose process cannot be checked stays live: nothing is decided on a guess.
+    """
+    if holder.host == socket.gethostname() and holder.pid is not None and not _pid_alive(holder.pid):
+        return f"process {holder.pid} on this host is gone"
+    age = holder.age(now)
+    if age is not None and age > stale_after:
+        return f"not refreshed for {format_duration(age)}, more than {format_duration(stale_after)}"
+    return ""
+
+
+def stale_threshold(stale_after: timedelta | str | None) -> timedelta:
+    """``stale_after`` parsed (default :data:`STALE_AFTER`); refused when heartbeats could not keep up."""
+    threshold = STALE_AFTER if stale_after is None else parse_duration(stale_after)
+    minimum = timedelta(seconds=HEARTBEAT_SECONDS * _HEARTBEATS_PER_THRESHOLD)
+    if threshold < minimum:
+        raise StaleThresholdError(
+            f"stale_after={format_duration(threshold)} is too short: running creates refresh their markers only "
+            f"every {format_duration(timedelta(seconds=HEARTBEAT_SECONDS))}, so a live create would be taken for "
+            f"abandoned and its objects pruned; use at least {format_duration(minimum)}",
+            subject=str(stale_after),
+        )
+    return threshold
+
+
+def _holder(kind: str, name: str, path: str, data: bytes, fallback_time: str, now: datetime,
+            stale_after: timedelta) -> LockHolder:
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -148,26 +200,36 @@ def _holder(kind: str, name: str, path: str, data: bytes, fallback_time: str) ->
         document = {}
     pid = document.get("pid")
     started = str(document.get("started_at") or fallback_time)
-    return LockHolder(
+    holder = LockHolder(
         kind=str(document.get("operation") or kind), name=str(document.get("token") or name), path=path,
         host=str(document.get("host") or ""), pid=pid if isinstance(pid, int) else None, started_at=started,
-        refreshed_at=str(document.get("refreshed_at") or started),
+        refreshed_at=str(document.get("refreshed_at") or started), database=str(document.get("database") or ""),
     )
+    reason = abandoned(holder, now, stale_after)
+    return attrs.evolve(holder, stale=bool(reason), reason=reason)
 
 
-def read_lock(store: BackupStore) -> LockHolder | None:
-    """The prune/optimize lock's holder, or None when the store is not locked."""
+def read_lock(store: BackupStore, *, now: datetime | None = None,
+              stale_after: timedelta = STALE_AFTER) -> LockHolder | None:
+    """The prune/optimize lock's holder (``stale`` decided), or None when the store is not locked."""
     try:
         data = store.get_document(LOCK_DOCUMENT)
     except FileNotFoundError:
         return None
-    return _holder("prune", "", LOCK_DOCUMENT, data, _modified_iso(store, store._path(LOCK_DOCUMENT)))
+    return _holder("prune", "", LOCK_DOCUMENT, data, _modified_iso(store, store._path(LOCK_DOCUMENT)),
+                   now or _now(), stale_after)
 
 
-def pending_creates(store: BackupStore) -> list[LockHolder]:
-    """Every pending marker: creates running now, and those a crash left behind."""
+def pending_creates(store: BackupStore, *, now: datetime | None = None,
+                    stale_after: timedelta = STALE_AFTER) -> list[LockHolder]:
+    """Every pending marker, each decided live (a create running now) or stale (a crash left it).
+
+    The one place that reads ``pending/``: prune and optimize refuse while a live one exists,
+    health reports both kinds, the CLI refuses a second create of a database beside a live one.
+    """
+    moment = now or _now()
     holders = []
-    for name in store._listdir("pending"):
+    for name in sorted(store._listdir("pending")):
         if not name.endswith(".json"):
             continue
         backup_id = name.removesuffix(".json")
@@ -178,8 +240,53 @@ def pending_creates(store: BackupStore) -> list[LockHolder]:
             continue  # finished meanwhile
         minted = manifest.created_at_of(backup_id)
         fallback = minted.isoformat() if minted else _modified_iso(store, store._path(relative))
-        holders.append(_holder("create", backup_id, relative, data, fallback))
+        holders.append(_holder("create", backup_id, relative, data, fallback, moment, stale_after))
     return holders
+
+
+# --- heartbeats ----------------------------------------------------------------------------------
+
+
+class Heartbeat:
+    """Calls ``refresh`` every :data:`HEARTBEAT_SECONDS` in a daemon thread until stopped.
+
+    The one mechanism that keeps a pending marker and the store lock fresh. A failing refresh is
+    logged and retried at the next beat; :meth:`stop` returns only once no refresh is running,
+    so the caller can then remove what was refreshed without it coming back.
+    """
+
+    def __init__(self, refresh: Callable[[], None], what: str, interval: float | None = None) -> None:
+        self.refresh = refresh
+        self.what = what
+        self.interval = HEARTBEAT_SECONDS if interval is None else interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat {what}", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception as exc:  # the next beat tries again; the threshold allows several misses
+                logger.warning("could not refresh %s: %s", self.what, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+
+@contextlib.contextmanager
+def heartbeat(refresh: Callable[[], None], what: str) -> Iterator[Heartbeat]:
+    """Keep something fresh while the block runs (see :class:`Heartbeat`)."""
+    beat = Heartbeat(refresh, what).start()
+    try:
+        yield beat
+    finally:
+        beat.stop()
 
 
 def _modified(store: BackupStore, path: str) -> datetime | None:
@@ -207,18 +314,17 @@ class _Lock:
     #: The storage's clock when the lock was taken (its modified time), for grace periods.
     server_time: datetime
     stale_markers: list[LockHolder]
-    last_refresh: float = attrs.field(factory=time.monotonic)
 
     def document(self, refreshed: datetime) -> bytes:
         return json.dumps({"operation": self.operation, "token": self.token, "host": socket.gethostname(),
                            "pid": os.getpid(), "started_at": self.started_at,
                            "refreshed_at": refreshed.isoformat()}).encode()
 
-    def heartbeat(self) -> None:
-        """Refresh the lock if a while has passed, so that a long run is not taken for abandoned."""
-        if time.monotonic() - self.last_refresh >= HEARTBEAT_SECONDS:
+    def refresh(self) -> None:
+        """Rewrite the lock with a fresh ``refreshed_at`` (the heartbeat), unless another process took it."""
+        holder = read_lock(self.store)
+        if holder is not None and holder.name == self.token:
             self.store.put_document(LOCK_DOCUMENT, self.document(_now()))
-            self.last_refresh = time.monotonic()
 
     def release(self) -> None:
         holder = read_lock(self.store)
@@ -266,7 +372,8 @@ def store_lock(
     """
     lock = _acquire(store, operation, stale_after, time.monotonic() + wait)
     try:
-        yield lock
+        with heartbeat(lock.refresh, f"the store lock ({LOCK_DOCUMENT})"):
+            yield lock
     finally:
         with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
             lock.release()
@@ -280,8 +387,9 @@ def _acquire(store: BackupStore, operation: str, stale_after: timedelta, deadlin
         try:
             _create_exclusive(store, path, lock.document(started))
         except FileExistsError:
-            holder = read_lock(store)
-            if holder is not None and holder.stale(_now(), stale_after):
+            holder = read_lock(store, stale_after=stale_after)
+            if holder is not None and holder.stale:
+                logger.warning("taking over the abandoned store lock of %s", holder.describe())
                 lock_release_if(store, holder.name)
                 continue
             if time.monotonic() >= deadline:
@@ -304,17 +412,18 @@ def _acquire(store: BackupStore, operation: str, stale_after: timedelta, deadlin
         lock.server_time = _modified(store, path) or _now()
         store.fs.invalidate_cache()  # other processes wrote meanwhile: never decide from a cached listing
         now = _now()
-        markers = pending_creates(store)
-        running = [marker for marker in markers if not marker.stale(now, stale_after)]
+        markers = pending_creates(store, now=now, stale_after=stale_after)
+        running = [marker for marker in markers if marker.live]
         if not running:
-            lock.stale_markers = [marker for marker in markers if marker.stale(now, stale_after)]
+            lock.stale_markers = [marker for marker in markers if marker.stale]
             return lock
         lock.release()
         if time.monotonic() >= deadline:
             raise CreateRunningError(
                 f"cannot {operation} {store.url} while backups are being created: "
                 + "; ".join(marker.describe() for marker in running)
-                + ". Retry when they finish (or pass wait= seconds)",
+                + ". Retry when they finish (or pass wait= seconds). A create that crashed stops counting once its "
+                f"process is gone (same host) or its marker has not been refreshed for {format_duration(stale_after)}",
                 subject=store.url, holders=running,
             )
         time.sleep(POLL_SECONDS)
@@ -336,7 +445,7 @@ def wait_for_maintenance(store: BackupStore, backup_id: str, *, timeout: float |
     deadline = time.monotonic() + (CREATE_WAIT_SECONDS if timeout is None else timeout)
     while True:
         holder = read_lock(store)
-        if holder is None or holder.stale(_now(), STALE_AFTER):
+        if holder is None or holder.stale:
             return
         if time.monotonic() >= deadline:
             raise PruneRunningError(
@@ -407,13 +516,13 @@ def _objects(store: BackupStore) -> dict[str, int]:
     for path, info in found.items():
         if info.get("type", "file") != "file":
             continue
-        if _OBJECT_NAME.match(_relative(store, path).removeprefix("objects/")):
+        if OBJECT_NAME.match(_relative(store, path).removeprefix("objects/")):
             objects[path] = int(info.get("size") or 0)
     return objects
 
 
 def _address_of(store: BackupStore, path: str) -> str:
-    match = _OBJECT_NAME.match(_relative(store, path).removeprefix("objects/"))
+    match = OBJECT_NAME.match(_relative(store, path).removeprefix("objects/"))
     return match.group(1) if match else ""
 
 
@@ -466,15 +575,15 @@ def prune(
     Also removes staging leftovers under tmp/ and the pending markers of crashed creates.
     """
     grace_period = DEFAULT_GRACE if grace is None else parse_duration(grace)
-    abandoned = STALE_AFTER if stale_after is None else parse_duration(stale_after)
+    threshold = stale_threshold(stale_after)
     if dry_run:
         store.fs.invalidate_cache()
         now = _now()
-        markers = pending_creates(store)
-        running = [marker for marker in markers if not marker.stale(now, abandoned)]
-        stale = [marker for marker in markers if marker.stale(now, abandoned)]
+        markers = pending_creates(store, now=now, stale_after=threshold)
+        running = [marker for marker in markers if marker.live]
+        stale = [marker for marker in markers if marker.stale]
         return _prune(store, grace_period, now, stale, running, dry_run=True, lock=None)
-    with store_lock(store, "prune", stale_after=abandoned, wait=wait) as lock:
+    with store_lock(store, "prune", stale_after=threshold, wait=wait) as lock:
         result = _prune(store, grace_period, lock.server_time, lock.stale_markers, [], dry_run=False, lock=lock)
     store.registry.notify("store.pruned", result.to_dict())
     return result
@@ -521,8 +630,6 @@ def _prune(
     if not dry_run:
         for start in range(0, len(doomed), _DELETE_BATCH):
             _remove_quietly(store, doomed[start : start + _DELETE_BATCH])
-            if lock is not None:
-                lock.heartbeat()
         _remove_quietly(store, staging)
         _remove_quietly(store, markers)
     return PruneResult(
@@ -778,7 +885,7 @@ def health(store: BackupStore, *, stale_after: timedelta | str | None = None) ->
 
     Never raises for a storage failure: that is what it reports.
     """
-    abandoned = STALE_AFTER if stale_after is None else parse_duration(stale_after)
+    threshold = stale_threshold(stale_after)
     checked_at = _now()
     errors: list[str] = []
     warnings: list[str] = []
@@ -806,17 +913,17 @@ def health(store: BackupStore, *, stale_after: timedelta | str | None = None) ->
             disk = shutil.disk_usage(store.root)
             free, total = disk.free, disk.total
     try:
-        lock = read_lock(store)
-        markers = pending_creates(store)
+        lock = read_lock(store, now=checked_at, stale_after=threshold)
+        markers = pending_creates(store, now=checked_at, stale_after=threshold)
         listed = store.list()
     except SchemaSyncBackupError as exc:
         errors.append(f"cannot read the store: {exc}")
         return report(reachable=True, probe=probe, free_bytes=free, total_bytes=total)
-    stale_locks = (lock,) if lock is not None and lock.stale(checked_at, abandoned) else ()
+    stale_locks = (lock,) if lock is not None and lock.stale else ()
     for holder in stale_locks:
         warnings.append(f"abandoned lock: {holder.describe()} ({holder.path}); the next prune takes it over")
-    running = tuple(marker for marker in markers if not marker.stale(checked_at, abandoned))
-    incomplete = tuple(marker for marker in markers if marker.stale(checked_at, abandoned))
+    running = tuple(marker for marker in markers if marker.live)
+    incomplete = tuple(marker for marker in markers if marker.stale)
     for marker in incomplete:
         warnings.append(f"incomplete backup: {marker.describe()} never finished ({marker.path}); prune removes "
                         "the marker and, after the grace period, any objects it left")
@@ -867,7 +974,11 @@ def _probe(store: BackupStore) -> ProbeResult:
 
 @attrs.frozen
 class ObjectOptimization:
-    """One object: its size now and with the configured codec, and whether it was (or would be) rewritten."""
+    """One object: its size now and with the configured codec, and whether it was (or would be) rewritten.
+
+    ``path`` is the object as the manifests named it; ``new_path`` the re-encoded object written
+    beside it (empty on a dry run, or when nothing was written).
+    """
 
     path: str
     codec_before: str
@@ -877,6 +988,7 @@ class ObjectOptimization:
     backups: tuple[str, ...]
     rewritten: bool
     skipped: str = ""
+    new_path: str = ""
 
     @property
     def savings(self) -> int:
@@ -894,8 +1006,13 @@ class OptimizeReport:
     codec: str
     level: int | None
     objects: tuple[ObjectOptimization, ...]
-    #: Backups whose manifests were re-recorded (the stored checksums of rewritten objects changed).
+    #: Backups whose manifests were re-recorded to name the re-encoded objects.
     manifests_updated: tuple[str, ...]
+    #: The objects the re-encoded ones replaced, removed once no manifest named them.
+    removed_objects: tuple[str, ...] = ()
+    #: Replaced objects kept: a manifest still names them (one written meanwhile) or may (one that
+    #: cannot be parsed names their address). A later prune removes them once nothing does.
+    kept_objects: tuple[str, ...] = ()
 
     @property
     def stored_before(self) -> int:
@@ -914,30 +1031,39 @@ class OptimizeReport:
                 "objects_checked": len(self.objects), "objects_improved": len(self.improvable),
                 "stored_before": self.stored_before, "savings_bytes": self.savings_bytes,
                 "objects": [entry.to_dict() for entry in self.objects],
-                "manifests_updated": list(self.manifests_updated)}
+                "manifests_updated": list(self.manifests_updated),
+                "removed_objects": list(self.removed_objects), "kept_objects": list(self.kept_objects)}
 
 
 def optimize(store: BackupStore, *, dry_run: bool = True, stale_after: timedelta | str | None = None,
              wait: float = 0.0) -> OptimizeReport:
     """Re-compress objects with the store's configured codec and level where that makes them smaller.
 
-    An object keeps its path (its plaintext address and its key), so it stays content-addressed;
-    it is rewritten in place with an atomic put, then every manifest that names it is re-recorded
-    (its stored checksums, frames and sizes change) and re-sealed. Without ``dry_run`` this holds
-    the store lock like prune. Objects named by a manifest that does not verify, objects that do
-    not decode, and objects whose key is not configured are skipped, with the reason.
+    Never rewrites an object in place, so a validation running beside it never finds a manifest
+    vouching for bytes that changed. For each object that gets smaller:
+
+    1. the re-encoded object is written under a new name, ``<address>.<key>.s-<sha256 of its
+       stored bytes>`` (same plaintext address, same key: still content-addressed), read back
+       and decoded to its address;
+    2. every manifest that names the old object is re-recorded to name the new one, re-sealed,
+       written and read back;
+
+    and once every object is done, the old objects no manifest names any more are removed.
+    Without ``dry_run`` this holds the store lock like prune. Objects named by a manifest that
+    does not verify, objects that do not decode, and objects whose key or codec plugin is not
+    available are skipped, with the reason.
     """
     if dry_run:
         store.fs.invalidate_cache()
         return _optimize(store, dry_run=True)
-    abandoned = STALE_AFTER if stale_after is None else parse_duration(stale_after)
-    with store_lock(store, "optimize", stale_after=abandoned, wait=wait) as lock:
-        report = _optimize(store, dry_run=False, lock=lock)
+    threshold = stale_threshold(stale_after)
+    with store_lock(store, "optimize", stale_after=threshold, wait=wait):
+        report = _optimize(store, dry_run=False)
     store.registry.notify("store.optimized", report.to_dict())
     return report
 
 
-def _optimize(store: BackupStore, *, dry_run: bool, lock: _Lock | None = None) -> OptimizeReport:
+def _optimize(store: BackupStore, *, dry_run: bool) -> OptimizeReport:
     catalog = _catalog(store)
     current = dict(catalog.manifests)
     named: dict[str, list[str]] = {}
@@ -949,20 +1075,23 @@ def _optimize(store: BackupStore, *, dry_run: bool, lock: _Lock | None = None) -
             records.setdefault(path, record)
     entries = []
     updated: list[str] = []
+    superseded: list[str] = []
     for path in sorted(named):
         entry, new = _optimize_object(store, path, records[path], tuple(named[path]), catalog, dry_run=dry_run)
         entries.append(entry)
         if new is None:
             continue
-        # Re-record at once, object by object: an interruption leaves at most this object's
-        # manifests behind (Validator.recalculate_checksum heals them: the object proves intact).
+        # The new object is written and proven; now switch the manifests to it, object by object.
+        # An interruption leaves some manifests naming the old object and some the new: both exist
+        # and both are intact, so every backup stays valid; the next optimize or prune tidies up.
         for backup_id in named[path]:
             current[backup_id] = _rerecord(store, current[backup_id], path, new)
             if backup_id not in updated:
                 updated.append(backup_id)
-        if lock is not None:
-            lock.heartbeat()
-    return OptimizeReport(dry_run, store.encoding.codec, store.encoding.level, tuple(entries), tuple(sorted(updated)))
+        superseded.append(path)
+    removed, kept = _remove_superseded(store, superseded) if superseded else ((), ())
+    return OptimizeReport(dry_run, store.encoding.codec, store.encoding.level, tuple(entries), tuple(sorted(updated)),
+                          removed, kept)
 
 
 def _optimize_object(
@@ -979,13 +1108,19 @@ def _optimize_object(
                     "(Validator.recalculate_checksum)")
     try:
         data = store._read(path)
-        plaintext = b"".join(framing.decode(io.BytesIO(data), record.address, store.keyring, store.registry, path))
+        if hashlib.sha256(data).hexdigest() != record.stored_sha256:
+            return skip("damaged: its stored bytes differ from what the manifest records; validate the backups "
+                        "that name it", len(data))
+        plaintext = b"".join(framing.decode(io.BytesIO(data), record.address, store.keyring, store.registry, path,
+                                            record=record))
     except FileNotFoundError:
         return skip("object missing")
     except EncryptionKeyError as exc:
         return skip(f"cannot read it: {exc}")
     except (IntegrityError, BackupFormatError) as exc:
         return skip(f"damaged: {exc}")
+    except PluginError as exc:
+        return skip(f"cannot read it here: {exc}")
     key = store.keyring.get(record.key_id) if record.key_id else None
     encoding = attrs.evolve(store.encoding, key=key, cipher=record.cipher or store.encoding.cipher)
     sink = io.BytesIO()
@@ -994,15 +1129,56 @@ def _optimize_object(
     except PluginError as exc:
         return skip(f"cannot encode: {exc}", len(data))
     candidate = sink.getvalue()
-    header = framing.read_header(io.BytesIO(data), path)
     codec_after = encoding.codec if len(plaintext) >= encoding.threshold else "none"
     better = len(candidate) < len(data)
-    entry = ObjectOptimization(relative, header.codec, codec_after if better else header.codec, len(data),
+    entry = ObjectOptimization(relative, record.codec, codec_after if better else record.codec, len(data),
                                len(candidate) if better else len(data), backups, better and not dry_run)
     if not better or dry_run:
         return entry, None
-    store._put_bytes(path, candidate)
-    return entry, record_from_bytes(candidate, record.address, len(plaintext), path)
+    new = attrs.evolve(record_from_bytes(candidate, record.address, len(plaintext), path), stored_suffix=True)
+    target = store._object_path(new)
+    _write_proven(store, target, candidate, new)
+    return attrs.evolve(entry, new_path=_relative(store, target)), new
+
+
+def _write_proven(store: BackupStore, target: str, data: bytes, record: ObjectRecord) -> None:
+    """Write a re-encoded object under its own new name, read it back and decode it to its address.
+
+    Raises IntegrityError (removing what it wrote) when the storage gives back anything else:
+    no manifest is switched to an object that was not proven.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        if hashlib.sha256(store._read(target)).hexdigest() == record.stored_sha256:
+            return  # an earlier, interrupted optimize wrote exactly these bytes (unencrypted: deterministic)
+    store._put_bytes(target, data)
+    try:
+        back = store._read(target)
+        if len(back) != record.stored_size or hashlib.sha256(back).hexdigest() != record.stored_sha256:
+            raise IntegrityError(f"{target}: the re-encoded object read back differs from the one written; optimize "
+                                 "stopped before any manifest named it", subject=target)
+        for _ in framing.decode(io.BytesIO(back), record.address, store.keyring, store.registry, target,
+                                record=record):
+            pass
+    except BaseException:
+        _remove_quietly(store, [target])
+        raise
+
+
+def _remove_superseded(store: BackupStore, paths: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Remove the objects optimize replaced, each only when no manifest names it: read afresh, so a
+    manifest written meanwhile (copy_to, import_archive take no lock) still protects its objects."""
+    store.fs.invalidate_cache()
+    catalog = _catalog(store)
+    referenced = catalog.referenced(store)
+    protected = catalog.protected_addresses()
+    doomed = [path for path in paths if path not in referenced and _address_of(store, path) not in protected]
+    kept = [path for path in paths if path not in doomed]
+    for path in kept:
+        logger.warning("optimize kept %s: a manifest still names it (or one that cannot be parsed may); a later "
+                       "prune removes it once nothing does", _relative(store, path))
+    for start in range(0, len(doomed), _DELETE_BATCH):
+        _remove_quietly(store, doomed[start : start + _DELETE_BATCH])
+    return tuple(_relative(store, path) for path in doomed), tuple(_relative(store, path) for path in kept)
 
 
 def _rerecord(store: BackupStore, found: Manifest, path: str, new: ObjectRecord) -> Manifest:

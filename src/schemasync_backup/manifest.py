@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 import cattrs
+import cattrs.gen
 
 from .backup_id import created_at_of, new_backup_id
 from .crypto import EncryptionKey, Keyring, manifest_mac
@@ -106,6 +107,10 @@ class Manifest:
 
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
+# A record stores "stored_suffix" only when true, so manifests without re-encoded objects (and
+# their checksums) are byte for byte what they were before the field existed.
+_converter.register_unstructure_hook(ObjectRecord, cattrs.gen.make_dict_unstructure_fn(
+    ObjectRecord, _converter, stored_suffix=cattrs.gen.override(omit_if_default=True)))
 
 
 def _body(manifest: Manifest) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pluggy
@@ -11,8 +12,10 @@ import pluggy
 from . import codecs, crypto, hookspecs
 from .errors import PluginError
 from .hookspecs import Cipher, Codec
+from .logsetup import LOGGER_NAME
 
 ENTRY_POINT_GROUP = "schemasync_backup"
+logger = logging.getLogger(LOGGER_NAME)
 
 
 def get_plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
@@ -33,12 +36,31 @@ class Registry:
     codecs: Mapping[str, Codec]
     ciphers: Mapping[str, Cipher]
     manager: pluggy.PluginManager
+    #: Which plugin provides each codec and cipher, by name ("codec xor-zlib" -> plugin name), for messages.
+    providers: Mapping[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def from_manager(cls, manager: pluggy.PluginManager) -> Registry:
-        found_codecs = {codec.name: codec for group in manager.hook.schemasync_codecs() for codec in group}
-        found_ciphers = {cipher.name: cipher for group in manager.hook.schemasync_ciphers() for cipher in group}
-        return cls(codecs=found_codecs, ciphers=found_ciphers, manager=manager)
+        found_codecs: dict[str, Codec] = {}
+        found_ciphers: dict[str, Cipher] = {}
+        providers: dict[str, str] = {}
+        # One implementation at a time, in pluggy's call order (the same precedence as collecting
+        # the hook's results: on a name clash the first registered plugin wins), so each codec and
+        # cipher is known by the plugin that provides it.
+        for kind, hook, found in (("codec", manager.hook.schemasync_codecs, found_codecs),
+                                  ("cipher", manager.hook.schemasync_ciphers, found_ciphers)):
+            for impl in reversed(hook.get_hookimpls()):
+                if impl.hookwrapper or impl.wrapper:
+                    continue
+                provided = cast("list[Any] | None", impl.function()) or []
+                for item in provided:
+                    found[item.name] = item
+                    providers[f"{kind} {item.name}"] = impl.plugin_name
+        return cls(codecs=found_codecs, ciphers=found_ciphers, manager=manager, providers=providers)
+
+    def provider(self, kind: str, name: str) -> str:
+        """The plugin that provides codec or cipher ``name`` (``kind`` is "codec" or "cipher")."""
+        return self.providers.get(f"{kind} {name}", "an unknown plugin")
 
     def codec(self, name: str) -> Codec:
         try:
@@ -59,7 +81,21 @@ class Registry:
             ) from None
 
     def notify(self, event: str, payload: Mapping[str, Any]) -> None:
-        self.manager.hook.schemasync_notify(event=event, payload=payload)
+        """Tell every notifier plugin about ``event``. Never raises for a plugin that fails.
+
+        Each implementation is called on its own, so one that raises neither stops the others nor
+        fails (or, after a commit, falsely "fails") the operation it reports on: it is logged as a
+        warning naming the plugin.
+        """
+        arguments = {"event": event, "payload": payload}
+        for impl in reversed(self.manager.hook.schemasync_notify.get_hookimpls()):  # pluggy's call order
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                impl.function(*[arguments[name] for name in impl.argnames])
+            except Exception as exc:  # any failure of a plugin is the plugin's, not the operation's
+                logger.warning("plugin %s failed in schemasync_notify (%s): %s: %s", impl.plugin_name, event,
+                               type(exc).__name__, exc)
 
 
 def default_registry() -> Registry:

@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 #: Protocols whose PUT becomes visible only once complete, so objects can be written in place.
 _ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
-_ARCHIVE_OBJECT = re.compile(r"^objects/[0-9a-f]{2}/[0-9a-f]{64}\.(?:plain|k-[0-9a-f]{16})$")
 _READ_CHUNK = 1024 * 1024
 #: A manifest is small; an archive member called manifest.json that is not, is refused before it is read.
 _MAX_MANIFEST = 64 * 1024 * 1024
@@ -338,16 +337,29 @@ class BackupStore:
     @contextlib.contextmanager
     def _writing(self, backup_id: str, database: str) -> Iterator[None]:
         """Hold a pending marker while a backup is written: prune never runs beside it (it could
-        delete an object this backup reuses), and a crash leaves the marker for recovery_scan."""
-        from .maintenance import wait_for_maintenance
+        delete an object this backup reuses), and a crash leaves the marker for recovery_scan.
+
+        A heartbeat keeps the marker's ``refreshed_at`` fresh, so a long create is never taken for
+        a crashed one. ``backup.failed`` is told only when no manifest was committed: an error
+        after the commit (an interrupt) never reports a backup that exists as failed.
+        """
+        from .maintenance import heartbeat, wait_for_maintenance
 
         marker = self._path("pending", f"{backup_id}.json")
-        self._put_bytes(marker, _pending_marker(backup_id, database, _now()))
+        started = _now()
+        self._put_bytes(marker, _pending_marker(backup_id, database, started))
         try:
-            wait_for_maintenance(self, backup_id)
-            yield
+            with heartbeat(lambda: self._put_bytes(marker, _pending_marker(backup_id, database, started, _now())),
+                           f"the pending marker of {backup_id}"):
+                wait_for_maintenance(self, backup_id)
+                yield
         except BaseException as exc:
-            self.registry.notify("backup.failed", {"backup_id": backup_id, "database": database, "error": str(exc)})
+            committed = False
+            with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
+                committed = self.manifest(backup_id).info.id == backup_id
+            if not committed:
+                self.registry.notify("backup.failed",
+                                     {"backup_id": backup_id, "database": database, "error": str(exc)})
             raise
         finally:
             with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
@@ -569,13 +581,14 @@ class BackupStore:
         at the end, so a consumer must read to the end before trusting what it got."""
         path = self._object_path(record)
         with self._io("read backup", path), self._open_read(path) as stream:
-            yield from framing.decode(stream, record.address, self.keyring, self.registry, path)
+            yield from framing.decode(stream, record.address, self.keyring, self.registry, path, record=record)
 
     def read_object(self, record: ObjectRecord) -> bytes:
         """An object's plaintext, every frame authenticated and the address checked."""
         path = self._object_path(record)
         with self._io("read backup", path), self._open_read(path) as stream:
-            return b"".join(framing.decode(stream, record.address, self.keyring, self.registry, path))
+            return b"".join(framing.decode(stream, record.address, self.keyring, self.registry, path,
+                                           record=record))
 
     def snapshot(self, backup_id: str) -> Snapshot:
         """The snapshot a backup holds, equal to the one captured."""
@@ -950,9 +963,11 @@ def _who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _pending_marker(backup_id: str, database: str, started: datetime) -> bytes:
+def _pending_marker(backup_id: str, database: str, started: datetime, refreshed: datetime | None = None) -> bytes:
+    """``pending/<id>.json``; ``refreshed_at`` is the heartbeat (docs/retention.md)."""
     return json.dumps({"id": backup_id, "database": database, "started_at": started.isoformat(),
-                       "pid": os.getpid(), "host": socket.gethostname()}).encode()
+                       "refreshed_at": (refreshed or started).isoformat(), "pid": os.getpid(),
+                       "host": socket.gethostname()}).encode()
 
 
 def _placeholder(backup_id: str, status: str) -> BackupInfo:
@@ -1042,7 +1057,7 @@ def _check_member(member: tarfile.TarInfo, where: str, max_size: int) -> None:
         raise ArchiveError(f"archive {where}: refusing {kind} {name!r}", subject=name)
     if name.startswith("/") or ".." in name.split("/") or "\\" in name:
         raise ArchiveError(f"archive {where}: refusing path traversal in member {name!r}", subject=name)
-    if name != "manifest.json" and not _ARCHIVE_OBJECT.match(name):
+    if name != "manifest.json" and not (name.startswith("objects/") and framing.OBJECT_NAME.match(name[8:])):
         raise ArchiveError(f"archive {where}: unexpected member {name!r}", subject=name)
     if member.size > max_size:
         raise ArchiveError(

@@ -31,6 +31,7 @@ from .errors import (
     UnsealedBackupError,
 )
 from .framing import ObjectRecord
+from .maintenance import pending_creates
 from .manifest import Manifest, Status
 from .restore import restore_snapshot
 from .snapshot import ServerInfo, Snapshot
@@ -130,7 +131,7 @@ class RecoveryReport:
 
 @attrs.frozen
 class ScanEntry:
-    kind: str  # "incomplete", "leftover_marker", "damaged", "orphaned_object"
+    kind: str  # "running", "incomplete", "leftover_marker", "damaged", "orphaned_object", "unknown_file"
     backup_id: str | None
     path: str
     recoverable: bool
@@ -230,7 +231,7 @@ class Validator:
             if info.status != Status.CREATING:
                 yield self.validate(info.id)
 
-    def _check(self, backup_id: str, *, deep: bool) -> ValidationResult:
+    def _check(self, backup_id: str, *, deep: bool, retried: bool = False) -> ValidationResult:
         check_backup_id(backup_id)
         findings = _Findings()
         checksum_valid = True
@@ -251,6 +252,16 @@ class Validator:
             except UnsealedBackupError as exc:
                 findings.error(exc.message, self.store._manifest_path(backup_id), kind="untrusted")
         plaintexts = [self._check_object(found, record, findings, deep=deep) for record in found.objects]
+        missing = any(error.message.startswith("object missing") for error in findings.errors)
+        if missing and checksum_valid and not retried:
+            # optimize may have switched the manifest to new objects and removed the old ones while
+            # we read: a manifest that changed meanwhile is checked again before anything is called missing.
+            try:
+                changed = self.store.manifest(backup_id).objects != found.objects
+            except (BackupFormatError, IntegrityError):
+                changed = False
+            if changed:
+                return self._check(backup_id, deep=deep, retried=True)
         if deep and not findings.errors and plaintexts and plaintexts[0] is not None:
             # The snapshot's bytes were just decrypted and checked: load them, don't fetch them again.
             self._check_snapshot(found, plaintexts[0], findings)
@@ -301,7 +312,7 @@ class Validator:
         if deep:
             try:
                 plaintext = b"".join(framing.decode(io.BytesIO(data), record.address, self.store.keyring,
-                                                    self.store.registry, path))
+                                                    self.store.registry, path, record=record))
             except EncryptionKeyError as exc:
                 findings.key_needed(exc, path)
                 return None
@@ -375,7 +386,8 @@ class Validator:
                     "try partial_recovery instead",
                     subject=backup_id,
                 ) from exc
-            records.append(record_from_bytes(self.store._read(path), record.address, len(plaintext), path))
+            rebuilt = record_from_bytes(self.store._read(path), record.address, len(plaintext), path)
+            records.append(attrs.evolve(rebuilt, stored_suffix=record.stored_suffix))
         written = self.store._write_manifest(attrs.evolve(found, objects=tuple(records)))
         self.store.set_status(backup_id, Status.COMPLETED, "checksums recalculated")
         return written.info.checksum
@@ -495,11 +507,14 @@ class Validator:
             else:
                 entries.append(ScanEntry("unknown_file", None, self.store._path("manifests", name), False,
                                          "not named like a backup manifest: nothing reads it"))
-        for name in self.store._listdir("pending"):
-            backup_id = name.removesuffix(".json")
+        for holder in pending_creates(self.store):
+            backup_id, name = holder.name, f"{holder.name}.json"
             if not is_backup_id(backup_id):
                 continue
-            if backup_id not in manifests:
+            if backup_id not in manifests and holder.live:
+                entries.append(ScanEntry("running", backup_id, self.store._path("pending", name), False,
+                                         f"a create is running: {holder.describe()}"))
+            elif backup_id not in manifests:
                 entries.append(ScanEntry("incomplete", backup_id, self.store._path("pending", name), False,
                                          "objects may be written but no manifest was committed"))
             else:
