@@ -862,9 +862,13 @@ def _planner(ctx: Context) -> RollbackPlanner:
 
 
 def _target(ctx: Context, backup_id: str) -> tuple[str, str]:
-    """The DSN and database a rollback works on: --database, the configured one, --target-database, else the
+    """The DSN and database a rollback works on: --target-database, --database, the configured one, else the
     backup's. The planner refuses one that is not the backup's unless --target-database names it."""
-    name = ctx.database(required=False) or ctx.args.target_database or ctx.store.get(backup_id).database
+    named, asked = ctx.args.target_database, ctx.args.database
+    if named and asked in (None, named):
+        name = named  # --target-database overrides the configured database
+    else:
+        name = ctx.database(required=False) or ctx.store.get(backup_id).database
     ctx.note(backup_id=backup_id, database=name)
     return ctx.config.database.to_dsn(name), name
 
