@@ -289,7 +289,9 @@ class _Reader:
                      args)
 
     def close(self) -> None:
-        if self.as_json and self.available:
+        # On a connection already found broken there is nothing to restore, and trying would
+        # replace the error that broke it with "the connection is closed".
+        if self.as_json and self.available and self.connection.open:
             query(self.connection, "SET SESSION group_concat_max_len = @schemasync_gcml")
 
 

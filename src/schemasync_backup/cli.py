@@ -29,6 +29,7 @@ from .console import ConfirmationRefused, Console, human_size, key_values, table
 from .errors import (
     BackupFormatError,
     BackupNotFoundError,
+    DatabaseMismatchError,
     IntegrityError,
     InvalidBackupIdError,
     InvalidSourceError,
@@ -259,6 +260,12 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
     optimize.add_argument("--dry-run", action="store_true", help="show what it would save, change nothing")
 
 
+def _target_database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target-database", metavar="NAME",
+                        help="allow a database other than the backup's: names it as the target (without it, "
+                             "a --database or configured database that differs from the backup's is refused)")
+
+
 def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse.ArgumentParser) -> None:
     rollback = groups.add_parser("rollback", help="plan, run and verify rollbacks to a backup", parents=[common],
                                  formatter_class=_Formatter,
@@ -270,17 +277,19 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
                  database="only backups of this database (default: the configured one)")
     plan = commands.add("plan", "show the steps that would turn the live schema into the backup's",
                         cmd_rollback_plan, backup_id="required", database=target)
+    _target_database_option(plan)
     plan.add_argument("--show-sql", action="store_true", help="print the SQL script as well")
     execute = commands.add("execute", "roll the live schema back to the backup's", cmd_rollback_execute,
                            backup_id="required", database=target,
                            force="do not ask; also run destructive steps and past preflight problems")
+    _target_database_option(execute)
     execute.add_argument("--dry-run", action="store_true", help="plan and check everything, change nothing")
     execute.add_argument("--disable-fk-checks", action="store_true",
                          help="SET FOREIGN_KEY_CHECKS=0 for the rollback's session")
-    commands.add("validate", "check that the live schema equals the backup's", cmd_rollback_validate,
-                 backup_id="required", database=target)
-    commands.add("compare", "show the differences between the live schema and the backup's", cmd_rollback_compare,
-                 backup_id="required", database=target)
+    _target_database_option(commands.add("validate", "check that the live schema equals the backup's",
+                                         cmd_rollback_validate, backup_id="required", database=target))
+    _target_database_option(commands.add("compare", "show the differences between the live schema and the backup's",
+                                         cmd_rollback_compare, backup_id="required", database=target))
     commands.add("recovery-info", "what the latest rollback to a backup did, and where it failed",
                  cmd_rollback_recovery_info, backup_id="required")
     commands.add("manual-steps", "the SQL a failed rollback still has to run", cmd_rollback_manual_steps,
@@ -290,8 +299,8 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
                                description="Look at live schemas.")
     commands = _Commands(schema.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True,
                                                parser_class=_Parser), common, "schema.")
-    commands.add("compare", "show the differences between the live schema and a backup's", cmd_rollback_compare,
-                 backup_id="required", database=target)
+    _target_database_option(commands.add("compare", "show the differences between the live schema and a backup's",
+                                         cmd_rollback_compare, backup_id="required", database=target))
 
     connection = groups.add_parser("test-connection", help="check that the database server is reachable",
                                    parents=[common], formatter_class=_Formatter,
@@ -858,8 +867,13 @@ def _planner(ctx: Context) -> RollbackPlanner:
 
 
 def _target(ctx: Context, backup_id: str) -> tuple[str, str]:
-    """The DSN and database a rollback works on: --database, the configured one, else the backup's."""
-    name = ctx.database(required=False) or ctx.store.get(backup_id).database
+    """The DSN and database a rollback works on: --target-database, --database, the configured one, else the
+    backup's. The planner refuses one that is not the backup's unless --target-database names it."""
+    named, asked = ctx.args.target_database, ctx.args.database
+    if named and asked in (None, named):
+        name = named  # --target-database overrides the configured database
+    else:
+        name = ctx.database(required=False) or ctx.store.get(backup_id).database
     ctx.note(backup_id=backup_id, database=name)
     return ctx.config.database.to_dsn(name), name
 
@@ -875,7 +889,7 @@ def cmd_rollback_plan(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     dsn, name = _target(ctx, backup_id)
     with ctx.console.activity("Planning"):
-        plan = _planner(ctx).plan(dsn, backup_id, database=name)
+        plan = _planner(ctx).plan(dsn, backup_id, database=name, target_database=ctx.args.target_database)
     ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps))
     data = plan.to_dict()
     text = plan.summary()
@@ -902,7 +916,7 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
                            f"refusing to roll back to {what}: {_failure(result)}")
     planner = _planner(ctx)
     with ctx.console.activity("Planning"):
-        plan = planner.plan(dsn, backup_id, database=name)
+        plan = planner.plan(dsn, backup_id, database=name, target_database=ctx.args.target_database)
     ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps), dry_run=ctx.args.dry_run)
     if plan.is_empty:
         return Outcome({"backup_id": backup_id, "database": name, "executed": False, "plan": plan.to_dict(),
@@ -953,7 +967,7 @@ def cmd_rollback_validate(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     dsn, name = _target(ctx, backup_id)
     with ctx.console.activity("Comparing"):
-        result = _planner(ctx).validate(dsn, backup_id, database=name)
+        result = _planner(ctx).validate(dsn, backup_id, database=name, target_database=ctx.args.target_database)
     ctx.note(matches=result.matches)
     if result.matches:
         return Outcome(result.to_dict(), f"{name} matches backup {backup_id} (schema hash {result.live_hash[:16]}...)")
@@ -967,7 +981,7 @@ def cmd_rollback_compare(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     dsn, name = _target(ctx, backup_id)
     with ctx.console.activity("Comparing"):
-        differences = _planner(ctx).compare(dsn, backup_id, database=name)
+        differences = _planner(ctx).compare(dsn, backup_id, database=name, target_database=ctx.args.target_database)
     ctx.note(changes=len(differences.changes))
     text = (f"{name} is identical to backup {backup_id}" if differences.is_empty else
             f"from live {name} (a) to backup {backup_id} (b):\n{differences}")
@@ -1004,6 +1018,8 @@ def classify(exc: BaseException) -> ExitCode:
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
     if isinstance(exc, ConfigError | logsetup.LogSettingsError | InvalidSourceError | InvalidBackupIdError):
+        return ExitCode.USAGE
+    if isinstance(exc, DatabaseMismatchError):
         return ExitCode.USAGE
     if isinstance(exc, ConfirmationRefused | RollbackRefusedError):
         return ExitCode.REFUSED

@@ -7,6 +7,7 @@ package's own exceptions with messages a user can act on.
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections.abc import Iterator
 from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -14,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import attrs
 import pymysql
 import pymysql.connections
-import pymysql.constants.CLIENT
+import pymysql.constants.COMMAND
 import pymysql.cursors
 
 from .errors import (
@@ -25,6 +26,7 @@ from .errors import (
     InvalidSourceError,
     PrivilegeError,
     QueryError,
+    SchemaSyncBackupError,
 )
 
 Connection: TypeAlias = pymysql.connections.Connection
@@ -38,7 +40,12 @@ _SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key")
 _ACCESS_DENIED = {1045, 1698}
 _UNKNOWN_DATABASE = {1049}
 _NO_PRIVILEGE = {1044, 1142, 1143, 1227, 1370}
-_UNREACHABLE = {2002, 2003, 2005, 2006, 2013}
+#: Client error numbers (CR_*): the only ones that are about the connection rather than a statement.
+_CLIENT_ERRORS = range(2000, 3000)
+#: CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED: the server went away under an open connection.
+_LOST = {2006, 2013, 2055}
+#: The documented wording of a connection lost under a statement.
+LOST_CONNECTION = "lost connection to server during query"
 
 
 @attrs.frozen(repr=False)
@@ -135,7 +142,11 @@ def redact_dsn(dsn: str) -> str:
 
 
 def connect(spec: ConnectionSpec, database: str | None = None) -> Connection:
-    """Open a connection with settings capture and DDL need: utf8mb4, autocommit, multi-statements."""
+    """Open a connection with settings capture and DDL need: utf8mb4, autocommit.
+
+    Never with ``CLIENT.MULTI_STATEMENTS``: each query runs exactly one statement, so a DDL text
+    carrying a second statement after a ``;`` fails on the server instead of running it.
+    """
     kwargs: dict[str, Any] = {
         "user": spec.user,
         "password": spec.password,
@@ -143,7 +154,6 @@ def connect(spec: ConnectionSpec, database: str | None = None) -> Connection:
         "charset": "utf8mb4",
         "autocommit": True,
         "connect_timeout": spec.connect_timeout,
-        "client_flag": pymysql.constants.CLIENT.MULTI_STATEMENTS,
     }
     if spec.unix_socket:
         kwargs["unix_socket"] = spec.unix_socket
@@ -152,7 +162,7 @@ def connect(spec: ConnectionSpec, database: str | None = None) -> Connection:
         kwargs["port"] = spec.port
     if spec.ssl:
         kwargs["ssl"] = {key.removeprefix("ssl_"): value for key, value in spec.ssl.items()}
-    with translate_errors(spec.redacted(), database=kwargs["database"]):
+    with translate_errors(spec.redacted(), database=kwargs["database"], connecting=True):
         return pymysql.connect(**kwargs)
 
 
@@ -184,21 +194,42 @@ def describe(connection: Connection) -> str:
 
 
 @contextlib.contextmanager
-def translate_errors(where: str, *, database: str | None = None) -> Iterator[None]:
-    """Turn PyMySQL errors into the package's errors with messages that say what to do."""
+def translate_errors(where: str, *, database: str | None = None, connecting: bool = False) -> Iterator[None]:
+    """Turn PyMySQL errors into the package's errors with messages that say what to do.
+
+    ``connecting`` says the block opens a connection (a failure there is "failed to connect");
+    otherwise a connection error means the connection broke under a statement. Our own errors
+    pass through untouched, so nested blocks never translate (and prefix) a message twice.
+    """
     try:
         yield
+    except SchemaSyncBackupError:
+        raise
     except pymysql.err.MySQLError as exc:
-        raise translate(exc, where, database=database) from exc
+        raise translate(exc, where, database=database, connecting=connecting) from exc
     except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if connecting:
+            raise DatabaseConnectionError(
+                f"failed to connect to database: {reason} ({where}); "
+                "check the host, port or socket path and that the server is running",
+                subject=where,
+            ) from exc
         raise DatabaseConnectionError(
-            f"failed to connect to database: {exc.strerror or exc} ({where}); "
-            "check the host, port or socket path and that the server is running",
+            f"{LOST_CONNECTION} ({where}): {reason}; check that the server is running "
+            "(its error log says why it stopped), then see what the interrupted operation left behind",
             subject=where,
         ) from exc
 
 
-def translate(exc: pymysql.err.MySQLError, where: str, *, database: str | None = None) -> DatabaseError:
+def translate(
+    exc: pymysql.err.MySQLError, where: str, *, database: str | None = None, connecting: bool = False
+) -> DatabaseError:
+    """The package's error for a PyMySQL error.
+
+    Only client errors (2000-2999, and PyMySQL's own "connection closed") are connection errors;
+    every server error (1000-1999, 3000-4999, ...) is a :class:`QueryError` with its code.
+    """
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
     if code in _ACCESS_DENIED:
@@ -217,8 +248,22 @@ def translate(exc: pymysql.err.MySQLError, where: str, *, database: str | None =
             f"missing privilege on {where}: {text}; grant it to the user or connect as another",
             subject=database,
         )
-    if code in _UNREACHABLE or (isinstance(exc, pymysql.err.OperationalError) and code is not None and code >= 2000):
-        reason = "connection refused" if "refused" in text.lower() or code == 2003 else text
+    closed = isinstance(exc, pymysql.err.InterfaceError) and code == 0
+    if closed and not connecting:
+        # PyMySQL's answer to any use of a connection it already found broken (or that was closed).
+        return DatabaseConnectionError(
+            f"the connection to the server is closed ({where}): it was lost under an earlier statement "
+            "or closed by the caller; open a new connection",
+            subject=where,
+        )
+    if closed or code in _CLIENT_ERRORS:
+        if code in _LOST and not connecting:
+            return DatabaseConnectionError(
+                f"{LOST_CONNECTION} ({where}): {text}; check that the server is running "
+                "(its error log says why it stopped), then see what the interrupted operation left behind",
+                subject=where,
+            )
+        reason = "connection refused" if "refused" in text.lower() or code == 2003 else text or "connection closed"
         return DatabaseConnectionError(
             f"failed to connect to database: {reason} ({where}); "
             "check the host, port or socket path and that the server is running",
@@ -234,17 +279,77 @@ def query(connection: Connection, sql: str, args: Any = None) -> list[dict[str, 
         return list(cursor.fetchall())
 
 
+#: The most query bytes :func:`query_many` writes before it reads the answers: far below any
+#: socket buffer, so the server never waits for us to read while we wait for it to read.
+_PIPELINE_WINDOW = 32 * 1024
+_PIPELINE_API = ("_sock", "_write_bytes", "_read_query_result", "_next_seq_id", "_result")
+
+
 def query_many(connection: Connection, statements: list[str]) -> list[list[tuple[Any, ...]]]:
-    """Send several statements in one round trip and return each one's rows."""
+    """Run several statements, one statement per query, and return each one's rows.
+
+    The queries are pipelined: a window of them is written at once and the answers read back in
+    order, so a batch costs about one round trip. Each is still its own ``COM_QUERY``, and the
+    connection never allows multi-statements, so no query can run more than the one statement.
+    If one fails, the rest of the window is read off the connection before the first error is raised.
+    """
     results: list[list[tuple[Any, ...]]] = []
-    if not statements:
-        return results
-    with translate_errors(describe(connection)), connection.cursor() as cursor:
-        cursor.execute(";\n".join(statements))
-        results.append(list(cursor.fetchall()))
-        while cursor.nextset():
-            results.append(list(cursor.fetchall()))
+    with translate_errors(describe(connection)):
+        if not _can_pipeline(connection):
+            with connection.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+                    results.append(list(cursor.fetchall()))
+            return results
+        encoded = [statement.encode(connection.encoding) for statement in statements]
+        start = 0
+        while start < len(encoded):
+            window: list[bytes] = []
+            size = 0
+            while start < len(encoded) and (not window or size + len(encoded[start]) <= _PIPELINE_WINDOW):
+                window.append(encoded[start])
+                size += len(encoded[start]) + 5
+                start += 1
+            results.extend(_pipeline(connection, window))
     return results
+
+
+def _can_pipeline(connection: Connection) -> bool:
+    if not all(hasattr(connection, name) for name in _PIPELINE_API):
+        return False  # a PyMySQL whose internals changed: one round trip per statement still works
+    if connection._sock is None:
+        raise pymysql.err.InterfaceError(0, "")
+    pending = connection._result
+    return pending is None or not (pending.unbuffered_active or pending.has_next)
+
+
+def _pipeline(connection: Connection, window: list[bytes]) -> list[list[tuple[Any, ...]]]:
+    # Each packet: 3-byte length, sequence number 0, COM_QUERY, the statement (all < 16 MiB).
+    if any(len(sql) + 1 >= pymysql.connections.MAX_PACKET_LEN for sql in window):
+        raise ValueError("a pipelined statement must be smaller than 16 MiB")
+    connection._write_bytes(b"".join(
+        struct.pack("<iB", len(sql) + 1, pymysql.constants.COMMAND.COM_QUERY) + sql for sql in window
+    ))
+    rows: list[list[tuple[Any, ...]]] = []
+    first_error: pymysql.err.MySQLError | None = None
+    for _ in window:
+        connection._next_seq_id = 1
+        try:
+            connection._read_query_result()
+        except (pymysql.err.OperationalError, pymysql.err.InternalError) as exc:
+            if connection._sock is None:
+                raise  # the connection broke: nothing more to read
+            first_error = first_error or exc
+            rows.append([])
+            continue
+        except pymysql.err.MySQLError as exc:
+            first_error = first_error or exc
+            rows.append([])
+            continue
+        rows.append(list(connection._result.rows or ()))
+    if first_error is not None:
+        raise first_error
+    return rows
 
 
 def execute(connection: Connection, statement: str) -> None:

@@ -176,3 +176,19 @@ class RollbackStepError(RollbackError):
         #: The 1-based number of the failed step, and the server's error number.
         self.step = step
         self.code = code
+
+
+class RollbackConnectionLostError(RollbackStepError, DatabaseConnectionError):
+    """The connection broke during a step: the step is marked failed, its effect on the server unknown."""
+
+
+class DatabaseMismatchError(RollbackRefusedError):
+    """The backup is of another database than the one the rollback would change, and the caller did not
+    name that database as ``target_database``."""
+
+    def __init__(self, message: str, *, subject: object = None, backup_database: str = "",
+                 target_database: str = "") -> None:
+        super().__init__(message, subject=subject)
+        #: The database the backup was taken of, and the one the rollback would change.
+        self.backup_database = backup_database
+        self.target_database = target_database

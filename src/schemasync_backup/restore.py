@@ -7,6 +7,15 @@ from .errors import QueryError
 from .snapshot import Snapshot
 from .sql import quote_identifier
 
+_PARSE_ERROR = 1064  # ER_PARSE_ERROR
+_COMPOUND = ("BEGIN", "TRIGGER", "PROCEDURE", "FUNCTION", "EVENT")
+
+
+def _more_than_one_statement(statement: str) -> bool:
+    """Whether a ``;`` ends a plain statement early (compound bodies hold ``;`` of their own)."""
+    head, semicolon, _ = statement.partition(";")
+    return bool(semicolon) and not any(word in head.upper() for word in _COMPOUND)
+
 
 def restore_snapshot(snapshot: Snapshot, target: Source, database: str, *, create_database: bool = True) -> int:
     """Recreate ``snapshot`` as ``database`` on ``target``; returns the number of statements run.
@@ -23,9 +32,14 @@ def restore_snapshot(snapshot: Snapshot, target: Source, database: str, *, creat
                     with translate_errors(where, database=database):
                         cursor.execute(statement)
                 except QueryError as exc:
+                    hint = ""
+                    if exc.code == _PARSE_ERROR and _more_than_one_statement(statement):
+                        hint = ("; the statement text holds more than one statement (after a ';'), which never "
+                                "runs: each query runs one statement, so the backup's DDL may have been tampered "
+                                "with; validate the backup")
                     raise QueryError(
                         f"restore of {quote_identifier(database)} failed at statement {number} of "
-                        f"{len(statements)}: {exc.message}\n  statement: {statement[:300]}",
+                        f"{len(statements)}: {exc.message}{hint}\n  statement: {statement[:300]}",
                         subject=statement,
                         code=exc.code,
                     ) from exc

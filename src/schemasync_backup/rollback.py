@@ -17,18 +17,21 @@ import attrs
 
 from . import preflight
 from .backup_id import check_backup_id
-from .connection import Connection, Source, describe, open_source, query, translate_errors
+from .connection import Connection, ConnectionSpec, Source, describe, open_source, query, translate_errors
 from .diff import SchemaDiff, diff
 from .errors import (
     ConcurrentRollbackError,
+    DatabaseConnectionError,
     DatabaseError,
+    DatabaseMismatchError,
     DatabaseNotFoundError,
     QueryError,
+    RollbackConnectionLostError,
     RollbackRefusedError,
     RollbackStepError,
     StalePlanError,
 )
-from .manifest import Status
+from .manifest import BackupInfo, Status
 from .plan import DEFINER_POLICIES, RollbackPlan, RollbackStep, build_steps
 from .snapshot import ServerInfo, Snapshot
 from .sql import quote_identifier
@@ -81,6 +84,8 @@ class RecoveryInfo:
     status: str  # running, failed, completed
     pre_rollback_backup_id: str | None
     steps: tuple[dict[str, Any], ...]
+    #: Why the run failed, when it did (the failed step's error, or what broke between steps).
+    error: str | None = None
 
     @property
     def failed_step(self) -> dict[str, Any] | None:
@@ -93,15 +98,16 @@ class RecoveryInfo:
     def to_dict(self) -> dict[str, Any]:
         return {"backup_id": self.backup_id, "run_id": self.run_id, "status": self.status,
                 "pre_rollback_backup_id": self.pre_rollback_backup_id, "steps_done": self.done,
-                "failed_step": self.failed_step, "steps": list(self.steps)}
+                "failed_step": self.failed_step, "error": self.error, "steps": list(self.steps)}
 
     def __str__(self) -> str:
         failed = self.failed_step
         head = (f"run {self.run_id} of rollback to {self.backup_id}: {self.status}, "
                 f"{self.done}/{len(self.steps)} steps done")
         if failed is None:
-            return head
-        return f"{head}\nstep {failed['number']} failed: {failed['error']}\n  {failed['sql']}"
+            return f"{head}\n{self.error}" if self.error else head
+        return (f"{head}\nstep {failed['number']} ({failed['phase']} {failed['object_kind']} "
+                f"{quote_identifier(failed['object_name'])}) failed: {failed['error']}\n  {failed['sql']}")
 
 
 class _Journal:
@@ -130,10 +136,16 @@ class _Journal:
         entry["started_at" if status == "running" else "finished_at"] = _now()
         self.save()
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str, error: str | None = None) -> None:
         self.document["status"] = status
         self.document["finished_at"] = _now()
+        if error is not None:
+            self.document["error"] = error
         self.save()
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.document["status"] != "running")
 
 
 @attrs.frozen
@@ -148,10 +160,18 @@ class RollbackPlanner:
         backup_id: str,
         *,
         database: str | None = None,
+        target_database: str | None = None,
         definer_policy: Mapping[str, str] | None = None,
         force: bool = False,
     ) -> RollbackPlan:
-        """The steps that turn the live schema on ``target`` into the backup's, with the data at risk."""
+        """The steps that turn the live schema on ``target`` into the backup's, with the data at risk.
+
+        The database changed is ``database``, else ``target_database``, else the one the DSN names,
+        else the backup's own. A database other than the backup's is refused
+        (:class:`DatabaseMismatchError`) unless ``target_database`` names it: the plan would drop
+        everything that database holds and the backup lacks. For a partial backup, live objects the
+        backup does not hold are kept unless ``force``.
+        """
         for kind, choice in (definer_policy or {}).items():
             if choice not in DEFINER_POLICIES:
                 raise ValueError(f"definer policy for {kind} must be one of {', '.join(DEFINER_POLICIES)}, "
@@ -163,11 +183,23 @@ class RollbackPlanner:
                 "unless forced; validate it again or pick another backup",
                 subject=backup_id,
             )
+        name = _target_database(target, info, database, target_database)
         wanted = self.store.snapshot(backup_id)
-        name = database or wanted.database
         with open_source(target) as connection:
             live, server = self._live(connection, name, lambda: wanted)
-            steps, notes = build_steps(live, attrs.evolve(wanted, database=name), definer_policy)
+            goal = attrs.evolve(wanted, database=name)
+            notes: list[str] = []
+            if info.partial and not force:
+                goal, kept = _keep_unheld(live, goal)
+                if kept:
+                    shown = ", ".join(kept[:10]) + (f" and {len(kept) - 10} more" if len(kept) > 10 else "")
+                    notes.append(
+                        f"{len(kept)} live object(s) the backup does not hold are kept because backup {backup_id} "
+                        f"is partial (salvaged: it may lack objects the source held): {shown}; "
+                        "plan with force to drop them"
+                    )
+            steps, step_notes = build_steps(live, goal, definer_policy)
+            notes += step_notes
             if not _database_exists(connection, name):
                 steps.insert(0, RollbackStep("create database", "database", name,
                                              f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET "
@@ -175,7 +207,7 @@ class RollbackPlanner:
             steps = [self._measure(connection, name, step) for step in steps]
             problems, warnings = preflight.check(connection, server.flavor, server.version, wanted, steps, name)
         return RollbackPlan(
-            backup_id=backup_id, database=name, live_hash=live.schema_hash, target_hash=wanted.schema_hash,
+            backup_id=backup_id, database=name, live_hash=live.schema_hash, target_hash=goal.schema_hash,
             steps=tuple(steps), notes=tuple(notes + warnings), preflight=tuple(problems), created_at=_now(),
         )
 
@@ -240,12 +272,14 @@ class RollbackPlanner:
                     subject=plan.database,
                 )
             try:
-                return self._run(connection, plan, dry_run=dry_run, disable_fk_checks=disable_fk_checks,
-                                 progress=progress)
-            finally:
-                with translate_errors(where), connection.cursor() as cursor:
-                    cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
-                    cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
+                result = self._run(connection, plan, dry_run=dry_run, disable_fk_checks=disable_fk_checks,
+                                   progress=progress)
+            except BaseException as exc:
+                # The cleanup must never replace the error that stopped the run.
+                _release(connection, lock, where, failure=exc)
+                raise
+            _release(connection, lock, where)
+            return result
 
     def _run(self, connection: Connection, plan: RollbackPlan, *, dry_run: bool, disable_fk_checks: bool,
              progress: Progress | None) -> ExecutionResult:
@@ -265,49 +299,77 @@ class RollbackPlanner:
         ) if live.objects() else None
         journal = _Journal(self.store, plan, pre.id if pre else "")
         where = describe(connection)
-        with translate_errors(where), connection.cursor() as cursor:
-            if disable_fk_checks:
-                cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
-            for number, step in enumerate(plan.steps, start=1):
-                if progress is not None:
-                    progress(number, len(plan.steps), step)
-                journal.step(number, "running")
-                try:
-                    with translate_errors(where, database=plan.database):
-                        if step.phase != "create database":
-                            connection.select_db(plan.database)
-                        for statement in (*step.session, step.sql):
-                            cursor.execute(statement)
-                except QueryError as exc:
-                    journal.step(number, "failed", exc.message)
-                    journal.finish("failed")
-                    raise RollbackStepError(
-                        f"rollback step {number} of {len(plan.steps)} failed ({step.phase} "
-                        f"{step.object_kind} {quote_identifier(step.object_name)}): {exc.message}; "
-                        f"see recovery_info({plan.backup_id!r}) and manual_steps({plan.backup_id!r}), "
-                        "or fix the cause and plan again",
-                        subject=plan.backup_id, step=number, code=exc.code,
-                    ) from exc
-                journal.step(number, "done")
-            cursor.execute("SET NAMES utf8mb4")
-        after = Snapshot.capture(connection, plan.database)
+        try:
+            with translate_errors(where), connection.cursor() as cursor:
+                if disable_fk_checks:
+                    cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+                for number, step in enumerate(plan.steps, start=1):
+                    if progress is not None:
+                        progress(number, len(plan.steps), step)
+                    journal.step(number, "running")
+                    try:
+                        with translate_errors(where, database=plan.database):
+                            if step.phase != "create database":
+                                connection.select_db(plan.database)
+                            for statement in (*step.session, step.sql):
+                                cursor.execute(statement)
+                    except (QueryError, DatabaseConnectionError) as exc:
+                        raise self._step_failed(journal, plan, number, step, exc) from exc
+                    journal.step(number, "done")
+                cursor.execute("SET NAMES utf8mb4")
+            after = Snapshot.capture(connection, plan.database)
+        except BaseException as exc:
+            if not journal.finished:
+                done = sum(entry["status"] == "done" for entry in journal.document["steps"])
+                journal.finish("failed", f"the run stopped after {done} of {len(plan.steps)} step(s): "
+                                         f"{getattr(exc, 'message', None) or exc!r}")
+            raise
         verified = after.schema_hash == plan.target_hash
         journal.finish("completed" if verified else "completed with differences")
         return ExecutionResult(plan.backup_id, plan.database, False, len(plan.steps), pre.id if pre else None,
                                journal.run_id, verified, after.schema_hash)
 
-    def validate(self, target: Source, backup_id: str, *, database: str | None = None) -> RollbackValidation:
-        """Whether the live schema equals the backup's, and what differs if not."""
+    @staticmethod
+    def _step_failed(
+        journal: _Journal, plan: RollbackPlan, number: int, step: RollbackStep,
+        exc: QueryError | DatabaseConnectionError,
+    ) -> RollbackStepError:
+        """Mark the step and the run failed in the journal; the error to raise."""
+        journal.step(number, "failed", exc.message)
+        journal.finish("failed", f"step {number} failed: {exc.message}")
+        what = (f"rollback step {number} of {len(plan.steps)} ({step.phase} {step.object_kind} "
+                f"{quote_identifier(step.object_name)})")
+        follow = f"see recovery_info({plan.backup_id!r}) and manual_steps({plan.backup_id!r})"
+        if isinstance(exc, DatabaseConnectionError):
+            return RollbackConnectionLostError(
+                f"{what} failed: {exc.message}. The server may or may not have applied the step: when it is "
+                f"back, compare the live schema with the backup (validate/compare), {follow}, and plan again",
+                subject=plan.backup_id, step=number,
+            )
+        return RollbackStepError(
+            f"{what} failed: {exc.message}; {follow}, or fix the cause and plan again",
+            subject=plan.backup_id, step=number, code=exc.code,
+        )
+
+    def validate(
+        self, target: Source, backup_id: str, *, database: str | None = None, target_database: str | None = None
+    ) -> RollbackValidation:
+        """Whether the live schema equals the backup's, and what differs if not.
+
+        The database compared is chosen, and a database other than the backup's refused, as in :meth:`plan`.
+        """
+        name = _target_database(target, self.store.get(backup_id), database, target_database)
         wanted = self.store.snapshot(backup_id)
-        name = database or wanted.database
         live = Snapshot.capture(target, name)
         differences = diff(live, attrs.evolve(wanted, database=name))
         return RollbackValidation(backup_id, name, live.schema_hash == wanted.schema_hash, live.schema_hash,
                                   wanted.schema_hash, differences)
 
-    def compare(self, target: Source, backup_id: str, *, database: str | None = None) -> SchemaDiff:
+    def compare(
+        self, target: Source, backup_id: str, *, database: str | None = None, target_database: str | None = None
+    ) -> SchemaDiff:
         """The differences from the live schema (a) to the backup's (b), both ways."""
-        return self.validate(target, backup_id, database=database).differences
+        return self.validate(target, backup_id, database=database, target_database=target_database).differences
 
     def _journal(self, backup_id: str) -> dict[str, Any]:
         check_backup_id(backup_id)
@@ -321,7 +383,8 @@ class RollbackPlanner:
         """Which steps of the latest rollback to ``backup_id`` ran, and which failed with what error."""
         document = self._journal(backup_id)
         return RecoveryInfo(backup_id, document["run_id"], document["status"],
-                            document.get("pre_rollback_backup_id") or None, tuple(document["steps"]))
+                            document.get("pre_rollback_backup_id") or None, tuple(document["steps"]),
+                            document.get("error"))
 
     def manual_steps(self, backup_id: str) -> list[str]:
         """The SQL still to run after a failed rollback (each step with its session settings)."""
@@ -330,6 +393,75 @@ class RollbackPlanner:
             for step in self._journal(backup_id)["steps"]
             if step["status"] != "done"
         ]
+
+
+def _release(connection: Connection, lock: str, where: str, *, failure: BaseException | None = None) -> None:
+    """Release the rollback lock and turn foreign key checks back on.
+
+    After a failure, a connection already found broken is left alone (the server drops the lock
+    and the session with it), and an error of the cleanup is only noted on the original one.
+    """
+    if failure is not None and not connection.open:
+        return
+    try:
+        with translate_errors(where), connection.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
+    except DatabaseError as exc:
+        if failure is None:
+            raise
+        failure.add_note(f"and releasing the rollback lock failed too: {exc.message}")
+
+
+def _target_database(
+    target: Source, info: BackupInfo, database: str | None, target_database: str | None
+) -> str:
+    """The database a rollback changes; a database other than the backup's only when named as the target."""
+    if database is not None and target_database is not None and database != target_database:
+        raise DatabaseMismatchError(
+            f"database={database!r} and target_database={target_database!r} disagree: name the database "
+            "the rollback is to change once",
+            subject=info.id, backup_database=info.database, target_database=database,
+        )
+    named_by_dsn = ConnectionSpec.parse(target).database if isinstance(target, str) else None
+    name = database or target_database or named_by_dsn or info.database
+    if name not in (info.database, target_database):
+        via = "the database asked for" if database else "the database the DSN names"
+        raise DatabaseMismatchError(
+            f"refusing a rollback of database {quote_identifier(name)} ({via}) to backup {info.id}, which is "
+            f"of database {quote_identifier(info.database)}: it would turn {quote_identifier(name)} into a copy "
+            f"of {quote_identifier(info.database)}'s schema and drop every table the backup lacks. "
+            f"If that is what you want, name the target explicitly: target_database={name!r} "
+            f"(command line: --target-database {name}); to roll back {quote_identifier(info.database)} "
+            "itself, ask for that database instead",
+            subject=info.id, backup_database=info.database, target_database=name,
+        )
+    return name
+
+
+def _keep_unheld(live: Snapshot, goal: Snapshot) -> tuple[Snapshot, list[str]]:
+    """``goal`` plus every live object it does not hold (so no step drops them), and their names."""
+    held = set(goal.objects())
+    kept: dict[str, list[Any]] = {}
+    names: list[str] = []
+    groups: tuple[tuple[str, tuple[Any, ...]], ...] = (
+        ("table", live.tables), ("view", live.views), ("routine", live.routines), ("trigger", live.triggers),
+        ("event", live.events))
+    for kind, items in groups:
+        for item in items:
+            key = (item.kind.lower() if kind == "routine" else kind, item.name)
+            if key not in held:
+                kept.setdefault(kind, []).append(item)
+                names.append(f"{key[0]} {quote_identifier(item.name)}")
+    if not names:
+        return goal, []
+    merged = attrs.evolve(
+        goal,
+        tables=(*goal.tables, *kept.get("table", [])), views=(*goal.views, *kept.get("view", [])),
+        routines=(*goal.routines, *kept.get("routine", [])), triggers=(*goal.triggers, *kept.get("trigger", [])),
+        events=(*goal.events, *kept.get("event", [])),
+    )
+    return merged, names
 
 
 def _database_exists(connection: Connection, name: str) -> bool:

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 
 from ..connection import Source, describe, open_source, translate_errors
 from ..sql import quote_identifier
+
+#: A sample file ends each statement with a ``;`` at the end of a line followed by a blank line
+#: (compound bodies keep their inner ``;`` and have no blank lines).
+_STATEMENT_END = re.compile(r";[ \t]*\n(?:[ \t]*\n)+|;\s*\Z")
 
 
 def sample_sql(name: str = "shop") -> str:
     return files(__package__).joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
+def sample_statements(name: str = "shop") -> list[str]:
+    """The sample's statements, one each: connections run one statement per query."""
+    return [statement.strip() for statement in _STATEMENT_END.split(sample_sql(name)) if statement.strip()]
+
+
 def load_sample(target: Source, database: str, name: str = "shop") -> None:
     """Create ``database`` on ``target`` and load a sample schema into it.
 
-    The server parses compound statements itself, so the file goes as one multi-statement
-    query with no client-side DELIMITER handling.
+    Each statement goes as its own query (see :func:`sample_statements`).
     """
     with open_source(target) as connection:
         where = describe(connection)
@@ -25,6 +34,5 @@ def load_sample(target: Source, database: str, name: str = "shop") -> None:
                 f"CREATE DATABASE {quote_identifier(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
             )
             connection.select_db(database)
-            cursor.execute(sample_sql(name))
-            while cursor.nextset():
-                pass
+            for statement in sample_statements(name):
+                cursor.execute(statement)
