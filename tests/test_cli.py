@@ -431,3 +431,29 @@ def test_rotate_key_command(mariadb: ThrowawayServer, shop: str, tmp_path: Path)
     only_new = cli_env(tmp_path / "backup.log", BACKUP_ENCRYPTION_KEY=new.material.hex())
     check = run_cli(config, "backup", "test-encryption", "--backup-id", backup_id, "--format", "json", env=only_new)
     assert check.rc == 0 and check.json()["key_id"] == new.key_id, check.out + check.err
+
+
+def test_a_missing_key_exits_1_and_keeps_the_status_while_damage_exits_3(
+    mariadb: ThrowawayServer, shop: str, tmp_path: Path
+) -> None:
+    storage = tmp_path / "store"
+    config = write_config(tmp_path, mariadb, shop, storage)
+    created = run_cli(config, "backup", "create", "--format", "json")
+    assert created.rc == 0, created.err
+    backup_id = created.json()["backup_id"]
+    wrong = cli_env(tmp_path / "backup.log", BACKUP_ENCRYPTION_KEY=EncryptionKey.generate().material.hex())
+    checked = run_cli(config, "backup", "validate", "--backup-id", backup_id, "--format", "json", env=wrong)
+    assert checked.rc == 1, checked.out + checked.err
+    assert checked.json()["keys_needed"] == [KEY.key_id] and not checked.json()["damaged"]
+    listed = run_cli(config, "backup", "list", "--format", "json", env=wrong)
+    assert [entry["status"] for entry in listed.json()["backups"]] == ["COMPLETED"], listed.out
+    planned = run_cli(config, "rollback", "plan", "--backup-id", backup_id, env=wrong)
+    assert planned.rc == 1 and f"key {KEY.key_id} is needed" in planned.err, planned.err
+    hostile = run_cli(config, "backup", "validate", "--backup-id", "../../x")
+    assert hostile.rc == 2 and "invalid backup id" in hostile.err, hostile.err
+    record = next((storage / "objects").rglob("*.k-*"))
+    data = bytearray(record.read_bytes())
+    data[-2] ^= 1
+    record.write_bytes(bytes(data))
+    damaged = run_cli(config, "backup", "validate", "--backup-id", backup_id)
+    assert damaged.rc == 3, damaged.out + damaged.err

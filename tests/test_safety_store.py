@@ -450,3 +450,22 @@ def test_a_salvaged_backup_is_marked_partial(tmp_path: Path, mariadb: ThrowawayS
     assert salvaged.partial and not store.get(info.id).partial
     assert {found.id: found.partial for found in store.list()}[report.new_backup_id]
     assert len(Snapshot.capture(mariadb.dsn, shop).objects()) > len(store.snapshot(report.new_backup_id).objects())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(candidate=st.one_of(
+    st.text(max_size=40),
+    st.from_regex(r"backup-\d{8}-\d{6}-[0-9a-fA-F]{8}", fullmatch=False),
+    st.builds(lambda stem, tail: stem + tail, st.just("backup-20261202-010000-0a8eb15b"),
+              st.sampled_from(["\n", "/", "/../x", ".json", " ", "\0", "*"]))))
+def test_any_string_that_is_not_an_id_is_refused_and_touches_nothing(tmp_path: Path, candidate: str) -> None:
+    from schemasync_backup.backup_id import PATTERN, created_at_of, is_backup_id
+
+    store = BackupStore.open(str(tmp_path / "store"))
+    if is_backup_id(candidate):
+        assert PATTERN.fullmatch(candidate) and created_at_of(candidate) is not None
+        return
+    for call in (store.get, store.exists, store.delete, Validator(store).validate):
+        with pytest.raises(InvalidBackupIdError):
+            call(candidate)
+    assert not (tmp_path / "store").exists()

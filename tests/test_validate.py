@@ -207,6 +207,8 @@ from schemasync_backup.store import BackupStore
 store = BackupStore.open(sys.argv[1], encryption_keys=EncryptionKey.from_value(sys.argv[2]), frame_size=4096)
 while True:
     store.create(sys.argv[3], sys.argv[4])
+    if sys.argv[5:] == ["once"]:
+        break
 """
 
 
@@ -219,7 +221,7 @@ def test_sigkill_during_create_never_leaves_a_completed_broken_backup(
     # One create that runs to the end tells how long one takes on this machine, however busy it is:
     # the kills then land anywhere from interpreter start-up to just after the commit.
     started = time.monotonic()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([*command, "once"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     whole = time.monotonic() - started
     for _ in range(rounds):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

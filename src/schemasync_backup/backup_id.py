@@ -17,7 +17,7 @@ from .errors import InvalidBackupIdError
 #: A backup id: ``backup-YYYYMMDD-HHMMSS-<8 hex>``, the UTC time it was minted at plus a random suffix.
 BackupId = NewType("BackupId", str)
 
-PATTERN = re.compile(r"backup-(?P<stamp>\d{8}-\d{6})-[0-9a-f]{8}")
+PATTERN = re.compile(r"backup-[0-9]{8}-[0-9]{6}-[0-9a-f]{8}")
 
 
 def new_backup_id(now: datetime) -> BackupId:

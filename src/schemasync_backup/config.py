@@ -221,6 +221,8 @@ class EncryptionConfig:
     rotation_enabled: bool = attrs.field(default=False, metadata=_doc(
         "health-check warns when the newest backup is older than rotation_days under the current key"))
     rotation_days: int = attrs.field(default=90, metadata=_doc("days between key rotations", min=1))
+    accept_unsealed: bool = attrs.field(default=False, metadata=_doc(
+        "read (and import) backups no configured key sealed: written without a key, or by 0.1"))
 
 
 @attrs.frozen
@@ -869,6 +871,7 @@ def open_store(config: Config, *, url: str | None = None, registry: Registry | N
         file_mode=local.permissions & 0o666,
         dir_mode=local.permissions,
         registry=registry,
+        accept_unsealed=encryption.accept_unsealed,
     )
 
 
