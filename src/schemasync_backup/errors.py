@@ -146,3 +146,7 @@ class RollbackStepError(RollbackError):
         #: The 1-based number of the failed step, and the server's error number.
         self.step = step
         self.code = code
+
+
+class UnsafeScriptError(RollbackError, ValueError):
+    """A statement the mysql client would not send unchanged: the plan has no safe script form."""
