@@ -10,7 +10,7 @@ from pathlib import Path
 import pymysql
 import pytest
 from conftest import run_sql
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from schemasync_backup import Snapshot, client_script
@@ -206,8 +206,6 @@ def test_the_script_holds_exactly_the_statements_execute_sends(name: str, words:
     script = plan.to_sql()
     statements = parse_script(script)
     assert statements[-4:] == [s for step in steps for s in (*step.session, step.sql)]
-    for line in script.split("\n"):
-        assert not line.startswith("\\")
 
 
 def test_to_sql_never_runs_out_of_delimiters() -> None:
@@ -249,6 +247,7 @@ def test_comments_escape_names_onto_one_line() -> None:
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(name=NAMES.filter(lambda n: "\r" not in n and "\t" not in n))
+@example(name="`\n\\! touch /tmp/pwned-in-backticks")  # a line that starts with \! inside a quoted name
 def test_random_hostile_names_roll_back_through_the_client(
     mariadb: ThrowawayServer, root: pymysql.connections.Connection, tmp_path_factory: pytest.TempPathFactory,
     name: str,
@@ -266,3 +265,16 @@ def test_random_hostile_names_roll_back_through_the_client(
     result = run_client(mariadb, plan.to_sql(), "--comments")
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert Snapshot.capture(mariadb.dsn, database).schema_hash == plan.target_hash
+    assert not Path("/tmp/pwned-in-backticks").exists()
+
+
+def test_the_client_reads_each_statement_under_the_sql_mode_set_before_it() -> None:
+    body = "CREATE FUNCTION f() RETURNS TEXT RETURN 'c:\\dir\\'"  # a string only without backslash escapes
+    for mode, safe in (("NO_BACKSLASH_ESCAPES", True), ("", False)):
+        step = RollbackStep("create routine", "routine", "f", body, session=(f"SET SESSION sql_mode = '{mode}'",))
+        plan = RollbackPlan("b", "d", "h", "h", (step,))
+        if safe:
+            assert parse_script(plan.to_sql())[-1] == body
+        else:
+            with pytest.raises(UnsafeScriptError, match="ends inside a quoted string"):
+                plan.to_sql()

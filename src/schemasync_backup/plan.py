@@ -105,21 +105,27 @@ class RollbackPlan:
         would send unchanged; ``execute`` can still run such a plan.
         """
         statements = list(self._client_statements())
-        lines = [client_script.comment(line) for line in self._script_header(statements)]
+        commented = any(lexed.comments for _, _, lexed in statements)
+        lines = [client_script.comment(line) for line in self._script_header(commented)]
         # The client command, not SET NAMES: the client must read the script as utf8mb4 too, or
         # a multi-byte locale (gbk, sjis) could swallow a backslash and unbalance a quote.
         lines.append(f"charset {CLIENT_CHARSET}")
-        if any(lexed.comments for _, _, lexed in statements):
+        if commented:
             lines += _COMMENTS_GUARD
+        numbers = {id(step): number for number, step in enumerate(self.steps, start=1)}
+        current: RollbackStep | None = None
         selected = False
-        for number, step in enumerate(self.steps, start=1):
-            if step.phase != "create database" and not selected:
-                lines.append(_use(self.database))
-                selected = True
-            lines.append(client_script.comment(f"step {number}: {step.phase} {quote_identifier(step.object_name)}"
-                                               + (" (DESTRUCTIVE)" if step.destructive else "")))
-            lines += [line for owner, statement, lexed in statements if owner is step
-                      for line in _script_lines(statement, lexed)]
+        for step, statement, lexed in statements:
+            if step is not current:
+                # execute selects the database for every step but the one that creates it (the first).
+                if not selected and step.phase != "create database":
+                    lines.append(_use(self.database))
+                    selected = True
+                lines.append(client_script.comment(
+                    f"step {numbers[id(step)]}: {step.phase} {quote_identifier(step.object_name)}"
+                    + (" (DESTRUCTIVE)" if step.destructive else "")))
+                current = step
+            lines += _script_lines(statement, lexed)
         return "\n".join(lines) + "\n"
 
     def _client_statements(self) -> Iterator[tuple[RollbackStep, str, client_script.Lexed]]:
@@ -128,16 +134,19 @@ class RollbackPlan:
         for step in self.steps:
             for statement in (*step.session, step.sql):
                 yield step, statement, client_script.check(statement, sql_mode)
-                sql_mode = client_script.sql_mode_of(statement) or sql_mode
+                mode = client_script.sql_mode_of(statement)
+                sql_mode = sql_mode if mode is None else mode
 
-    def _script_header(self, statements: list[tuple[RollbackStep, str, client_script.Lexed]]) -> list[str]:
+    def _script_header(self, commented: bool) -> list[str]:
+        client = "mysql --comments" if commented else "mysql"
         lines = [f"schemasync_backup rollback of {quote_identifier(self.database)} to backup {self.backup_id}",
                  f"live schema hash {self.live_hash}, target {self.target_hash}",
-                 "Run it with: mysql --abort-source-on-error ... < this.sql (SOURCE carries on past errors "
-                 "unless the client was started with --abort-source-on-error)"]
-        if any(lexed.comments for _, _, lexed in statements):
-            lines.append("Some statements hold comments, which the client drops unless it runs with --comments: "
-                         "run it with mysql --comments (the first statement stops the script otherwise)")
+                 f"Run it with: {client} < rollback.sql (it stops at the first error, as execute does). "
+                 f"To SOURCE it, start the client as {client} --abort-source-on-error: SOURCE otherwise "
+                 "carries on past a failed statement."]
+        if commented:
+            lines.append("Some statements hold comments, which the client drops unless run with --comments; "
+                         "the first statement stops the script when they were dropped.")
         return lines + [f"WARNING: {warning}" for warning in self.warnings]
 
     def summary(self) -> str:
