@@ -21,7 +21,7 @@ import pytest
 import yaml
 from storage_backends import StorageLocation
 
-from schemasync_backup import cli
+from schemasync_backup import Snapshot, cli
 from schemasync_backup.crypto import EncryptionKey
 from schemasync_backup.samples import load_sample
 from schemasync_backup.sandbox import ThrowawayServer
@@ -370,7 +370,21 @@ def test_rollback_commands(session: Session, mariadb: ThrowawayServer, shop: str
     assert empty["steps"] == []
     migrate(mariadb, shop)
     plan = session("rollback", "plan", "--backup-id", backup_id, "--show-sql")
-    assert plan.rc == 0 and "DROP TABLE `feature_flag`;" in plan.out and "2 rows at risk" in plan.out
+    assert plan.rc == 0 and "DROP TABLE `feature_flag`;" in plan.out and "2 rows at risk" in plan.err
+    assert plan.out.startswith("-- schemasync_backup rollback of") and plan.err.splitlines()[0] not in plan.out
+    # stdout is a script the client takes whole: run it into an empty database and compare with the backup.
+    with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root") as connection:
+        connection.cursor().execute(f"CREATE DATABASE {quote_identifier(shop + '_sql')}")
+    script = session("rollback", "plan", "--backup-id", backup_id, "--show-sql", "--database", shop + "_sql").out
+    client = subprocess.run(["mariadb", "--no-defaults", f"--socket={mariadb.socket_path}", "-uroot"],
+                            input=script.encode(), capture_output=True, check=False, timeout=60)
+    try:
+        assert client.returncode == 0, client.stderr.decode(errors="replace")
+        wanted = session("rollback", "plan", "--backup-id", backup_id, "--format", "json").json()["target_hash"]
+        assert Snapshot.capture(mariadb.dsn, shop + "_sql").schema_hash == wanted
+    finally:
+        with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root") as connection:
+            connection.cursor().execute(f"DROP DATABASE IF EXISTS {quote_identifier(shop + '_sql')}")
     compared = session("schema", "compare", "--backup-id", backup_id, "--format", "json").json()
     assert not compared["identical"] and {c["name"] for c in compared["changes"]} == {"customer", "feature_flag"}
     assert session("rollback", "compare", "--backup-id", backup_id).rc == 0

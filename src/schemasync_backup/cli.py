@@ -74,6 +74,8 @@ class Outcome:
     text: str
     exit_code: int = ExitCode.OK
     error: str | None = None
+    #: Text for people that goes to stderr, so that stdout holds only ``text`` (an SQL script).
+    notice: str | None = None
 
 
 # --- argument parsing ----------------------------------------------------------------------------------
@@ -278,7 +280,8 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
     plan = commands.add("plan", "show the steps that would turn the live schema into the backup's",
                         cmd_rollback_plan, backup_id="required", database=target)
     _target_database_option(plan)
-    plan.add_argument("--show-sql", action="store_true", help="print the SQL script as well")
+    plan.add_argument("--show-sql", action="store_true",
+                      help="print the SQL script for the mysql client on stdout, the summary on stderr")
     execute = commands.add("execute", "roll the live schema back to the backup's", cmd_rollback_execute,
                            backup_id="required", database=target,
                            force="do not ask; also run destructive steps and past preflight problems")
@@ -892,11 +895,11 @@ def cmd_rollback_plan(ctx: Context) -> Outcome:
         plan = _planner(ctx).plan(dsn, backup_id, database=name, target_database=ctx.args.target_database)
     ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps))
     data = plan.to_dict()
-    text = plan.summary()
-    if ctx.args.show_sql:
-        data["sql"] = plan.to_sql()
-        text += "\n\n" + plan.to_sql().rstrip()
-    return Outcome(data, text)
+    if not ctx.args.show_sql:
+        return Outcome(data, plan.summary())
+    # stdout is the script alone, so that `--show-sql > rollback.sql` is a file the client runs.
+    data["sql"] = plan.to_sql()
+    return Outcome(data, data["sql"], notice=plan.summary())
 
 
 def cmd_rollback_execute(ctx: Context) -> Outcome:
@@ -1104,6 +1107,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         if ctx.json:
             out.write(json.dumps(outcome.data, indent=2, ensure_ascii=False, default=str) + "\n")
         elif outcome.text:
+            if outcome.notice:
+                err.write(ctx.scrub(outcome.notice).rstrip("\n") + "\n")
+                err.flush()
             out.write(ctx.scrub(outcome.text).rstrip("\n") + "\n")
         out.flush()
     if outcome.error:

@@ -192,3 +192,7 @@ class DatabaseMismatchError(RollbackRefusedError):
         #: The database the backup was taken of, and the one the rollback would change.
         self.backup_database = backup_database
         self.target_database = target_database
+
+
+class UnsafeScriptError(RollbackError, ValueError):
+    """A statement the mysql client would not send unchanged: the plan has no safe script form."""

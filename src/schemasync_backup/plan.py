@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
-from . import create_table
+from . import client_script, create_table
 from .create_table import TableParts
-from .ddl import TABLE_SQL_MODE, split_foreign_keys, view_order
+from .ddl import CLIENT_CHARSET, TABLE_SQL_MODE, split_foreign_keys, view_order
 from .diff import definition, routine_key
+from .errors import UnsafeScriptError
 from .snapshot import Event, Routine, Snapshot, Table, Trigger, View
 from .sql import quote_identifier, quote_string
 
@@ -98,24 +99,55 @@ class RollbackPlan:
                                for s in self.destructive_steps)]
 
     def to_sql(self) -> str:
-        """The plan as a script to paste into a mysql client."""
-        lines = [
-            f"-- schemasync_backup rollback of {quote_identifier(self.database)} to backup {self.backup_id}",
-            f"-- live schema hash {self.live_hash}, target {self.target_hash}",
-            *(f"-- WARNING: {warning}" for warning in self.warnings),
-            f"USE {quote_identifier(self.database)};",
-            "SET NAMES utf8mb4;",
-        ]
-        for number, step in enumerate(self.steps, start=1):
-            lines.append(f"-- step {number}: {step.phase} {quote_identifier(step.object_name)}"
-                         + (" (DESTRUCTIVE)" if step.destructive else ""))
-            for statement in (*step.session, step.sql):
-                if ";" in statement:
-                    delimiter = next(d for d in (";;", "$$", "//") if d not in statement)
-                    lines += [f"DELIMITER {delimiter}", statement + delimiter, "DELIMITER ;"]
-                else:
-                    lines.append(statement + ";")
+        """The plan as a script for the mysql client that runs exactly what ``execute`` runs.
+
+        Raises UnsafeScriptError when a statement or the database name has no form the client
+        would send unchanged; ``execute`` can still run such a plan.
+        """
+        statements = list(self._client_statements())
+        commented = any(lexed.comments for _, _, lexed in statements)
+        lines = [client_script.comment(line) for line in self._script_header(commented)]
+        # The client command, not SET NAMES: the client must read the script as utf8mb4 too, or
+        # a multi-byte locale (gbk, sjis) could swallow a backslash and unbalance a quote.
+        lines.append(f"charset {CLIENT_CHARSET}")
+        if commented:
+            lines += _COMMENTS_GUARD
+        numbers = {id(step): number for number, step in enumerate(self.steps, start=1)}
+        current: RollbackStep | None = None
+        selected = False
+        for step, statement, lexed in statements:
+            if step is not current:
+                # execute selects the database for every step but the one that creates it (the first).
+                if not selected and step.phase != "create database":
+                    lines.append(_use(self.database))
+                    selected = True
+                lines.append(client_script.comment(
+                    f"step {numbers[id(step)]}: {step.phase} {quote_identifier(step.object_name)}"
+                    + (" (DESTRUCTIVE)" if step.destructive else "")))
+                current = step
+            lines += _script_lines(statement, lexed)
         return "\n".join(lines) + "\n"
+
+    def _client_statements(self) -> Iterator[tuple[RollbackStep, str, client_script.Lexed]]:
+        """Each statement execute sends, in order, with how the client reads it under the session's mode."""
+        sql_mode: str | None = None  # the server's default until a step sets one
+        for step in self.steps:
+            for statement in (*step.session, step.sql):
+                yield step, statement, client_script.check(statement, sql_mode)
+                mode = client_script.sql_mode_of(statement)
+                sql_mode = sql_mode if mode is None else mode
+
+    def _script_header(self, commented: bool) -> list[str]:
+        client = "mysql --comments" if commented else "mysql"
+        lines = [f"schemasync_backup rollback of {quote_identifier(self.database)} to backup {self.backup_id}",
+                 f"live schema hash {self.live_hash}, target {self.target_hash}",
+                 f"Run it with: {client} < rollback.sql (it stops at the first error, as execute does). "
+                 f"To SOURCE it, start the client as {client} --abort-source-on-error: SOURCE otherwise "
+                 "carries on past a failed statement."]
+        if commented:
+            lines.append("Some statements hold comments, which the client drops unless run with --comments; "
+                         "the first statement stops the script when they were dropped.")
+        return lines + [f"WARNING: {warning}" for warning in self.warnings]
 
     def summary(self) -> str:
         if self.is_empty:
@@ -140,6 +172,36 @@ class RollbackPlan:
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+#: Stops the script when the client drops comments (it defaults to --skip-comments): the
+#: statement reads its own text back from the server and fails unless its comment is there.
+_COMMENTS_GUARD = (
+    "SET SESSION sql_mode = IF((SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID())"
+    " LIKE CONCAT('%/', '* the client keeps comments *', '/%'), @@SESSION.sql_mode,"
+    " 'run this script with mysql --comments: without it the client drops the comments of routine bodies')"
+    " /* the client keeps comments */;",
+)
+
+
+def _use(database: str) -> str:
+    # USE is a client command too: the client parses the name itself, so only plain names.
+    if any(not char.isprintable() or char == "\\" for char in database):
+        raise UnsafeScriptError(
+            f"the database name {database!r} has a backslash or a control character, which the mysql client's "
+            "USE command does not read back reliably; run the rollback with `rollback execute` instead",
+            subject=database,
+        )
+    return f"USE {quote_identifier(database)};"
+
+
+def _script_lines(statement: str, lexed: client_script.Lexed) -> list[str]:
+    """``statement`` ended by a delimiter it cannot contain, on a line of its own after a ``--`` comment."""
+    delimiter = client_script.delimiter_for(statement)
+    end = ("\n" if lexed.open_line_comment else "") + delimiter
+    if delimiter == ";":
+        return [statement + end]
+    return [f"DELIMITER {delimiter}", statement + end, "DELIMITER ;"]
 
 
 def apply_definer_policy(create_sql: str, policy: str) -> str:
