@@ -375,7 +375,7 @@ def test_rollback_commands(session: Session, mariadb: ThrowawayServer, shop: str
     # stdout is a script the client takes whole: run it into an empty database and compare with the backup.
     with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root") as connection:
         connection.cursor().execute(f"CREATE DATABASE {quote_identifier(shop + '_sql')}")
-    script = session("rollback", "plan", "--backup-id", backup_id, "--show-sql", "--database", shop + "_sql").out
+    script = session("rollback", "plan", "--backup-id", backup_id, "--show-sql", "--target-database", shop + "_sql").out
     client = subprocess.run(["mariadb", "--no-defaults", f"--socket={mariadb.socket_path}", "-uroot"],
                             input=script.encode(), capture_output=True, check=False, timeout=60)
     try:
@@ -460,7 +460,7 @@ def test_a_missing_key_exits_1_and_keeps_the_status_while_damage_exits_3(
     assert checked.rc == 1, checked.out + checked.err
     assert checked.json()["keys_needed"] == [KEY.key_id] and not checked.json()["damaged"]
     listed = run_cli(config, "backup", "list", "--format", "json", env=wrong)
-    assert [entry["status"] for entry in listed.json()["backups"]] == ["COMPLETED"], listed.out
+    assert [entry["status"] for entry in listed.json()] == ["COMPLETED"], listed.out
     planned = run_cli(config, "rollback", "plan", "--backup-id", backup_id, env=wrong)
     assert planned.rc == 1 and f"key {KEY.key_id} is needed" in planned.err, planned.err
     hostile = run_cli(config, "backup", "validate", "--backup-id", "../../x")

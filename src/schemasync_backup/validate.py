@@ -415,10 +415,14 @@ class Validator:
         try:
             statements = restore_snapshot(snapshot, scratch_dsn, scratch)
             restored = Snapshot.capture(scratch_dsn, scratch).schema_hash
-        finally:
-            with open_source(scratch_dsn) as connection, translate_errors(describe(connection)), \
-                    connection.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS {quote_identifier(scratch)}")
+        except BaseException as exc:
+            # The cleanup of a failed test (often: the server went away) must not replace its error.
+            try:
+                _drop_database(scratch_dsn, scratch)
+            except SchemaSyncBackupError as cleanup:
+                exc.add_note(f"the scratch database {scratch} could not be dropped: {cleanup.message}")
+            raise
+        _drop_database(scratch_dsn, scratch)
         return RestoreTestResult(backup_id, restored == expected, expected, restored, scratch, statements)
 
     # --- recovery ------------------------------------------------------------------------------
@@ -547,6 +551,11 @@ class Validator:
         except (BackupFormatError, FileNotFoundError, IndexError):
             return False
         return len(self._damaged_frames(record, data)) < len(record.frames)
+
+
+def _drop_database(source: Source, name: str) -> None:
+    with open_source(source) as connection, translate_errors(describe(connection)), connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
 
 
 def _parses(line: bytes) -> bool:
