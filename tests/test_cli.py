@@ -463,6 +463,8 @@ def test_a_missing_key_exits_1_and_keeps_the_status_while_damage_exits_3(
     assert [entry["status"] for entry in listed.json()] == ["COMPLETED"], listed.out
     planned = run_cli(config, "rollback", "plan", "--backup-id", backup_id, env=wrong)
     assert planned.rc == 1 and f"key {KEY.key_id} is needed" in planned.err, planned.err
+    opens = run_cli(config, "backup", "test-encryption", "--backup-id", backup_id, env=wrong)
+    assert opens.rc == 1, opens.out + opens.err
     hostile = run_cli(config, "backup", "validate", "--backup-id", "../../x")
     assert hostile.rc == 2 and "invalid backup id" in hostile.err, hostile.err
     record = next((storage / "objects").rglob("*.k-*"))

@@ -119,7 +119,7 @@ def test_hostile_names_through_the_client_do_exactly_what_execute_does(
     before = databases(root)
     planner = RollbackPlanner(store)
     try:
-        plan = planner.plan(mariadb.dsn, info.id, database=copies["script"])
+        plan = planner.plan(mariadb.dsn, info.id, target_database=copies["script"])
         script = plan.to_sql()
         assert run_client(mariadb, script).returncode != 0, "the guard must stop a client that drops comments"
         assert Snapshot.capture(mariadb.dsn, copies["script"]).schema_hash == plan.live_hash
@@ -129,7 +129,7 @@ def test_hostile_names_through_the_client_do_exactly_what_execute_does(
         # The charset command sends SET NAMES, then the comments guard; the use command asks for DATABASE().
         assert queries[0] == "SET NAMES utf8mb4" and "PROCESSLIST" in queries[1] and queries[2] == "SELECT DATABASE()"
         assert queries[3:] == [as_logged(statement) for statement in sent(plan)]
-        executed = planner.execute(mariadb.dsn, planner.plan(mariadb.dsn, info.id, database=copies["execute"]),
+        executed = planner.execute(mariadb.dsn, planner.plan(mariadb.dsn, info.id, target_database=copies["execute"]),
                                    force=True)
         assert executed.verified
         by_script, by_execute = (Snapshot.capture(mariadb.dsn, copy) for copy in copies.values())

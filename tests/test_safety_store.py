@@ -337,7 +337,6 @@ def test_a_decompression_bomb_is_refused_before_it_is_read(
         archive.addfile(member, _Zeros(size))
     assert bomb.stat().st_size < size // 200
     code = f"""
-import resource, sys
 from schemasync_backup.store import BackupStore
 from schemasync_backup.errors import ArchiveError
 store = BackupStore.open({str(tmp_path / 'target')!r})
@@ -345,7 +344,9 @@ try:
     store.import_archive({str(bomb)!r})
 except ArchiveError as exc:
     print("refused:", exc.message)
-print("rss_mib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM, not ru_maxrss: the latter carries the parent's peak across exec.
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print("rss_mib", int(peak.split()[1]) // 1024)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert "decompression bomb" in done.stdout, done.stdout + done.stderr
@@ -469,3 +470,57 @@ def test_any_string_that_is_not_an_id_is_refused_and_touches_nothing(tmp_path: P
         with pytest.raises(InvalidBackupIdError):
             call(candidate)
     assert not (tmp_path / "store").exists()
+
+
+# --- maintenance and copies never launder an untrusted manifest ------------------------------------
+
+
+def test_optimize_never_reseals_a_forged_or_unsealed_manifest(tmp_path: Path, mariadb: ThrowawayServer,
+                                                              shop: str) -> None:
+    store = BackupStore.open(str(tmp_path), encryption_keys=KEY, compression="none")
+    forged, unsealed = store.create(mariadb.dsn, shop), store.create(mariadb.dsn, shop)
+    document = json.loads(manifest_file(store, forged.id).read_bytes())
+    document["backup"]["description"] = "rewritten by someone without the key"
+    manifest_file(store, forged.id).write_bytes(_resealed_without_key(document))
+    plain = json.loads(manifest_file(store, unsealed.id).read_bytes())
+    plain.pop("seal")
+    manifest_file(store, unsealed.id).write_bytes(_resealed_without_key(plain))
+    regzip = BackupStore.open(str(tmp_path), encryption_keys=KEY, compression="gzip")
+    report = regzip.optimize(dry_run=False)
+    assert not report.manifests_updated, report
+    with pytest.raises(ManifestAuthenticationError):
+        regzip.authenticated_manifest(forged.id)
+    with pytest.raises(UnsealedBackupError):
+        regzip.authenticated_manifest(unsealed.id)
+    # A forged seal read unverified (repair paths) is tampering, not a missing key.
+    with pytest.raises(ManifestAuthenticationError):
+        Validator(regzip).recalculate_checksum(forged.id)
+
+
+def test_copying_into_an_encrypted_store_needs_the_same_consent_as_importing(
+    tmp_path: Path, mariadb: ThrowawayServer, shop: str
+) -> None:
+    plain = BackupStore.open(str(tmp_path / "plain"))
+    info = plain.create(mariadb.dsn, shop)
+    encrypted = BackupStore.open(str(tmp_path / "encrypted"), encryption_keys=KEY)
+    with pytest.raises(UnsealedBackupError):
+        plain.copy_to(encrypted, info.id)
+    with pytest.raises(UnsealedBackupError):
+        plain.move_to(encrypted, info.id)
+    assert encrypted.list() == [] and [found.id for found in plain.list()] == [info.id]
+    trusting = BackupStore.open(str(tmp_path / "encrypted"), encryption_keys=KEY, accept_unsealed=True)
+    assert plain.copy_to(trusting, info.id).id == info.id
+    assert encrypted.authenticated_manifest(info.id).authenticated
+
+
+def test_a_stray_file_in_manifests_breaks_no_maintenance(tmp_path: Path, mariadb: ThrowawayServer,
+                                                         shop: str) -> None:
+    store = BackupStore.open(str(tmp_path))
+    info = store.create(mariadb.dsn, shop)
+    stray = tmp_path / "manifests" / "notes.json"
+    stray.write_bytes(manifest_file(store, info.id).read_bytes())
+    store.delete(info.id)  # its objects are still named by the stray copy: prune keeps them
+    assert store.prune(grace="0s").removed_objects == ()
+    assert store.usage().object_count == 2
+    assert store.list() == []
+    assert [entry.kind for entry in Validator(store).recovery_scan()] == ["unknown_file"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -162,7 +164,10 @@ def test_recalculate_checksum(tmp_path: Path, mariadb: ThrowawayServer, shop: st
 def test_recovery_scan(tmp_path: Path, mariadb: ThrowawayServer, shop: str) -> None:
     store = BackupStore.open(str(tmp_path), encryption_keys=KEY)
     good = store.create(mariadb.dsn, shop)
-    (tmp_path / "pending" / "backup-20991231-235959-0000abcd.json").write_text("{}")
+    # A create that died: its marker names this host and a pid no process can have (above pid_max).
+    (tmp_path / "pending").mkdir(mode=0o700, exist_ok=True)
+    (tmp_path / "pending" / "backup-20991231-235959-0000abcd.json").write_text(json.dumps(
+        {"id": "backup-20991231-235959-0000abcd", "host": socket.gethostname(), "pid": 2**22 + 1}))
     orphan = tmp_path / "objects" / "ab" / f"{'ab' * 32}.plain"
     orphan.parent.mkdir(mode=0o700, exist_ok=True)
     orphan.write_bytes(b"left behind")

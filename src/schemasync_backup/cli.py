@@ -690,11 +690,13 @@ def cmd_backup_test_encryption(ctx: Context) -> Outcome:
         data = attrs.asdict(check)
         text = f"{backup_id}: {check.message}"
         if not check.opens:
-            return Outcome(data, text, ExitCode.VALIDATION, f"backup {backup_id} does not open: {check.message}")
+            # A key that is not configured is a failure to read (1); one that is, yet fails, is damage (3).
+            code = ExitCode.VALIDATION if check.key_configured else ExitCode.ERROR
+            return Outcome(data, text, code, f"backup {backup_id} does not open: {check.message}")
         return Outcome(data, text)
     store = open_store(ctx.config, keys=False)
     checks = health.check_keys(ctx.config, store)
-    return _checks_outcome(checks, "encryption check failed")
+    return _checks_outcome(checks, "encryption check failed", ExitCode.ERROR)  # keys missing: nothing is damaged
 
 
 def _checks_outcome(checks: Sequence[health.Check], failure: str, code: int = ExitCode.VALIDATION) -> Outcome:

@@ -41,6 +41,7 @@ import attrs
 from fsspec.implementations.local import LocalFileSystem
 
 from . import framing, manifest
+from .backup_id import is_backup_id
 from .errors import (
     BackupFormatError,
     EncryptionKeyError,
@@ -49,6 +50,7 @@ from .errors import (
     SchemaSyncBackupError,
     StaleThresholdError,
     StoreError,
+    UnsealedBackupError,
 )
 from .framing import OBJECT_NAME, ObjectRecord
 from .logsetup import LOGGER_NAME
@@ -475,10 +477,20 @@ class _Catalog:
         return {match.decode() for data in self.unreadable.values() for match in _ADDRESS.findall(data)}
 
 
+def _trusted(store: BackupStore, data: bytes, path: str, backup_id: str) -> bool:
+    """Whether a manifest may be rewritten (and so re-sealed) here: bound to its file and authenticated."""
+    try:
+        store.authenticate(manifest.load(data, path, backup_id=backup_id, keyring=store.keyring))
+    except (BackupFormatError, IntegrityError, EncryptionKeyError, UnsealedBackupError):
+        return False
+    return True
+
+
 def _catalog(store: BackupStore) -> _Catalog:
     """Every manifest, read in one batch. A manifest that cannot be read aborts (never 'unprotects')."""
+    # Every *.json counts, even one not named like a backup: its objects stay protected.
     ids = [name.removesuffix(".json") for name in store._listdir("manifests") if name.endswith(".json")]
-    paths = {store._manifest_path(backup_id): backup_id for backup_id in ids}
+    paths = {store._path("manifests", f"{backup_id}.json"): backup_id for backup_id in ids}
     raw: Mapping[str, Any] = {}
     if paths:
         with store._io("read backup manifests", store._path("manifests")):
@@ -498,6 +510,11 @@ def _catalog(store: BackupStore) -> _Catalog:
         except BackupFormatError:
             unreadable[backup_id] = bytes(data)
             continue
+        if not is_backup_id(backup_id):
+            unreadable[backup_id] = bytes(data)
+            continue
+        if not _trusted(store, data, path, backup_id):
+            unverified.add(backup_id)
         manifests[backup_id] = found
         if not found.checksum_valid:
             unverified.add(backup_id)
@@ -1104,8 +1121,8 @@ def _optimize_object(
 
     damaged = [backup_id for backup_id in backups if backup_id in catalog.unverified]
     if damaged:
-        return skip(f"named by backup {damaged[0]}, whose manifest checksum does not verify; repair it first "
-                    "(Validator.recalculate_checksum)")
+        return skip(f"named by backup {damaged[0]}, whose manifest does not verify (checksum, id or seal); "
+                    "validate it first (Validator.validate)")
     try:
         data = store._read(path)
         if hashlib.sha256(data).hexdigest() != record.stored_sha256:

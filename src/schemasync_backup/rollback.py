@@ -251,6 +251,7 @@ class RollbackPlanner:
         progress: Progress | None = None,
     ) -> ExecutionResult:
         """Run ``plan``; refuses destructive plans without ``force`` and stale plans always."""
+        check_backup_id(plan.backup_id)
         if plan.preflight and not force:
             raise RollbackRefusedError(
                 "rollback refused by preflight (use force to run anyway):\n  " + "\n  ".join(plan.preflight),

@@ -44,6 +44,7 @@ from .errors import (
     BackupNotFoundError,
     EncryptionKeyError,
     IntegrityError,
+    ManifestAuthenticationError,
     SchemaSyncBackupError,
     StorageError,
     StorageFullError,
@@ -514,6 +515,13 @@ class BackupStore:
         """
         if found.authenticated or not self.keyring.keys:
             return
+        if found.seal is not None and found.seal.key_id in self.keyring.key_ids:
+            # Read unverified (verify=False), and the seal failed under a key we have: proven tampering.
+            raise ManifestAuthenticationError(
+                f"backup {found.info.id}: the manifest failed authentication under key {found.seal.key_id}: it was "
+                "altered or forged after it was written; do not restore from it",
+                subject=found.info.id,
+            )
         if found.seal is not None:
             configured = ", ".join(self.keyring.key_ids)
             raise EncryptionKeyError(
@@ -565,6 +573,7 @@ class BackupStore:
 
     def contents(self, found: Manifest) -> tuple[ContentEntry, ...]:
         """Where each schema object lies in the snapshot (needs the key when encrypted)."""
+        self.authenticate(found)
         index = found.index_object
         return decode_contents(self.read_object(index)) if index is not None else ()
 
@@ -695,6 +704,9 @@ class BackupStore:
         """Copy a backup into another store, checking every byte against the manifest on the way;
         the copy is sealed with the other store's key."""
         source = self.authenticated_manifest(backup_id)
+        if not source.authenticated:
+            # The other store seals the copy, so it must be one it would accept unsealed.
+            other.authenticate(attrs.evolve(source, seal=None))
         for record in source.objects:
             target = other._object_path(record)
             if not other._exists(target):
@@ -728,8 +740,16 @@ class BackupStore:
 
         Every object is checked against the manifest while it streams into the archive; the
         archive appears at ``path`` only when complete."""
-        found = self.authenticated_manifest(backup_id)
-        manifest_bytes = self._read(self._manifest_path(backup_id))
+        manifest_path = self._manifest_path(backup_id)
+        try:
+            manifest_bytes = self._read(manifest_path)
+        except FileNotFoundError:
+            raise BackupNotFoundError(
+                f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
+            ) from None
+        # The bytes archived are the bytes checked: one read.
+        found = manifest.load(manifest_bytes, manifest_path, backup_id=backup_id, keyring=self.keyring)
+        self.authenticate(found)
         target = os.fspath(path)
         partial = f"{target}.partial-{uuid.uuid4().hex[:8]}"
         try:

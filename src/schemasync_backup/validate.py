@@ -25,6 +25,7 @@ from .errors import (
     BackupNotFoundError,
     EncryptionKeyError,
     IntegrityError,
+    PluginError,
     SchemaSyncBackupError,
     StorageError,
     StoreError,
@@ -547,8 +548,10 @@ class Validator:
         try:
             record = self.store.manifest(backup_id, verify=False).snapshot_object
             data = self.store._read(self.store._object_path(record))
-            framing.read_header(io.BytesIO(data), record.path)  # every frame needs the header
-        except (BackupFormatError, FileNotFoundError, IndexError):
+            # Every frame needs the header, and it must be the one the manifest recorded.
+            header = framing.read_header(io.BytesIO(data), record.path)
+            framing.check_header(header, record, self.store.registry, record.path)
+        except (BackupFormatError, FileNotFoundError, IndexError, PluginError):
             return False
         return len(self._damaged_frames(record, data)) < len(record.frames)
 
