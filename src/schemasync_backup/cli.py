@@ -29,6 +29,7 @@ from .console import ConfirmationRefused, Console, human_size, key_values, table
 from .errors import (
     BackupFormatError,
     BackupNotFoundError,
+    ConcurrentCreateError,
     DatabaseMismatchError,
     IntegrityError,
     InvalidBackupIdError,
@@ -430,40 +431,36 @@ def _failure(result: ValidationResult) -> str | None:
 def cmd_backup_create(ctx: Context) -> Outcome:
     database = ctx.database()
     assert database is not None
-    store = ctx.store
+    from .backup_job import create_backup
+    from .config import retention_policy
+
     ctx.note(database=database)
-    running = [item for item in health.pending_creates(store) if item.database == database and not item.stale]
-    if running and not ctx.args.force:
-        raise ConfirmationRefused(
-            f"another backup of {database} is being created ({running[0].backup_id}, started "
-            f"{_when(running[0].started_at)}); wait for it, or pass --force")
-    tags = dict(tag.split("=", 1) for tag in ctx.args.tag)
+    validation = ctx.config.backup.validation
+    # The person asked for this backup, not for a question about others: the policy is the consent.
+    policy = retention_policy(ctx.config.backup.retention) if ctx.config.backup.retention.get(
+        "apply_on_create") else None
     with ctx.console.activity(f"Backing up {database}"):
-        info = store.create(ctx.config.database.to_dsn(database), database, description=ctx.args.description,
-                            tags=tags)
+        job = create_backup(ctx.store, ctx.config.database.to_dsn(database), database,
+                            validate=validation.enabled and validation.validate_on_create, retention=policy,
+                            allow_concurrent=ctx.args.force, description=ctx.args.description,
+                            tags=dict(tag.split("=", 1) for tag in ctx.args.tag))
+    info, result = job.info, job.validation
     ctx.note(backup_id=info.id, raw_size=info.raw_size, stored_size=info.stored_size, compression=info.compression,
              encryption=info.encryption or "none")
-    validation = ctx.config.backup.validation
-    result = None
-    if validation.enabled and validation.validate_on_create:
-        with ctx.console.activity(f"Validating {info.id}"):
-            result = Validator(store).validate(info.id)
+    if result is not None:
         ctx.note(valid=result.valid)
     data = {"backup_id": info.id, **_info_dict(info),
-            "validation": reports.result_dict(result) if result is not None else None, "retention": None}
+            "validation": reports.result_dict(result) if result is not None else None,
+            "retention": job.retention.to_dict() if job.retention is not None else None}
     text = (f"Created backup {info.id} of {database}: {human_size(info.raw_size)} schema, "
             f"{human_size(info.stored_size)} stored ({info.compression}"
             f"{', ' + info.encryption + ' ' + (info.key_id or '') if info.encryption else ', not encrypted'})")
     if result is not None:
         text += "\n" + _validation_text(result)
         if not result.valid:
-            ctx.notify("validation.failed", {"backup_id": info.id, "message": _failure(result)})
             return Outcome(data, text, _failed_check(result), _failure(result))
-    if ctx.config.backup.retention.get("apply_on_create"):
-        # The person asked for this backup, not for a question about others: the policy is the consent.
-        applied = _apply_retention(ctx, database=database, dry_run=False, force=True)
-        data["retention"] = applied.data
-        text += f"\nretention: {applied.data['keep_count']} kept, {len(applied.data.get('removed', []))} removed"
+    if job.retention is not None:
+        text += f"\nretention: {len(job.retention.kept)} kept, {len(job.retention.removed)} removed"
     return Outcome(data, text)
 
 
@@ -529,7 +526,6 @@ def cmd_backup_validate(ctx: Context) -> Outcome:
         result = Validator(ctx.store).validate(backup_id)
     ctx.note(valid=result.valid, bytes_checked=result.bytes_checked)
     if not result.valid:
-        ctx.notify("validation.failed", {"backup_id": backup_id, "message": _failure(result)})
         return Outcome(reports.result_dict(result), _validation_text(result), _failed_check(result),
                        _failure(result))
     return Outcome(reports.result_dict(result), _validation_text(result))
@@ -546,8 +542,6 @@ def _run_many(ctx: Context, check: Callable[[str], ValidationResult], ids: list[
                  f"invalid" + (f", {len(run.skipped)} skipped (validation_timeout reached)" if run.skipped else ""))
     if run.invalid:
         first = run.invalid[0]
-        ctx.notify("validation.failed", {"backup_ids": [r.backup_id for r in run.invalid],
-                                         "message": _failure(first)})
         more = f" (and {len(run.invalid) - 1} more invalid backups)" if len(run.invalid) > 1 else ""
         code = ExitCode.VALIDATION if any(result.damaged for result in run.invalid) else ExitCode.ERROR
         return Outcome(run.to_dict(), "\n".join(lines), code, f"{first.backup_id}: {_failure(first)}{more}")
@@ -620,7 +614,6 @@ def cmd_backup_delete(ctx: Context) -> Outcome:
     ctx.console.confirm(f"Delete backup {backup_id} of {info.database} ({_when(info.created_at)})? "
                         "This cannot be undone.", force=ctx.args.force, action=f"delete backup {backup_id}")
     ctx.store.delete(backup_id)
-    ctx.notify("backup.deleted", {"backup_id": backup_id, "database": info.database})
     return Outcome({"deleted": backup_id, "backup_id": backup_id}, f"Deleted backup {backup_id}")
 
 
@@ -805,7 +798,7 @@ def _apply_retention(ctx: Context, *, database: str | None, dry_run: bool, force
         return Outcome(plan.to_dict(), _retention_text(plan))
     ctx.console.confirm(f"Remove {len(plan.to_remove)} backup(s) the retention policy does not keep?",
                         force=force, action=f"remove {len(plan.to_remove)} backup(s)")
-    done = store.apply_retention(policy, dry_run=False, database=database)
+    done = store.apply_retention(policy, dry_run=False, database=database, confirmed=plan)
     ctx.note(removed=len(done.removed))
     return Outcome(done.to_dict(), _retention_text(done))
 
@@ -905,8 +898,6 @@ def cmd_rollback_plan(ctx: Context) -> Outcome:
 
 
 def cmd_rollback_execute(ctx: Context) -> Outcome:
-    from .errors import RollbackError
-
     backup_id = ctx.args.backup_id
     dsn, name = _target(ctx, backup_id)
     validation = ctx.config.backup.validation
@@ -914,7 +905,6 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
         with ctx.console.activity(f"Validating {backup_id}"):
             result = Validator(ctx.store).validate(backup_id)
         if not result.valid:
-            ctx.notify("validation.failed", {"backup_id": backup_id, "message": _failure(result)})
             what = "a damaged backup" if result.damaged else "a backup that cannot be checked"
             return Outcome({"backup_id": backup_id, "executed": False, "validation": reports.result_dict(result)},
                            _validation_text(result), _failed_check(result),
@@ -939,16 +929,11 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
         if validation.enabled and validation.dry_run_validation:
             planner.execute(dsn, plan, dry_run=True, disable_fk_checks=ctx.args.disable_fk_checks, force=force)
     steps = 0 if ctx.args.dry_run else len(plan.steps)
-    try:
-        with ctx.console.progress(steps, "Rolling back") as bar:
-            executed = planner.execute(
-                dsn, plan, dry_run=ctx.args.dry_run, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
-                progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"))
-            bar.update(steps)
-    except RollbackError as exc:
-        if not isinstance(exc, RollbackRefusedError):
-            ctx.notify("rollback.failed", {"backup_id": backup_id, "database": name, "error": exc.message})
-        raise
+    with ctx.console.progress(steps, "Rolling back") as bar:
+        executed = planner.execute(
+            dsn, plan, dry_run=ctx.args.dry_run, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
+            progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"))
+        bar.update(steps)
     outcome = executed.to_dict()
     ctx.note(steps_run=executed.steps_run, verified=executed.verified,
              pre_rollback_backup_id=executed.pre_rollback_backup_id)
@@ -956,7 +941,6 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
             "result": outcome}
     if executed.dry_run:
         return Outcome(data, f"Dry run: the plan of {len(plan.steps)} step(s) is current; nothing was changed")
-    ctx.notify("rollback.executed", {"backup_id": backup_id, **outcome})
     text = (f"Rolled {name} back to {backup_id}: {executed.steps_run} step(s) run; "
             f"{'the schema now matches the backup' if executed.verified else 'the schema STILL DIFFERS'}"
             + (f"; the state before is saved as backup {executed.pre_rollback_backup_id}"
@@ -1026,7 +1010,7 @@ def classify(exc: BaseException) -> ExitCode:
         return ExitCode.USAGE
     if isinstance(exc, DatabaseMismatchError):
         return ExitCode.USAGE
-    if isinstance(exc, ConfirmationRefused | RollbackRefusedError):
+    if isinstance(exc, ConfirmationRefused | RollbackRefusedError | ConcurrentCreateError):
         return ExitCode.REFUSED
     if isinstance(exc, BackupNotFoundError):
         return ExitCode.NOT_FOUND
@@ -1038,6 +1022,8 @@ def classify(exc: BaseException) -> ExitCode:
 def _message(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
+    if isinstance(exc, ConcurrentCreateError):
+        return exc.message.replace("pass allow_concurrent=True", "pass --force")
     if isinstance(exc, BackupNotFoundError):
         # The library points Python callers at store.list(); people at a shell want the command.
         return exc.message.replace("list backups with store.list()", f"`{PROG} backup list` shows them")

@@ -99,6 +99,15 @@ class StorageFullError(StorageError):
     """``failed to write backup file: no space left on device``."""
 
 
+class ConcurrentCreateError(StoreError):
+    """Another create of the same database is running (its marker is live); ``allow_concurrent`` overrides."""
+
+    def __init__(self, message: str, *, subject: object = None, running: tuple[str, ...] = ()) -> None:
+        super().__init__(message, subject=subject)
+        #: The ids of the creates found running.
+        self.running = running
+
+
 class BackupNotFoundError(StoreError, LookupError):
     """No completed backup has this id."""
 

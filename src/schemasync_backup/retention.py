@@ -422,12 +422,17 @@ def apply_retention(
     database: str | None = None,
     now: datetime | None = None,
     grace: timedelta | str | None = None,
+    confirmed: RetentionReport | None = None,
 ) -> RetentionReport:
     """Decide every backup of ``store`` (of ``database`` only, if given) by ``policy``.
 
     Without ``dry_run``: remove the manifests (and status sidecars) of the backups no rule
     keeps, then prune unreferenced objects. A prune that cannot run because backups are being
     created is reported in ``prune_skipped``; the next prune reclaims those objects.
+
+    ``confirmed``: the dry-run report a person approved. Only backups it removes *and* the
+    decision made now removes go: never one the person did not see, never one that a change
+    since (a new tag, a pin, a newer backup failing) now keeps.
     """
     from .maintenance import StoreBusyError, prune
 
@@ -437,9 +442,10 @@ def apply_retention(
     decided_at = moment.isoformat(timespec="seconds")
     if dry_run:
         return RetentionReport(True, policy, decided_at, decisions)
+    approved = None if confirmed is None else {decision.backup_id for decision in confirmed.to_remove}
     removed = []
     for decision in decisions:
-        if decision.keep:
+        if decision.keep or (approved is not None and decision.backup_id not in approved):
             continue
         with contextlib.suppress(FileNotFoundError):  # removed meanwhile by someone else
             store._remove([store._manifest_path(decision.backup_id)])

@@ -278,8 +278,13 @@ class RollbackPlanner:
             except BaseException as exc:
                 # The cleanup must never replace the error that stopped the run.
                 _release(connection, lock, where, failure=exc)
+                if not isinstance(exc, RollbackRefusedError):
+                    self.store.registry.notify("rollback.failed", {
+                        "backup_id": plan.backup_id, "database": plan.database, "error": str(exc)})
                 raise
             _release(connection, lock, where)
+            if not result.dry_run:
+                self.store.registry.notify("rollback.executed", {"backup_id": plan.backup_id, **result.to_dict()})
             return result
 
     def _run(self, connection: Connection, plan: RollbackPlan, *, dry_run: bool, disable_fk_checks: bool,

@@ -42,6 +42,7 @@ from .errors import (
     ArchiveError,
     BackupFormatError,
     BackupNotFoundError,
+    ConcurrentCreateError,
     EncryptionKeyError,
     IntegrityError,
     ManifestAuthenticationError,
@@ -311,8 +312,22 @@ class BackupStore:
         tags: Mapping[str, str] | None = None,
         migration_context: MigrationContext | Mapping[str, str] | None = None,
         pinned: bool = False,
+        allow_concurrent: bool = False,
     ) -> BackupInfo:
-        """Capture ``database`` from ``source`` and store it as a new backup."""
+        """Capture ``database`` from ``source`` and store it as a new backup.
+
+        Refuses (ConcurrentCreateError) while another create of ``database`` is running, since
+        two backups of one moment are one too many and usually a retried job; ``allow_concurrent``
+        lets it run anyway. A crashed create's marker never counts (maintenance.pending_creates).
+        """
+        from .maintenance import pending_creates
+
+        running = [holder for holder in pending_creates(self) if holder.database == database and holder.live]
+        if running and not allow_concurrent:
+            raise ConcurrentCreateError(
+                f"another backup of {database} is being created ({running[0].describe()}); wait for it, or pass "
+                "allow_concurrent=True",
+                subject=database, running=tuple(holder.name for holder in running))
         started = _now()
         backup_id = manifest.new_backup_id(started)
         with self._writing(backup_id, database):
@@ -687,7 +702,12 @@ class BackupStore:
             raise BackupNotFoundError(
                 f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
             )
+        try:
+            database = self.manifest(backup_id, verify=False).info.database
+        except BackupFormatError:
+            database = ""  # a damaged manifest can still be deleted
         self._remove([self._manifest_path(backup_id)])
+        self.registry.notify("backup.deleted", {"backup_id": backup_id, "database": database})
         with contextlib.suppress(FileNotFoundError):
             self._remove([self._status_path(backup_id)])
         self._reclaim()
@@ -895,12 +915,15 @@ class BackupStore:
         database: str | None = None,
         now: datetime | None = None,
         grace: timedelta | str | None = None,
+        confirmed: RetentionReport | None = None,
     ) -> RetentionReport:
         """Keep or remove every backup by ``policy`` and say which rule decided; without
-        ``dry_run``, remove the manifests of the backups no rule keeps, then prune."""
+        ``dry_run``, remove the manifests of the backups no rule keeps, then prune. With
+        ``confirmed`` (an approved dry run), remove only what it and the decision made now agree on."""
         from .retention import apply_retention
 
-        return apply_retention(self, policy, dry_run=dry_run, database=database, now=now, grace=grace)
+        return apply_retention(self, policy, dry_run=dry_run, database=database, now=now, grace=grace,
+                               confirmed=confirmed)
 
     def prune(
         self, *, grace: timedelta | str | None = None, dry_run: bool = False, wait: float = 0.0

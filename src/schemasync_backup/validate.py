@@ -185,7 +185,7 @@ class Validator:
 
     def integrity_check(self, backup_id: str) -> ValidationResult:
         """The fast check that needs no key: manifest checksum, every object's stored bytes."""
-        return self._check(backup_id, deep=False)
+        return self._reported(self._check(backup_id, deep=False))
 
     def validate(self, backup_id: str) -> ValidationResult:
         """Everything: stored bytes, decryption, decompression, plaintext checksums, snapshot, DDL.
@@ -207,12 +207,21 @@ class Validator:
         except BaseException:
             self._record(backup_id, None, previous=previous)
             raise
+        self._reported(result)
         if result.damaged:
             self._record(backup_id, Status.CORRUPTED, "; ".join(str(error) for error in result.errors[:3]))
         elif result.valid:
             self._record(backup_id, Status.COMPLETED)
         else:
             self._record(backup_id, None, previous=previous)
+        return result
+
+    def _reported(self, result: ValidationResult) -> ValidationResult:
+        """The result, after a failed one is sent to the notifiers (``validation.failed``)."""
+        if not result.valid:
+            self.store.registry.notify("validation.failed", {
+                "backup_id": result.backup_id, "message": str(result.errors[0]), "damaged": result.damaged,
+                "keys_needed": list(result.keys_needed), "deep": result.deep})
         return result
 
     def _record(self, backup_id: str, status: str | None, reason: str = "",

@@ -1,0 +1,58 @@
+"""The whole job a migration tool runs before a migration: back up, prove it, keep the store tidy.
+
+What the command line's ``backup create`` does, as one call for embedding users, so the policy
+(one create of a database at a time, validate what was written, apply retention only after a
+backup that proved intact) lives in the library, not in a consumer of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from .connection import Source
+from .manifest import BackupInfo, MigrationContext
+from .retention import RetentionPolicy, RetentionReport
+from .store import BackupStore
+from .validate import ValidationResult, Validator
+
+
+@attrs.frozen
+class BackupJobResult:
+    """What :func:`create_backup` did: the backup, its validation (None: not asked), the retention run."""
+
+    info: BackupInfo
+    validation: ValidationResult | None
+    #: None when no policy was given, or when validation failed (nothing is removed after a bad backup).
+    retention: RetentionReport | None
+
+    @property
+    def ok(self) -> bool:
+        return self.validation is None or self.validation.valid
+
+
+def create_backup(
+    store: BackupStore,
+    source: Source,
+    database: str,
+    *,
+    validate: bool = True,
+    retention: RetentionPolicy | None = None,
+    allow_concurrent: bool = False,
+    description: str = "",
+    tags: Mapping[str, str] | None = None,
+    migration_context: MigrationContext | Mapping[str, str] | None = None,
+) -> BackupJobResult:
+    """Create a backup of ``database``; validate it; then apply ``retention`` to that database.
+
+    A backup that fails validation is kept (and reported), and retention does not run after it:
+    the store never loses an older backup because of a newer one that proved bad.
+    """
+    info = store.create(source, database, description=description, tags=tags,
+                        migration_context=migration_context, allow_concurrent=allow_concurrent)
+    result = Validator(store).validate(info.id) if validate else None
+    applied = None
+    if retention is not None and (result is None or result.valid):
+        applied = store.apply_retention(retention, dry_run=False, database=database)
+    return BackupJobResult(info, result, applied)
