@@ -98,7 +98,7 @@ def as_logged(statement: str) -> str:
 
 
 def sent(plan: RollbackPlan) -> list[str]:
-    return [statement for step in plan.steps for statement in (*step.session, step.sql)]
+    return [statement for step in plan.steps for statement in step.statements]
 
 
 @pytest.mark.server

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import attrs
 
@@ -167,3 +167,34 @@ def check(statement: str, sql_mode: str | None) -> Lexed:
             subject=statement,
         )
     return readings.pop()
+
+
+def checked(statements: Iterable[str], sql_mode: str | None = None) -> Iterator[tuple[str, Lexed, str | None]]:
+    """Each statement with how the client reads it, and the sql_mode it runs under (None: unknown).
+
+    The mode is the one the last ``SET SESSION sql_mode`` before it set, else ``sql_mode``.
+    Raises UnsafeScriptError for a statement the client would not send unchanged.
+    """
+    for statement in statements:
+        yield statement, check(statement, sql_mode), sql_mode
+        mode = sql_mode_of(statement)
+        sql_mode = sql_mode if mode is None else mode
+
+
+def statement_lines(statement: str, lexed: Lexed) -> list[str]:
+    """``statement`` ended by a delimiter it cannot contain, on a line of its own after a ``--`` comment."""
+    delimiter = delimiter_for(statement)
+    end = ("\n" if lexed.open_line_comment else "") + delimiter
+    if delimiter == ";":
+        return [statement + end]
+    return [f"DELIMITER {delimiter}", statement + end, "DELIMITER ;"]
+
+
+#: Stops a script when the client drops comments (it defaults to --skip-comments): the
+#: statement reads its own text back from the server and fails unless its comment is there.
+COMMENTS_GUARD = (
+    "SET SESSION sql_mode = IF((SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID())"
+    " LIKE CONCAT('%/', '* the client keeps comments *', '/%'), @@SESSION.sql_mode,"
+    " 'run this script with mysql --comments: without it the client drops the comments of routine bodies')"
+    " /* the client keeps comments */;",
+)

@@ -12,28 +12,17 @@ and (events) time zone.
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-import attrs
-
-from . import create_table
+from . import client_script, create_table
+from .render import CLIENT_CHARSET, TABLE_SQL_MODE, Program, render
 from .snapshot import Snapshot, Table, View
 from .sql import quote_identifier, quote_string
 
-#: The sql_mode for tables and views: lenient enough for the zero dates old schemas carry
-#: as defaults, strict about engines so nothing is silently created as MyISAM.
-TABLE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
-#: Our texts are Unicode, so the client character set is always utf8mb4. Switching it to an
-#: object's own character_set_client (SET NAMES latin1) would make the server read the
-#: utf8mb4 bytes as latin1 and garble every non-ASCII character.
-CLIENT_CHARSET = "utf8mb4"
 #: Names quoted in a view definition that are not table references: column qualifiers
 #: (`t`.`c`, `db`.`t`) and aliases (AS `x`).
 _NOT_A_TABLE = re.compile(r"(?:\.|\bAS )$", re.IGNORECASE)
-#: Comment markers the mysql client strips from what it sends (it defaults to --skip-comments).
-_COMMENT_MARKERS = ("--", "#", "/*")
 _SAVE_SESSION = (
     "SET @schemasync_sql_mode = @@SESSION.sql_mode, @schemasync_time_zone = @@SESSION.time_zone, "
     "@schemasync_foreign_key_checks = @@SESSION.foreign_key_checks"
@@ -87,136 +76,73 @@ def _reads(view: View, other: str) -> bool:
     return False
 
 
-@attrs.frozen
-class Step:
-    """One statement of a restore, with what the script renderer must know about it."""
+def restore_statements(snapshot: Snapshot, *, database: str | None = None, create_database: bool = False,
+                       flavor: str | None = None) -> list[str]:
+    """The statements that recreate the snapshot's schema in ``database`` (default: its own name).
 
-    sql: str
-    #: The session sql_mode it runs under: string literals depend on NO_BACKSLASH_ESCAPES.
-    sql_mode: str = TABLE_SQL_MODE
-    #: A routine, trigger or event: its body must reach the server exactly as written.
-    program: bool = False
-
-
-def restore_steps(snapshot: Snapshot, *, database: str | None = None, create_database: bool = False) -> list[Step]:
-    """The statements that recreate the snapshot's schema in ``database`` (default: its own name)."""
+    Routines, views, triggers and events are rendered by :mod:`render` for a server of ``flavor``
+    (default: the snapshot's own).
+    """
     target = database or snapshot.database
-    session = _Session()
-    steps = [Step(f"SET NAMES {CLIENT_CHARSET}"), Step(_SAVE_SESSION), Step("SET FOREIGN_KEY_CHECKS = 0"),
-             Step(f"SET SESSION sql_mode = {quote_string(TABLE_SQL_MODE)}")]
+    flavor = flavor or snapshot.server.flavor
+    statements = [f"SET NAMES {CLIENT_CHARSET}", _SAVE_SESSION, "SET FOREIGN_KEY_CHECKS = 0",
+                  f"SET SESSION sql_mode = {quote_string(TABLE_SQL_MODE)}"]
     if create_database:
-        steps.append(Step(f"CREATE DATABASE {quote_identifier(target)} CHARACTER SET {snapshot.charset} "
-                          f"COLLATE {snapshot.collation}"))
-        steps.append(Step(f"USE {quote_identifier(target)}"))
+        statements.append(f"CREATE DATABASE {quote_identifier(target)} CHARACTER SET {snapshot.charset} "
+                          f"COLLATE {snapshot.collation}")
+        statements.append(f"USE {quote_identifier(target)}")
     alters = []
     for table in snapshot.tables:
         create, alter = split_foreign_keys(table)
-        steps.append(Step(create))
+        statements.append(create)
         if alter:
-            alters.append(Step(alter))
-    steps += alters
-    for routine in snapshot.routines:
-        steps += session.switch(routine.sql_mode, routine.collation_connection)
-        create = _comment_for_mode(routine.create_sql, routine.comment, routine.sql_mode)
-        steps.append(Step(create, routine.sql_mode, program=True))
-    for view in view_order(snapshot.views):
-        steps += session.switch(TABLE_SQL_MODE, view.collation_connection)
-        steps.append(Step(view.create_sql, TABLE_SQL_MODE))
-    for trigger in sorted(snapshot.triggers, key=lambda t: (t.table, t.timing, t.event, t.order)):
-        steps += session.switch(trigger.sql_mode, trigger.collation_connection)
-        steps.append(Step(trigger.create_sql, trigger.sql_mode, program=True))
-    for event in snapshot.events:
-        steps += session.switch(event.sql_mode, event.collation_connection, event.time_zone)
-        create = _comment_for_mode(event.create_sql, event.comment, event.sql_mode)
-        steps.append(Step(create, event.sql_mode, program=True))
-    steps += [Step(f"SET NAMES {CLIENT_CHARSET}", session.sql_mode), Step(_RESTORE_SESSION, session.sql_mode)]
-    return steps
-
-
-def _comment_for_mode(create_sql: str, comment: str, sql_mode: str) -> str:
-    """Respell the COMMENT of a routine or event for NO_BACKSLASH_ESCAPES.
-
-    The server prints that comment with backslash escapes (``\\n``, ``\\\\``) whatever the
-    object's sql_mode, and the object must be recreated under its own sql_mode, which would
-    read them back literally.
-    """
-    if "NO_BACKSLASH_ESCAPES" not in sql_mode.upper():
-        return create_sql
-    printed = "COMMENT " + _printed_literal(comment)
-    wanted = "COMMENT " + quote_string(comment, backslash_escapes=False)
-    return create_sql.replace(printed, wanted, 1)
-
-
-def _printed_literal(value: str) -> str:
-    """A string as the server prints it in SHOW CREATE (append_unescaped)."""
-    for char, escape in (("\\", "\\\\"), ("'", "''"), ("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r")):
-        value = value.replace(char, escape)
-    return "'" + value + "'"
-
-
-def restore_statements(snapshot: Snapshot, *, database: str | None = None, create_database: bool = False) -> list[str]:
-    """The statements of :func:`restore_steps` as plain strings, one each."""
-    return [step.sql for step in restore_steps(snapshot, database=database, create_database=create_database)]
-
-
-class _Session:
-    """Emits SET statements only when the session settings an object needs change."""
-
-    def __init__(self) -> None:
-        self.sql_mode = TABLE_SQL_MODE
-        self.collation = ""
-        self.time_zone = ""
-
-    def switch(self, sql_mode: str, collation: str, time_zone: str | None = None) -> list[Step]:
-        emitted = []
-        if collation and collation != self.collation:
-            self.collation = collation
-            emitted.append(Step(f"SET collation_connection = {quote_string(collation)}", self.sql_mode))
-        if time_zone is not None and time_zone != self.time_zone:
-            # An event's STARTS/ENDS/AT are in its own time zone, which it records at creation.
-            self.time_zone = time_zone
-            emitted.append(Step(f"SET time_zone = {quote_string(time_zone)}", self.sql_mode))
-        if sql_mode != self.sql_mode:
-            emitted.append(Step(f"SET SESSION sql_mode = {quote_string(sql_mode)}", self.sql_mode))
-            self.sql_mode = sql_mode
-        return emitted
+            alters.append(alter)
+    statements += alters
+    programs: list[Program] = [*snapshot.routines, *view_order(snapshot.views),
+                *sorted(snapshot.triggers, key=lambda t: (t.table, t.timing, t.event, t.order)), *snapshot.events]
+    for program in programs:
+        statements += render(program, flavor=flavor).statements
+    statements += [f"SET NAMES {CLIENT_CHARSET}", _RESTORE_SESSION]
+    return statements
 
 
 def restore_script(snapshot: Snapshot, *, database: str | None = None, create_database: bool = True) -> str:
-    """The statements as a script for the mysql client, with DELIMITER around compound bodies."""
+    """The statements as a script for the mysql client that sends each of them unchanged.
+
+    A statement with comments (a routine body's) goes inside an ``EXECUTE IMMEDIATE`` string
+    literal on MariaDB, where the client cannot strip them; elsewhere the script needs
+    ``mysql --comments`` and stops at once without it. Raises UnsafeScriptError for a statement
+    the client would not send unchanged.
+    """
     target = database or snapshot.database
-    lines = [
-        f"-- schemasync_backup: schema of {_one_line(quote_identifier(snapshot.database))}",
-        f"-- captured {_one_line(snapshot.captured_at)} from {snapshot.server.flavor} {snapshot.server.version}",
-        f"-- schema hash {snapshot.schema_hash}",
-        "",
-    ]
-    if not create_database:
-        lines.append(f"USE {quote_identifier(target)};")
     mariadb = snapshot.server.flavor == "mariadb"
-    for step in restore_steps(snapshot, database=database, create_database=create_database):
-        lines += _script_lines(step, execute_immediate=mariadb)
-    return "\n".join(lines) + "\n"
-
-
-def _script_lines(step: Step, *, execute_immediate: bool) -> list[str]:
-    statement = step.sql
-    if step.program and execute_immediate and any(marker in statement for marker in _COMMENT_MARKERS):
-        # The client would strip the body's comments; inside a string literal it cannot.
-        # The _utf8mb4 introducer keeps the text intact whatever the connection charset.
-        backslashes = "NO_BACKSLASH_ESCAPES" not in step.sql_mode.upper()
-        return [f"EXECUTE IMMEDIATE _{CLIENT_CHARSET}{quote_string(statement, backslash_escapes=backslashes)};"]
-    if ";" in statement:
-        delimiter = next(d for d in _delimiters() if d not in statement)
-        return [f"DELIMITER {delimiter}", statement + delimiter, "DELIMITER ;"]
-    return [statement + ";"]
-
-
-def _delimiters() -> Iterator[str]:
-    yield from (";;", "$$", "//", "@@@")
-    yield from (f"$${number}$$" for number in itertools.count())
-
-
-def _one_line(text: str) -> str:
-    # A newline in a name would end the comment and run the rest as SQL.
-    return text.replace("\r", " ").replace("\n", " ")
+    body: list[str] = []
+    commented = False
+    if not create_database:
+        body.append(f"USE {quote_identifier(target)};")
+    sql_mode: str | None = None
+    for statement in restore_statements(snapshot, database=database, create_database=create_database):
+        if statement.startswith("USE "):
+            # The client's own command: it reads the quoted name itself.
+            body.append(statement + ";")
+            continue
+        sent, lexed = statement, client_script.check(statement, sql_mode)
+        if lexed.comments and mariadb:
+            backslashes = "NO_BACKSLASH_ESCAPES" not in (sql_mode or "").upper()
+            sent = f"EXECUTE IMMEDIATE _{CLIENT_CHARSET}{quote_string(statement, backslash_escapes=backslashes)}"
+            lexed = client_script.check(sent, sql_mode)
+        commented = commented or lexed.comments
+        body += client_script.statement_lines(sent, lexed)
+        mode = client_script.sql_mode_of(statement)
+        sql_mode = sql_mode if mode is None else mode
+    header = [
+        f"schemasync_backup: schema of {quote_identifier(snapshot.database)}",
+        f"captured {snapshot.captured_at} from {snapshot.server.flavor} {snapshot.server.version}",
+        f"schema hash {snapshot.schema_hash}",
+    ]
+    if commented:
+        header.append("Some statements hold comments: run it with mysql --comments (it stops at once without).")
+    lines = [client_script.comment(line) for line in header] + ["", f"charset {CLIENT_CHARSET}"]
+    if commented:
+        lines += client_script.COMMENTS_GUARD
+    return "\n".join(lines + body) + "\n"

@@ -19,14 +19,14 @@ import attrs
 
 from . import client_script, create_table
 from .create_table import TableParts
-from .ddl import CLIENT_CHARSET, TABLE_SQL_MODE, split_foreign_keys, view_order
+from .ddl import split_foreign_keys, view_order
 from .diff import definition, routine_key
 from .errors import UnsafeScriptError
-from .snapshot import Event, Routine, Snapshot, Table, Trigger, View
+from .render import CLIENT_CHARSET, DEFINER_POLICIES, TABLE_SQL_MODE, Program, apply_definer_policy, render
+from .snapshot import Snapshot, Table, Trigger
 from .sql import quote_identifier, quote_string
 
-DEFINER_POLICIES = ("keep", "rewrite", "strip")
-_DEFINER = re.compile(r"^(CREATE (?:ALGORITHM=\w+ )?)DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*` ")
+__all__ = ["DEFINER_POLICIES", "Risk", "RollbackPlan", "RollbackStep", "apply_definer_policy", "build_steps"]
 _OPTION_KEYS = re.compile(r"(?:^|\s)((?:DEFAULT )?[A-Z_]+)=")
 _INT_RANGES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 8}
 
@@ -53,6 +53,15 @@ class RollbackStep:
     #: SET statements the step runs under (sql_mode, character set of routines, triggers, ...).
     session: tuple[str, ...] = ()
     risks: tuple[Risk, ...] = ()
+    #: Everything execute sends for the step, when that is not just ``session`` then ``sql``: a
+    #: routine, view, trigger or event as :func:`render.render` creates it (which may run ``sql``
+    #: through EXECUTE IMMEDIATE, and resets the session after it).
+    sent: tuple[str, ...] = ()
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        """The statements execute sends for this step, in order."""
+        return self.sent or (*self.session, self.sql)
 
     @property
     def destructive(self) -> bool:
@@ -65,7 +74,8 @@ class RollbackStep:
     def to_dict(self) -> dict[str, Any]:
         return {
             "phase": self.phase, "object_kind": self.object_kind, "object_name": self.object_name,
-            "sql": self.sql, "session": list(self.session), "destructive": self.destructive,
+            "sql": self.sql, "session": list(self.session), "statements": list(self.statements),
+            "destructive": self.destructive,
             "warning": self.warning, "risks": [attrs.asdict(risk) for risk in self.risks],
         }
 
@@ -111,7 +121,7 @@ class RollbackPlan:
         # a multi-byte locale (gbk, sjis) could swallow a backslash and unbalance a quote.
         lines.append(f"charset {CLIENT_CHARSET}")
         if commented:
-            lines += _COMMENTS_GUARD
+            lines += client_script.COMMENTS_GUARD
         numbers = {id(step): number for number, step in enumerate(self.steps, start=1)}
         current: RollbackStep | None = None
         selected = False
@@ -125,17 +135,16 @@ class RollbackPlan:
                     f"step {numbers[id(step)]}: {step.phase} {quote_identifier(step.object_name)}"
                     + (" (DESTRUCTIVE)" if step.destructive else "")))
                 current = step
-            lines += _script_lines(statement, lexed)
+            lines += client_script.statement_lines(statement, lexed)
         return "\n".join(lines) + "\n"
 
     def _client_statements(self) -> Iterator[tuple[RollbackStep, str, client_script.Lexed]]:
         """Each statement execute sends, in order, with how the client reads it under the session's mode."""
-        sql_mode: str | None = None  # the server's default until a step sets one
-        for step in self.steps:
-            for statement in (*step.session, step.sql):
-                yield step, statement, client_script.check(statement, sql_mode)
-                mode = client_script.sql_mode_of(statement)
-                sql_mode = sql_mode if mode is None else mode
+        # The sql_mode is the server's default until a step sets one.
+        sent = [(step, statement) for step in self.steps for statement in step.statements]
+        for (step, _), (statement, lexed, _mode) in zip(
+                sent, client_script.checked(statement for _, statement in sent), strict=True):
+            yield step, statement, lexed
 
     def _script_header(self, commented: bool) -> list[str]:
         client = "mysql --comments" if commented else "mysql"
@@ -174,16 +183,6 @@ class RollbackPlan:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
 
-#: Stops the script when the client drops comments (it defaults to --skip-comments): the
-#: statement reads its own text back from the server and fails unless its comment is there.
-_COMMENTS_GUARD = (
-    "SET SESSION sql_mode = IF((SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID())"
-    " LIKE CONCAT('%/', '* the client keeps comments *', '/%'), @@SESSION.sql_mode,"
-    " 'run this script with mysql --comments: without it the client drops the comments of routine bodies')"
-    " /* the client keeps comments */;",
-)
-
-
 def _use(database: str) -> str:
     # USE is a client command too: the client parses the name itself, so only plain names.
     if any(not char.isprintable() or char == "\\" for char in database):
@@ -195,27 +194,12 @@ def _use(database: str) -> str:
     return f"USE {quote_identifier(database)};"
 
 
-def _script_lines(statement: str, lexed: client_script.Lexed) -> list[str]:
-    """``statement`` ended by a delimiter it cannot contain, on a line of its own after a ``--`` comment."""
-    delimiter = client_script.delimiter_for(statement)
-    end = ("\n" if lexed.open_line_comment else "") + delimiter
-    if delimiter == ";":
-        return [statement + end]
-    return [f"DELIMITER {delimiter}", statement + end, "DELIMITER ;"]
-
-
-def apply_definer_policy(create_sql: str, policy: str) -> str:
-    if policy == "rewrite":
-        return _DEFINER.sub(r"\1DEFINER=CURRENT_USER ", create_sql, count=1)
-    if policy == "strip":
-        return _DEFINER.sub(r"\1", create_sql, count=1)
-    return create_sql
-
-
 def build_steps(
     live: Snapshot, target: Snapshot, definer_policy: Mapping[str, str] | None = None
 ) -> tuple[list[RollbackStep], list[str]]:
     """Steps that turn ``live`` into ``target``, and notes for people (renames not guessed, ...)."""
+    # The statements run on the live server: render them for its flavor.
+    flavor = live.server.flavor
     policy = {"view": "keep", "routine": "keep", "trigger": "keep", "event": "keep", **(definer_policy or {})}
     old_triggers, new_triggers = _trigger_groups(live.triggers), _trigger_groups(target.triggers)
     # A change to one trigger redoes its whole (table, timing, event) group: that keeps the order.
@@ -246,13 +230,13 @@ def build_steps(
     steps += [RollbackStep("add foreign key", "table", table, f"ALTER TABLE {_q(table)} ADD {line}")
               for (table, fk), line in sorted(new_fks.items()) if old_fks.get((table, fk)) != line]
     steps += _changed(target.routines, live.routines, "routine",
-                      lambda r: _program_step("create routine", "routine", r, policy["routine"]))
+                      lambda r: _program_step("create routine", "routine", r, policy["routine"], flavor))
     steps += _changed(view_order(target.views), live.views, "view",
-                      lambda v: _program_step("create view", "view", v, policy["view"], sql_mode=TABLE_SQL_MODE))
-    steps += [_program_step("create trigger", "trigger", trigger, policy["trigger"])
+                      lambda v: _program_step("create view", "view", v, policy["view"], flavor))
+    steps += [_program_step("create trigger", "trigger", trigger, policy["trigger"], flavor)
               for group in redo for trigger in new_triggers.get(group, [])]
     steps += _changed(target.events, live.events, "event",
-                      lambda e: _program_step("create event", "event", e, policy["event"]))
+                      lambda e: _program_step("create event", "event", e, policy["event"], flavor))
     return steps, notes
 
 
@@ -305,12 +289,9 @@ def _trigger_groups(triggers: Iterable[Trigger]) -> dict[tuple[str, str, str], l
     return groups
 
 
-def _program_step(phase: str, kind: str, item: View | Routine | Trigger | Event, policy: str,
-                  sql_mode: str | None = None) -> RollbackStep:
-    mode = sql_mode if sql_mode is not None else getattr(item, "sql_mode", TABLE_SQL_MODE)
-    session = (f"SET NAMES {item.charset_client} COLLATE {item.collation_connection}",
-               f"SET SESSION sql_mode = {quote_string(mode)}")
-    return RollbackStep(phase, kind, item.name, apply_definer_policy(item.create_sql, policy), session=session)
+def _program_step(phase: str, kind: str, item: Program, policy: str, flavor: str) -> RollbackStep:
+    rendered = render(item, flavor=flavor, definer_policy=policy)
+    return RollbackStep(phase, kind, item.name, rendered.ddl, session=rendered.session, sent=rendered.statements)
 
 
 def _fk_lines(table: Table) -> list[tuple[str, str]]:

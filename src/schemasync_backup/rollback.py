@@ -317,7 +317,7 @@ class RollbackPlanner:
                         with translate_errors(where, database=plan.database):
                             if step.phase != "create database":
                                 connection.select_db(plan.database)
-                            for statement in (*step.session, step.sql):
+                            for statement in step.statements:
                                 cursor.execute(statement)
                     except (QueryError, DatabaseConnectionError) as exc:
                         raise self._step_failed(journal, plan, number, step, exc) from exc
@@ -395,7 +395,7 @@ class RollbackPlanner:
     def manual_steps(self, backup_id: str) -> list[str]:
         """The SQL still to run after a failed rollback (each step with its session settings)."""
         return [
-            ";\n".join([*step["session"], step["sql"]])
+            ";\n".join(step.get("statements") or [*step["session"], step["sql"]])
             for step in self._journal(backup_id)["steps"]
             if step["status"] != "done"
         ]
