@@ -413,7 +413,9 @@ def test_optimize_recompresses_in_place_and_rerecords_manifests(storage_url: Any
     raw = open_store(storage_url, compression="none", encryption_keys=key)
     first = raw.save(shop_snapshot)
     second = raw.save(shop_snapshot)  # shares the object
-    plain = open_store(storage_url, compression="none").save(attrs.evolve(shop_snapshot, database="plain_copy"))
+    # Plain objects, but a manifest sealed by the store's key: written by this store with encrypt=False.
+    plain = open_store(storage_url, compression="none", encryption_keys=key, encrypt=False).save(
+        attrs.evolve(shop_snapshot, database="plain_copy"))
     paths_before = sorted(raw.object_paths())
 
     store = open_store(storage_url, compression="gzip", compression_level=9, encryption_keys=key)

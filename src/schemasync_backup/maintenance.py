@@ -1122,7 +1122,7 @@ def _optimize_object(
     damaged = [backup_id for backup_id in backups if backup_id in catalog.unverified]
     if damaged:
         return skip(f"named by backup {damaged[0]}, whose manifest does not verify (checksum, id or seal); "
-                    "validate it first (Validator.validate)")
+                    "validate it, and repair its checksum with Validator.recalculate_checksum")
     try:
         data = store._read(path)
         if hashlib.sha256(data).hexdigest() != record.stored_sha256:
