@@ -108,7 +108,7 @@ def test_delete_keeps_shared_objects(storage_url: Any, mariadb: ThrowawayServer,
 def test_two_creates_at_once_both_succeed(storage_url: Any, mariadb: ThrowawayServer, shop: str) -> None:
     store = open_store(storage_url)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        infos = list(pool.map(lambda _: store.create(mariadb.dsn, shop), range(2)))
+        infos = list(pool.map(lambda _: store.create(mariadb.dsn, shop, allow_concurrent=True), range(2)))
     assert len({info.id for info in infos}) == 2
     assert {info.id for info in store.list()} == {info.id for info in infos}
     for info in infos:

@@ -504,15 +504,18 @@ class BackupStore:
         ``verify=False`` reads one whose checksum no longer matches. Before reading a backup's
         content, pass it to :meth:`authenticate` (or use :meth:`authenticated_manifest`).
         """
+        path, data = self._manifest_bytes(backup_id)
+        return manifest.load(data, path, backup_id=backup_id, keyring=self.keyring,
+                             status=self.status_of(backup_id), verify=verify)
+
+    def _manifest_bytes(self, backup_id: str) -> tuple[str, bytes]:
         path = self._manifest_path(backup_id)
         try:
-            data = self._read(path)
+            return path, self._read(path)
         except FileNotFoundError:
             raise BackupNotFoundError(
                 f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
             ) from None
-        return manifest.load(data, path, backup_id=backup_id, keyring=self.keyring,
-                             status=self.status_of(backup_id), verify=verify)
 
     def authenticated_manifest(self, backup_id: str) -> Manifest:
         """The backup's manifest, proven to be the one this store wrote (see :meth:`authenticate`)."""
@@ -698,10 +701,6 @@ class BackupStore:
         a create that is reusing one of them at this moment never loses it. While creates are
         running the objects stay for the next prune.
         """
-        if not self.exists(backup_id):
-            raise BackupNotFoundError(
-                f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
-            )
         try:
             database = self.manifest(backup_id, verify=False).info.database
         except BackupFormatError:
@@ -760,13 +759,7 @@ class BackupStore:
 
         Every object is checked against the manifest while it streams into the archive; the
         archive appears at ``path`` only when complete."""
-        manifest_path = self._manifest_path(backup_id)
-        try:
-            manifest_bytes = self._read(manifest_path)
-        except FileNotFoundError:
-            raise BackupNotFoundError(
-                f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
-            ) from None
+        manifest_path, manifest_bytes = self._manifest_bytes(backup_id)
         # The bytes archived are the bytes checked: one read.
         found = manifest.load(manifest_bytes, manifest_path, backup_id=backup_id, keyring=self.keyring)
         self.authenticate(found)
