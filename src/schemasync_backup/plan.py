@@ -23,10 +23,10 @@ from .ddl import CLIENT_CHARSET, TABLE_SQL_MODE, split_foreign_keys, view_order
 from .diff import definition, routine_key
 from .errors import UnsafeScriptError
 from .snapshot import Event, Routine, Snapshot, Table, Trigger, View
-from .sql import quote_identifier, quote_string
+from .sql import DEFINER_CLAUSE, quote_identifier, quote_string
 
 DEFINER_POLICIES = ("keep", "rewrite", "strip")
-_DEFINER = re.compile(r"^(CREATE (?:ALGORITHM=\w+ )?)DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*` ")
+_DEFINER = DEFINER_CLAUSE
 _OPTION_KEYS = re.compile(r"(?:^|\s)((?:DEFAULT )?[A-Z_]+)=")
 _INT_RANGES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 8}
 
