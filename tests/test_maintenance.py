@@ -171,6 +171,32 @@ def test_unparseable_manifest_still_protects_its_objects(tmp_path: Path) -> None
     assert [(d.backup_id, d.keep, d.rule) for d in decisions.decisions] == [(info.id, True, "unreadable")]
 
 
+def test_recovery_scan_orphans_are_exactly_what_prune_removes(tmp_path: Path) -> None:
+    """One rule for "referenced": recovery_scan once read the manifests its own way and called the
+    objects of an unparseable manifest orphans that "prune removes", while prune keeps them."""
+    store = BackupStore.open(str(tmp_path))
+    store.save(small(1))
+    damaged = store.save(small(2))
+    protected = named(store, damaged.id) - named(store, *(i.id for i in store.list() if i.id != damaged.id))
+    lost = orphan(store, 3)
+    path = tmp_path / "manifests" / f"{damaged.id}.json"
+    path.write_bytes(path.read_bytes()[:-40])  # truncated: no longer JSON
+    assert protected and lost
+
+    def orphans() -> set[str]:
+        return {maintenance._relative(store, entry.path) for entry in Validator(store).recovery_scan()
+                if entry.kind == "orphaned_object"}
+
+    would = store.prune(dry_run=True, grace="0s")
+    assert orphans() == set(would.removed_objects) == set(lost)
+    assert set(would.kept_unreadable) == protected and not protected & orphans()
+    details = {entry.detail for entry in Validator(store).recovery_scan() if entry.kind == "orphaned_object"}
+    assert all("older than the grace period" in detail for detail in details)  # written just now: prune waits
+    store.prune(grace="0s")
+    assert orphans() == set()
+    assert set(protected) <= {maintenance._relative(store, p) for p in store.object_paths()}
+
+
 # --- create and the store lock -------------------------------------------------------------------
 
 
@@ -396,6 +422,35 @@ def test_health_never_raises_for_broken_storage() -> None:
     down = BackupStore.open(f"downmem://health-{os.getpid()}").health()
     assert not down.reachable and not down.healthy and "storage unreachable" in down.errors[0]
     assert down.to_dict()["probe"] is None
+
+
+def test_one_storage_probe_in_one_folder_and_one_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """store.health() and health.check_storage (health-check, test-connection) once ran two probes,
+    one under tmp/ and one under health/; now the check is built on the store's report."""
+    from schemasync_backup import health
+
+    store = BackupStore.open(str(tmp_path))
+    store.save(small(1))
+    written: list[str] = []
+    put = BackupStore.put_document
+
+    def spy(self: BackupStore, relative: str, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        written.append(relative)
+        return put(self, relative, data, *args, **kwargs)
+
+    monkeypatch.setattr(BackupStore, "put_document", spy)
+    report = store.health()
+    check = health.check_storage(store)
+    assert len(written) == 2 and all(path.startswith("tmp/") for path in written), written
+    assert not (tmp_path / "health").exists() and store._listdir("tmp") == []
+    assert check.status == health.OK and check.details["backups"] == report.backup_count == 1
+    for url in (f"brokenmem://agree-{os.getpid()}", f"downmem://agree-{os.getpid()}"):
+        broken = BackupStore.open(url)
+        verdict = broken.health()
+        assert not verdict.healthy
+        check = health.check_storage(broken)
+        assert check.status == health.ERROR
+        assert verdict.errors[0].split(":")[0] in check.message  # the same failure: unreachable, or the probe
 
 
 # --- optimize ----------------------------------------------------------------------------------

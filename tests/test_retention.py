@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -391,3 +392,36 @@ def test_apply_retention_reports_a_prune_it_could_not_run(tmp_path: Any) -> None
     assert "being created" in report.prune_skipped and marker.stem in report.prune_skipped
     marker.unlink()
     assert store.prune(grace="0s").removed_objects != ()
+
+
+_SPELLINGS = ["90s", "15m", "1h", "36h", "7d", "2w", "500ms", "1d12h", "1h 30m", " 7D ", "3600", "1.5h", "0s"]
+_REFUSED = ["", "7x", "-1d", "7 days", "d", "1.2.3h", "7d-", "P1D", "PT1H", "-5", "nan", "1h-"]
+
+
+@pytest.mark.parametrize("text", _SPELLINGS)
+def test_every_duration_user_reads_the_same_grammar(tmp_path: Path, text: str) -> None:
+    """Config settings and CLI arguments (config.parse_duration) once had a grammar of their own
+    beside retention's and prune's (retention.parse_duration); one grammar now, one answer."""
+    from schemasync_backup import config, durations
+
+    expected = durations.parse_duration(text)
+    assert config.parse_duration(text) == expected.total_seconds()
+    assert parse_duration(text) == expected == RetentionPolicy(max_age=text).max_age
+    assert parse_duration(format_duration(expected)) == expected
+    assert config.parse_duration(config.durations.format_duration(expected.total_seconds())) == expected.total_seconds()
+    assert BackupStore.open(str(tmp_path)).prune(grace=text, dry_run=True).grace_seconds == expected.total_seconds()
+
+
+@pytest.mark.parametrize("text", _REFUSED)
+def test_every_duration_user_refuses_the_same_spellings(text: str) -> None:
+    from schemasync_backup import config
+
+    with pytest.raises(RetentionPolicyError, match="invalid duration"):
+        parse_duration(text)
+    with pytest.raises(ValueError, match=r"expected a duration|must not be negative"):
+        config.parse_duration(text)
+    for value in (-5, float("nan"), True):
+        with pytest.raises(ValueError):
+            config.parse_duration(value)
+        with pytest.raises(RetentionPolicyError):
+            parse_duration(value)

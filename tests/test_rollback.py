@@ -344,3 +344,18 @@ def test_preflight_names_the_privileges_the_executing_user_lacks(
     with pytest.raises(RollbackRefusedError, match="preflight"):
         RollbackPlanner(store).execute(mariadb.dsn_for(shop, "reader", "pw"), plan)
     run_sql(root, shop, "DROP USER 'reader'@'127.0.0.1'")
+
+
+def test_one_flavor_rule_for_capture_and_an_absent_target(store: BackupStore, mariadb: ThrowawayServer,
+                                                           shop: str) -> None:
+    """Rollback once told the flavor of a server with no target database by VERSION() alone (and
+    invented sql_mode "" and lower_case_table_names 0); capture reads @@version_comment too."""
+    from schemasync_backup.capture import flavor_of
+    from schemasync_backup.connection import open_source
+
+    assert flavor_of("10.11.6", "mariadb.org binary distribution") == "mariadb"  # a rewritten VERSION()
+    assert flavor_of("10.11.6-MariaDB-log") == "mariadb" and flavor_of("8.0.36", "MySQL Community Server") == "mysql"
+    captured = Snapshot.capture(mariadb.dsn, shop)
+    with open_source(mariadb.dsn) as connection:
+        live, server = RollbackPlanner(store)._live(connection, "absent_database", lambda: captured)
+    assert live.tables == () and server == live.server == captured.server

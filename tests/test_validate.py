@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -164,15 +162,13 @@ def test_recalculate_checksum(tmp_path: Path, mariadb: ThrowawayServer, shop: st
 def test_recovery_scan(tmp_path: Path, mariadb: ThrowawayServer, shop: str) -> None:
     store = BackupStore.open(str(tmp_path), encryption_keys=KEY)
     good = store.create(mariadb.dsn, shop)
-    # A create that died: its marker names this host and a pid no process can have (above pid_max).
-    (tmp_path / "pending").mkdir(mode=0o700, exist_ok=True)
-    (tmp_path / "pending" / "backup-20991231-235959-0000abcd.json").write_text(json.dumps(
-        {"id": "backup-20991231-235959-0000abcd", "host": socket.gethostname(), "pid": 2**22 + 1}))
+    # A marker naming no process: abandoned, by the one rule, once its id's time is an hour past.
+    (tmp_path / "pending" / "backup-20200101-000000-0000abcd.json").write_text("{}")
     orphan = tmp_path / "objects" / "ab" / f"{'ab' * 32}.plain"
     orphan.parent.mkdir(mode=0o700, exist_ok=True)
     orphan.write_bytes(b"left behind")
     kinds = {(entry.kind, entry.backup_id) for entry in Validator(store).recovery_scan()}
-    assert kinds == {("incomplete", "backup-20991231-235959-0000abcd"), ("orphaned_object", None)}
+    assert kinds == {("incomplete", "backup-20200101-000000-0000abcd"), ("orphaned_object", None)}
     (tmp_path / "objects" / store.manifest(good.id).snapshot_object.path).unlink()
     scan = Validator(store).recovery_scan()
     assert ("damaged", good.id) in {(entry.kind, entry.backup_id) for entry in scan}

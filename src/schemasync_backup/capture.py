@@ -70,7 +70,7 @@ def _capture(connection: Connection, database: str) -> Snapshot:
             f"unknown database {database!r} on {where}: check the name, or create it first",
             subject=database,
         )
-    server = _server_info(connection)
+    server = server_info(connection)
     user = current_user(connection)
     _check_privileges(connection, database, server.flavor, user, where)
     reader = _Reader.for_server(connection, server)
@@ -152,16 +152,22 @@ def _group(rows: Iterable[Row], key: str) -> defaultdict[str, list[Row]]:
     return grouped
 
 
-def _server_info(connection: Connection) -> ServerInfo:
+def flavor_of(version: str, version_comment: str = "") -> str:
+    """``"mariadb"`` or ``"mysql"``: the one flavor rule. MariaDB says so in VERSION() (``10.11.6-MariaDB``)
+    or, where a distribution rewrites the version, in @@version_comment (``mariadb.org binary distribution``)."""
+    return "mariadb" if "mariadb" in f"{version} {version_comment}".lower() else "mysql"
+
+
+def server_info(connection: Connection) -> ServerInfo:
+    """The server's flavor, version, global sql_mode and lower_case_table_names."""
     row = query(
         connection,
         "SELECT VERSION() AS version, @@version_comment AS comment, @@GLOBAL.sql_mode AS sql_mode, "
         "@@lower_case_table_names AS lctn",
     )[0]
     version = str(row["version"])
-    flavor = "mariadb" if "mariadb" in (version + str(row["comment"])).lower() else "mysql"
     return ServerInfo(
-        flavor=flavor,
+        flavor=flavor_of(version, str(row["comment"] or "")),
         version=version.split("-", maxsplit=1)[0],
         sql_mode=str(row["sql_mode"]),
         lower_case_table_names=int(row["lctn"]),

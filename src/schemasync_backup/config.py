@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import attrs
 
+from . import durations
 from .connection import ConnectionSpec, redact_dsn
 from .crypto import DEFAULT_KEY_ENV_VAR, EncryptionKey
 from .errors import InvalidSourceError, SchemaSyncBackupError
@@ -43,12 +44,10 @@ REDACTED = "***"
 _MIN_SEARCHABLE_SECRET = 4
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
 #: Binary units throughout, as the original tool's examples read them ("10240  # 10KB").
 _SIZE_UNITS = {"": 1, "b": 1, **{f"{unit}{suffix}": 1024 ** power for power, unit in enumerate("kmgt", 1)
                                  for suffix in ("", "b", "i", "ib")}}
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _LEVELS = {"gzip": (0, 9), "lz4": (0, 16), "zstd": (1, 22)}
@@ -626,17 +625,14 @@ def _parse_float(raw: Any) -> float:
 
 
 def parse_duration(raw: Any) -> float:
-    """Seconds from ``"168h"``, ``"7d"``, ``"1h30m"``, ``"500ms"`` or a plain number of seconds."""
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw)
-    if isinstance(raw, str):
-        text = raw.strip().lower()
-        if re.fullmatch(r"\d+(?:\.\d+)?", text):
-            return float(text)
-        if text and re.fullmatch(rf"(?:{_DURATION.pattern}\s*)+", text):
-            return sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION.findall(text))
-    raise ValueError(f"expected a duration like \"30s\", \"5m\", \"168h\" or \"7d\" (units ms, s, m, h, d, w), "
-                     f"got {_describe(raw)}")
+    """Seconds from ``"168h"``, ``"7d"``, ``"1h30m"``, ``"500ms"`` or a plain number of seconds.
+
+    The grammar of :mod:`schemasync_backup.durations`, the one retention and prune read too.
+    """
+    try:
+        return durations.parse_duration(raw).total_seconds()
+    except ValueError as exc:
+        raise ValueError(f"{exc}, got {_describe(raw)}") from None
 
 
 def parse_size(raw: Any) -> int:
@@ -940,14 +936,7 @@ def _default_text(field: attrs.Attribute[Any]) -> str:
     if field.metadata.get("kind") == "mode":
         return f"0{default:o}"
     if field.metadata.get("kind") == "duration":
-        return format_duration(float(default))
+        return durations.format_duration(float(default))
     if isinstance(default, tuple):
         return ", ".join(default)
     return str(default)
-
-
-def format_duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

@@ -7,15 +7,13 @@ an error; warnings (no backups yet, a key due for rotation) do not make it unhea
 
 from __future__ import annotations
 
-import json
-import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
-from . import connection
+from . import connection, maintenance
 from .config import Config, encryption_keys, open_store
 from .errors import SchemaSyncBackupError
 from .manifest import Status
@@ -23,8 +21,8 @@ from .store import BackupStore
 from .validate import Validator
 
 OK, WARNING, ERROR = "ok", "warning", "error"
-#: A pending marker not refreshed for this long belongs to a create that crashed (see maintenance.STALE_AFTER).
-STALE_CREATE = timedelta(hours=1)
+#: A pending marker not refreshed for this long belongs to a create that crashed: maintenance's one threshold.
+STALE_CREATE = maintenance.STALE_AFTER
 
 
 @attrs.frozen
@@ -96,20 +94,21 @@ def check_database(dsn: str) -> Check:
 
 
 def check_storage(store: BackupStore) -> Check:
-    """List backups, then write, read back and delete a small probe document."""
+    """The storage part of :func:`schemasync_backup.maintenance.health` (``store.health()``) as one check.
+
+    One verdict and one probe (written, read back and deleted under tmp/) for ``health-check``,
+    ``test-connection`` and ``storage-health``. Its warnings (abandoned locks, incomplete or
+    corrupted backups) are in the details; ``check_pending`` and ``check_last_backup`` report them.
+    """
 
     def run() -> Check:
-        count = len([info for info in store.list() if info.status != Status.CREATING])
-        probe = f"health/probe-{secrets.token_hex(8)}.json"
-        payload = json.dumps({"probe": probe, "at": _now().isoformat()}).encode()
-        store.put_document(probe, payload)
-        try:
-            if store.get_document(probe) != payload:
-                return Check("storage", ERROR, f"storage {store.url}: a probe read back differs from what was written")
-        finally:
-            store.remove_document(probe)
-        return Check("storage", OK, f"storage {store.url} is reachable: listed {count} backups, wrote, read and "
-                     "deleted a probe", {"url": store.url, "backups": count})
+        report = maintenance.health(store)
+        details = {"url": store.url, "backups": report.backup_count, "warnings": list(report.warnings),
+                   "probe": report.probe.to_dict() if report.probe else None}
+        if not report.healthy:
+            return Check("storage", ERROR, f"storage {store.url}: {report.errors[0]}", details)
+        return Check("storage", OK, f"storage {store.url} is reachable: listed {report.backup_count} backups, "
+                     "wrote, read and deleted a probe", details)
 
     return _guard("storage", run)
 
@@ -201,12 +200,10 @@ def pending_creates(store: BackupStore, now: datetime | None = None,
     Live or stale by the one rule of :func:`schemasync_backup.maintenance.pending_creates`
     (process gone on this host, or no heartbeat for ``stale_after``).
     """
-    from .maintenance import pending_creates as markers
-
     moment = now or _now()
     return [PendingCreate(holder.name, holder.database, holder.started_at,
                           (holder.age(moment) or timedelta(0)).total_seconds(), holder.stale)
-            for holder in markers(store, now=moment, stale_after=stale_after)]
+            for holder in maintenance.pending_creates(store, now=moment, stale_after=stale_after)]
 
 
 def check_pending(store: BackupStore, now: datetime | None = None) -> Check:

@@ -42,6 +42,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from . import framing, manifest
 from .backup_id import is_backup_id
+from .durations import format_duration
 from .errors import (
     BackupFormatError,
     EncryptionKeyError,
@@ -55,7 +56,7 @@ from .errors import (
 from .framing import OBJECT_NAME, ObjectRecord
 from .logsetup import LOGGER_NAME
 from .manifest import Manifest, Status
-from .retention import format_duration, parse_duration
+from .retention import parse_duration
 from .store import BackupStore, record_from_bytes
 
 #: The store-wide lock prune and optimize hold (relative to the store's root).
@@ -858,8 +859,12 @@ class DatabaseSpan:
 
 
 @attrs.frozen
-class HealthReport:
-    """Whether the store works, and what needs attention. ``healthy`` is False only on ``errors``."""
+class StorageHealth:
+    """Whether the store works, and what needs attention. ``healthy`` is False only on ``errors``.
+
+    The one storage verdict: ``store.health()``, ``backup storage-health`` and the storage check of
+    :func:`schemasync_backup.health.health_check` all read it (one probe, under tmp/).
+    """
 
     url: str
     checked_at: str
@@ -878,6 +883,8 @@ class HealthReport:
     databases: tuple[DatabaseSpan, ...]
     errors: tuple[str, ...]
     warnings: tuple[str, ...]
+    #: Backups listed, not counting creates still running.
+    backup_count: int = 0
 
     @property
     def healthy(self) -> bool:
@@ -893,11 +900,11 @@ class HealthReport:
             "incomplete_backups": [holder.to_dict() for holder in self.incomplete_backups],
             "corrupted_backups": list(self.corrupted_backups),
             "databases": [span.to_dict() for span in self.databases],
-            "errors": list(self.errors), "warnings": list(self.warnings),
+            "errors": list(self.errors), "warnings": list(self.warnings), "backup_count": self.backup_count,
         }
 
 
-def health(store: BackupStore, *, stale_after: timedelta | str | None = None) -> HealthReport:
+def health(store: BackupStore, *, stale_after: timedelta | str | None = None) -> StorageHealth:
     """Reachability, a write/read/delete probe, free space, locks, incomplete backups, spans per database.
 
     Never raises for a storage failure: that is what it reports.
@@ -907,13 +914,13 @@ def health(store: BackupStore, *, stale_after: timedelta | str | None = None) ->
     errors: list[str] = []
     warnings: list[str] = []
 
-    def report(**fields: Any) -> HealthReport:
+    def report(**fields: Any) -> StorageHealth:
         defaults: dict[str, Any] = {
             "url": store.url, "checked_at": checked_at.isoformat(timespec="seconds"), "reachable": False,
             "probe": None, "free_bytes": None, "total_bytes": None, "lock": None, "stale_locks": (),
             "running_creates": (), "incomplete_backups": (), "corrupted_backups": (), "databases": (),
         }
-        return HealthReport(**{**defaults, **fields}, errors=tuple(errors), warnings=tuple(warnings))
+        return StorageHealth(**{**defaults, **fields}, errors=tuple(errors), warnings=tuple(warnings))
 
     try:
         store.fs.invalidate_cache()
@@ -958,10 +965,11 @@ def health(store: BackupStore, *, stale_after: timedelta | str | None = None) ->
     )
     return report(reachable=True, probe=probe, free_bytes=free, total_bytes=total, lock=lock,
                   stale_locks=stale_locks, running_creates=running, incomplete_backups=incomplete,
-                  corrupted_backups=corrupted, databases=databases)
+                  corrupted_backups=corrupted, databases=databases, backup_count=len(backups))
 
 
 def _probe(store: BackupStore) -> ProbeResult:
+    """The one storage probe: write, read back and delete a small file under tmp/ (prune clears tmp/)."""
     relative = f"tmp/health-{uuid.uuid4().hex}"
     payload = os.urandom(64)
     timings: list[float] = []

@@ -10,9 +10,8 @@ from .errors import DatabaseError
 from .plan import RollbackStep
 from .privileges import current_user, session_grants
 from .snapshot import Snapshot
-from .sql import quote_identifier
+from .sql import definer_of, quote_identifier
 
-_DEFINER = re.compile(r"^CREATE (?:ALGORITHM=\w+ )?DEFINER=(`(?:[^`]|``)*`@`(?:[^`]|``)*`) ")
 _SECURITY_DEFINER = re.compile(r"\bSQL SECURITY DEFINER\b")
 _NEEDS = {
     "drop table": {"DROP"}, "create table": {"CREATE"}, "alter table": {"ALTER", "INDEX"},
@@ -22,11 +21,6 @@ _NEEDS = {
     "create trigger": {"TRIGGER"}, "drop event": {"EVENT"}, "create event": {"EVENT"},
     "alter database": {"ALTER"}, "create database": {"CREATE"},
 }
-
-
-def definer_of(create_sql: str) -> str | None:
-    match = _DEFINER.match(create_sql)
-    return match.group(1) if match else None
 
 
 def check(
@@ -86,6 +80,8 @@ def _missing_definers(connection: Connection, steps: list[RollbackStep]) -> tupl
     except DatabaseError:
         return [], ["cannot read mysql.user to check that definers exist: grant SELECT ON mysql.user to check"]
     accounts = {str(row["account"]) for row in rows}
+    # A MariaDB role is a mysql.user row with an empty host; SHOW CREATE names it without one.
+    accounts |= {account.removesuffix("@``") for account in accounts if account.endswith("@``")}
     return [
         f"definer {definer} of {kind} {quote_identifier(name)} does not exist on the target: create the account, "
         f"or plan with definer_policy={{'{kind}': 'rewrite'}} (or 'strip')"

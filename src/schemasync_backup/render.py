@@ -23,12 +23,10 @@ sql_mode is the object's: whatever comes next sets its own).
 
 from __future__ import annotations
 
-import re
-
 import attrs
 
 from .snapshot import Event, Routine, Trigger, View
-from .sql import quote_identifier, quote_string
+from .sql import DEFINER_CLAUSE, quote_identifier, quote_string
 
 #: The character set our texts are sent in; the session is left in it after every object.
 CLIENT_CHARSET = "utf8mb4"
@@ -39,7 +37,6 @@ TABLE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 DDL_VARIABLE = "@schemasync_ddl"
 _ZONE_VARIABLE = "@schemasync_zone_was"
 DEFINER_POLICIES = ("keep", "rewrite", "strip")
-_DEFINER = re.compile(r"^(CREATE (?:ALGORITHM=\w+ )?)DEFINER=`(?:[^`]|``)*`@`(?:[^`]|``)*` ")
 #: Python codecs that encode exactly what the server's character set holds (or less: MySQL's
 #: latin1 is cp1252 plus five control characters cp1252 refuses, so those fall back to utf8mb4).
 #: A character set not here is sent as utf8mb4 (see the module docstring).
@@ -70,9 +67,9 @@ class Rendered:
 def apply_definer_policy(create_sql: str, policy: str) -> str:
     """``keep`` the DEFINER clause, ``rewrite`` it to CURRENT_USER, or ``strip`` it."""
     if policy == "rewrite":
-        return _DEFINER.sub(r"\1DEFINER=CURRENT_USER ", create_sql, count=1)
+        return DEFINER_CLAUSE.sub(r"\1DEFINER=CURRENT_USER ", create_sql, count=1)
     if policy == "strip":
-        return _DEFINER.sub(r"\1", create_sql, count=1)
+        return DEFINER_CLAUSE.sub(r"\1", create_sql, count=1)
     return create_sql
 
 

@@ -9,7 +9,6 @@ rules with worked examples.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from . import durations
+from .durations import format_duration
 from .errors import StoreError
 from .manifest import BackupInfo, Status
 
@@ -32,11 +33,6 @@ UNLIMITED = -1
 #: Statuses that count toward no keep rule: such a backup cannot be restored as it is.
 UNUSABLE = frozenset({Status.CORRUPTED, Status.FAILED})
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|[wdhms])")
-_DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|[wdhms])\s*)+$")
-_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
-_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1),
-          "s": timedelta(seconds=1), "ms": timedelta(milliseconds=1)}
 
 
 class RetentionPolicyError(StoreError, ValueError):
@@ -47,40 +43,14 @@ class RetentionPolicyError(StoreError, ValueError):
 
 
 def parse_duration(value: str | timedelta | float) -> timedelta:
-    """``"168h"``, ``"7d"``, ``"2w"``, ``"90m"`` (minutes), ``"1d12h"``, a timedelta, or seconds (a number)."""
-    if isinstance(value, timedelta):
-        duration = value
-    elif isinstance(value, bool):
-        raise RetentionPolicyError(f"invalid duration {value!r}: use e.g. 168h, 7d, 2w", subject=value)
-    elif isinstance(value, int | float):
-        duration = timedelta(seconds=value)
-    elif isinstance(value, str) and _NUMBER.match(value):
-        duration = timedelta(seconds=float(value))
-    elif isinstance(value, str) and _DURATION.match(value.lower()):
-        duration = sum((float(number) * _UNITS[unit] for number, unit in _DURATION_PART.findall(value.lower())),
-                       timedelta())
-    else:
-        raise RetentionPolicyError(
-            f"invalid duration {value!r}: use a number and a unit (w, d, h, m for minutes, s, ms), "
-            "e.g. 168h, 7d, 2w, 1d12h",
-            subject=value,
-        )
-    if duration < timedelta():
-        raise RetentionPolicyError(f"invalid duration {value!r}: must not be negative", subject=value)
-    return duration
+    """``"168h"``, ``"7d"``, ``"2w"``, ``"90m"`` (minutes), ``"1d12h"``, a timedelta, or seconds (a number).
 
-
-def format_duration(duration: timedelta) -> str:
-    """The shortest exact spelling ``parse_duration`` reads back: ``7d``, ``168h`` stays ``7d``, ``1d12h``."""
-    seconds = int(duration.total_seconds())
-    if seconds != duration.total_seconds():
-        return f"{duration.total_seconds()}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
+    The grammar of :mod:`schemasync_backup.durations`; a refusal is a :class:`RetentionPolicyError`.
+    """
+    try:
+        return durations.parse_duration(value)
+    except ValueError as exc:
+        raise RetentionPolicyError(f"invalid duration {value!r}: {exc}", subject=value) from None
 
 
 # --- the policy -----------------------------------------------------------------------------

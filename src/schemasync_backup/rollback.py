@@ -17,6 +17,7 @@ import attrs
 
 from . import preflight
 from .backup_id import check_backup_id
+from .capture import server_info
 from .connection import Connection, ConnectionSpec, Source, describe, open_source, query, translate_errors
 from .diff import SchemaDiff, diff
 from .errors import (
@@ -220,9 +221,7 @@ class RollbackPlanner:
             live = Snapshot.capture(connection, name)
         except DatabaseNotFoundError:
             target = wanted()
-            row = query(connection, "SELECT VERSION() AS version")[0]
-            server = ServerInfo("mariadb" if "mariadb" in str(row["version"]).lower() else "mysql",
-                                str(row["version"]).split("-")[0], "", 0)
+            server = server_info(connection)
             return Snapshot(database=name, charset=target.charset, collation=target.collation, server=server), server
         return live, live.server
 

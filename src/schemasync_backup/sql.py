@@ -6,6 +6,15 @@ The only module that imports sqlglot (lazily), so a change of its API touches on
 from __future__ import annotations
 
 import logging
+import re
+
+#: The DEFINER clause of a CREATE statement as SHOW CREATE prints it: ``user``@``host``, a MariaDB
+#: role (no host), or CURRENT_USER (what the "rewrite" definer policy leaves). Group 1 is everything
+#: before the clause; ``definer`` the account. The one rule the planner and the preflight read.
+DEFINER_CLAUSE = re.compile(
+    r"^(CREATE (?:OR REPLACE )?(?:ALGORITHM=\w+ )?)"
+    r"DEFINER=(?P<definer>`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?|CURRENT_USER(?:\(\))?) "
+)
 
 
 def quote_identifier(name: str) -> str:
@@ -23,6 +32,15 @@ def quote_string(value: str, *, backslash_escapes: bool = True) -> str:
         return "'" + value.replace("'", "''") + "'"
     escaped = value.replace("\\", "\\\\").replace("'", "''").replace("\0", "\\0")
     return "'" + escaped + "'"
+
+
+def definer_of(create_sql: str) -> str | None:
+    """The account in the DEFINER clause of ``create_sql`` (``CURRENT_USER`` as such), or None without one."""
+    match = DEFINER_CLAUSE.match(create_sql)
+    if match is None:
+        return None
+    definer = match.group("definer")
+    return "CURRENT_USER" if definer.startswith("CURRENT_USER") else definer
 
 
 def qualified(*names: str) -> str:

@@ -62,7 +62,7 @@ from .snapshot_stream import ContentEntry, decode_contents, decode_snapshot, enc
 if TYPE_CHECKING:
     from datetime import timedelta
 
-    from .maintenance import HealthReport, OptimizeReport, PruneResult, UsageReport
+    from .maintenance import OptimizeReport, PruneResult, StorageHealth, UsageReport
     from .retention import RetentionPolicy, RetentionReport
 
 T = TypeVar("T")
@@ -674,21 +674,6 @@ class BackupStore:
 
     # --- removing, moving ----------------------------------------------------------------------
 
-    def _referenced(self) -> set[str]:
-        """Object paths some manifest still names; a damaged manifest still protects its objects."""
-        paths: set[str] = set()
-        for name in self._listdir("manifests"):
-            if not name.endswith(".json"):
-                continue
-            path = self._path("manifests", name)
-            try:
-                # Unbound and unverified: even a manifest copied over another's file protects its objects.
-                found = manifest.load(self._read(path), path, verify=False)
-            except (BackupFormatError, FileNotFoundError):
-                continue
-            paths.update(self._object_path(record) for record in found.objects)
-        return paths
-
     def object_paths(self) -> builtins.list[str]:
         """Every object file in the store, whether or not a manifest names it."""
         return [self._path("objects", sub, name) for sub in self._listdir("objects")
@@ -932,7 +917,7 @@ class BackupStore:
 
         return usage(self, detailed=detailed)
 
-    def health(self) -> HealthReport:
+    def health(self) -> StorageHealth:
         """Reachability, a write/read/delete probe, free space, locks, incomplete backups, spans."""
         from .maintenance import health
 

@@ -32,7 +32,7 @@ from .errors import (
     UnsealedBackupError,
 )
 from .framing import ObjectRecord
-from .maintenance import pending_creates
+from .maintenance import pending_creates, prune
 from .manifest import Manifest, Status
 from .restore import restore_snapshot
 from .snapshot import ServerInfo, Snapshot
@@ -544,11 +544,17 @@ class Validator:
                     recoverable=self._salvageable(backup_id),
                     detail="; ".join(str(error) for error in result.errors[:3]),
                 ))
-        referenced = self.store._referenced()
-        for path in self.store.object_paths():
-            if path not in referenced:
-                entries.append(ScanEntry("orphaned_object", None, path, False,
-                                         "no manifest names this object; prune removes it"))
+        # Orphans by prune's own rule (a dry run): what it removes, and what it keeps for now. An object
+        # whose address a damaged manifest still holds is no orphan: prune keeps it.
+        pruned = prune(self.store, dry_run=True)
+        for paths, detail in (
+            (pruned.removed_objects, "no manifest names this object; prune removes it"),
+            (pruned.kept_recent, "no manifest names this object; prune removes it once it is older than the grace "
+                                 "period (a create may be about to name it)"),
+            (pruned.kept_unknown_age, "no manifest names this object; the storage cannot say when it was written, "
+                                      "so prune keeps it"),
+        ):
+            entries += [ScanEntry("orphaned_object", None, self.store._path(path), False, detail) for path in paths]
         return entries
 
 
