@@ -32,6 +32,7 @@ from .errors import (
     DatabaseMismatchError,
     IntegrityError,
     InvalidBackupIdError,
+    InvalidInputError,
     InvalidSourceError,
     RollbackRefusedError,
     SchemaSyncBackupError,
@@ -1160,7 +1161,7 @@ def replace_generated(document: str, begin: str, end: str, generated: str) -> st
     head, found, rest = document.partition(begin)
     _, closed, tail = rest.partition(end)
     if not found or not closed:
-        raise ValueError(f"markers {begin!r} ... {end!r} not found")
+        raise InvalidInputError(f"markers {begin!r} ... {end!r} not found", subject=(begin, end))
     return head + generated + tail
 
 

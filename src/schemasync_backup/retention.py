@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from .errors import StoreError
+from .errors import RetentionPolicyError as RetentionPolicyError  # noqa: PLC0414 - re-export
 from .manifest import BackupInfo, Status
 
 if TYPE_CHECKING:
@@ -37,10 +37,6 @@ _DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|[wdhms])\s*)+$")
 _NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 _UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1),
           "s": timedelta(seconds=1), "ms": timedelta(milliseconds=1)}
-
-
-class RetentionPolicyError(StoreError, ValueError):
-    """A retention policy that cannot be applied: a bad value, an unknown key, or no rule at all."""
 
 
 # --- durations ----------------------------------------------------------------------------

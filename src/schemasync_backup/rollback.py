@@ -25,6 +25,7 @@ from .errors import (
     DatabaseError,
     DatabaseMismatchError,
     DatabaseNotFoundError,
+    InvalidInputError,
     QueryError,
     RollbackConnectionLostError,
     RollbackRefusedError,
@@ -174,8 +175,8 @@ class RollbackPlanner:
         """
         for kind, choice in (definer_policy or {}).items():
             if choice not in DEFINER_POLICIES:
-                raise ValueError(f"definer policy for {kind} must be one of {', '.join(DEFINER_POLICIES)}, "
-                                 f"not {choice!r}")
+                raise InvalidInputError(f"definer policy for {kind} must be one of {', '.join(DEFINER_POLICIES)}, "
+                                        f"not {choice!r}", subject=choice)
         info = self.store.get(backup_id)
         if info.status == Status.CORRUPTED and not force:
             raise RollbackRefusedError(

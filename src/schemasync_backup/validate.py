@@ -27,9 +27,10 @@ from .errors import (
     IntegrityError,
     SchemaSyncBackupError,
     StorageError,
-    StoreError,
     UnsealedBackupError,
 )
+from .errors import BackupValidationError as BackupValidationError  # noqa: PLC0414 - re-export
+from .errors import RecoveryError as RecoveryError  # noqa: PLC0414 - re-export
 from .framing import ObjectRecord
 from .maintenance import pending_creates
 from .manifest import Manifest, Status
@@ -40,18 +41,6 @@ from .sql import parse_error, quote_identifier
 from .store import BackupStore, record_from_bytes
 
 _log = logging.getLogger(__name__)
-
-
-class RecoveryError(StoreError):
-    """partial_recovery found nothing it could save; nothing was written."""
-
-
-class BackupValidationError(StoreError):
-    """Raised by :meth:`ValidationResult.raise_for_errors`; carries the result."""
-
-    def __init__(self, message: str, *, subject: object = None, result: ValidationResult | None = None) -> None:
-        super().__init__(message, subject=subject)
-        self.result = result
 
 
 @attrs.frozen
