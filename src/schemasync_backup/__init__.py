@@ -1,7 +1,7 @@
 """schemasync_backup: make MySQL/MariaDB schema migrations safe to undo."""
 
 from .crypto import EncryptionKey, Keyring
-from .diff import SchemaDiff, diff
+from .diff import ChangeKind, SchemaDiff, diff
 from .errors import (
     ArchiveError,
     AuthenticationError,
@@ -52,11 +52,12 @@ from .errors import (
     UnsealedBackupError,
 )
 from .manifest import BackupInfo, MigrationContext, Status
+from .plan import StepPhase
 from .retention import RetentionPolicy
 from .rollback import RollbackPlan, RollbackPlanner, RollbackStep
 from .snapshot import Snapshot
 from .store import BackupStore
-from .validate import ValidationResult, Validator
+from .validate import Finding, FindingKind, Severity, ValidationResult, Validator
 
 __version__ = "0.1.0"
 
@@ -68,6 +69,7 @@ __all__ = [
     "BackupNotFoundError",
     "BackupStore",
     "BackupValidationError",
+    "ChangeKind",
     "ConcurrentRollbackError",
     "ConfigError",
     "ConfirmationRefused",
@@ -78,6 +80,8 @@ __all__ = [
     "DatabaseNotFoundError",
     "EncryptionKey",
     "EncryptionKeyError",
+    "Finding",
+    "FindingKind",
     "IntegrityError",
     "InvalidBackupIdError",
     "InvalidInputError",
@@ -106,11 +110,13 @@ __all__ = [
     "SecretsError",
     "ServerStartError",
     "SettingsError",
+    "Severity",
     "Snapshot",
     "SnapshotFormatError",
     "StalePlanError",
     "StaleThresholdError",
     "Status",
+    "StepPhase",
     "StorageError",
     "StorageFullError",
     "StoragePermissionError",

@@ -202,7 +202,8 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
     listing = commands.add("list", "list backups, newest first", cmd_backup_list,
                            database="only backups of this database")
     listing.add_argument("--status", type=str.upper, metavar="STATUS",
-                         choices=("COMPLETED", "CREATING", "VALIDATING", "FAILED", "CORRUPTED", "ALL"),
+                         choices=(Status.COMPLETED, Status.CREATING, Status.VALIDATING, Status.FAILED,
+                                  Status.CORRUPTED, "ALL"),
                          help="only backups in this status: completed, creating, validating, failed, corrupted, all")
     listing.add_argument("--created-after", type=_time, metavar="TIME", help="only backups created at or after TIME")
     listing.add_argument("--created-before", type=_time, metavar="TIME", help="only backups created at or before TIME")

@@ -33,7 +33,7 @@ from .errors import (
     StalePlanError,
 )
 from .manifest import BackupInfo, Status
-from .plan import DEFINER_POLICIES, RollbackPlan, RollbackStep, build_steps
+from .plan import DEFINER_POLICIES, RollbackPlan, RollbackStep, StepPhase, build_steps
 from .snapshot import ServerInfo, Snapshot
 from .sql import quote_identifier
 from .store import BackupStore
@@ -202,7 +202,7 @@ class RollbackPlanner:
             steps, step_notes = build_steps(live, goal, definer_policy)
             notes += step_notes
             if not _database_exists(connection, name):
-                steps.insert(0, RollbackStep("create database", "database", name,
+                steps.insert(0, RollbackStep(StepPhase.CREATE_DATABASE, "database", name,
                                              f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET "
                                              f"{wanted.charset} COLLATE {wanted.collation}"))
             steps = [self._measure(connection, name, step) for step in steps]
@@ -310,7 +310,7 @@ class RollbackPlanner:
                     journal.step(number, "running")
                     try:
                         with translate_errors(where, database=plan.database):
-                            if step.phase != "create database":
+                            if step.phase != StepPhase.CREATE_DATABASE:
                                 connection.select_db(plan.database)
                             for statement in (*step.session, step.sql):
                                 cursor.execute(statement)
