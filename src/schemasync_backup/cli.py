@@ -33,6 +33,7 @@ from .errors import (
     DatabaseMismatchError,
     IntegrityError,
     InvalidBackupIdError,
+    InvalidInputError,
     InvalidSourceError,
     RollbackRefusedError,
     SchemaSyncBackupError,
@@ -202,7 +203,8 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
     listing = commands.add("list", "list backups, newest first", cmd_backup_list,
                            database="only backups of this database")
     listing.add_argument("--status", type=str.upper, metavar="STATUS",
-                         choices=("COMPLETED", "CREATING", "VALIDATING", "FAILED", "CORRUPTED", "ALL"),
+                         choices=(Status.COMPLETED, Status.CREATING, Status.VALIDATING, Status.FAILED,
+                                  Status.CORRUPTED, "ALL"),
                          help="only backups in this status: completed, creating, validating, failed, corrupted, all")
     listing.add_argument("--created-after", type=_time, metavar="TIME", help="only backups created at or after TIME")
     listing.add_argument("--created-before", type=_time, metavar="TIME", help="only backups created at or before TIME")
@@ -1148,7 +1150,7 @@ def replace_generated(document: str, begin: str, end: str, generated: str) -> st
     head, found, rest = document.partition(begin)
     _, closed, tail = rest.partition(end)
     if not found or not closed:
-        raise ValueError(f"markers {begin!r} ... {end!r} not found")
+        raise InvalidInputError(f"markers {begin!r} ... {end!r} not found", subject=(begin, end))
     return head + generated + tail
 
 

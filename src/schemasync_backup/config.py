@@ -18,7 +18,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -28,7 +28,8 @@ import attrs
 from . import durations
 from .connection import ConnectionSpec, redact_dsn
 from .crypto import DEFAULT_KEY_ENV_VAR, EncryptionKey
-from .errors import InvalidSourceError, SchemaSyncBackupError
+from .errors import ConfigError as ConfigError  # noqa: PLC0414 - re-export
+from .errors import InvalidSourceError, SchemaSyncBackupError, SettingsError
 
 if typing.TYPE_CHECKING:
     from .plugins import Registry
@@ -62,20 +63,6 @@ NOTIFICATION_EVENTS = (
     "rollback.failed",
     "health_check.failed",
 )
-
-
-class ConfigError(SchemaSyncBackupError, ValueError):
-    """A configuration file that cannot be used; ``problems`` lists every one, each naming its key path."""
-
-    def __init__(self, problems: Iterable[str], *, source: str = "") -> None:
-        self.problems = list(problems)
-        self.source = source
-        where = f" in {source}" if source else ""
-        first = self.problems[0] if self.problems else "unknown problem"
-        more = len(self.problems) - 1
-        extra = (f" (and {more} more problem{'s' if more > 1 else ''}; `backup validate-config` lists all)"
-                 if more else "")
-        super().__init__(f"invalid configuration{where}: {first}{extra}", subject=source)
 
 
 def _doc(text: str, **more: Any) -> dict[str, Any]:
@@ -643,7 +630,7 @@ def parse_size(raw: Any) -> int:
         match = _SIZE.match(raw)
         if match and match.group(2).lower() in _SIZE_UNITS:
             return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
-    raise ValueError(f"expected a size in bytes like 1024, \"10KB\" or \"64MiB\", got {_describe(raw)}")
+    raise SettingsError(f"expected a size in bytes like 1024, \"10KB\" or \"64MiB\", got {_describe(raw)}")
 
 
 def _parse_mode(raw: Any) -> int:

@@ -19,9 +19,7 @@ from typing import Any, TextIO
 
 import attrs
 
-
-class ConfirmationRefused(Exception):
-    """The person said no, or nobody could be asked and --force was not given."""
+from .errors import ConfirmationRefused as ConfirmationRefused  # noqa: PLC0414 - re-export
 
 
 def human_size(size: int | float | None) -> str:

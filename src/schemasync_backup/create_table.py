@@ -11,13 +11,11 @@ import re
 
 import attrs
 
+from .errors import UnrecognisedDefinitionError as UnrecognisedDefinitionError  # noqa: PLC0414 - re-export
+
 _AUTO_INCREMENT = re.compile(r" AUTO_INCREMENT=\d+")
 _IDENTIFIER = re.compile(r"`((?:[^`]|``)*)`")
 _KEY_PREFIXES = ("UNIQUE KEY ", "KEY ", "FULLTEXT KEY ", "SPATIAL KEY ", "VECTOR KEY ")
-
-
-class UnrecognisedDefinitionError(ValueError):
-    """A CREATE TABLE text laid out in a way this module does not know."""
 
 
 @attrs.frozen

@@ -7,6 +7,7 @@ rollback that makes the texts equal has provably restored every attribute.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,19 +18,31 @@ from .snapshot import Snapshot, Table
 from .sql import quote_identifier
 
 
+class ChangeKind(enum.StrEnum):
+    """How an object differs, read from ``a`` to ``b``."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+
+
 @attrs.frozen
 class ObjectChange:
     """One object that differs. ``change`` reads from ``a`` to ``b``: added means only in ``b``."""
 
     kind: str  # database, table, view, routine, trigger, event
     name: str
-    change: str  # added, removed, changed
+    change: ChangeKind = attrs.field(converter=ChangeKind)
     details: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        sign = {"added": "+", "removed": "-", "changed": "~"}[self.change]
+        sign = {ChangeKind.ADDED: "+", ChangeKind.REMOVED: "-", ChangeKind.CHANGED: "~"}[self.change]
         head = f"{sign} {self.kind} {quote_identifier(self.name)}"
         return "\n".join([head, *(f"    {detail}" for detail in self.details)])
+
+
+def _plain(_: object, __: object, value: object) -> object:
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 @attrs.frozen
@@ -51,20 +64,20 @@ class SchemaDiff:
         return not self.changes
 
     def only_in_a(self) -> list[ObjectChange]:
-        return [change for change in self.changes if change.change == "removed"]
+        return [change for change in self.changes if change.change == ChangeKind.REMOVED]
 
     def only_in_b(self) -> list[ObjectChange]:
-        return [change for change in self.changes if change.change == "added"]
+        return [change for change in self.changes if change.change == ChangeKind.ADDED]
 
     def changed(self) -> list[ObjectChange]:
-        return [change for change in self.changes if change.change == "changed"]
+        return [change for change in self.changes if change.change == ChangeKind.CHANGED]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "a_hash": self.a_hash,
             "b_hash": self.b_hash,
             "identical": self.is_empty,
-            "changes": [attrs.asdict(change) for change in self.changes],
+            "changes": [attrs.asdict(change, value_serializer=_plain) for change in self.changes],
         }
 
     def __str__(self) -> str:
@@ -99,19 +112,19 @@ def diff(a: Snapshot, b: Snapshot) -> SchemaDiff:
     """What turns ``a`` into ``b``, object by object."""
     changes: list[ObjectChange] = []
     if (a.charset, a.collation) != (b.charset, b.collation):
-        changes.append(ObjectChange("database", b.database, "changed",
+        changes.append(ObjectChange("database", b.database, ChangeKind.CHANGED,
                                     (f"default {a.charset}/{a.collation} -> {b.charset}/{b.collation}",)))
     mine, theirs = _objects(a), _objects(b)
     for kind in ("table", "routine", "view", "trigger", "event"):
         before, after = mine[kind], theirs[kind]
         for name in sorted(before.keys() - after.keys()):
-            changes.append(ObjectChange(kind, name, "removed"))
+            changes.append(ObjectChange(kind, name, ChangeKind.REMOVED))
         for name in sorted(after.keys() - before.keys()):
-            changes.append(ObjectChange(kind, name, "added"))
+            changes.append(ObjectChange(kind, name, ChangeKind.ADDED))
         for name in sorted(before.keys() & after.keys()):
             if definition(kind, before[name]) != definition(kind, after[name]):
                 details = _table_details(before[name], after[name]) if kind == "table" else ("definition changed",)
-                changes.append(ObjectChange(kind, name, "changed", details))
+                changes.append(ObjectChange(kind, name, ChangeKind.CHANGED, details))
     return SchemaDiff(a, b, tuple(changes))
 
 

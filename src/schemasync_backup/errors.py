@@ -6,6 +6,13 @@ Every error also subclasses the builtin that matches it, so callers who only kno
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .maintenance import LockHolder
+    from .validate import ValidationResult
+
 
 class SchemaSyncBackupError(Exception):
     """Root of every error this package raises on purpose."""
@@ -23,12 +30,70 @@ class SchemaSyncBackupError(Exception):
 # --- configuration and input -------------------------------------------------------------
 
 
-class InvalidSourceError(SchemaSyncBackupError, ValueError):
+class InvalidInputError(SchemaSyncBackupError, ValueError):
+    """An argument a caller passed that cannot be used (a time that is no ISO 8601, an unknown choice, ...).
+
+    Public calls raise this (or a subclass) where Python would raise a bare ``ValueError``; it still
+    is a ``ValueError``, so code that catches that keeps working."""
+
+
+class InvalidSourceError(InvalidInputError):
     """A DSN or connection argument that cannot be used."""
 
 
-class InvalidBackupIdError(SchemaSyncBackupError, ValueError):
+class InvalidBackupIdError(InvalidInputError):
     """A string that is not a backup id (``backup-YYYYMMDD-HHMMSS-<8 hex>``); refused before any I/O."""
+
+
+class SettingsError(InvalidInputError):
+    """A setting that cannot be used: in a configuration file, the environment, or a policy."""
+
+
+class ConfigError(SettingsError):
+    """A configuration file that cannot be used; ``problems`` lists every one, each naming its key path."""
+
+    def __init__(self, problems: Iterable[str], *, source: str = "") -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        first = self.problems[0] if self.problems else "unknown problem"
+        more = len(self.problems) - 1
+        extra = (f" (and {more} more problem{'s' if more > 1 else ''}; `backup validate-config` lists all)"
+                 if more else "")
+        super().__init__(f"invalid configuration{where}: {first}{extra}", subject=source)
+
+
+class LogSettingsError(SettingsError):
+    """An environment variable that sets logging has a value we cannot use."""
+
+
+class RetentionPolicyError(SettingsError):
+    """A retention policy that cannot be applied: a bad value, an unknown key, or no rule at all."""
+
+
+class StaleThresholdError(SettingsError):
+    """A stale threshold (``stale_after``) too short for the heartbeats of running creates and prunes."""
+
+
+# --- keys and secrets -------------------------------------------------------------------
+
+
+class SecretsError(SchemaSyncBackupError):
+    """A key or other secret the operation needs is missing, malformed or wrong."""
+
+
+class EncryptionKeyError(SecretsError, LookupError):
+    """A key is missing, malformed or wrong; the message names the key id a backup needs.
+
+    Never damage: a backup that cannot be read with the configured keys keeps its status.
+    Not a :class:`StoreError`: the store is fine, the keys given to it are not."""
+
+
+# --- asking a person --------------------------------------------------------------------
+
+
+class ConfirmationRefused(SchemaSyncBackupError):
+    """The person said no, or nobody could be asked and --force was not given."""
 
 
 # --- talking to a server ----------------------------------------------------------------
@@ -72,6 +137,14 @@ class ServerStartError(DatabaseError, RuntimeError):
 
 class SnapshotFormatError(SchemaSyncBackupError, ValueError):
     """A snapshot document that cannot be read: damaged, or from an unknown format version."""
+
+
+class UnrecognisedDefinitionError(SchemaSyncBackupError, ValueError):
+    """A CREATE TABLE text laid out in a way this package does not know."""
+
+
+class SchemaObjectNotFoundError(SchemaSyncBackupError, KeyError):
+    """A snapshot has no table (or a table no column) of the name asked for; ``subject`` is the name."""
 
 
 # --- backup storage ---------------------------------------------------------------------
@@ -120,12 +193,6 @@ class IntegrityError(StoreError):
     """Stored bytes do not match their recorded checksum."""
 
 
-class EncryptionKeyError(StoreError):
-    """A key is missing, malformed or wrong; the message names the key id a backup needs.
-
-    Never damage: a backup that cannot be read with the configured keys keeps its status."""
-
-
 class ManifestAuthenticationError(IntegrityError):
     """A sealed manifest failed authentication under the key that sealed it: forged or altered."""
 
@@ -143,10 +210,6 @@ class ArchiveError(StoreError, ValueError):
     """An exported archive that cannot be imported safely (traversal, links, oversize, checksums)."""
 
 
-class StaleThresholdError(StoreError, ValueError):
-    """A stale threshold (``stale_after``) too short for the heartbeats of running creates and prunes."""
-
-
 class UnknownObjectCodecError(PluginError, BackupFormatError):
     """A stored object's header names a codec or cipher no installed plugin provides.
 
@@ -156,6 +219,34 @@ class UnknownObjectCodecError(PluginError, BackupFormatError):
     reads a backup gets a plain :class:`PluginError` (or, when the header disagrees with the
     manifest, a :class:`BackupFormatError`) from :func:`~schemasync_backup.framing.decode`.
     """
+
+
+class StoreBusyError(StoreError):
+    """Another process holds what this operation needs; retry later. ``holders`` says who."""
+
+    def __init__(self, message: str, *, subject: object = None, holders: Sequence[LockHolder] = ()) -> None:
+        super().__init__(message, subject=subject)
+        self.holders = tuple(holders)
+
+
+class CreateRunningError(StoreBusyError):
+    """A prune or optimize refused to start: backups are being created (their ids are in ``holders``)."""
+
+
+class PruneRunningError(StoreBusyError):
+    """A create (or another prune/optimize) gave up: a prune or optimize holds the store lock."""
+
+
+class BackupValidationError(StoreError):
+    """Raised by :meth:`ValidationResult.raise_for_errors`; carries the result."""
+
+    def __init__(self, message: str, *, subject: object = None, result: ValidationResult | None = None) -> None:
+        super().__init__(message, subject=subject)
+        self.result = result
+
+
+class RecoveryError(StoreError):
+    """partial_recovery found nothing it could save; nothing was written."""
 
 
 # --- rollback ---------------------------------------------------------------------------

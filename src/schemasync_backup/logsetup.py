@@ -22,6 +22,8 @@ from typing import Any, TextIO
 
 import attrs
 
+from .errors import LogSettingsError as LogSettingsError  # noqa: PLC0414 - re-export
+
 LOGGER_NAME = "mysql_schema_sync"
 DEBUG_ENV_VAR = "MYSQL_SCHEMA_SYNC_DEBUG"
 LEVEL_ENV_VAR = "MYSQL_SCHEMA_SYNC_LOG_LEVEL"
@@ -33,10 +35,6 @@ _TRUE = {"1", "true", "yes", "on"}
 logger = logging.getLogger(LOGGER_NAME)
 #: Whether failures carry their traceback into the log (set by :func:`configure` at debug level).
 _tracebacks = {"enabled": False}
-
-
-class LogSettingsError(ValueError):
-    """An environment variable that sets logging has a value we cannot use."""
 
 
 def debug_requested(flag: bool, environ: Mapping[str, str] | None = None) -> bool:

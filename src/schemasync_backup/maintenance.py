@@ -50,9 +50,11 @@ from .errors import (
     PluginError,
     SchemaSyncBackupError,
     StaleThresholdError,
-    StoreError,
     UnsealedBackupError,
 )
+from .errors import CreateRunningError as CreateRunningError  # noqa: PLC0414 - re-export
+from .errors import PruneRunningError as PruneRunningError  # noqa: PLC0414 - re-export
+from .errors import StoreBusyError as StoreBusyError  # noqa: PLC0414 - re-export
 from .framing import OBJECT_NAME, ObjectRecord
 from .logsetup import LOGGER_NAME
 from .manifest import Manifest, Status
@@ -78,22 +80,6 @@ STAGING_MIN_AGE = timedelta(minutes=10)
 _DELETE_BATCH = 100
 _ADDRESS = re.compile(rb"[0-9a-f]{64}")
 logger = logging.getLogger(LOGGER_NAME)
-
-
-class StoreBusyError(StoreError):
-    """Another process holds what this operation needs; retry later. ``holders`` says who."""
-
-    def __init__(self, message: str, *, subject: object = None, holders: Sequence[LockHolder] = ()) -> None:
-        super().__init__(message, subject=subject)
-        self.holders = tuple(holders)
-
-
-class CreateRunningError(StoreBusyError):
-    """A prune or optimize refused to start: backups are being created (their ids are in ``holders``)."""
-
-
-class PruneRunningError(StoreBusyError):
-    """A create (or another prune/optimize) gave up: a prune or optimize holds the store lock."""
 
 
 def _now() -> datetime:

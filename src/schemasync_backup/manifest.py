@@ -6,6 +6,7 @@ when its manifest does. docs/storage-format.md is the normative description.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import json
@@ -29,12 +30,18 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 
 
-class Status:
+class Status(enum.StrEnum):
+    """A backup's state. String-valued: ``Status.COMPLETED == "COMPLETED"``, and JSON holds the plain string."""
+
     CREATING = "CREATING"
     COMPLETED = "COMPLETED"
     VALIDATING = "VALIDATING"
     FAILED = "FAILED"
     CORRUPTED = "CORRUPTED"
+
+
+def _status(value: str) -> Status:
+    return Status(value)
 
 
 @attrs.frozen
@@ -57,7 +64,7 @@ class BackupInfo:
     created_by: str
     description: str
     tags: dict[str, str]
-    status: str
+    status: Status = attrs.field(converter=_status)
     raw_size: int
     stored_size: int
     compression: str
@@ -111,6 +118,8 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 # their checksums) are byte for byte what they were before the field existed.
 _converter.register_unstructure_hook(ObjectRecord, cattrs.gen.make_dict_unstructure_fn(
     ObjectRecord, _converter, stored_suffix=cattrs.gen.override(omit_if_default=True)))
+# Dictionaries hold the plain string, as before Status was an enum.
+_converter.register_unstructure_hook(Status, lambda status: status.value)
 
 
 def _body(manifest: Manifest) -> dict[str, Any]:

@@ -10,6 +10,7 @@ table, so after the rollback the server prints the same text again.
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -44,9 +45,31 @@ class Risk:
         return f"{self.description}{counted}"
 
 
+class StepPhase(enum.StrEnum):
+    """What a rollback step does, in the order a plan runs them (``StepPhase.DROP_TABLE == "drop table"``)."""
+
+    CREATE_DATABASE = "create database"
+    ALTER_DATABASE = "alter database"
+    DROP_TRIGGER = "drop trigger"
+    DROP_EVENT = "drop event"
+    DROP_VIEW = "drop view"
+    DROP_ROUTINE = "drop routine"
+    DROP_FOREIGN_KEY = "drop foreign key"
+    DROP_TABLE = "drop table"
+    CREATE_TABLE = "create table"
+    ALTER_TABLE_OPTIONS = "alter table options"
+    ALTER_TABLE = "alter table"
+    ALTER_TABLE_PARTITIONING = "alter table partitioning"
+    ADD_FOREIGN_KEY = "add foreign key"
+    CREATE_ROUTINE = "create routine"
+    CREATE_VIEW = "create view"
+    CREATE_TRIGGER = "create trigger"
+    CREATE_EVENT = "create event"
+
+
 @attrs.frozen
 class RollbackStep:
-    phase: str
+    phase: StepPhase = attrs.field(converter=StepPhase)
     object_kind: str
     object_name: str
     sql: str
@@ -73,7 +96,7 @@ class RollbackStep:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "phase": self.phase, "object_kind": self.object_kind, "object_name": self.object_name,
+            "phase": self.phase.value, "object_kind": self.object_kind, "object_name": self.object_name,
             "sql": self.sql, "session": list(self.session), "statements": list(self.statements),
             "destructive": self.destructive,
             "warning": self.warning, "risks": [attrs.asdict(risk) for risk in self.risks],
@@ -128,7 +151,7 @@ class RollbackPlan:
         for step, statement, lexed in statements:
             if step is not current:
                 # execute selects the database for every step but the one that creates it (the first).
-                if not selected and step.phase != "create database":
+                if not selected and step.phase != StepPhase.CREATE_DATABASE:
                     lines.append(_use(self.database))
                     selected = True
                 lines.append(client_script.comment(
@@ -215,28 +238,29 @@ def build_steps(
     new_fks = {(name, fk): line for name in moved if name in new_tables for fk, line in _fk_lines(new_tables[name])}
     old_fks = {(name, fk): line for name in moved if name in old_tables for fk, line in _fk_lines(old_tables[name])}
 
-    steps = [RollbackStep("drop trigger", "trigger", trigger.name, f"DROP TRIGGER IF EXISTS {_q(trigger.name)}")
+    steps = [RollbackStep(StepPhase.DROP_TRIGGER, "trigger", trigger.name, f"DROP TRIGGER IF EXISTS {_q(trigger.name)}")
              for group in redo for trigger in old_triggers.get(group, [])]
     steps += _changed(live.events, target.events, "event", lambda e: RollbackStep(
-        "drop event", "event", e.name, f"DROP EVENT IF EXISTS {_q(e.name)}"))
+        StepPhase.DROP_EVENT, "event", e.name, f"DROP EVENT IF EXISTS {_q(e.name)}"))
     steps += _changed(live.views, target.views, "view", lambda v: RollbackStep(
-        "drop view", "view", v.name, f"DROP VIEW IF EXISTS {_q(v.name)}"))
+        StepPhase.DROP_VIEW, "view", v.name, f"DROP VIEW IF EXISTS {_q(v.name)}"))
     steps += _changed(live.routines, target.routines, "routine", lambda r: RollbackStep(
-        "drop routine", "routine", r.name, f"DROP {r.kind} IF EXISTS {_q(r.name)}"))
-    steps += [RollbackStep("drop foreign key", "table", table, f"ALTER TABLE {_q(table)} DROP FOREIGN KEY {_q(fk)}")
+        StepPhase.DROP_ROUTINE, "routine", r.name, f"DROP {r.kind} IF EXISTS {_q(r.name)}"))
+    steps += [RollbackStep(StepPhase.DROP_FOREIGN_KEY, "table", table,
+                           f"ALTER TABLE {_q(table)} DROP FOREIGN KEY {_q(fk)}")
               for (table, fk), line in sorted(old_fks.items()) if new_fks.get((table, fk)) != line]
     table_steps, notes = _table_steps(live, target)
     steps += table_steps
-    steps += [RollbackStep("add foreign key", "table", table, f"ALTER TABLE {_q(table)} ADD {line}")
+    steps += [RollbackStep(StepPhase.ADD_FOREIGN_KEY, "table", table, f"ALTER TABLE {_q(table)} ADD {line}")
               for (table, fk), line in sorted(new_fks.items()) if old_fks.get((table, fk)) != line]
     steps += _changed(target.routines, live.routines, "routine",
-                      lambda r: _program_step("create routine", "routine", r, policy["routine"], flavor))
+                      lambda r: _program_step(StepPhase.CREATE_ROUTINE, "routine", r, policy["routine"], flavor))
     steps += _changed(view_order(target.views), live.views, "view",
-                      lambda v: _program_step("create view", "view", v, policy["view"], flavor))
-    steps += [_program_step("create trigger", "trigger", trigger, policy["trigger"], flavor)
+                      lambda v: _program_step(StepPhase.CREATE_VIEW, "view", v, policy["view"], flavor))
+    steps += [_program_step(StepPhase.CREATE_TRIGGER, "trigger", trigger, policy["trigger"], flavor)
               for group in redo for trigger in new_triggers.get(group, [])]
     steps += _changed(target.events, live.events, "event",
-                      lambda e: _program_step("create event", "event", e, policy["event"], flavor))
+                      lambda e: _program_step(StepPhase.CREATE_EVENT, "event", e, policy["event"], flavor))
     return steps, notes
 
 
@@ -245,17 +269,17 @@ def _table_steps(live: Snapshot, target: Snapshot) -> tuple[list[RollbackStep], 
     steps: list[RollbackStep] = []
     notes: list[str] = []
     if (live.charset, live.collation) != (target.charset, target.collation):
-        steps.append(RollbackStep("alter database", "database", target.database,
+        steps.append(RollbackStep(StepPhase.ALTER_DATABASE, "database", target.database,
                                   f"ALTER DATABASE {_q(live.database)} CHARACTER SET {target.charset} "
                                   f"COLLATE {target.collation}"))
     for name in sorted(old_tables.keys() - new_tables.keys()):
-        steps.append(RollbackStep("drop table", "table", name, f"DROP TABLE {_q(name)}",
+        steps.append(RollbackStep(StepPhase.DROP_TABLE, "table", name, f"DROP TABLE {_q(name)}",
                                   risks=(Risk("the table and all its rows are dropped",
                                               f"SELECT COUNT(*) FROM {_q(name)}"),)))
     table_mode = (f"SET SESSION sql_mode = {quote_string(TABLE_SQL_MODE)}",)
     for name in sorted(new_tables.keys() - old_tables.keys()):
         create, _ = split_foreign_keys(new_tables[name])
-        steps.append(RollbackStep("create table", "table", name, create, session=table_mode))
+        steps.append(RollbackStep(StepPhase.CREATE_TABLE, "table", name, create, session=table_mode))
     for name in sorted(old_tables.keys() & new_tables.keys()):
         if definition("table", old_tables[name]) != definition("table", new_tables[name]):
             altered, table_notes = _alter_table(old_tables[name], new_tables[name])
@@ -289,7 +313,7 @@ def _trigger_groups(triggers: Iterable[Trigger]) -> dict[tuple[str, str, str], l
     return groups
 
 
-def _program_step(phase: str, kind: str, item: Program, policy: str, flavor: str) -> RollbackStep:
+def _program_step(phase: StepPhase, kind: str, item: Program, policy: str, flavor: str) -> RollbackStep:
     rendered = render(item, flavor=flavor, definer_policy=policy)
     return RollbackStep(phase, kind, item.name, rendered.ddl, session=rendered.session, sent=rendered.statements)
 
@@ -318,7 +342,7 @@ def _alter_table(live: Table, target: Table) -> tuple[list[RollbackStep], list[s
     if old.other != new.other:
         notes.append(f"table {_q(name)}: {', '.join(new.other or old.other)} differs and is not rolled back")
     if old.options != new.options:
-        steps.append(RollbackStep("alter table options", "table", name,
+        steps.append(RollbackStep(StepPhase.ALTER_TABLE_OPTIONS, "table", name,
                                   f"ALTER TABLE {_q(name)} {_option_changes(old.options, new.options)}",
                                   risks=_charset_risk(name, old.options, new.options)))
     clauses, risks = _structure_clauses(live, target, old, new)
@@ -328,11 +352,11 @@ def _alter_table(live: Table, target: Table) -> tuple[list[RollbackStep], list[s
         notes.append(f"table {_q(name)}: columns {', '.join(map(_q, dropped))} are dropped and "
                      f"{', '.join(map(_q, added))} added; renames are not guessed, so their data is not carried over")
     if clauses:
-        steps.append(RollbackStep("alter table", "table", name,
+        steps.append(RollbackStep(StepPhase.ALTER_TABLE, "table", name,
                                   f"ALTER TABLE {_q(name)}\n  " + ",\n  ".join(clauses), risks=tuple(risks)))
     if old.partitioning != new.partitioning:
         sql = f"ALTER TABLE {_q(name)} " + (new.partitioning or "REMOVE PARTITIONING")
-        steps.append(RollbackStep("alter table partitioning", "table", name, sql))
+        steps.append(RollbackStep(StepPhase.ALTER_TABLE_PARTITIONING, "table", name, sql))
     return steps, notes
 
 

@@ -7,19 +7,30 @@ from collections.abc import Iterable
 
 from .connection import Connection, query
 from .errors import DatabaseError
-from .plan import RollbackStep
+from .plan import RollbackStep, StepPhase
 from .privileges import current_user, session_grants
 from .snapshot import Snapshot
 from .sql import definer_of, quote_identifier
 
 _SECURITY_DEFINER = re.compile(r"\bSQL SECURITY DEFINER\b")
-_NEEDS = {
-    "drop table": {"DROP"}, "create table": {"CREATE"}, "alter table": {"ALTER", "INDEX"},
-    "alter table options": {"ALTER"}, "alter table partitioning": {"ALTER"}, "drop foreign key": {"ALTER"},
-    "add foreign key": {"ALTER", "REFERENCES"}, "drop view": {"DROP"}, "create view": {"CREATE VIEW"},
-    "drop routine": {"ALTER ROUTINE"}, "create routine": {"CREATE ROUTINE"}, "drop trigger": {"TRIGGER"},
-    "create trigger": {"TRIGGER"}, "drop event": {"EVENT"}, "create event": {"EVENT"},
-    "alter database": {"ALTER"}, "create database": {"CREATE"},
+_NEEDS: dict[StepPhase, set[str]] = {
+    StepPhase.DROP_TABLE: {"DROP"},
+    StepPhase.CREATE_TABLE: {"CREATE"},
+    StepPhase.ALTER_TABLE: {"ALTER", "INDEX"},
+    StepPhase.ALTER_TABLE_OPTIONS: {"ALTER"},
+    StepPhase.ALTER_TABLE_PARTITIONING: {"ALTER"},
+    StepPhase.DROP_FOREIGN_KEY: {"ALTER"},
+    StepPhase.ADD_FOREIGN_KEY: {"ALTER", "REFERENCES"},
+    StepPhase.DROP_VIEW: {"DROP"},
+    StepPhase.CREATE_VIEW: {"CREATE VIEW"},
+    StepPhase.DROP_ROUTINE: {"ALTER ROUTINE"},
+    StepPhase.CREATE_ROUTINE: {"CREATE ROUTINE"},
+    StepPhase.DROP_TRIGGER: {"TRIGGER"},
+    StepPhase.CREATE_TRIGGER: {"TRIGGER"},
+    StepPhase.DROP_EVENT: {"EVENT"},
+    StepPhase.CREATE_EVENT: {"EVENT"},
+    StepPhase.ALTER_DATABASE: {"ALTER"},
+    StepPhase.CREATE_DATABASE: {"CREATE"},
 }
 
 

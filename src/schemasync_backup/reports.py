@@ -130,7 +130,7 @@ def result_dict(result: ValidationResult) -> dict[str, Any]:
     data = attrs.asdict(result, recurse=True)
     for key in ("errors", "warnings"):
         data[key] = [{"message": str(finding), "object_path": finding.object_path,
-                      "schema_objects": list(finding.schema_objects), "kind": finding.kind}
+                      "schema_objects": list(finding.schema_objects), "kind": finding.kind.value}
                      for finding in getattr(result, key)]
     data["damaged"] = result.damaged
     data["keys_needed"] = list(result.keys_needed)

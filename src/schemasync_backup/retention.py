@@ -18,7 +18,7 @@ import attrs
 
 from . import durations
 from .durations import format_duration
-from .errors import StoreError
+from .errors import RetentionPolicyError as RetentionPolicyError  # noqa: PLC0414 - re-export
 from .manifest import BackupInfo, Status
 
 if TYPE_CHECKING:
@@ -33,10 +33,6 @@ UNLIMITED = -1
 #: Statuses that count toward no keep rule: such a backup cannot be restored as it is.
 UNUSABLE = frozenset({Status.CORRUPTED, Status.FAILED})
 
-
-
-class RetentionPolicyError(StoreError, ValueError):
-    """A retention policy that cannot be applied: a bad value, an unknown key, or no rule at all."""
 
 
 # --- durations ----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from .errors import (
     DatabaseError,
     DatabaseMismatchError,
     DatabaseNotFoundError,
+    InvalidInputError,
     QueryError,
     RollbackConnectionLostError,
     RollbackRefusedError,
@@ -33,7 +34,7 @@ from .errors import (
     StalePlanError,
 )
 from .manifest import BackupInfo, Status
-from .plan import DEFINER_POLICIES, RollbackPlan, RollbackStep, build_steps
+from .plan import DEFINER_POLICIES, RollbackPlan, RollbackStep, StepPhase, build_steps
 from .snapshot import ServerInfo, Snapshot
 from .sql import quote_identifier
 from .store import BackupStore
@@ -175,8 +176,8 @@ class RollbackPlanner:
         """
         for kind, choice in (definer_policy or {}).items():
             if choice not in DEFINER_POLICIES:
-                raise ValueError(f"definer policy for {kind} must be one of {', '.join(DEFINER_POLICIES)}, "
-                                 f"not {choice!r}")
+                raise InvalidInputError(f"definer policy for {kind} must be one of {', '.join(DEFINER_POLICIES)}, "
+                                        f"not {choice!r}", subject=choice)
         info = self.store.get(backup_id)
         if info.status == Status.CORRUPTED and not force:
             raise RollbackRefusedError(
@@ -202,7 +203,7 @@ class RollbackPlanner:
             steps, step_notes = build_steps(live, goal, definer_policy)
             notes += step_notes
             if not _database_exists(connection, name):
-                steps.insert(0, RollbackStep("create database", "database", name,
+                steps.insert(0, RollbackStep(StepPhase.CREATE_DATABASE, "database", name,
                                              f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET "
                                              f"{wanted.charset} COLLATE {wanted.collation}"))
             steps = [self._measure(connection, name, step) for step in steps]
@@ -314,7 +315,7 @@ class RollbackPlanner:
                     journal.step(number, "running")
                     try:
                         with translate_errors(where, database=plan.database):
-                            if step.phase != "create database":
+                            if step.phase != StepPhase.CREATE_DATABASE:
                                 connection.select_db(plan.database)
                             for statement in step.statements:
                                 cursor.execute(statement)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from .errors import SchemaObjectNotFoundError
+
 if TYPE_CHECKING:
     from .connection import Source
 
@@ -108,7 +110,7 @@ class Table:
         for column in self.columns:
             if column.name.lower() == name.lower():
                 return column
-        raise KeyError(name)
+        raise SchemaObjectNotFoundError(f"table {self.name} has no column {name}", subject=name)
 
 
 @attrs.frozen
@@ -245,7 +247,7 @@ class Snapshot:
         for table in self.tables:
             if table.name == name:
                 return table
-        raise KeyError(name)
+        raise SchemaObjectNotFoundError(f"snapshot of {self.database} has no table {name}", subject=name)
 
     def objects(self) -> list[tuple[str, str]]:
         """Every schema object as (kind, name), for reports."""

@@ -45,6 +45,7 @@ from .errors import (
     ConcurrentCreateError,
     EncryptionKeyError,
     IntegrityError,
+    InvalidInputError,
     ManifestAuthenticationError,
     SchemaSyncBackupError,
     StorageError,
@@ -1015,7 +1016,8 @@ def _as_time(value: datetime | str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"invalid time {value!r}: use ISO 8601, e.g. 2026-11-25 or 2026-11-25T14:00:00Z") from None
+        raise InvalidInputError(f"invalid time {value!r}: use ISO 8601, e.g. 2026-11-25 or 2026-11-25T14:00:00Z",
+                                subject=value) from None
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

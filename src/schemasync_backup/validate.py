@@ -7,6 +7,7 @@ holds and what is wrong.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import io
 import json
@@ -28,9 +29,10 @@ from .errors import (
     PluginError,
     SchemaSyncBackupError,
     StorageError,
-    StoreError,
     UnsealedBackupError,
 )
+from .errors import BackupValidationError as BackupValidationError  # noqa: PLC0414 - re-export
+from .errors import RecoveryError as RecoveryError  # noqa: PLC0414 - re-export
 from .framing import ObjectRecord
 from .maintenance import pending_creates, prune
 from .manifest import Manifest, Status
@@ -43,21 +45,24 @@ from .store import BackupStore, record_from_bytes
 _log = logging.getLogger(__name__)
 
 
-class RecoveryError(StoreError):
-    """partial_recovery found nothing it could save; nothing was written."""
+class Severity(enum.StrEnum):
+    """Whether a finding fails validation (an error) or only reports (a warning)."""
+
+    ERROR = "error"
+    WARNING = "warning"
 
 
-class BackupValidationError(StoreError):
-    """Raised by :meth:`ValidationResult.raise_for_errors`; carries the result."""
+class FindingKind(enum.StrEnum):
+    """What an error means: proven ``damage``, a missing ``key``, or an ``untrusted`` manifest."""
 
-    def __init__(self, message: str, *, subject: object = None, result: ValidationResult | None = None) -> None:
-        super().__init__(message, subject=subject)
-        self.result = result
+    DAMAGE = "damage"
+    KEY = "key"
+    UNTRUSTED = "untrusted"
 
 
 @attrs.frozen
 class Finding:
-    severity: str  # "error" or "warning"
+    severity: Severity = attrs.field(converter=Severity)
     message: str
     object_path: str | None = None
     #: The schema objects the damaged bytes hold, as "table film", "view actor_info", ...
@@ -65,7 +70,7 @@ class Finding:
     #: What an error means: "damage" (proven: the bytes are not what was written), "key" (a key
     #: this store lacks is needed: a failure to read, not damage), "untrusted" (nothing proves the
     #: manifest is this store's). Only damage ever marks a backup CORRUPTED.
-    kind: str = "damage"
+    kind: FindingKind = attrs.field(default=FindingKind.DAMAGE, converter=FindingKind)
 
     def __str__(self) -> str:
         held = f" (holds {', '.join(self.schema_objects)})" if self.schema_objects else ""
@@ -90,7 +95,7 @@ class ValidationResult:
     @property
     def damaged(self) -> bool:
         """Whether damage was proven (a checksum or authentication failure with the right key)."""
-        return any(error.kind == "damage" for error in self.errors)
+        return any(error.kind == FindingKind.DAMAGE for error in self.errors)
 
     def raise_for_errors(self) -> None:
         if self.errors:
@@ -147,16 +152,17 @@ class _Findings:
         self.bytes = 0
         self.keys_needed: list[str] = []
 
-    def error(self, message: str, path: str | None = None, held: tuple[str, ...] = (), kind: str = "damage") -> None:
-        self.errors.append(Finding("error", message, path, held, kind))
+    def error(self, message: str, path: str | None = None, held: tuple[str, ...] = (),
+              kind: FindingKind = FindingKind.DAMAGE) -> None:
+        self.errors.append(Finding(Severity.ERROR, message, path, held, kind))
 
     def key_needed(self, exc: EncryptionKeyError, path: str | None = None) -> None:
-        self.error(exc.message, path, kind="key")
+        self.error(exc.message, path, kind=FindingKind.KEY)
         if isinstance(exc.subject, str) and exc.subject not in self.keys_needed:
             self.keys_needed.append(exc.subject)
 
     def warning(self, message: str, path: str | None = None, held: tuple[str, ...] = ()) -> None:
-        self.warnings.append(Finding("warning", message, path, held))
+        self.warnings.append(Finding(Severity.WARNING, message, path, held))
 
 
 def _held_by_frames(record: ObjectRecord, frames: set[int], contents: tuple[ContentEntry, ...]) -> tuple[str, ...]:
@@ -260,7 +266,7 @@ class Validator:
             except EncryptionKeyError as exc:
                 findings.key_needed(exc, self.store._manifest_path(backup_id))
             except UnsealedBackupError as exc:
-                findings.error(exc.message, self.store._manifest_path(backup_id), kind="untrusted")
+                findings.error(exc.message, self.store._manifest_path(backup_id), kind=FindingKind.UNTRUSTED)
         plaintexts = [self._check_object(found, record, findings, deep=deep) for record in found.objects]
         missing = any(error.message.startswith("object missing") for error in findings.errors)
         if missing and checksum_valid and not retried:
