@@ -35,8 +35,8 @@ import pymysql
 import pymysql.constants.CLIENT
 import pymysql.cursors
 
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.sql import quote_identifier
+from schemasync_backup.sql.quoting import quote_identifier
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 #: Statements per multi-statement round trip while generating a database.

@@ -18,12 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_capture import generate_schema, load
 
 from schemasync_backup import Snapshot
-from schemasync_backup.diff import diff
-from schemasync_backup.plan import build_steps
-from schemasync_backup.rollback import RollbackPlanner
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.sql import quote_identifier as q
-from schemasync_backup.store import BackupStore
+from schemasync_backup.model.diff import diff
+from schemasync_backup.rollback.plan import build_steps
+from schemasync_backup.rollback.planner import RollbackPlanner
+from schemasync_backup.sql.quoting import quote_identifier as q
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 
 def client(server: ThrowawayServer, *args: str) -> list[str]:

@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_capture import generate_schema, load
 
-from schemasync_backup.crypto import AesGcm, EncryptionKey
-from schemasync_backup.framing import DEFAULT_FRAME_SIZE, Encoding, encode
-from schemasync_backup.plugins import default_registry
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.store import BackupStore
+from schemasync_backup.formats.framing import DEFAULT_FRAME_SIZE, Encoding, encode
+from schemasync_backup.plugins.crypto import AesGcm, EncryptionKey
+from schemasync_backup.plugins.manager import default_registry
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 
 class NullSink:
@@ -109,8 +109,8 @@ def _encoded(data: bytes, address: str, encoding: Encoding) -> bytes:
 def _decode(stored: bytes, address: str, key: EncryptionKey) -> bytes:
     import io
 
-    from schemasync_backup.crypto import Keyring
-    from schemasync_backup.framing import decode
+    from schemasync_backup.formats.framing import decode
+    from schemasync_backup.plugins.crypto import Keyring
 
     return b"".join(decode(io.BytesIO(stored), address, Keyring((key,)), default_registry(), "bench"))
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.sql import quote_identifier
+from schemasync_backup.sql.quoting import quote_identifier
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytest_plugins = ["storage_backends"]
 

@@ -15,7 +15,7 @@ import pytest
 from test_snapshot_support import execute, unique_name
 
 from schemasync_backup import PrivilegeError, Snapshot
-from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from schemasync_backup import Snapshot, capture
-from schemasync_backup.samples import load_sample
-from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup import Snapshot
+from schemasync_backup.capture import reader as capture
+from schemasync_backup.testing.samples import load_sample
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 
 def test_row_by_row_reader_matches_the_json_reader(mariadb: ThrowawayServer, monkeypatch: pytest.MonkeyPatch) -> None:

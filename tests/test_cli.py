@@ -21,11 +21,12 @@ import pytest
 import yaml
 from storage_backends import StorageLocation
 
-from schemasync_backup import Snapshot, cli
-from schemasync_backup.crypto import EncryptionKey
-from schemasync_backup.samples import load_sample
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.sql import quote_identifier
+from schemasync_backup import Snapshot
+from schemasync_backup.cli import main as cli
+from schemasync_backup.plugins.crypto import EncryptionKey
+from schemasync_backup.sql.quoting import quote_identifier
+from schemasync_backup.testing.samples import load_sample
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 

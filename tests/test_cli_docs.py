@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_cli import SCRIPT
 
-from schemasync_backup import cli
+from schemasync_backup.cli import main as cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 PROMISED = [

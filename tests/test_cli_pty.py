@@ -19,7 +19,7 @@ import pytest
 import yaml
 from test_cli import SCRIPT, Session, cli_env, in_process, migrate, shop, write_config  # noqa: F401 - fixtures this module uses
 
-from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 ANSWER_TIMEOUT = 120.0

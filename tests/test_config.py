@@ -15,13 +15,13 @@ from urllib.parse import unquote
 
 import pytest
 
-from schemasync_backup import config as cfg
-from schemasync_backup import logsetup, notify
-from schemasync_backup.config import ConfigError, parse_config, redacted
-from schemasync_backup.connection import ConnectionSpec
-from schemasync_backup.console import ConfirmationRefused, Console, ProgressBar, human_size, table
-from schemasync_backup.crypto import EncryptionKey
-from schemasync_backup.plugins import default_registry
+from schemasync_backup.capture.connection import ConnectionSpec
+from schemasync_backup.cli import config as cfg
+from schemasync_backup.cli import logsetup, notify
+from schemasync_backup.cli.config import ConfigError, parse_config, redacted
+from schemasync_backup.cli.console import ConfirmationRefused, Console, ProgressBar, human_size, table
+from schemasync_backup.plugins.crypto import EncryptionKey
+from schemasync_backup.plugins.manager import default_registry
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 ENV = {"DB_PASSWORD": "p@ss/w:rd#1", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY", "AWS_SECRET_ACCESS_KEY": "s3cr3t-k3y-value",
@@ -221,7 +221,7 @@ def test_redacted_config_and_scrubbed_text_hold_no_secret() -> None:
 
 
 def test_docs_config_md_lists_every_key_as_the_schema_defines_it() -> None:
-    from schemasync_backup.cli import replace_generated
+    from schemasync_backup.cli.main import replace_generated
 
     document = (DOCS / "config.md").read_text()
     expected = replace_generated(document, cfg.BEGIN_MARK, cfg.END_MARK, cfg.reference_markdown())

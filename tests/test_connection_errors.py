@@ -22,8 +22,8 @@ from schemasync_backup import (
     Snapshot,
     SnapshotFormatError,
 )
-from schemasync_backup.connection import ConnectionSpec, redact_dsn
-from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup.capture.connection import ConnectionSpec, redact_dsn
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 

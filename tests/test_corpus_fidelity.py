@@ -8,8 +8,8 @@ from conftest import CORPUS, corpus_entries, load_corpus
 from test_snapshot_support import create_texts
 
 from schemasync_backup import Snapshot
-from schemasync_backup.restore import restore_snapshot
-from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup.capture.restore import restore_snapshot
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 ENTRIES = corpus_entries()
 pytestmark = [

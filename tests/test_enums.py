@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from schemasync_backup import BackupInfo, ChangeKind, FindingKind, Severity, Status, StepPhase, diff
-from schemasync_backup.plan import RollbackPlan, RollbackStep, build_steps
-from schemasync_backup.reports import result_dict
-from schemasync_backup.snapshot import ServerInfo, Snapshot, Table
-from schemasync_backup.validate import Finding, ValidationResult
+from schemasync_backup.cli.reports import result_dict
+from schemasync_backup.model.snapshot import ServerInfo, Snapshot, Table
+from schemasync_backup.rollback.plan import RollbackPlan, RollbackStep, build_steps
+from schemasync_backup.validate.validator import Finding, ValidationResult
 
 
 def _snapshot(*tables: str) -> Snapshot:

@@ -22,9 +22,9 @@ from schemasync_backup.errors import (
     SettingsError,
     StoreError,
 )
-from schemasync_backup.retention import RetentionPolicy
-from schemasync_backup.rollback import RollbackPlanner
-from schemasync_backup.store import BackupStore
+from schemasync_backup.rollback.planner import RollbackPlanner
+from schemasync_backup.store.retention import RetentionPolicy
+from schemasync_backup.store.store import BackupStore
 
 ERROR_CLASSES = [value for value in vars(errors).values()
                  if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == errors.__name__]
@@ -63,10 +63,11 @@ def test_no_module_but_errors_defines_an_exception() -> None:
 
 
 @pytest.mark.parametrize(("module", "name"), [
-    ("validate", "BackupValidationError"), ("validate", "RecoveryError"),
-    ("maintenance", "StoreBusyError"), ("maintenance", "CreateRunningError"), ("maintenance", "PruneRunningError"),
-    ("retention", "RetentionPolicyError"), ("config", "ConfigError"), ("logsetup", "LogSettingsError"),
-    ("console", "ConfirmationRefused"), ("create_table", "UnrecognisedDefinitionError"),
+    ("validate.validator", "BackupValidationError"), ("validate.validator", "RecoveryError"),
+    ("store.maintenance", "StoreBusyError"), ("store.maintenance", "CreateRunningError"),
+    ("store.maintenance", "PruneRunningError"), ("store.retention", "RetentionPolicyError"),
+    ("cli.config", "ConfigError"), ("cli.logsetup", "LogSettingsError"), ("cli.console", "ConfirmationRefused"),
+    ("sql.create_table", "UnrecognisedDefinitionError"),
 ])
 def test_old_import_locations_still_work(module: str, name: str) -> None:
     assert getattr(importlib.import_module(f"schemasync_backup.{module}"), name) is getattr(errors, name)
@@ -108,7 +109,7 @@ def test_bad_definer_policy_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_missing_table_and_column_are_lookup_errors() -> None:
-    from schemasync_backup.snapshot import ServerInfo, Snapshot, Table
+    from schemasync_backup.model.snapshot import ServerInfo, Snapshot, Table
 
     table = Table(name="t", columns=())
     snapshot = Snapshot(database="d", charset="utf8mb4", collation="utf8mb4_general_ci",

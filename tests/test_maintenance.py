@@ -19,23 +19,24 @@ import fsspec
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from schemasync_backup import Snapshot, maintenance
-from schemasync_backup.connection import open_source
-from schemasync_backup.crypto import EncryptionKey
+from schemasync_backup import Snapshot
+from schemasync_backup.capture.connection import open_source
 from schemasync_backup.errors import StoreError
-from schemasync_backup.maintenance import (
+from schemasync_backup.model.snapshot import ServerInfo
+from schemasync_backup.plugins.crypto import EncryptionKey
+from schemasync_backup.store import maintenance
+from schemasync_backup.store.maintenance import (
     LOCK_DOCUMENT,
     CreateRunningError,
     PruneRunningError,
     StoreBusyError,
     store_lock,
 )
-from schemasync_backup.retention import RetentionPolicy
-from schemasync_backup.samples import load_sample
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.snapshot import ServerInfo
-from schemasync_backup.store import BackupStore
-from schemasync_backup.validate import Validator
+from schemasync_backup.store.retention import RetentionPolicy
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.samples import load_sample
+from schemasync_backup.testing.sandbox import ThrowawayServer
+from schemasync_backup.validate.validator import Validator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -226,11 +227,11 @@ def test_create_waits_for_a_prune_then_gives_up_clearly(
 
 RACE = textwrap.dedent("""
     import json, os, sys, time
-    from schemasync_backup import maintenance
+    from schemasync_backup.store import maintenance
     from schemasync_backup.errors import BackupNotFoundError
-    from schemasync_backup.maintenance import StoreBusyError
-    from schemasync_backup.store import BackupStore
-    from schemasync_backup.validate import Validator
+    from schemasync_backup.store.maintenance import StoreBusyError
+    from schemasync_backup.store.store import BackupStore
+    from schemasync_backup.validate.validator import Validator
 
     role, url, options, dsn, database, rounds, done = sys.argv[1:]
     maintenance.POLL_SECONDS = 0.01  # a create waiting for a prune looks again soon: more rounds per second
@@ -427,7 +428,7 @@ def test_health_never_raises_for_broken_storage() -> None:
 def test_one_storage_probe_in_one_folder_and_one_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """store.health() and health.check_storage (health-check, test-connection) once ran two probes,
     one under tmp/ and one under health/; now the check is built on the store's report."""
-    from schemasync_backup import health
+    from schemasync_backup.cli import health
 
     store = BackupStore.open(str(tmp_path))
     store.save(small(1))

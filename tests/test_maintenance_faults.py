@@ -19,19 +19,21 @@ from typing import Any
 import attrs
 import pytest
 
-from schemasync_backup import Snapshot, framing, health, maintenance
-from schemasync_backup.crypto import Keyring
+from schemasync_backup import Snapshot
+from schemasync_backup.cli import health
 from schemasync_backup.errors import BackupFormatError, PluginError, StaleThresholdError, UnknownObjectCodecError
-from schemasync_backup.hookspecs import Codec, hookimpl
-from schemasync_backup.logsetup import LOGGER_NAME
-from schemasync_backup.maintenance import LOCK_DOCUMENT, CreateRunningError, store_lock
-from schemasync_backup.manifest import Status
-from schemasync_backup.plugins import Registry, default_registry, get_plugin_manager
-from schemasync_backup.samples import load_sample
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.snapshot import ServerInfo
-from schemasync_backup.store import BackupStore, _pending_marker
-from schemasync_backup.validate import Validator
+from schemasync_backup.formats import framing
+from schemasync_backup.formats.manifest import Status
+from schemasync_backup.model.snapshot import ServerInfo
+from schemasync_backup.plugins.crypto import Keyring
+from schemasync_backup.plugins.hookspecs import Codec, hookimpl
+from schemasync_backup.plugins.manager import Registry, default_registry, get_plugin_manager
+from schemasync_backup.store import maintenance
+from schemasync_backup.store.maintenance import LOCK_DOCUMENT, CreateRunningError, store_lock
+from schemasync_backup.store.store import BackupStore, _pending_marker
+from schemasync_backup.testing.samples import load_sample
+from schemasync_backup.testing.sandbox import ThrowawayServer
+from schemasync_backup.validate.validator import Validator
 
 BACKUP = "backup-20261125-120000-0000aaaa"
 
@@ -260,7 +262,7 @@ def plugin_log() -> Iterator[list[logging.LogRecord]]:
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger(LOGGER_NAME)
+    logger = logging.getLogger("schemasync_backup")
     logger.addHandler(handler)
     try:
         yield records

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemasync_backup.plan import RollbackStep, apply_definer_policy, build_steps
-from schemasync_backup.snapshot import Column, ServerInfo, Snapshot, Table, Trigger, View
-from schemasync_backup.sql import DEFINER_CLAUSE, definer_of
+from schemasync_backup.model.snapshot import Column, ServerInfo, Snapshot, Table, Trigger, View
+from schemasync_backup.rollback.plan import RollbackStep, apply_definer_policy, build_steps
+from schemasync_backup.sql.quoting import DEFINER_CLAUSE, definer_of
 
 SERVER = ServerInfo("mariadb", "11.4.0", "", 0)
 OPTIONS = ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"

@@ -13,14 +13,15 @@ from conftest import run_sql
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from schemasync_backup import Snapshot, client_script
+from schemasync_backup import Snapshot
 from schemasync_backup.errors import UnsafeScriptError
-from schemasync_backup.plan import RollbackPlan, RollbackStep
-from schemasync_backup.rollback import RollbackPlanner
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.sql import quote_identifier as q
-from schemasync_backup.sql import quote_string
-from schemasync_backup.store import BackupStore
+from schemasync_backup.rollback.plan import RollbackPlan, RollbackStep
+from schemasync_backup.rollback.planner import RollbackPlanner
+from schemasync_backup.sql import client_script
+from schemasync_backup.sql.quoting import quote_identifier as q
+from schemasync_backup.sql.quoting import quote_string
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 #: Characters that broke the old script: line breaks, quotes, client commands, comment ends, unicode.
 HOSTILE = ["\n", "\r", "`", "'", '"', "\\", "\\!", "*/", "/*", "-- ", "#", ";", ";;", "$$", "//", "é", "中文", "\t"]

@@ -17,12 +17,12 @@ import pytest
 from schemasync_backup import RetentionPolicy, RollbackPlanner
 from schemasync_backup.backup_job import create_backup
 from schemasync_backup.errors import ConcurrentCreateError
-from schemasync_backup.hookspecs import hookimpl
-from schemasync_backup.plugins import default_registry
-from schemasync_backup.samples import load_sample
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.store import BackupStore
-from schemasync_backup.validate import Validator
+from schemasync_backup.plugins.hookspecs import hookimpl
+from schemasync_backup.plugins.manager import default_registry
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.samples import load_sample
+from schemasync_backup.testing.sandbox import ThrowawayServer
+from schemasync_backup.validate.validator import Validator
 
 pytestmark = pytest.mark.server
 

@@ -16,9 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemasync_backup import manifest
-from schemasync_backup.manifest import BackupInfo, Status
-from schemasync_backup.retention import (
+from schemasync_backup.formats import manifest
+from schemasync_backup.formats.manifest import BackupInfo, Status
+from schemasync_backup.model.snapshot import ServerInfo, Snapshot
+from schemasync_backup.store.retention import (
     PERIODS,
     RULES,
     UNLIMITED,
@@ -29,9 +30,8 @@ from schemasync_backup.retention import (
     format_duration,
     parse_duration,
 )
-from schemasync_backup.snapshot import ServerInfo, Snapshot
-from schemasync_backup.store import BackupStore
-from schemasync_backup.validate import Validator
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.validate.validator import Validator
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ZONES = ("UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata")
@@ -402,7 +402,8 @@ _REFUSED = ["", "7x", "-1d", "7 days", "d", "1.2.3h", "7d-", "P1D", "PT1H", "-5"
 def test_every_duration_user_reads_the_same_grammar(tmp_path: Path, text: str) -> None:
     """Config settings and CLI arguments (config.parse_duration) once had a grammar of their own
     beside retention's and prune's (retention.parse_duration); one grammar now, one answer."""
-    from schemasync_backup import config, durations
+    from schemasync_backup.cli import config
+    from schemasync_backup.model import durations
 
     expected = durations.parse_duration(text)
     assert config.parse_duration(text) == expected.total_seconds()
@@ -414,7 +415,7 @@ def test_every_duration_user_reads_the_same_grammar(tmp_path: Path, text: str) -
 
 @pytest.mark.parametrize("text", _REFUSED)
 def test_every_duration_user_refuses_the_same_spellings(text: str) -> None:
-    from schemasync_backup import config
+    from schemasync_backup.cli import config
 
     with pytest.raises(RetentionPolicyError, match="invalid duration"):
         parse_duration(text)

@@ -14,19 +14,19 @@ from hypothesis import strategies as st
 from test_snapshot_support import create_texts
 
 from schemasync_backup import Snapshot
-from schemasync_backup.create_table import parse, without_auto_increment
 from schemasync_backup.errors import (
     ConcurrentRollbackError,
     RollbackRefusedError,
     RollbackStepError,
     StalePlanError,
 )
-from schemasync_backup.rollback import RollbackPlanner
-from schemasync_backup.samples import load_sample
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.snapshot import Table
-from schemasync_backup.sql import quote_identifier as q
-from schemasync_backup.store import BackupStore
+from schemasync_backup.model.snapshot import Table
+from schemasync_backup.rollback.planner import RollbackPlanner
+from schemasync_backup.sql.create_table import parse, without_auto_increment
+from schemasync_backup.sql.quoting import quote_identifier as q
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.samples import load_sample
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 
@@ -350,8 +350,8 @@ def test_one_flavor_rule_for_capture_and_an_absent_target(store: BackupStore, ma
                                                            shop: str) -> None:
     """Rollback once told the flavor of a server with no target database by VERSION() alone (and
     invented sql_mode "" and lower_case_table_names 0); capture reads @@version_comment too."""
-    from schemasync_backup.capture import flavor_of
-    from schemasync_backup.connection import open_source
+    from schemasync_backup.capture.connection import open_source
+    from schemasync_backup.capture.reader import flavor_of
 
     assert flavor_of("10.11.6", "mariadb.org binary distribution") == "mariadb"  # a rewritten VERSION()
     assert flavor_of("10.11.6-MariaDB-log") == "mariadb" and flavor_of("8.0.36", "MySQL Community Server") == "mysql"

@@ -18,10 +18,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from test_rollback import texts
 
 from schemasync_backup import Snapshot
-from schemasync_backup.rollback import RollbackPlanner
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.sql import quote_identifier as q
-from schemasync_backup.store import BackupStore
+from schemasync_backup.rollback.planner import RollbackPlanner
+from schemasync_backup.sql.quoting import quote_identifier as q
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 

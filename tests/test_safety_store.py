@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemasync_backup import RetentionPolicy, RollbackPlanner, Snapshot
-from schemasync_backup.crypto import EncryptionKey
 from schemasync_backup.errors import (
     ArchiveError,
     BackupFormatError,
@@ -33,11 +32,12 @@ from schemasync_backup.errors import (
     ManifestAuthenticationError,
     UnsealedBackupError,
 )
-from schemasync_backup.manifest import Status
-from schemasync_backup.samples import load_sample
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.store import BackupStore
-from schemasync_backup.validate import RecoveryError, Validator
+from schemasync_backup.formats.manifest import Status
+from schemasync_backup.plugins.crypto import EncryptionKey
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.samples import load_sample
+from schemasync_backup.testing.sandbox import ThrowawayServer
+from schemasync_backup.validate.validator import RecoveryError, Validator
 
 pytestmark = pytest.mark.server
 
@@ -337,7 +337,7 @@ def test_a_decompression_bomb_is_refused_before_it_is_read(
         archive.addfile(member, _Zeros(size))
     assert bomb.stat().st_size < size // 200
     code = f"""
-from schemasync_backup.store import BackupStore
+from schemasync_backup.store.store import BackupStore
 from schemasync_backup.errors import ArchiveError
 store = BackupStore.open({str(tmp_path / 'target')!r})
 try:
@@ -376,9 +376,9 @@ def test_a_read_only_store_lists_validates_and_exports(tmp_path: Path, mariadb: 
     out = tmp_path / "out"
     out.mkdir()
     code = f"""
-from schemasync_backup.store import BackupStore
-from schemasync_backup.validate import Validator
-from schemasync_backup.crypto import EncryptionKey
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.validate.validator import Validator
+from schemasync_backup.plugins.crypto import EncryptionKey
 store = BackupStore.open({str(root)!r}, encryption_keys=EncryptionKey.from_value({KEY.material.hex()!r}))
 print("listed", [info.id for info in store.list()])
 print("valid", Validator(store).validate({info.id!r}).valid)
@@ -460,7 +460,7 @@ def test_a_salvaged_backup_is_marked_partial(tmp_path: Path, mariadb: ThrowawayS
     st.builds(lambda stem, tail: stem + tail, st.just("backup-20261202-010000-0a8eb15b"),
               st.sampled_from(["\n", "/", "/../x", ".json", " ", "\0", "*"]))))
 def test_any_string_that_is_not_an_id_is_refused_and_touches_nothing(tmp_path: Path, candidate: str) -> None:
-    from schemasync_backup.backup_id import PATTERN, created_at_of, is_backup_id
+    from schemasync_backup.formats.backup_id import PATTERN, created_at_of, is_backup_id
 
     store = BackupStore.open(str(tmp_path / "store"))
     if is_backup_id(candidate):

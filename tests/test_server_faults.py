@@ -31,8 +31,7 @@ from schemasync_backup import (
     Status,
     Validator,
 )
-from schemasync_backup import manifest as manifest_module
-from schemasync_backup.connection import (
+from schemasync_backup.capture.connection import (
     LOST_CONNECTION,
     ConnectionSpec,
     connect,
@@ -41,11 +40,12 @@ from schemasync_backup.connection import (
     query_many,
     translate_errors,
 )
-from schemasync_backup.restore import restore_snapshot
-from schemasync_backup.rollback import RollbackPlanner
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.sql import quote_identifier as q
-from schemasync_backup.store import BackupStore
+from schemasync_backup.capture.restore import restore_snapshot
+from schemasync_backup.formats import manifest as manifest_module
+from schemasync_backup.rollback.planner import RollbackPlanner
+from schemasync_backup.sql.quoting import quote_identifier as q
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 

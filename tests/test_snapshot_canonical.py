@@ -11,8 +11,8 @@ from typing import Any
 import attrs
 import pytest
 
-from schemasync_backup.canonical import canonical_default, canonical_form, canonical_type
-from schemasync_backup.snapshot import (
+from schemasync_backup.model.canonical import canonical_default, canonical_form, canonical_type
+from schemasync_backup.model.snapshot import (
     CheckConstraint,
     Column,
     Event,

@@ -6,7 +6,7 @@ import pytest
 from test_snapshot_support import execute
 
 from schemasync_backup import Snapshot
-from schemasync_backup.sandbox import ThrowawayServer
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 

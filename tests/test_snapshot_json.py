@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemasync_backup import SchemaSyncBackupError, Snapshot, SnapshotFormatError
-from schemasync_backup.snapshot import (
+from schemasync_backup.model.snapshot import (
     CheckConstraint,
     Column,
     Event,

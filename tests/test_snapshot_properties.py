@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from test_snapshot_support import assert_restores, connect, literal, scratch_database
 
 from schemasync_backup import Snapshot
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.sql import quote_identifier as q
+from schemasync_backup.sql.quoting import quote_identifier as q
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 

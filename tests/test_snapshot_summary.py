@@ -8,8 +8,8 @@ import pytest
 from test_snapshot_support import execute
 
 from schemasync_backup import Snapshot
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.snapshot import Column, Event, Index, IndexPart, Routine, ServerInfo, Table, Trigger, View
+from schemasync_backup.model.snapshot import Column, Event, Index, IndexPart, Routine, ServerInfo, Table, Trigger, View
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 NASTY = "<b>&amp;</b>"
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pymysql
 
 from schemasync_backup import Snapshot
-from schemasync_backup.restore import restore_snapshot
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.sql import quote_identifier, quote_string
+from schemasync_backup.capture.restore import restore_snapshot
+from schemasync_backup.sql.quoting import quote_identifier, quote_string
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 _numbers = itertools.count()
 

@@ -18,7 +18,6 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from schemasync_backup import Snapshot
-from schemasync_backup.crypto import EncryptionKey
 from schemasync_backup.errors import (
     ArchiveError,
     BackupNotFoundError,
@@ -29,9 +28,10 @@ from schemasync_backup.errors import (
     StorageFullError,
     StoragePermissionError,
 )
-from schemasync_backup.samples import load_sample
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.store import BackupStore
+from schemasync_backup.plugins.crypto import EncryptionKey
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.samples import load_sample
+from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 
@@ -239,7 +239,7 @@ def test_every_codec_round_trips(tmp_path: Path, mariadb: ThrowawayServer, shop:
 
 
 def test_entry_point_plugin_codec_is_discovered() -> None:
-    from schemasync_backup.plugins import get_plugin_manager
+    from schemasync_backup.plugins.manager import get_plugin_manager
 
     manager = get_plugin_manager()
     assert "example_codec" in {name for name, _ in manager.list_name_plugin()}

@@ -15,12 +15,12 @@ from conftest import CORPUS, corpus_entries, load_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemasync_backup.crypto import EncryptionKey
 from schemasync_backup.errors import EncryptionKeyError, IntegrityError
-from schemasync_backup.samples import load_sample
-from schemasync_backup.sandbox import ThrowawayServer
-from schemasync_backup.store import BackupStore
-from schemasync_backup.validate import BackupValidationError, RecoveryError, Validator
+from schemasync_backup.plugins.crypto import EncryptionKey
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.samples import load_sample
+from schemasync_backup.testing.sandbox import ThrowawayServer
+from schemasync_backup.validate.validator import BackupValidationError, RecoveryError, Validator
 
 pytestmark = pytest.mark.server
 KEY = EncryptionKey.generate()
@@ -203,8 +203,8 @@ def test_restore_test_passes_for_every_corpus_schema(tmp_path: Path, mariadb: Th
 
 _CREATE = """
 import sys
-from schemasync_backup.crypto import EncryptionKey
-from schemasync_backup.store import BackupStore
+from schemasync_backup.plugins.crypto import EncryptionKey
+from schemasync_backup.store.store import BackupStore
 store = BackupStore.open(sys.argv[1], encryption_keys=EncryptionKey.from_value(sys.argv[2]), frame_size=4096)
 while True:
     store.create(sys.argv[3], sys.argv[4])

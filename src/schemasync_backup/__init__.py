@@ -1,8 +1,6 @@
 """schemasync_backup: make MySQL/MariaDB schema migrations safe to undo."""
 
-from .crypto import EncryptionKey, Keyring
-from .diff import ChangeKind, SchemaDiff, diff
-from .errors import (
+from schemasync_backup.errors import (
     ArchiveError,
     AuthenticationError,
     BackupFormatError,
@@ -52,13 +50,15 @@ from .errors import (
     UnsafeScriptError,
     UnsealedBackupError,
 )
-from .manifest import BackupInfo, MigrationContext, Status
-from .plan import StepPhase
-from .retention import RetentionPolicy
-from .rollback import RollbackPlan, RollbackPlanner, RollbackStep
-from .snapshot import Snapshot
-from .store import BackupStore
-from .validate import Finding, FindingKind, Severity, ValidationResult, Validator
+from schemasync_backup.formats.manifest import BackupInfo, MigrationContext, Status
+from schemasync_backup.model.diff import ChangeKind, SchemaDiff, diff
+from schemasync_backup.model.snapshot import Snapshot
+from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
+from schemasync_backup.rollback.plan import StepPhase
+from schemasync_backup.rollback.planner import RollbackPlan, RollbackPlanner, RollbackStep
+from schemasync_backup.store.retention import RetentionPolicy
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.validate.validator import Finding, FindingKind, Severity, ValidationResult, Validator
 
 __version__ = "0.1.0"
 

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 
 import attrs
 
-from .connection import Source
-from .manifest import BackupInfo, MigrationContext
-from .retention import RetentionPolicy, RetentionReport
-from .store import BackupStore
-from .validate import ValidationResult, Validator
+from schemasync_backup.capture.connection import Source
+from schemasync_backup.formats.manifest import BackupInfo, MigrationContext
+from schemasync_backup.store.retention import RetentionPolicy, RetentionReport
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.validate.validator import ValidationResult, Validator
 
 
 @attrs.frozen

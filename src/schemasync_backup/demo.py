@@ -11,14 +11,14 @@ import argparse
 import tempfile
 import time
 
-from .connection import open_source
-from .crypto import EncryptionKey
-from .rollback import RollbackPlanner
-from .samples import load_sample
-from .sandbox import ThrowawayServer
-from .snapshot import Snapshot
-from .store import BackupStore
-from .validate import Validator
+from schemasync_backup.capture.connection import open_source
+from schemasync_backup.model.snapshot import Snapshot
+from schemasync_backup.plugins.crypto import EncryptionKey
+from schemasync_backup.rollback.planner import RollbackPlanner
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.samples import load_sample
+from schemasync_backup.testing.sandbox import ThrowawayServer
+from schemasync_backup.validate.validator import Validator
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .maintenance import LockHolder
-    from .validate import ValidationResult
+    from schemasync_backup.store.maintenance import LockHolder
+    from schemasync_backup.validate.validator import ValidationResult
 
 
 class SchemaSyncBackupError(Exception):

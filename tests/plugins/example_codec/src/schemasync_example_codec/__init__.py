@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import zlib
 
-from schemasync_backup.hookspecs import Codec, hookimpl
+from schemasync_backup.plugins.hookspecs import Codec, hookimpl
 
 _MASK = 0x5A
 

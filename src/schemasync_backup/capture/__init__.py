@@ -1,0 +1,1 @@
+"""Talking to a server: the one connection module, privileges, reading a schema, restoring one."""

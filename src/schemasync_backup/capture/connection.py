@@ -1,0 +1,358 @@
+"""DSN parsing, PyMySQL connections and the translation of server errors into ours.
+
+This is the only module that knows PyMySQL's error numbers; everything above it sees the
+package's own exceptions with messages a user can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections.abc import Iterator
+from typing import Any, TypeAlias
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import attrs
+import pymysql
+import pymysql.connections
+import pymysql.constants.COMMAND
+import pymysql.cursors
+
+from schemasync_backup.errors import (
+    AuthenticationError,
+    DatabaseConnectionError,
+    DatabaseError,
+    DatabaseNotFoundError,
+    InvalidSourceError,
+    PrivilegeError,
+    QueryError,
+    SchemaSyncBackupError,
+)
+
+Connection: TypeAlias = pymysql.connections.Connection
+#: What every public entry point accepts as a server: a DSN string or an open PyMySQL connection.
+Source: TypeAlias = str | Connection
+#: The class itself, for isinstance: PyMySQL has no type stubs, so the alias above is Any.
+_CONNECTION_CLASS: type[Any] = pymysql.connections.Connection
+
+_SCHEMES = ("mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql")
+_SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key")
+_ACCESS_DENIED = {1045, 1698}
+_UNKNOWN_DATABASE = {1049}
+_NO_PRIVILEGE = {1044, 1142, 1143, 1227, 1370}
+#: Client error numbers (CR_*): the only ones that are about the connection rather than a statement.
+_CLIENT_ERRORS = range(2000, 3000)
+#: CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_SERVER_LOST_EXTENDED: the server went away under an open connection.
+_LOST = {2006, 2013, 2055}
+#: The documented wording of a connection lost under a statement.
+LOST_CONNECTION = "lost connection to server during query"
+
+
+@attrs.frozen(repr=False)
+class ConnectionSpec:
+    """A parsed DSN. The password never appears in ``repr`` or :meth:`redacted`."""
+
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str = "root"
+    password: str = attrs.field(default="", repr=False)
+    database: str | None = None
+    unix_socket: str | None = None
+    ssl: dict[str, str] = attrs.field(factory=dict)
+    connect_timeout: float = 10.0
+
+    @classmethod
+    def parse(cls, dsn: str) -> ConnectionSpec:
+        """Parse ``mysql://user:pass@host:port/db?unix_socket=..&ssl_ca=..``."""
+        parts = urlsplit(dsn)
+        if parts.scheme not in _SCHEMES or "://" not in dsn:
+            scheme = f"scheme {parts.scheme!r}" if "://" in dsn else "no scheme://, or a scheme that"
+            raise InvalidSourceError(
+                f"invalid database DSN: {scheme} is not one of "
+                f"{', '.join(_SCHEMES)}; write it like mysql://user:password@host:3306/database",
+                subject=redact_dsn(dsn),
+            )
+        if "@" not in parts.netloc and "@" in dsn.partition("://")[2]:
+            # An unencoded / ? or # in the password ends the host part early, so the rest of
+            # the password would surface as a port or an option name: name neither.
+            raise InvalidSourceError(
+                "invalid database DSN: an '@' after the host part; percent-encode any '/', '?', '#' or '@' "
+                "in the user name, password or database name (%2F, %3F, %23, %40)",
+                subject=redact_dsn(dsn),
+            )
+        query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        unknown = set(query) - {"unix_socket", "connect_timeout", *_SSL_KEYS}
+        if unknown:
+            raise InvalidSourceError(
+                f"invalid database DSN: unknown option(s) {', '.join(sorted(unknown))}; "
+                f"allowed: unix_socket, connect_timeout, {', '.join(_SSL_KEYS)}",
+                subject=redact_dsn(dsn),
+            )
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise InvalidSourceError(
+                "invalid database DSN: the port must be a number from 1 to 65535, "
+                "like mysql://user:password@host:3306/database",
+                subject=redact_dsn(dsn),
+            ) from None
+        try:
+            timeout = float(query.get("connect_timeout", 10))
+        except ValueError:
+            raise InvalidSourceError(
+                "invalid database DSN: connect_timeout must be a number of seconds",
+                subject=redact_dsn(dsn),
+            ) from None
+        database = unquote(parts.path.lstrip("/")) or None
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=port,
+            user=unquote(parts.username) if parts.username else "root",
+            password=unquote(parts.password) if parts.password else "",
+            database=database,
+            unix_socket=query.get("unix_socket"),
+            ssl={key: query[key] for key in _SSL_KEYS if key in query},
+            connect_timeout=timeout,
+        )
+
+    def redacted(self) -> str:
+        """The DSN as it may be shown to people: no password."""
+        where = f"unix:{self.unix_socket}" if self.unix_socket else f"{self.host}:{self.port}"
+        return f"mysql://{self.user}@{where}/{self.database or ''}"
+
+    def __repr__(self) -> str:
+        return f"ConnectionSpec({self.redacted()!r})"
+
+
+def redact_dsn(dsn: str) -> str:
+    """Remove the password from a DSN so it can go into a message or a log.
+
+    Works on the raw text, not on urlsplit's reading of it: a malformed DSN (an unencoded
+    ``/`` in the password, say) splits in the wrong place, and all of it must still go.
+    Everything from the first ``:`` of the user part to the last ``@`` is the password.
+    """
+    scheme, separator, rest = dsn.partition("://")
+    if not separator:
+        scheme, rest = "", dsn
+    at = rest.rfind("@")
+    if at < 0:
+        return dsn
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}{separator}{user}{':***' if colon else ''}{rest[at:]}"
+
+
+def connect(spec: ConnectionSpec, database: str | None = None) -> Connection:
+    """Open a connection with settings capture and DDL need: utf8mb4, autocommit.
+
+    Never with ``CLIENT.MULTI_STATEMENTS``: each query runs exactly one statement, so a DDL text
+    carrying a second statement after a ``;`` fails on the server instead of running it.
+    """
+    kwargs: dict[str, Any] = {
+        "user": spec.user,
+        "password": spec.password,
+        "database": database if database is not None else spec.database,
+        "charset": "utf8mb4",
+        "autocommit": True,
+        "connect_timeout": spec.connect_timeout,
+    }
+    if spec.unix_socket:
+        kwargs["unix_socket"] = spec.unix_socket
+    else:
+        kwargs["host"] = spec.host
+        kwargs["port"] = spec.port
+    if spec.ssl:
+        kwargs["ssl"] = {key.removeprefix("ssl_"): value for key, value in spec.ssl.items()}
+    with translate_errors(spec.redacted(), database=kwargs["database"], connecting=True):
+        return pymysql.connect(**kwargs)
+
+
+@contextlib.contextmanager
+def open_source(source: Source, database: str | None = None) -> Iterator[Connection]:
+    """Yield a connection for ``source``; close it afterwards only if we opened it."""
+    if isinstance(source, _CONNECTION_CLASS):
+        if database is not None:
+            with translate_errors(describe(source), database=database):
+                source.select_db(database)
+        yield source
+        return
+    if not isinstance(source, str):
+        raise InvalidSourceError(
+            f"expected a DSN string or a PyMySQL connection, got {type(source).__name__}",
+            subject=source,
+        )
+    connection = connect(ConnectionSpec.parse(source), database)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def describe(connection: Connection) -> str:
+    where = connection.unix_socket or f"{connection.host}:{connection.port}"
+    user = connection.user.decode() if isinstance(connection.user, bytes) else connection.user
+    return f"mysql://{user}@{where}/"
+
+
+@contextlib.contextmanager
+def translate_errors(where: str, *, database: str | None = None, connecting: bool = False) -> Iterator[None]:
+    """Turn PyMySQL errors into the package's errors with messages that say what to do.
+
+    ``connecting`` says the block opens a connection (a failure there is "failed to connect");
+    otherwise a connection error means the connection broke under a statement. Our own errors
+    pass through untouched, so nested blocks never translate (and prefix) a message twice.
+    """
+    try:
+        yield
+    except SchemaSyncBackupError:
+        raise
+    except pymysql.err.MySQLError as exc:
+        raise translate(exc, where, database=database, connecting=connecting) from exc
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if connecting:
+            raise DatabaseConnectionError(
+                f"failed to connect to database: {reason} ({where}); "
+                "check the host, port or socket path and that the server is running",
+                subject=where,
+            ) from exc
+        raise DatabaseConnectionError(
+            f"{LOST_CONNECTION} ({where}): {reason}; check that the server is running "
+            "(its error log says why it stopped), then see what the interrupted operation left behind",
+            subject=where,
+        ) from exc
+
+
+def translate(
+    exc: pymysql.err.MySQLError, where: str, *, database: str | None = None, connecting: bool = False
+) -> DatabaseError:
+    """The package's error for a PyMySQL error.
+
+    Only client errors (2000-2999, and PyMySQL's own "connection closed") are connection errors;
+    every server error (1000-1999, 3000-4999, ...) is a :class:`QueryError` with its code.
+    """
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    if code in _ACCESS_DENIED:
+        who = text.split("for user ", 1)[-1].split(" (using", 1)[0] if "for user" in text else "?"
+        return AuthenticationError(
+            f"access denied for user {who}: check the user name and password in the DSN ({where})",
+            subject=where,
+        )
+    if code in _UNKNOWN_DATABASE:
+        return DatabaseNotFoundError(
+            f"unknown database {database!r} on {where}: check the name, or create it first",
+            subject=database,
+        )
+    if code in _NO_PRIVILEGE:
+        return PrivilegeError(
+            f"missing privilege on {where}: {text}; grant it to the user or connect as another",
+            subject=database,
+        )
+    closed = isinstance(exc, pymysql.err.InterfaceError) and code == 0
+    if closed and not connecting:
+        # PyMySQL's answer to any use of a connection it already found broken (or that was closed).
+        return DatabaseConnectionError(
+            f"the connection to the server is closed ({where}): it was lost under an earlier statement "
+            "or closed by the caller; open a new connection",
+            subject=where,
+        )
+    if closed or code in _CLIENT_ERRORS:
+        if code in _LOST and not connecting:
+            return DatabaseConnectionError(
+                f"{LOST_CONNECTION} ({where}): {text}; check that the server is running "
+                "(its error log says why it stopped), then see what the interrupted operation left behind",
+                subject=where,
+            )
+        reason = "connection refused" if "refused" in text.lower() or code == 2003 else text or "connection closed"
+        return DatabaseConnectionError(
+            f"failed to connect to database: {reason} ({where}); "
+            "check the host, port or socket path and that the server is running",
+            subject=where,
+        )
+    return QueryError(f"query failed on {where}: [{code}] {text}", subject=database, code=code)
+
+
+def query(connection: Connection, sql: str, args: Any = None) -> list[dict[str, Any]]:
+    """Run one statement and return its rows as dicts, errors translated."""
+    with translate_errors(describe(connection)), connection.cursor(pymysql.cursors.DictCursor) as cursor:
+        cursor.execute(sql, args)
+        return list(cursor.fetchall())
+
+
+#: The most query bytes :func:`query_many` writes before it reads the answers: far below any
+#: socket buffer, so the server never waits for us to read while we wait for it to read.
+_PIPELINE_WINDOW = 32 * 1024
+_PIPELINE_API = ("_sock", "_write_bytes", "_read_query_result", "_next_seq_id", "_result")
+
+
+def query_many(connection: Connection, statements: list[str]) -> list[list[tuple[Any, ...]]]:
+    """Run several statements, one statement per query, and return each one's rows.
+
+    The queries are pipelined: a window of them is written at once and the answers read back in
+    order, so a batch costs about one round trip. Each is still its own ``COM_QUERY``, and the
+    connection never allows multi-statements, so no query can run more than the one statement.
+    If one fails, the rest of the window is read off the connection before the first error is raised.
+    """
+    results: list[list[tuple[Any, ...]]] = []
+    with translate_errors(describe(connection)):
+        if not _can_pipeline(connection):
+            with connection.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+                    results.append(list(cursor.fetchall()))
+            return results
+        encoded = [statement.encode(connection.encoding) for statement in statements]
+        start = 0
+        while start < len(encoded):
+            window: list[bytes] = []
+            size = 0
+            while start < len(encoded) and (not window or size + len(encoded[start]) <= _PIPELINE_WINDOW):
+                window.append(encoded[start])
+                size += len(encoded[start]) + 5
+                start += 1
+            results.extend(_pipeline(connection, window))
+    return results
+
+
+def _can_pipeline(connection: Connection) -> bool:
+    if not all(hasattr(connection, name) for name in _PIPELINE_API):
+        return False  # a PyMySQL whose internals changed: one round trip per statement still works
+    if connection._sock is None:
+        raise pymysql.err.InterfaceError(0, "")
+    pending = connection._result
+    return pending is None or not (pending.unbuffered_active or pending.has_next)
+
+
+def _pipeline(connection: Connection, window: list[bytes]) -> list[list[tuple[Any, ...]]]:
+    # Each packet: 3-byte length, sequence number 0, COM_QUERY, the statement (all < 16 MiB).
+    if any(len(sql) + 1 >= pymysql.connections.MAX_PACKET_LEN for sql in window):
+        raise ValueError("a pipelined statement must be smaller than 16 MiB")
+    connection._write_bytes(b"".join(
+        struct.pack("<iB", len(sql) + 1, pymysql.constants.COMMAND.COM_QUERY) + sql for sql in window
+    ))
+    rows: list[list[tuple[Any, ...]]] = []
+    first_error: pymysql.err.MySQLError | None = None
+    for _ in window:
+        connection._next_seq_id = 1
+        try:
+            connection._read_query_result()
+        except (pymysql.err.OperationalError, pymysql.err.InternalError) as exc:
+            if connection._sock is None:
+                raise  # the connection broke: nothing more to read
+            first_error = first_error or exc
+            rows.append([])
+            continue
+        except pymysql.err.MySQLError as exc:
+            first_error = first_error or exc
+            rows.append([])
+            continue
+        rows.append(list(connection._result.rows or ()))
+    if first_error is not None:
+        raise first_error
+    return rows
+
+
+def execute(connection: Connection, statement: str) -> None:
+    """Run one statement that returns no rows, errors translated."""
+    with translate_errors(describe(connection)), connection.cursor() as cursor:
+        cursor.execute(statement)

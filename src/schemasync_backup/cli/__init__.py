@@ -1,0 +1,1 @@
+"""mysql-schema-sync: a consumer of the public API (parsing, calling the library, rendering, exit codes)."""

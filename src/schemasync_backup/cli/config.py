@@ -1,0 +1,929 @@
+"""YAML configuration for the command line: load, ``${VAR}`` expansion, validation, redaction.
+
+The file has two sections, ``database`` (the server and database to back up and roll back) and
+``backup`` (storage, retention, compression, encryption, validation, notifications, logging);
+docs/config.md describes every key. The schema is the attrs classes below: a key is allowed
+when a field of that name exists, and its type, choices and range come from the field. Every
+problem names the key path (``backup.storage.s3.bucket``) and says what is allowed.
+
+Secrets (passwords, storage keys, encryption keys, webhook URLs) never leave this module in
+clear: :func:`redacted` replaces them and :meth:`Config.secrets` lists them for log filters.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import attrs
+
+from schemasync_backup.capture.connection import ConnectionSpec, redact_dsn
+from schemasync_backup.errors import ConfigError as ConfigError  # noqa: PLC0414 - re-export
+from schemasync_backup.errors import InvalidSourceError, SchemaSyncBackupError, SettingsError
+from schemasync_backup.model import durations
+from schemasync_backup.plugins.crypto import DEFAULT_KEY_ENV_VAR, EncryptionKey
+
+if typing.TYPE_CHECKING:
+    from schemasync_backup.plugins.manager import Registry
+    from schemasync_backup.store.retention import RetentionPolicy
+    from schemasync_backup.store.store import BackupStore
+
+#: The environment variable naming the config file when ``--config`` is not given.
+CONFIG_ENV_VAR = "MYSQL_SCHEMA_SYNC_CONFIG"
+DEFAULT_CONFIG_FILE = "config.yaml"
+REDACTED = "***"
+#: Secrets shorter than this are redacted where they stand but not searched for in free text,
+#: where replacing every occurrence of a 1-3 character string would mangle the text.
+_MIN_SEARCHABLE_SECRET = 4
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+#: Binary units throughout, as the original tool's examples read them ("10240  # 10KB").
+_SIZE_UNITS = {"": 1, "b": 1, **{f"{unit}{suffix}": 1024 ** power for power, unit in enumerate("kmgt", 1)
+                                 for suffix in ("", "b", "i", "ib")}}
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_LEVELS = {"gzip": (0, 9), "lz4": (0, 16), "zstd": (1, 22)}
+_BOOL_WORDS = ("true", "false")
+
+NOTIFICATION_EVENTS = (
+    "backup.created",
+    "backup.failed",
+    "backup.deleted",
+    "validation.failed",
+    "rollback.executed",
+    "rollback.failed",
+    "health_check.failed",
+)
+
+
+def _doc(text: str, **more: Any) -> dict[str, Any]:
+    return {"doc": text, **more}
+
+
+# --- the schema ----------------------------------------------------------------------------------
+# Field metadata: doc (one line for docs/config.md), secret (redact), kind (duration, size, mode,
+# dsn, url), choices, min, max.
+
+
+@attrs.frozen
+class DatabaseConfig:
+    dsn: str | None = attrs.field(default=None, metadata=_doc(
+        "a whole DSN, mysql://user:password@host:3306/database; instead of the keys below", kind="dsn",
+        secret=True))
+    host: str = attrs.field(default="127.0.0.1", metadata=_doc("server host name or address"))
+    port: int = attrs.field(default=3306, metadata=_doc("server TCP port", min=1, max=65535))
+    username: str = attrs.field(default="root", metadata=_doc("user name"))
+    password: str = attrs.field(default="", metadata=_doc("password; write ${DB_PASSWORD}", secret=True))
+    database: str | None = attrs.field(default=None, metadata=_doc(
+        "the database (schema) to back up and roll back; `--database` overrides it"))
+    unix_socket: str | None = attrs.field(default=None, metadata=_doc("connect over this socket instead of TCP"))
+    ssl_ca: str | None = attrs.field(default=None, metadata=_doc("CA certificate file for TLS"))
+    ssl_cert: str | None = attrs.field(default=None, metadata=_doc("client certificate file for TLS"))
+    ssl_key: str | None = attrs.field(default=None, metadata=_doc("client key file for TLS"))
+    connect_timeout: float = attrs.field(default=10.0, metadata=_doc(
+        "how long to wait for the server", kind="duration", min=0.1))
+
+    def database_name(self, override: str | None = None) -> str | None:
+        """The database the commands work on: ``override``, the ``database`` key, or the DSN's path."""
+        if override:
+            return override
+        if self.database:
+            return self.database
+        if self.dsn:
+            return ConnectionSpec.parse(self.dsn).database
+        return None
+
+    def to_dsn(self, database: str | None = None) -> str:
+        """A DSN for PyMySQL-based calls, pointing at ``database`` (default: the configured one)."""
+        name = self.database_name(database) or ""
+        if self.dsn:
+            parts = urlsplit(self.dsn)
+            return urlunsplit(parts._replace(path="/" + quote(name, safe="")))
+        auth = quote(self.username, safe="") + (f":{quote(self.password, safe='')}" if self.password else "")
+        options = {"unix_socket": self.unix_socket, "ssl_ca": self.ssl_ca, "ssl_cert": self.ssl_cert,
+                   "ssl_key": self.ssl_key, "connect_timeout": f"{self.connect_timeout:g}"}
+        query = "&".join(f"{key}={quote(str(value), safe='/')}" for key, value in options.items() if value)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"mysql://{auth}@{host}:{self.port}/{quote(name, safe='')}?{query}"
+
+    def describe(self) -> str:
+        """Where the server is, without the password."""
+        return ConnectionSpec.parse(self.to_dsn()).redacted()
+
+
+@attrs.frozen
+class LocalStorage:
+    base_path: str = attrs.field(default="./backups", metadata=_doc("folder holding the store (created on first use)"))
+    permissions: int = attrs.field(default=0o700, metadata=_doc(
+        "octal mode of the store's folders, as a string (\"0700\"); files get the same bits without x",
+        kind="mode"))
+
+
+@attrs.frozen
+class S3Storage:
+    bucket: str = attrs.field(default="", metadata=_doc("bucket name (required for provider s3)"))
+    region: str | None = attrs.field(default=None, metadata=_doc("AWS region, e.g. eu-west-1"))
+    prefix: str = attrs.field(default="", metadata=_doc("folder inside the bucket, e.g. mysql-backups/"))
+    endpoint: str | None = attrs.field(default=None, metadata=_doc(
+        "S3-compatible endpoint URL (MinIO, Ceph, moto); default AWS", kind="url"))
+    access_key: str | None = attrs.field(default=None, metadata=_doc(
+        "access key id; default: the AWS credential chain (env, profile, instance role)", secret=True))
+    secret_key: str | None = attrs.field(default=None, metadata=_doc("secret access key", secret=True))
+
+
+@attrs.frozen
+class AzureStorage:
+    account_name: str = attrs.field(default="", metadata=_doc("storage account name"))
+    account_key: str | None = attrs.field(default=None, metadata=_doc("storage account key", secret=True))
+    container_name: str = attrs.field(default="", metadata=_doc("blob container (required for provider azure)"))
+    prefix: str = attrs.field(default="", metadata=_doc("folder inside the container"))
+    endpoint: str | None = attrs.field(default=None, metadata=_doc(
+        "blob service endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1 for Azurite", kind="url"))
+    connection_string: str | None = attrs.field(default=None, metadata=_doc(
+        "a whole connection string instead of account_name/account_key/endpoint", secret=True))
+
+
+@attrs.frozen
+class GcsStorage:
+    bucket: str = attrs.field(default="", metadata=_doc("bucket name (required for provider gcs)"))
+    credentials_path: str | None = attrs.field(default=None, metadata=_doc(
+        "service account JSON file; default: application default credentials (anonymous with `endpoint`)"))
+    project_id: str | None = attrs.field(default=None, metadata=_doc("Google Cloud project id"))
+    prefix: str = attrs.field(default="", metadata=_doc("folder inside the bucket"))
+    endpoint: str | None = attrs.field(default=None, metadata=_doc(
+        "storage endpoint URL (an emulator); default Google", kind="url"))
+
+
+PROVIDERS = ("local", "s3", "azure", "gcs")
+
+
+@attrs.frozen
+class StorageConfig:
+    provider: str = attrs.field(default="local", metadata=_doc("where backups are stored", choices=PROVIDERS))
+    local: LocalStorage = attrs.field(factory=LocalStorage, metadata=_doc("provider local"))
+    s3: S3Storage = attrs.field(factory=S3Storage, metadata=_doc("provider s3"))
+    azure: AzureStorage = attrs.field(factory=AzureStorage, metadata=_doc("provider azure"))
+    gcs: GcsStorage = attrs.field(factory=GcsStorage, metadata=_doc("provider gcs"))
+
+
+@attrs.frozen
+class CompressionConfig:
+    enabled: bool = attrs.field(default=True, metadata=_doc("compress stored objects"))
+    algorithm: str = attrs.field(default="lz4", metadata=_doc("codec", choices=("gzip", "lz4", "zstd")))
+    level: int | None = attrs.field(default=None, metadata=_doc(
+        "codec level: gzip 0-9, lz4 0-16, zstd 1-22; default the codec's"))
+    threshold: int = attrs.field(default=256, metadata=_doc(
+        "objects smaller than this are stored uncompressed (bytes, or \"1KB\" = 1024)", kind="size", min=0))
+
+    @property
+    def codec(self) -> str:
+        return self.algorithm if self.enabled else "none"
+
+
+@attrs.frozen
+class EncryptionConfig:
+    enabled: bool = attrs.field(default=False, metadata=_doc("encrypt new backups (AES-256-GCM)"))
+    algorithm: str = attrs.field(default="aes256", metadata=_doc(
+        "cipher; aes256 is AES-256-GCM", choices=("aes256", "aes-256-gcm")))
+    key_source: str = attrs.field(default="env", metadata=_doc(
+        "where the key comes from", choices=("env", "file", "direct")))
+    key_env_var: str = attrs.field(default=DEFAULT_KEY_ENV_VAR, metadata=_doc(
+        "variable holding the key (64 hex digits or base64 of 32 bytes) for key_source env"))
+    key_file: str | None = attrs.field(default=None, metadata=_doc("file holding the key, for key_source file"))
+    key: str | None = attrs.field(default=None, metadata=_doc(
+        "the key itself, for key_source direct; write ${VAR}", secret=True))
+    previous_key_env_vars: tuple[str, ...] = attrs.field(default=(), metadata=_doc(
+        "variables holding older keys, so backups written before a rotation still open"))
+    previous_key_files: tuple[str, ...] = attrs.field(default=(), metadata=_doc("files holding older keys"))
+    rotation_enabled: bool = attrs.field(default=False, metadata=_doc(
+        "health-check warns when the newest backup is older than rotation_days under the current key"))
+    rotation_days: int = attrs.field(default=90, metadata=_doc("days between key rotations", min=1))
+    accept_unsealed: bool = attrs.field(default=False, metadata=_doc(
+        "read (and import) backups no configured key sealed: written without a key, or by 0.1"))
+
+
+@attrs.frozen
+class ValidationConfig:
+    enabled: bool = attrs.field(default=True, metadata=_doc("master switch for the validate_on_* checks"))
+    checksum_algorithm: str = attrs.field(default="sha256", metadata=_doc(
+        "checksums of stored bytes (the store format fixes sha256)", choices=("sha256",)))
+    validate_on_create: bool = attrs.field(default=True, metadata=_doc(
+        "fully validate each new backup right after `backup create`"))
+    validate_on_restore: bool = attrs.field(default=True, metadata=_doc(
+        "validate the backup before `rollback execute` uses it"))
+    dry_run_validation: bool = attrs.field(default=False, metadata=_doc(
+        "run a dry run of the rollback before executing it"))
+    validation_timeout: float = attrs.field(default=300.0, metadata=_doc(
+        "`validate-all` starts no new validation after this long (\"5m\")", kind="duration", min=1))
+
+
+@attrs.frozen
+class NotificationsConfig:
+    enabled: bool = attrs.field(default=False, metadata=_doc("send notifications"))
+    webhook_url: str | None = attrs.field(default=None, metadata=_doc(
+        "POST a JSON document for each event here (a Slack incoming webhook works)", secret=True, kind="url"))
+    events: tuple[str, ...] = attrs.field(
+        default=("backup.failed", "validation.failed", "rollback.failed", "health_check.failed"),
+        metadata=_doc("which events to send", choices=NOTIFICATION_EVENTS))
+    timeout: float = attrs.field(default=10.0, metadata=_doc("how long one POST may take", kind="duration", min=0.1))
+    headers: dict[str, str] = attrs.field(factory=dict, metadata=_doc(
+        "extra HTTP headers (e.g. Authorization: \"Bearer ${TOKEN}\")", secret=True))
+
+
+@attrs.frozen
+class LoggingConfig:
+    level: str = attrs.field(default="info", metadata=_doc(
+        "log level; --debug and MYSQL_SCHEMA_SYNC_LOG_LEVEL override it",
+        choices=("debug", "info", "warning", "error")))
+    file: str | None = attrs.field(default=None, metadata=_doc(
+        "log file; default /var/log/mysql-schema-sync/backup.log when writable, else the user's state directory"))
+    file_logging: bool = attrs.field(default=True, metadata=_doc("write the log file at all"))
+
+
+@attrs.frozen
+class BackupConfig:
+    enabled: bool = attrs.field(default=True, metadata=_doc(
+        "accepted for compatibility with the original tool's files; the CLI's commands ignore it"))
+    storage: StorageConfig = attrs.field(factory=StorageConfig, metadata=_doc("where backups live"))
+    retention: dict[str, Any] = attrs.field(factory=dict, metadata=_doc(
+        "which backups to keep: max_backups, max_age, keep_daily, keep_weekly, keep_monthly, keep_tags, timezone, "
+        "databases (docs/retention.md); apply_on_create (bool: `backup create` applies the policy after each "
+        "backup); cleanup_interval is accepted and ignored", kind="retention"))
+    compression: CompressionConfig = attrs.field(factory=CompressionConfig, metadata=_doc("how objects are compressed"))
+    encryption: EncryptionConfig = attrs.field(factory=EncryptionConfig, metadata=_doc("how objects are encrypted"))
+    validation: ValidationConfig = attrs.field(factory=ValidationConfig, metadata=_doc("when backups are checked"))
+    notifications: NotificationsConfig = attrs.field(factory=NotificationsConfig, metadata=_doc("who hears about it"))
+    logging: LoggingConfig = attrs.field(factory=LoggingConfig, metadata=_doc("the log file"))
+
+
+@attrs.frozen
+class Config:
+    database: DatabaseConfig = attrs.field(factory=DatabaseConfig, metadata=_doc("the server and database"))
+    backup: BackupConfig = attrs.field(factory=BackupConfig, metadata=_doc("backups"))
+    #: Where the configuration came from (a path, or "<defaults>").
+    source: str = attrs.field(default="<defaults>", metadata={"internal": True})
+
+    def secrets(self) -> set[str]:
+        """Every secret value in clear, for filters that scrub free text (logs, error messages)."""
+        found: set[str] = set()
+        _collect_secrets(self, found)
+        if self.database.dsn:
+            password = ConnectionSpec.parse(self.database.dsn).password
+            if password:
+                found.add(password)
+                found.add(quote(password, safe=""))
+        if self.database.password:
+            found.add(quote(self.database.password, safe=""))
+        return {secret for secret in found if len(secret) >= _MIN_SEARCHABLE_SECRET}
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret of this configuration replaced by ``***``."""
+        for secret in sorted(self.secrets(), key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+for _cls in (DatabaseConfig, LocalStorage, S3Storage, AzureStorage, GcsStorage, StorageConfig, CompressionConfig,
+             EncryptionConfig, ValidationConfig, NotificationsConfig, LoggingConfig, BackupConfig, Config):
+    attrs.resolve_types(_cls, globals(), locals())
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None, *,
+                     environ: Mapping[str, str] | None = None) -> Path:
+    """``--config``, else ``$MYSQL_SCHEMA_SYNC_CONFIG``, else ``./config.yaml``; the file must exist."""
+    environ = os.environ if environ is None else environ
+    if explicit:
+        path, how = Path(explicit), "--config"
+    elif environ.get(CONFIG_ENV_VAR):
+        path, how = Path(environ[CONFIG_ENV_VAR]), f"${CONFIG_ENV_VAR}"
+    else:
+        path = Path(DEFAULT_CONFIG_FILE)
+        if not path.is_file():
+            raise ConfigError([
+                f"no configuration file: ./{DEFAULT_CONFIG_FILE} does not exist; pass --config PATH or set "
+                f"{CONFIG_ENV_VAR} (docs/config.md shows an example)"
+            ])
+        return path
+    if not path.is_file():
+        raise ConfigError([f"configuration file {path} (from {how}) does not exist"], source=str(path))
+    return path
+
+
+def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a YAML configuration file."""
+    where = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError([f"cannot read {where}: {reason}"], source=where) from exc
+    return parse_config(text, source=where, environ=environ)
+
+
+def _yaml() -> Any:
+    # PyYAML ships no type stubs; the module is used through this one typed door.
+    return importlib.import_module("yaml")
+
+
+def parse_config(text: str, *, source: str = "<string>", environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a YAML document; raises :class:`ConfigError` listing every problem."""
+    yaml = _yaml()
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"not valid YAML: {at}{problem}"], source=source) from None
+    if document is None:
+        document = {}
+    return from_mapping(document, source=source, environ=environ)
+
+
+def from_mapping(document: Any, *, source: str = "<mapping>", environ: Mapping[str, str] | None = None) -> Config:
+    problems: list[str] = []
+    expanded = _expand(document, "", os.environ if environ is None else environ, problems)
+    config = _structure(Config, expanded, "", problems)
+    if config is not None:
+        config = attrs.evolve(config, source=source)
+        if not problems:  # cross-key checks on values already known good (no cascades from a bad one)
+            _check(config, problems)
+    if problems or not isinstance(config, Config):
+        raise ConfigError(problems, source=source)
+    return config
+
+
+# --- ${VAR} expansion ------------------------------------------------------------------------------
+
+
+def _expand(value: Any, path: str, environ: Mapping[str, str], problems: list[str]) -> Any:
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in environ and (environ[name] != "" or default is None):
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append(f"{path or '<top>'}: environment variable {name} is not set (referenced as ${{{name}}}); "
+                            f"set it, or write ${{{name}:-default}}")
+            return ""
+
+        return _VAR.sub(replace, value)
+    if isinstance(value, Mapping):
+        return {key: _expand(item, _join(path, str(key)), environ, problems) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand(item, f"{path}[{index}]", environ, problems) for index, item in enumerate(value)]
+    return value
+
+
+# --- structuring against the schema ---------------------------------------------------------------
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _public_fields(cls: type) -> dict[str, attrs.Attribute[Any]]:
+    return {name: field for name, field in attrs.fields_dict(cls).items() if not field.metadata.get("internal")}
+
+
+def _structure(cls: type[Any], data: Any, path: str, problems: list[str]) -> Any:
+    fields = _public_fields(cls)
+    where = path or "the top level"
+    if not isinstance(data, Mapping):
+        problems.append(f"{where}: expected a mapping with keys {', '.join(fields)}, got {_describe(data)}")
+        return None
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        name = str(key)
+        if name not in fields:
+            hint = difflib.get_close_matches(name, list(fields), n=1)
+            problems.append(f"{_join(path, name)}: unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                            + f"; allowed in {where}: {', '.join(fields)}")
+            continue
+        converted = _convert(fields[name], raw, _join(path, name), problems)
+        if converted is not _INVALID:
+            values[name] = converted
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:  # pragma: no cover - every field has a default
+        problems.append(f"{where}: {exc}")
+        return None
+
+
+_INVALID = object()
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """``X | None`` -> (X, True); anything else -> (it, False)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return members[0], len(members) < len(typing.get_args(annotation))
+    return annotation, False
+
+
+def _convert(field: attrs.Attribute[Any], raw: Any, path: str, problems: list[str]) -> Any:
+    meta = field.metadata
+    annotation, optional = _unwrap(field.type)
+    if raw is None:
+        if optional:
+            return None
+        if attrs.has(annotation):
+            return annotation()
+        problems.append(f"{path}: a value is required here ({_expected(annotation, meta)}); "
+                        "remove the key for the default")
+        return _INVALID
+    if attrs.has(annotation):
+        result = _structure(annotation, raw, path, problems)
+        return _INVALID if result is None else result
+    if meta.get("kind") == "retention":
+        return _retention(raw, path, problems)
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        items = raw if isinstance(raw, list) else [raw] if isinstance(raw, str) else None
+        if items is None or not all(_is_scalar(item) for item in items):
+            problems.append(f"{path}: expected a list of strings, got {_describe(raw)}")
+            return _INVALID
+        return _checked_choices(tuple(str(item) for item in items), path, meta, problems)
+    if origin is dict:
+        if not isinstance(raw, Mapping) or not all(_is_scalar(value) for value in raw.values()):
+            problems.append(f"{path}: expected a mapping of names to strings, got {_describe(raw)}")
+            return _INVALID
+        return {str(key): str(value) for key, value in raw.items()}
+    try:
+        value = _scalar(annotation, meta.get("kind"), raw)
+    except ValueError as exc:
+        problems.append(f"{path}: {exc}")
+        return _INVALID
+    problem = _range_problem(value, raw, meta) or _kind_problem(value, meta)
+    if problem:
+        problems.append(f"{path}: {problem}")
+        return _INVALID
+    return _checked_choices(value, path, meta, problems)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+_PARSERS: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _scalar(annotation: Any, kind: str | None, raw: Any) -> Any:
+    parser = _PARSERS.get(kind) or _PARSERS.get(annotation)
+    if parser is not None:
+        return parser(raw)
+    if isinstance(raw, Mapping | list | bool):
+        raise ValueError(f"expected a string, got {_describe(raw)}")
+    return str(raw)
+
+
+def _range_problem(value: Any, raw: Any, meta: Mapping[str, Any]) -> str | None:
+    low, high = meta.get("min"), meta.get("max")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if low is not None and high is not None else (
+            f"at least {low}" if low is not None else f"at most {high}")
+        return f"{raw!r} is out of range; allowed: {bounds}"
+    return None
+
+
+def _kind_problem(value: Any, meta: Mapping[str, Any]) -> str | None:
+    kind = meta.get("kind")
+    if kind == "url" and not re.match(r"^https?://[^/\s]+", value):
+        return f"{_shown(value, meta)!r} is not an http:// or https:// URL"
+    if kind == "dsn":
+        try:
+            ConnectionSpec.parse(value)
+        except InvalidSourceError as exc:
+            return exc.message
+    return None
+
+
+#: Retention keys this CLI reads itself; the rest belong to the retention policy.
+_CLI_RETENTION_KEYS: dict[str, Callable[[Any], Any]] = {}
+
+
+def _retention(raw: Any, path: str, problems: list[str]) -> Any:
+    """The retention section, checked by the retention module itself (one owner of its rules)."""
+    if not isinstance(raw, Mapping):
+        problems.append(f"{path}: expected a mapping of retention settings, got {_describe(raw)}")
+        return _INVALID
+    settings = {str(key): value for key, value in raw.items()}
+    for key, parse in _CLI_RETENTION_KEYS.items():
+        if key in settings:
+            try:
+                settings[key] = parse(settings[key])
+            except ValueError as exc:
+                problems.append(f"{path}.{key}: {exc}")
+                return _INVALID
+    try:
+        retention_policy(settings)
+    except SchemaSyncBackupError as exc:
+        subject = exc.subject if isinstance(exc.subject, str) and exc.subject in settings else None
+        problems.append(f"{_join(path, subject) if subject else path}: {exc.message}")
+        return _INVALID
+    return settings
+
+
+def retention_policy(settings: Mapping[str, Any]) -> RetentionPolicy:
+    """The RetentionPolicy of the ``backup.retention`` section (without the keys the CLI reads itself)."""
+    from schemasync_backup.store.retention import RetentionPolicy
+
+    return RetentionPolicy.from_dict({key: value for key, value in settings.items()
+                                      if key not in _CLI_RETENTION_KEYS})
+
+
+def _shown(value: str, meta: Mapping[str, Any]) -> str:
+    return REDACTED if meta.get("secret") else value
+
+
+def _checked_choices(value: Any, path: str, meta: Mapping[str, Any], problems: list[str]) -> Any:
+    choices = meta.get("choices")
+    if not choices:
+        return value
+    for item in value if isinstance(value, tuple) else (value,):
+        if item not in choices:
+            hint = difflib.get_close_matches(str(item), list(choices), n=1)
+            problems.append(f"{path}: {item!r} is not allowed" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                            + f"; allowed: {', '.join(choices)}")
+            return _INVALID
+    return value
+
+
+def _expected(annotation: Any, meta: Mapping[str, Any]) -> str:
+    if meta.get("choices"):
+        return "one of " + ", ".join(meta["choices"])
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(annotation, "a value")
+
+
+def _parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise ValueError(f"expected true or false, got {_describe(raw)}")
+
+
+def _parse_int(raw: Any) -> int:
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+        raise ValueError(f"expected a whole number, got {_describe(raw)}")
+    if isinstance(raw, int | float):
+        return int(raw)
+    if isinstance(raw, str) and re.fullmatch(r"\s*[-+]?\d+\s*", raw):
+        return int(raw)
+    raise ValueError(f"expected a whole number, got {_describe(raw)}")
+
+
+def _parse_float(raw: Any) -> float:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    raise ValueError(f"expected a number, got {_describe(raw)}")
+
+
+def parse_duration(raw: Any) -> float:
+    """Seconds from ``"168h"``, ``"7d"``, ``"1h30m"``, ``"500ms"`` or a plain number of seconds.
+
+    The grammar of :mod:`schemasync_backup.durations`, the one retention and prune read too.
+    """
+    try:
+        return durations.parse_duration(raw).total_seconds()
+    except ValueError as exc:
+        raise ValueError(f"{exc}, got {_describe(raw)}") from None
+
+
+def parse_size(raw: Any) -> int:
+    """Bytes from ``1024``, ``"10KB"``, ``"64MiB"``."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str):
+        match = _SIZE.match(raw)
+        if match and match.group(2).lower() in _SIZE_UNITS:
+            return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    raise SettingsError(f"expected a size in bytes like 1024, \"10KB\" or \"64MiB\", got {_describe(raw)}")
+
+
+def _parse_mode(raw: Any) -> int:
+    text = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0o777:
+        # YAML reads an unquoted 0700 as the integer 700 (or 448 under YAML 1.1's octal rule).
+        text = str(raw)
+    if re.fullmatch(r"0?o?[0-7]{3}", text):
+        return int(text.replace("o", "")[-3:], 8)
+    raise ValueError(f"expected an octal mode like \"0700\" or \"0750\" (quote it), got {_describe(raw)}")
+
+
+_CLI_RETENTION_KEYS.update({"cleanup_interval": parse_duration, "apply_on_create": _parse_bool})
+_PARSERS.update({"duration": parse_duration, "size": parse_size, "mode": _parse_mode, bool: _parse_bool,
+                 int: _parse_int, float: _parse_float})
+
+
+# --- cross-field checks ----------------------------------------------------------------------------
+
+
+def _check(config: Config, problems: list[str]) -> None:
+    _check_database(config.database, problems)
+    _check_storage(config.backup.storage, problems)
+    _check_backup(config.backup, problems)
+
+
+def _check_database(database: DatabaseConfig, problems: list[str]) -> None:
+    if database.dsn:
+        clashing = [name for name in ("host", "port", "username", "password", "unix_socket", "ssl_ca", "ssl_cert",
+                                      "ssl_key") if getattr(database, name) != getattr(DatabaseConfig(), name)]
+        if clashing:
+            problems.append(f"database.dsn: cannot be combined with database.{', database.'.join(clashing)}; "
+                            "put everything in the DSN or use the separate keys")
+        in_dsn = ConnectionSpec.parse(database.dsn).database
+        if in_dsn and database.database and in_dsn != database.database:
+            problems.append(f"database.database: {database.database!r} differs from the database in database.dsn "
+                            f"({in_dsn!r}); give it once")
+
+
+def _check_storage(storage: StorageConfig, problems: list[str]) -> None:
+    required = {"s3": [("bucket", storage.s3.bucket)],
+                "azure": [("container_name", storage.azure.container_name)],
+                "gcs": [("bucket", storage.gcs.bucket)], "local": [("base_path", storage.local.base_path)]}
+    for key, value in required[storage.provider]:
+        if not value:
+            problems.append(f"backup.storage.{storage.provider}.{key}: required when backup.storage.provider is "
+                            f"{storage.provider}")
+    if storage.provider == "azure" and not storage.azure.connection_string and not storage.azure.account_name:
+        problems.append("backup.storage.azure.account_name: required (or give backup.storage.azure.connection_string)")
+    if storage.provider == "s3" and bool(storage.s3.access_key) != bool(storage.s3.secret_key):
+        problems.append("backup.storage.s3: give both access_key and secret_key, or neither (to use the AWS "
+                        "credential chain)")
+
+
+def _check_backup(backup: BackupConfig, problems: list[str]) -> None:
+    compression = backup.compression
+    if compression.level is not None:
+        low, high = _LEVELS[compression.algorithm]
+        if not low <= compression.level <= high:
+            problems.append(f"backup.compression.level: {compression.level} is out of range for "
+                            f"{compression.algorithm}; allowed: from {low} to {high}")
+    encryption = backup.encryption
+    if encryption.enabled:
+        if encryption.key_source == "file" and not encryption.key_file:
+            problems.append("backup.encryption.key_file: required when key_source is file")
+        if encryption.key_source == "direct" and not encryption.key:
+            problems.append("backup.encryption.key: required when key_source is direct (write key: ${VAR})")
+        if encryption.key_source == "env" and not encryption.key_env_var:
+            problems.append("backup.encryption.key_env_var: required when key_source is env")
+    notifications = backup.notifications
+    if notifications.enabled and not notifications.webhook_url:
+        problems.append("backup.notifications.webhook_url: required when notifications are enabled")
+
+
+# --- redaction -----------------------------------------------------------------------------------------
+
+
+def _collect_secrets(value: Any, found: set[str]) -> None:
+    for field in attrs.fields(type(value)):
+        item = getattr(value, field.name)
+        if attrs.has(type(item)):
+            _collect_secrets(item, found)
+        elif field.metadata.get("secret") and item:
+            if isinstance(item, dict):  # headers: the whole value and its last word ("Bearer <token>")
+                found.update(str(v) for v in item.values() if v)
+                found.update(str(v).split()[-1] for v in item.values() if str(v).split())
+            elif field.metadata.get("kind") == "dsn":
+                password = ConnectionSpec.parse(item).password
+                if password:
+                    found.add(password)
+            else:
+                found.add(str(item))
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The configuration as plain data with every secret replaced by ``***``: safe to print or log."""
+    return _redact(config)
+
+
+def _redact(value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in attrs.fields(type(value)):
+        if field.metadata.get("internal"):
+            continue
+        item = getattr(value, field.name)
+        meta = field.metadata
+        if attrs.has(type(item)):
+            out[field.name] = _redact(item)
+        elif meta.get("kind") == "dsn" and item:
+            out[field.name] = redact_dsn(item)
+        elif meta.get("secret") and item:
+            out[field.name] = dict.fromkeys(item, REDACTED) if isinstance(item, dict) else REDACTED
+        elif meta.get("kind") == "mode":
+            out[field.name] = f"0{item:o}"
+        elif isinstance(item, tuple):
+            out[field.name] = list(item)
+        else:
+            out[field.name] = item
+    return out
+
+
+# --- from configuration to library objects ---------------------------------------------------------
+
+
+def storage_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
+    """The fsspec URL and storage options for the configured provider."""
+    if storage.provider == "local":
+        return os.path.abspath(os.path.expanduser(storage.local.base_path)), {}
+    return {"s3": _s3_location, "azure": _azure_location, "gcs": _gcs_location}[storage.provider](storage)
+
+
+def _s3_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
+    s3 = storage.s3
+    options: dict[str, Any] = {}
+    if s3.access_key:
+        options.update(key=s3.access_key, secret=s3.secret_key)
+    client = {key: value for key, value in (("endpoint_url", s3.endpoint), ("region_name", s3.region)) if value}
+    if client:
+        options["client_kwargs"] = client
+    return _url("s3", s3.bucket, s3.prefix), options
+
+
+def _azure_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
+    azure = storage.azure
+    options: dict[str, Any]
+    if azure.connection_string:
+        options = {"connection_string": azure.connection_string}
+    elif azure.endpoint:
+        scheme = azure.endpoint.split("://", 1)[0]
+        options = {"connection_string": (
+            f"DefaultEndpointsProtocol={scheme};AccountName={azure.account_name};"
+            f"AccountKey={azure.account_key or ''};BlobEndpoint={azure.endpoint.rstrip('/')};")}
+    else:
+        options = {"account_name": azure.account_name}
+        if azure.account_key:
+            options["account_key"] = azure.account_key
+    return _url("az", azure.container_name, azure.prefix), options
+
+
+def _gcs_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
+    gcs = storage.gcs
+    options: dict[str, Any] = {}
+    if gcs.project_id:
+        options["project"] = gcs.project_id
+    if gcs.endpoint:
+        options["endpoint_url"] = gcs.endpoint
+    if gcs.credentials_path:
+        options["token"] = gcs.credentials_path
+    elif gcs.endpoint:
+        options["token"] = "anon"  # an emulator or proxy: no Google credentials to look for
+    return _url("gs", gcs.bucket, gcs.prefix), options
+
+
+def _url(scheme: str, bucket: str, prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return f"{scheme}://{bucket}" + (f"/{prefix}" if prefix else "")
+
+
+def encryption_keys(encryption: EncryptionConfig) -> list[EncryptionKey]:
+    """The configured keys, the writing key first; empty when encryption is off and no old keys are named."""
+    keys: list[EncryptionKey] = []
+    if encryption.enabled:
+        if encryption.key_source == "env":
+            keys.append(EncryptionKey.from_env(encryption.key_env_var))
+        elif encryption.key_source == "file":
+            keys.append(EncryptionKey.from_file(os.path.expanduser(encryption.key_file or "")))
+        else:
+            keys.append(EncryptionKey.from_value(encryption.key or "", origin="backup.encryption.key"))
+    for name in encryption.previous_key_env_vars:
+        keys.append(EncryptionKey.from_env(name))
+    for path in encryption.previous_key_files:
+        keys.append(EncryptionKey.from_file(os.path.expanduser(path)))
+    return keys
+
+
+def open_store(config: Config, *, url: str | None = None, registry: Registry | None = None,
+               keys: bool = True) -> BackupStore:
+    """The BackupStore the configuration describes (or at ``url``, with the same settings).
+
+    ``keys=False`` opens it without loading any key (reading encrypted backups then fails): for
+    checks that must work when a key is missing.
+    """
+    from schemasync_backup.store.store import BackupStore
+
+    configured_url, options = storage_location(config.backup.storage)
+    if url is not None and url != configured_url:
+        options = options if _protocol(url) == _protocol(configured_url) else {}
+    else:
+        url = configured_url
+    local = config.backup.storage.local
+    compression = config.backup.compression
+    encryption = config.backup.encryption
+    return BackupStore.open(
+        url,
+        storage_options=options,
+        compression=compression.codec,
+        compression_level=compression.level if compression.enabled else None,
+        compression_threshold=compression.threshold,
+        encryption_keys=encryption_keys(encryption) if keys else None,
+        encrypt=encryption.enabled and keys,
+        file_mode=local.permissions & 0o666,
+        dir_mode=local.permissions,
+        registry=registry,
+        accept_unsealed=encryption.accept_unsealed,
+    )
+
+
+def _protocol(url: str) -> str:
+    return url.split("://", 1)[0] if "://" in url else "file"
+
+
+# --- the reference for docs/config.md -------------------------------------------------------------
+
+
+def reference(cls: type[Any] = Config, path: str = "") -> list[tuple[str, str, str, str]]:
+    """Every key as (path, type, default, description), in file order; docs/config.md is checked against it."""
+    rows: list[tuple[str, str, str, str]] = []
+    for name, field in _public_fields(cls).items():
+        key = _join(path, name)
+        inner, _ = _unwrap(field.type)
+        if attrs.has(inner):
+            rows.append((key, "section", "", field.metadata.get("doc", "")))
+            rows.extend(reference(inner, key))
+            continue
+        rows.append((key, _type_name(inner, field.metadata), _default_text(field), field.metadata.get("doc", "")))
+    return rows
+
+
+BEGIN_MARK = "<!-- BEGIN GENERATED KEYS: edit config.py, then run `python -m schemasync_backup.cli --update-docs` -->"
+END_MARK = "<!-- END GENERATED KEYS -->"
+
+
+def reference_markdown() -> str:
+    """The key table of docs/config.md."""
+    lines = [BEGIN_MARK, "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, kind, default, doc in reference():
+        if kind == "section":
+            lines.append(f"| **`{key}`** | section | | {doc} |")
+        else:
+            shown = f"`{default}`" if default else ""
+            escaped = doc.replace("|", "\\|")
+            lines.append(f"| `{key}` | {kind} | {shown} | {escaped} |")
+    lines += ["", END_MARK]
+    return "\n".join(lines)
+
+
+def _type_name(annotation: Any, meta: Mapping[str, Any]) -> str:
+    if meta.get("choices"):
+        joined = " \\| ".join(meta["choices"])
+        return f"list of {joined}" if typing.get_origin(annotation) is tuple else joined
+    if meta.get("kind"):
+        return "mapping" if meta["kind"] == "retention" else str(meta["kind"])
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        return "list of strings"
+    if origin is dict:
+        return "mapping"
+    return {bool: "bool", int: "int", float: "number", str: "string"}.get(annotation, str(annotation))
+
+
+def _default_text(field: attrs.Attribute[Any]) -> str:
+    default: Any = field.default
+    factory = getattr(default, "factory", None)
+    if callable(factory):
+        default = factory()
+    if default is None or default in ("", (), {}):
+        return ""
+    if isinstance(default, bool):
+        return _BOOL_WORDS[0] if default else _BOOL_WORDS[1]
+    if field.metadata.get("kind") == "mode":
+        return f"0{default:o}"
+    if field.metadata.get("kind") == "duration":
+        return durations.format_duration(float(default))
+    if isinstance(default, tuple):
+        return ", ".join(default)
+    return str(default)

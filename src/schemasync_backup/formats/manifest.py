@@ -1,0 +1,220 @@
+"""The backup manifest: what a backup is, which objects hold it, and the checksum over both.
+
+A manifest is written last, once every object it names is stored; a backup exists exactly
+when its manifest does. docs/storage-format.md is the normative description.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import cattrs
+import cattrs.gen
+
+from schemasync_backup.errors import BackupFormatError, ManifestAuthenticationError
+from schemasync_backup.formats.backup_id import created_at_of, new_backup_id
+from schemasync_backup.formats.framing import ObjectRecord
+from schemasync_backup.plugins.crypto import EncryptionKey, Keyring, manifest_mac
+
+__all__ = ["BackupInfo", "Manifest", "MigrationContext", "Seal", "Status", "created_at_of", "new_backup_id"]
+
+FORMAT_NAME = "schemasync-backup-manifest"
+#: Version 2 adds the keyed seal; version 1 manifests are still read (unsealed).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+
+class Status(enum.StrEnum):
+    """A backup's state. String-valued: ``Status.COMPLETED == "COMPLETED"``, and JSON holds the plain string."""
+
+    CREATING = "CREATING"
+    COMPLETED = "COMPLETED"
+    VALIDATING = "VALIDATING"
+    FAILED = "FAILED"
+    CORRUPTED = "CORRUPTED"
+
+
+def _status(value: str) -> Status:
+    return Status(value)
+
+
+@attrs.frozen
+class MigrationContext:
+    """Why a backup was taken: the migration it precedes."""
+
+    plan_hash: str = ""
+    source_schema: str = ""
+    pre_migration_id: str = ""
+    migration_time: str = ""
+
+
+@attrs.frozen
+class BackupInfo:
+    """A backup's metadata, as ``create``, ``get`` and ``list`` return it. Never holds a key."""
+
+    id: str
+    database: str
+    created_at: str
+    created_by: str
+    description: str
+    tags: dict[str, str]
+    status: Status = attrs.field(converter=_status)
+    raw_size: int
+    stored_size: int
+    compression: str
+    encryption: str | None
+    key_id: str | None
+    schema_hash: str
+    checksum: str
+    tool_version: str
+    captured_at: str
+    migration_context: MigrationContext | None = None
+    pinned: bool = False
+    #: A salvaged backup (``partial_recovery``): it may lack objects the source held, so a
+    #: rollback to it never drops a live object it does not hold unless forced.
+    partial: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return _converter.unstructure(self)  # type: ignore[no-any-return]
+
+
+@attrs.frozen
+class Seal:
+    """A keyed seal: HMAC-SHA256 of the manifest body under a key derived from ``key_id``'s key."""
+
+    key_id: str
+    mac: str
+
+
+@attrs.frozen
+class Manifest:
+    info: BackupInfo
+    #: The snapshot stream first, then its index (where each schema object lies in it).
+    objects: tuple[ObjectRecord, ...]
+    #: None for an unsealed manifest (written without a key, or format 1).
+    seal: Seal | None = None
+    #: Whether the seal was verified with a key of the reader's keyring (False: unsealed, or key missing).
+    authenticated: bool = False
+    #: Whether the recorded checksum matched when it was read (only ``load(verify=False)`` gives False).
+    checksum_valid: bool = True
+
+    @property
+    def snapshot_object(self) -> ObjectRecord:
+        return self.objects[0]
+
+    @property
+    def index_object(self) -> ObjectRecord | None:
+        return self.objects[1] if len(self.objects) > 1 else None
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+# A record stores "stored_suffix" only when true, so manifests without re-encoded objects (and
+# their checksums) are byte for byte what they were before the field existed.
+_converter.register_unstructure_hook(ObjectRecord, cattrs.gen.make_dict_unstructure_fn(
+    ObjectRecord, _converter, stored_suffix=cattrs.gen.override(omit_if_default=True)))
+# Dictionaries hold the plain string, as before Status was an enum.
+_converter.register_unstructure_hook(Status, lambda status: status.value)
+
+
+def _body(manifest: Manifest) -> dict[str, Any]:
+    info = _converter.unstructure(manifest.info)
+    # The checksum covers the body, so it cannot be part of it; the status is not stored at all.
+    del info["checksum"], info["status"]
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "backup": info,
+        "objects": _converter.unstructure(manifest.objects),
+    }
+
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _sealed_body(manifest: Manifest, found_seal: Seal | None) -> dict[str, Any]:
+    body = _body(manifest)
+    if found_seal is not None:
+        body["seal"] = {"key_id": found_seal.key_id, "mac": found_seal.mac}
+    return body
+
+
+def seal(manifest: Manifest, key: EncryptionKey | None = None) -> Manifest:
+    """The manifest with, given a key, its keyed seal (over the body), and its checksum (over
+    body and seal, so damage anywhere is found without the key)."""
+    found_seal = Seal(key.key_id, manifest_mac(key, _canonical(_body(manifest)))) if key is not None else None
+    checksum = hashlib.sha256(_canonical(_sealed_body(manifest, found_seal))).hexdigest()
+    return attrs.evolve(manifest, info=attrs.evolve(manifest.info, checksum=checksum), seal=found_seal,
+                        authenticated=key is not None, checksum_valid=True)
+
+
+def dump(manifest: Manifest) -> bytes:
+    return _canonical({**_sealed_body(manifest, manifest.seal), "checksum": manifest.info.checksum}) + b"\n"
+
+
+def load(
+    data: bytes,
+    where: str,
+    *,
+    backup_id: str | None = None,
+    keyring: Keyring | None = None,
+    status: str = Status.COMPLETED,
+    verify: bool = True,
+) -> Manifest:
+    """Parse a stored manifest.
+
+    With ``verify`` its checksum must match. With ``backup_id`` (the name it is stored under) it
+    must be that backup's: a manifest copied over another's file is damage, even unverified.
+    A seal whose key is in ``keyring`` is verified (ManifestAuthenticationError when it fails,
+    unless ``verify`` is off); one whose key is absent leaves ``authenticated`` False, since
+    reading metadata needs no key.
+    """
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise BackupFormatError(f"{where}: damaged manifest (not valid JSON)", subject=where) from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise BackupFormatError(f"{where}: not a backup manifest", subject=where)
+    if document.get("version") not in READABLE_VERSIONS:
+        raise BackupFormatError(
+            f"{where}: unsupported manifest version {document.get('version')!r}; upgrade schemasync_backup",
+            subject=where,
+        )
+    recorded = document.pop("checksum", None)
+    actual = hashlib.sha256(_canonical(document)).hexdigest()
+    stored_seal = document.pop("seal", None) if document["version"] >= 2 else None
+    body = _canonical(document)
+    if verify and recorded != actual:
+        raise BackupFormatError(
+            f"{where}: backup validation failed: checksum mismatch (expected: {recorded}, got: {actual})",
+            subject=where,
+        )
+    try:
+        info = _converter.structure({**document["backup"], "checksum": recorded or "", "status": status}, BackupInfo)
+        objects = _converter.structure(document["objects"], tuple[ObjectRecord, ...])
+        found_seal = _converter.structure(stored_seal, Seal) if stored_seal is not None else None
+    except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
+        raise BackupFormatError(f"{where}: damaged manifest ({exc})", subject=where) from None
+    if backup_id is not None and info.id != backup_id:
+        raise BackupFormatError(
+            f"{where}: this manifest belongs to backup {info.id!r}, not to {backup_id}: it was copied or moved "
+            "over another backup's manifest; restore the right file or delete this backup",
+            subject=backup_id,
+        )
+    authenticated = False
+    if found_seal is not None and keyring is not None and found_seal.key_id in keyring.key_ids:
+        authenticated = hmac.compare_digest(manifest_mac(keyring.get(found_seal.key_id), body), found_seal.mac)
+        if verify and not authenticated:
+            raise ManifestAuthenticationError(
+                f"{where}: the manifest failed authentication under key {found_seal.key_id}: it was altered or "
+                "forged after it was written; do not restore from it",
+                subject=backup_id or info.id,
+            )
+    return Manifest(info=info, objects=objects, seal=found_seal, authenticated=authenticated,
+                    checksum_valid=recorded == actual)

@@ -1,0 +1,488 @@
+"""Turn a live snapshot into a backup's: ordered rollback steps, as a pure function.
+
+Order: drop triggers, events, views and routines that go or change; drop foreign keys that go
+or change; drop, create and alter tables; add foreign keys; create routines, views (each after
+the views it reads), triggers and events. Renames are not guessed.
+
+Every ALTER clause reuses the definition line the server itself printed for the backup's
+table, so after the rollback the server prints the same text again.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from schemasync_backup.errors import UnsafeScriptError
+from schemasync_backup.model.diff import definition, routine_key
+from schemasync_backup.model.snapshot import Snapshot, Table, Trigger
+from schemasync_backup.sql import client_script, create_table
+from schemasync_backup.sql.create_table import TableParts
+from schemasync_backup.sql.ddl import split_foreign_keys, view_order
+from schemasync_backup.sql.quoting import quote_identifier, quote_string
+from schemasync_backup.sql.render import (
+    CLIENT_CHARSET,
+    DEFINER_POLICIES,
+    TABLE_SQL_MODE,
+    Program,
+    apply_definer_policy,
+    render,
+)
+
+__all__ = ["DEFINER_POLICIES", "Risk", "RollbackPlan", "RollbackStep", "apply_definer_policy", "build_steps"]
+_OPTION_KEYS = re.compile(r"(?:^|\s)((?:DEFAULT )?[A-Z_]+)=")
+_INT_RANGES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 8}
+
+
+@attrs.frozen
+class Risk:
+    """Data a step may destroy, and the query that measures it on the live database."""
+
+    description: str
+    count_sql: str
+    rows: int | None = None
+
+    def __str__(self) -> str:
+        counted = "" if self.rows is None else f": {self.rows} row{'s' if self.rows != 1 else ''} at risk"
+        return f"{self.description}{counted}"
+
+
+class StepPhase(enum.StrEnum):
+    """What a rollback step does, in the order a plan runs them (``StepPhase.DROP_TABLE == "drop table"``)."""
+
+    CREATE_DATABASE = "create database"
+    ALTER_DATABASE = "alter database"
+    DROP_TRIGGER = "drop trigger"
+    DROP_EVENT = "drop event"
+    DROP_VIEW = "drop view"
+    DROP_ROUTINE = "drop routine"
+    DROP_FOREIGN_KEY = "drop foreign key"
+    DROP_TABLE = "drop table"
+    CREATE_TABLE = "create table"
+    ALTER_TABLE_OPTIONS = "alter table options"
+    ALTER_TABLE = "alter table"
+    ALTER_TABLE_PARTITIONING = "alter table partitioning"
+    ADD_FOREIGN_KEY = "add foreign key"
+    CREATE_ROUTINE = "create routine"
+    CREATE_VIEW = "create view"
+    CREATE_TRIGGER = "create trigger"
+    CREATE_EVENT = "create event"
+
+
+@attrs.frozen
+class RollbackStep:
+    phase: StepPhase = attrs.field(converter=StepPhase)
+    object_kind: str
+    object_name: str
+    sql: str
+    #: SET statements the step runs under (sql_mode, character set of routines, triggers, ...).
+    session: tuple[str, ...] = ()
+    risks: tuple[Risk, ...] = ()
+    #: Everything execute sends for the step, when that is not just ``session`` then ``sql``: a
+    #: routine, view, trigger or event as :func:`render.render` creates it (which may run ``sql``
+    #: through EXECUTE IMMEDIATE, and resets the session after it).
+    sent: tuple[str, ...] = ()
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        """The statements execute sends for this step, in order."""
+        return self.sent or (*self.session, self.sql)
+
+    @property
+    def destructive(self) -> bool:
+        return bool(self.risks)
+
+    @property
+    def warning(self) -> str | None:
+        return "; ".join(str(risk) for risk in self.risks) or None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase.value, "object_kind": self.object_kind, "object_name": self.object_name,
+            "sql": self.sql, "session": list(self.session), "statements": list(self.statements),
+            "destructive": self.destructive,
+            "warning": self.warning, "risks": [attrs.asdict(risk) for risk in self.risks],
+        }
+
+
+@attrs.frozen
+class RollbackPlan:
+    backup_id: str
+    database: str
+    live_hash: str
+    target_hash: str
+    steps: tuple[RollbackStep, ...]
+    notes: tuple[str, ...] = ()
+    preflight: tuple[str, ...] = ()
+    created_at: str = ""
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.steps
+
+    @property
+    def statements(self) -> list[str]:
+        return [step.sql for step in self.steps]
+
+    @property
+    def destructive_steps(self) -> list[RollbackStep]:
+        return [step for step in self.steps if step.destructive]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [*self.notes, *(f"{s.object_kind} {quote_identifier(s.object_name)}: {s.warning}"
+                               for s in self.destructive_steps)]
+
+    def to_sql(self) -> str:
+        """The plan as a script for the mysql client that runs exactly what ``execute`` runs.
+
+        Raises UnsafeScriptError when a statement or the database name has no form the client
+        would send unchanged; ``execute`` can still run such a plan.
+        """
+        statements = list(self._client_statements())
+        commented = any(lexed.comments for _, _, lexed in statements)
+        lines = [client_script.comment(line) for line in self._script_header(commented)]
+        # The client command, not SET NAMES: the client must read the script as utf8mb4 too, or
+        # a multi-byte locale (gbk, sjis) could swallow a backslash and unbalance a quote.
+        lines.append(f"charset {CLIENT_CHARSET}")
+        if commented:
+            lines += client_script.COMMENTS_GUARD
+        numbers = {id(step): number for number, step in enumerate(self.steps, start=1)}
+        current: RollbackStep | None = None
+        selected = False
+        for step, statement, lexed in statements:
+            if step is not current:
+                # execute selects the database for every step but the one that creates it (the first).
+                if not selected and step.phase != StepPhase.CREATE_DATABASE:
+                    lines.append(_use(self.database))
+                    selected = True
+                lines.append(client_script.comment(
+                    f"step {numbers[id(step)]}: {step.phase} {quote_identifier(step.object_name)}"
+                    + (" (DESTRUCTIVE)" if step.destructive else "")))
+                current = step
+            lines += client_script.statement_lines(statement, lexed)
+        return "\n".join(lines) + "\n"
+
+    def _client_statements(self) -> Iterator[tuple[RollbackStep, str, client_script.Lexed]]:
+        """Each statement execute sends, in order, with how the client reads it under the session's mode."""
+        # The sql_mode is the server's default until a step sets one.
+        sent = [(step, statement) for step in self.steps for statement in step.statements]
+        for (step, _), (statement, lexed, _mode) in zip(
+                sent, client_script.checked(statement for _, statement in sent), strict=True):
+            yield step, statement, lexed
+
+    def _script_header(self, commented: bool) -> list[str]:
+        client = "mysql --comments" if commented else "mysql"
+        lines = [f"schemasync_backup rollback of {quote_identifier(self.database)} to backup {self.backup_id}",
+                 f"live schema hash {self.live_hash}, target {self.target_hash}",
+                 f"Run it with: {client} < rollback.sql (it stops at the first error, as execute does). "
+                 f"To SOURCE it, start the client as {client} --abort-source-on-error: SOURCE otherwise "
+                 "carries on past a failed statement."]
+        if commented:
+            lines.append("Some statements hold comments, which the client drops unless run with --comments; "
+                         "the first statement stops the script when they were dropped.")
+        return lines + [f"WARNING: {warning}" for warning in self.warnings]
+
+    def summary(self) -> str:
+        if self.is_empty:
+            return f"{self.database}: the live schema already matches backup {self.backup_id}"
+        kinds: dict[str, int] = {}
+        for step in self.steps:
+            kinds[step.phase] = kinds.get(step.phase, 0) + 1
+        lines = [f"rollback of {self.database} to backup {self.backup_id}: {len(self.steps)} steps, "
+                 f"{len(self.destructive_steps)} destructive"]
+        lines += [f"  {count} x {phase}" for phase, count in kinds.items()]
+        lines += [f"  WARNING {warning}" for warning in self.warnings]
+        lines += [f"  PREFLIGHT {problem}" for problem in self.preflight]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id, "database": self.database, "live_hash": self.live_hash,
+            "target_hash": self.target_hash, "created_at": self.created_at, "notes": list(self.notes),
+            "preflight": list(self.preflight), "warnings": self.warnings,
+            "destructive_steps": len(self.destructive_steps), "steps": [step.to_dict() for step in self.steps],
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def _use(database: str) -> str:
+    # USE is a client command too: the client parses the name itself, so only plain names.
+    if any(not char.isprintable() or char == "\\" for char in database):
+        raise UnsafeScriptError(
+            f"the database name {database!r} has a backslash or a control character, which the mysql client's "
+            "USE command does not read back reliably; run the rollback with `rollback execute` instead",
+            subject=database,
+        )
+    return f"USE {quote_identifier(database)};"
+
+
+def build_steps(
+    live: Snapshot, target: Snapshot, definer_policy: Mapping[str, str] | None = None
+) -> tuple[list[RollbackStep], list[str]]:
+    """Steps that turn ``live`` into ``target``, and notes for people (renames not guessed, ...)."""
+    # The statements run on the live server: render them for its flavor.
+    flavor = live.server.flavor
+    policy = {"view": "keep", "routine": "keep", "trigger": "keep", "event": "keep", **(definer_policy or {})}
+    old_triggers, new_triggers = _trigger_groups(live.triggers), _trigger_groups(target.triggers)
+    # A change to one trigger redoes its whole (table, timing, event) group: that keeps the order.
+    redo = sorted(group for group in old_triggers.keys() | new_triggers.keys()
+                  if [definition("trigger", t) for t in old_triggers.get(group, [])]
+                  != [definition("trigger", t) for t in new_triggers.get(group, [])])
+    # Only tables whose text differs can differ in foreign keys: parse just those.
+    old_tables = {t.name: t for t in live.tables}
+    new_tables = {t.name: t for t in target.tables}
+    moved = {name for name in old_tables.keys() | new_tables.keys()
+             if name not in old_tables or name not in new_tables
+             or definition("table", old_tables[name]) != definition("table", new_tables[name])}
+    new_fks = {(name, fk): line for name in moved if name in new_tables for fk, line in _fk_lines(new_tables[name])}
+    old_fks = {(name, fk): line for name in moved if name in old_tables for fk, line in _fk_lines(old_tables[name])}
+
+    steps = [RollbackStep(StepPhase.DROP_TRIGGER, "trigger", trigger.name, f"DROP TRIGGER IF EXISTS {_q(trigger.name)}")
+             for group in redo for trigger in old_triggers.get(group, [])]
+    steps += _changed(live.events, target.events, "event", lambda e: RollbackStep(
+        StepPhase.DROP_EVENT, "event", e.name, f"DROP EVENT IF EXISTS {_q(e.name)}"))
+    steps += _changed(live.views, target.views, "view", lambda v: RollbackStep(
+        StepPhase.DROP_VIEW, "view", v.name, f"DROP VIEW IF EXISTS {_q(v.name)}"))
+    steps += _changed(live.routines, target.routines, "routine", lambda r: RollbackStep(
+        StepPhase.DROP_ROUTINE, "routine", r.name, f"DROP {r.kind} IF EXISTS {_q(r.name)}"))
+    steps += [RollbackStep(StepPhase.DROP_FOREIGN_KEY, "table", table,
+                           f"ALTER TABLE {_q(table)} DROP FOREIGN KEY {_q(fk)}")
+              for (table, fk), line in sorted(old_fks.items()) if new_fks.get((table, fk)) != line]
+    table_steps, notes = _table_steps(live, target)
+    steps += table_steps
+    steps += [RollbackStep(StepPhase.ADD_FOREIGN_KEY, "table", table, f"ALTER TABLE {_q(table)} ADD {line}")
+              for (table, fk), line in sorted(new_fks.items()) if old_fks.get((table, fk)) != line]
+    steps += _changed(target.routines, live.routines, "routine",
+                      lambda r: _program_step(StepPhase.CREATE_ROUTINE, "routine", r, policy["routine"], flavor))
+    steps += _changed(view_order(target.views), live.views, "view",
+                      lambda v: _program_step(StepPhase.CREATE_VIEW, "view", v, policy["view"], flavor))
+    steps += [_program_step(StepPhase.CREATE_TRIGGER, "trigger", trigger, policy["trigger"], flavor)
+              for group in redo for trigger in new_triggers.get(group, [])]
+    steps += _changed(target.events, live.events, "event",
+                      lambda e: _program_step(StepPhase.CREATE_EVENT, "event", e, policy["event"], flavor))
+    return steps, notes
+
+
+def _table_steps(live: Snapshot, target: Snapshot) -> tuple[list[RollbackStep], list[str]]:
+    old_tables, new_tables = {t.name: t for t in live.tables}, {t.name: t for t in target.tables}
+    steps: list[RollbackStep] = []
+    notes: list[str] = []
+    if (live.charset, live.collation) != (target.charset, target.collation):
+        steps.append(RollbackStep(StepPhase.ALTER_DATABASE, "database", target.database,
+                                  f"ALTER DATABASE {_q(live.database)} CHARACTER SET {target.charset} "
+                                  f"COLLATE {target.collation}"))
+    for name in sorted(old_tables.keys() - new_tables.keys()):
+        steps.append(RollbackStep(StepPhase.DROP_TABLE, "table", name, f"DROP TABLE {_q(name)}",
+                                  risks=(Risk("the table and all its rows are dropped",
+                                              f"SELECT COUNT(*) FROM {_q(name)}"),)))
+    table_mode = (f"SET SESSION sql_mode = {quote_string(TABLE_SQL_MODE)}",)
+    for name in sorted(new_tables.keys() - old_tables.keys()):
+        create, _ = split_foreign_keys(new_tables[name])
+        steps.append(RollbackStep(StepPhase.CREATE_TABLE, "table", name, create, session=table_mode))
+    for name in sorted(old_tables.keys() & new_tables.keys()):
+        if definition("table", old_tables[name]) != definition("table", new_tables[name]):
+            altered, table_notes = _alter_table(old_tables[name], new_tables[name])
+            steps += [attrs.evolve(step, session=table_mode) for step in altered]
+            notes += table_notes
+    return steps, notes
+
+
+def _changed(
+    ours: Iterable[Any], theirs: Iterable[Any], kind: str, make: Callable[[Any], RollbackStep]
+) -> list[RollbackStep]:
+    """A step for each of ``ours`` that ``theirs`` lacks or defines differently, in our order."""
+    other = {_key(kind, item): item for item in theirs}
+    return [make(item) for item in ours
+            if _key(kind, item) not in other or definition(kind, item) != definition(kind, other[_key(kind, item)])]
+
+
+def _key(kind: str, item: Any) -> str:
+    return routine_key(item.kind, item.name) if kind == "routine" else str(item.name)
+
+
+def _q(name: str) -> str:
+    return quote_identifier(name)
+
+
+def _trigger_groups(triggers: Iterable[Trigger]) -> dict[tuple[str, str, str], list[Trigger]]:
+    """Triggers by (table, timing, event), in action order: a change in one redoes its group."""
+    groups: dict[tuple[str, str, str], list[Trigger]] = {}
+    for trigger in sorted(triggers, key=lambda t: t.order):
+        groups.setdefault((trigger.table, trigger.timing, trigger.event), []).append(trigger)
+    return groups
+
+
+def _program_step(phase: StepPhase, kind: str, item: Program, policy: str, flavor: str) -> RollbackStep:
+    rendered = render(item, flavor=flavor, definer_policy=policy)
+    return RollbackStep(phase, kind, item.name, rendered.ddl, session=rendered.session, sent=rendered.statements)
+
+
+def _fk_lines(table: Table) -> list[tuple[str, str]]:
+    try:
+        return list(create_table.parse(table.create_sql).foreign_keys)
+    except create_table.UnrecognisedDefinitionError:
+        return []
+
+
+def _common_prefix(old: tuple[tuple[str, str], ...], new: tuple[tuple[str, str], ...]) -> int:
+    count = 0
+    for mine, theirs in zip(old, new, strict=False):
+        if mine != theirs:
+            break
+        count += 1
+    return count
+
+
+def _alter_table(live: Table, target: Table) -> tuple[list[RollbackStep], list[str]]:
+    old, new = create_table.parse(live.create_sql), create_table.parse(target.create_sql)
+    name = target.name
+    steps: list[RollbackStep] = []
+    notes: list[str] = []
+    if old.other != new.other:
+        notes.append(f"table {_q(name)}: {', '.join(new.other or old.other)} differs and is not rolled back")
+    if old.options != new.options:
+        steps.append(RollbackStep(StepPhase.ALTER_TABLE_OPTIONS, "table", name,
+                                  f"ALTER TABLE {_q(name)} {_option_changes(old.options, new.options)}",
+                                  risks=_charset_risk(name, old.options, new.options)))
+    clauses, risks = _structure_clauses(live, target, old, new)
+    dropped = [n for n, _ in old.columns if n not in dict(new.columns)]
+    added = [n for n, _ in new.columns if n not in dict(old.columns)]
+    if dropped and added:
+        notes.append(f"table {_q(name)}: columns {', '.join(map(_q, dropped))} are dropped and "
+                     f"{', '.join(map(_q, added))} added; renames are not guessed, so their data is not carried over")
+    if clauses:
+        steps.append(RollbackStep(StepPhase.ALTER_TABLE, "table", name,
+                                  f"ALTER TABLE {_q(name)}\n  " + ",\n  ".join(clauses), risks=tuple(risks)))
+    if old.partitioning != new.partitioning:
+        sql = f"ALTER TABLE {_q(name)} " + (new.partitioning or "REMOVE PARTITIONING")
+        steps.append(RollbackStep(StepPhase.ALTER_TABLE_PARTITIONING, "table", name, sql))
+    return steps, notes
+
+
+def _structure_clauses(live: Table, target: Table, old: TableParts, new: TableParts) -> tuple[list[str], list[Risk]]:
+    name = target.name
+    clauses: list[str] = []
+    risks: list[Risk] = []
+    # Keys and checks after the first difference are dropped and re-added in order: the
+    # server prints them in creation order, and only this restores its text exactly.
+    keep_keys, keep_checks = _common_prefix(old.keys, new.keys), _common_prefix(old.checks, new.checks)
+    clauses += [f"DROP CONSTRAINT {_q(check)}" for check, _ in old.checks[keep_checks:]]
+    clauses += ["DROP PRIMARY KEY" if key == "PRIMARY" else f"DROP INDEX {_q(key)}" for key, _ in old.keys[keep_keys:]]
+    old_columns, new_columns = dict(old.columns), dict(new.columns)
+    for column, _ in old.columns:
+        if column not in new_columns:
+            clauses.append(f"DROP COLUMN {_q(column)}")
+            risks.append(Risk(f"column {_q(column)} is dropped with its values",
+                              f"SELECT COUNT(*) FROM {_q(name)} WHERE {_q(column)} IS NOT NULL"))
+    staying = _longest_common_subsequence([c for c, _ in old.columns if c in new_columns],
+                                          [c for c, _ in new.columns if c in old_columns])
+    previous: str | None = None
+    for column, line in new.columns:
+        position = "FIRST" if previous is None else f"AFTER {_q(previous)}"
+        if column not in old_columns:
+            clauses.append(f"ADD COLUMN {line} {position}")
+        elif old_columns[column] != line or column not in staying:
+            clauses.append(f"MODIFY COLUMN {line} {position}")
+            if old_columns[column] != line:
+                risks += _column_risks(name, live.column(column), target.column(column))
+        previous = column
+    clauses += [f"ADD {line}" for _, line in new.keys[keep_keys:]]
+    clauses += [f"ADD {line}" for _, line in new.checks[keep_checks:]]
+    return clauses, risks
+
+
+def _longest_common_subsequence(a: list[str], b: list[str]) -> set[str]:
+    lengths = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            lengths[i + 1][j + 1] = lengths[i][j] + 1 if x == y else max(lengths[i][j + 1], lengths[i + 1][j])
+    found: set[str] = set()
+    i, j = len(a), len(b)
+    while i and j:
+        if a[i - 1] == b[j - 1]:
+            found.add(a[i - 1])
+            i, j = i - 1, j - 1
+        elif lengths[i - 1][j] >= lengths[i][j - 1]:
+            i -= 1
+        else:
+            j -= 1
+    return found
+
+
+def _option_changes(old: str, new: str) -> str:
+    """New options, plus resets for options the target no longer sets."""
+    old_keys = set(_OPTION_KEYS.findall(" " + old))
+    new_keys = set(_OPTION_KEYS.findall(" " + new))
+    resets = []
+    for key in sorted(old_keys - new_keys):
+        bare = key.removeprefix("DEFAULT ")
+        if bare == "COMMENT":
+            resets.append("COMMENT=''")
+        elif bare not in ("CHARSET", "COLLATE", "ENGINE"):
+            resets.append(f"{bare}=DEFAULT")
+    return " ".join([new, *resets]).strip()
+
+
+def _charset_risk(table: str, old: str, new: str) -> tuple[Risk, ...]:
+    old_engine = re.search(r"ENGINE=(\w+)", old)
+    new_engine = re.search(r"ENGINE=(\w+)", new)
+    if old_engine and new_engine and old_engine.group(1) != new_engine.group(1):
+        return (Risk(f"the table is rebuilt from {old_engine.group(1)} to {new_engine.group(1)}",
+                     f"SELECT COUNT(*) FROM {_q(table)}"),)
+    return ()
+
+
+def _base(column_type: str) -> tuple[str, list[str], bool]:
+    match = re.match(r"^(\w+)(?:\((.*)\))?(.*)$", column_type.strip())
+    if match is None:
+        return column_type, [], False
+    args = [arg.strip() for arg in (match.group(2) or "").split(",")] if match.group(2) else []
+    return match.group(1).lower(), args, "unsigned" in match.group(3).lower()
+
+
+def _column_risks(table: str, old: Any, new: Any) -> list[Risk]:
+    """What a column change may destroy, with a query that counts the affected rows."""
+    column = _q(new.name)
+    where = f"SELECT COUNT(*) FROM {_q(table)} WHERE "
+    risks: list[Risk] = []
+    if old.nullable and not new.nullable:
+        risks.append(Risk(f"column {column} becomes NOT NULL; NULLs are rejected or replaced",
+                          where + f"{column} IS NULL"))
+    if old.collation != new.collation and new.collation and old.collation:
+        charset = new.charset or new.collation.split("_")[0]
+        risks.append(Risk(f"column {column} changes character set/collation {old.collation} -> {new.collation}",
+                          where + f"{column} <> CONVERT({column} USING {charset})"))
+    if old.type == new.type:
+        return risks
+    old_base, old_args, old_unsigned = _base(old.type)
+    new_base, new_args, new_unsigned = _base(new.type)
+    if new_base in ("varchar", "char", "varbinary", "binary") and new_args:
+        if old_base == new_base and old_args and int(old_args[0]) <= int(new_args[0]):
+            return risks
+        risks.append(Risk(f"column {column} narrows from {old.type} to {new.type}; longer values are truncated",
+                          where + f"CHAR_LENGTH({column}) > {int(new_args[0])}"))
+    elif new_base in ("enum", "set") and old_base == new_base:
+        removed = [value for value in old_args if value not in new_args]
+        if removed:
+            test = " OR ".join(f"FIND_IN_SET({value}, {column})" for value in removed) if new_base == "set" \
+                else f"{column} IN ({', '.join(removed)})"
+            risks.append(Risk(f"column {column} loses {new_base.upper()} values {', '.join(removed)}", where + test))
+    elif new_base in _INT_RANGES and old_base in _INT_RANGES:
+        if _INT_RANGES[new_base] >= _INT_RANGES[old_base] and (new_unsigned == old_unsigned):
+            return risks
+        bits = 8 * _INT_RANGES[new_base]
+        low, high = (0, 2**bits - 1) if new_unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        risks.append(Risk(f"column {column} narrows from {old.type} to {new.type}; values out of range are lost",
+                          where + f"({column} < {low} OR {column} > {high})"))
+    else:
+        risks.append(Risk(f"column {column} changes type from {old.type} to {new.type}; values are converted",
+                          where + f"{column} IS NOT NULL"))
+    return risks

@@ -1,0 +1,482 @@
+"""RollbackPlanner: plan, show, execute and verify the way back to a backup's schema.
+
+Planning is pure (plan.py) once both snapshots are in hand; this module adds the edges:
+capturing the live schema, measuring the data at risk, preflight, and running the plan with a
+server lock and a journal in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from schemasync_backup.capture.connection import (
+    Connection,
+    ConnectionSpec,
+    Source,
+    describe,
+    open_source,
+    query,
+    translate_errors,
+)
+from schemasync_backup.capture.reader import server_info
+from schemasync_backup.errors import (
+    ConcurrentRollbackError,
+    DatabaseConnectionError,
+    DatabaseError,
+    DatabaseMismatchError,
+    DatabaseNotFoundError,
+    InvalidInputError,
+    QueryError,
+    RollbackConnectionLostError,
+    RollbackRefusedError,
+    RollbackStepError,
+    StalePlanError,
+)
+from schemasync_backup.formats.backup_id import check_backup_id
+from schemasync_backup.formats.manifest import BackupInfo, Status
+from schemasync_backup.model.diff import SchemaDiff, diff
+from schemasync_backup.model.snapshot import ServerInfo, Snapshot
+from schemasync_backup.rollback import preflight
+from schemasync_backup.rollback.plan import DEFINER_POLICIES, RollbackPlan, RollbackStep, StepPhase, build_steps
+from schemasync_backup.sql.quoting import quote_identifier
+from schemasync_backup.store.store import BackupStore
+
+__all__ = ["ExecutionResult", "RecoveryInfo", "RollbackPlan", "RollbackPlanner", "RollbackStep",
+           "RollbackValidation", "diff"]
+
+Progress = Callable[[int, int, RollbackStep], None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@attrs.frozen
+class ExecutionResult:
+    backup_id: str
+    database: str
+    dry_run: bool
+    steps_run: int
+    pre_rollback_backup_id: str | None
+    run_id: str | None
+    verified: bool
+    final_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class RollbackValidation:
+    backup_id: str
+    database: str
+    matches: bool
+    live_hash: str
+    backup_hash: str
+    differences: SchemaDiff
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backup_id": self.backup_id, "database": self.database, "matches": self.matches,
+                "live_hash": self.live_hash, "backup_hash": self.backup_hash,
+                "differences": self.differences.to_dict()}
+
+
+@attrs.frozen
+class RecoveryInfo:
+    backup_id: str
+    run_id: str
+    status: str  # running, failed, completed
+    pre_rollback_backup_id: str | None
+    steps: tuple[dict[str, Any], ...]
+    #: Why the run failed, when it did (the failed step's error, or what broke between steps).
+    error: str | None = None
+
+    @property
+    def failed_step(self) -> dict[str, Any] | None:
+        return next((step for step in self.steps if step["status"] == "failed"), None)
+
+    @property
+    def done(self) -> int:
+        return sum(step["status"] == "done" for step in self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backup_id": self.backup_id, "run_id": self.run_id, "status": self.status,
+                "pre_rollback_backup_id": self.pre_rollback_backup_id, "steps_done": self.done,
+                "failed_step": self.failed_step, "error": self.error, "steps": list(self.steps)}
+
+    def __str__(self) -> str:
+        failed = self.failed_step
+        head = (f"run {self.run_id} of rollback to {self.backup_id}: {self.status}, "
+                f"{self.done}/{len(self.steps)} steps done")
+        if failed is None:
+            return f"{head}\n{self.error}" if self.error else head
+        return (f"{head}\nstep {failed['number']} ({failed['phase']} {failed['object_kind']} "
+                f"{quote_identifier(failed['object_name'])}) failed: {failed['error']}\n  {failed['sql']}")
+
+
+class _Journal:
+    """The run's record in the store, rewritten after every step so a crash leaves the truth."""
+
+    def __init__(self, store: BackupStore, plan: RollbackPlan, pre_backup: str) -> None:
+        self.store = store
+        self.run_id = f"run-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S-%f')}-{secrets.token_hex(3)}"
+        self.document: dict[str, Any] = {
+            "run_id": self.run_id, "backup_id": plan.backup_id, "database": plan.database, "started_at": _now(),
+            "pre_rollback_backup_id": pre_backup, "status": "running",
+            "steps": [{"number": number, **step.to_dict(), "status": "pending", "error": None,
+                       "started_at": None, "finished_at": None}
+                      for number, step in enumerate(plan.steps, start=1)],
+        }
+        self.save()
+
+    def save(self) -> None:
+        self.store.put_document(f"journals/{self.document['backup_id']}/{self.run_id}.json",
+                                json.dumps(self.document, indent=1).encode())
+
+    def step(self, number: int, status: str, error: str | None = None) -> None:
+        entry = self.document["steps"][number - 1]
+        entry["status"] = status
+        entry["error"] = error
+        entry["started_at" if status == "running" else "finished_at"] = _now()
+        self.save()
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.document["status"] = status
+        self.document["finished_at"] = _now()
+        if error is not None:
+            self.document["error"] = error
+        self.save()
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.document["status"] != "running")
+
+
+@attrs.frozen
+class RollbackPlanner:
+    """Plans and runs rollbacks to the backups of one store."""
+
+    store: BackupStore
+
+    def plan(
+        self,
+        target: Source,
+        backup_id: str,
+        *,
+        database: str | None = None,
+        target_database: str | None = None,
+        definer_policy: Mapping[str, str] | None = None,
+        force: bool = False,
+    ) -> RollbackPlan:
+        """The steps that turn the live schema on ``target`` into the backup's, with the data at risk.
+
+        The database changed is ``database``, else ``target_database``, else the one the DSN names,
+        else the backup's own. A database other than the backup's is refused
+        (:class:`DatabaseMismatchError`) unless ``target_database`` names it: the plan would drop
+        everything that database holds and the backup lacks. For a partial backup, live objects the
+        backup does not hold are kept unless ``force``.
+        """
+        for kind, choice in (definer_policy or {}).items():
+            if choice not in DEFINER_POLICIES:
+                raise InvalidInputError(f"definer policy for {kind} must be one of {', '.join(DEFINER_POLICIES)}, "
+                                        f"not {choice!r}", subject=choice)
+        info = self.store.get(backup_id)
+        if info.status == Status.CORRUPTED and not force:
+            raise RollbackRefusedError(
+                f"backup {backup_id} is CORRUPTED (validation found damage): it is not a rollback target "
+                "unless forced; validate it again or pick another backup",
+                subject=backup_id,
+            )
+        name = _target_database(target, info, database, target_database)
+        wanted = self.store.snapshot(backup_id)
+        with open_source(target) as connection:
+            live, server = self._live(connection, name, lambda: wanted)
+            goal = attrs.evolve(wanted, database=name)
+            notes: list[str] = []
+            if info.partial and not force:
+                goal, kept = _keep_unheld(live, goal)
+                if kept:
+                    shown = ", ".join(kept[:10]) + (f" and {len(kept) - 10} more" if len(kept) > 10 else "")
+                    notes.append(
+                        f"{len(kept)} live object(s) the backup does not hold are kept because backup {backup_id} "
+                        f"is partial (salvaged: it may lack objects the source held): {shown}; "
+                        "plan with force to drop them"
+                    )
+            steps, step_notes = build_steps(live, goal, definer_policy)
+            notes += step_notes
+            if not _database_exists(connection, name):
+                steps.insert(0, RollbackStep(StepPhase.CREATE_DATABASE, "database", name,
+                                             f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET "
+                                             f"{wanted.charset} COLLATE {wanted.collation}"))
+            steps = [self._measure(connection, name, step) for step in steps]
+            problems, warnings = preflight.check(connection, server.flavor, server.version, wanted, steps, name)
+        return RollbackPlan(
+            backup_id=backup_id, database=name, live_hash=live.schema_hash, target_hash=goal.schema_hash,
+            steps=tuple(steps), notes=tuple(notes + warnings), preflight=tuple(problems), created_at=_now(),
+        )
+
+    def _live(
+        self, connection: Connection, name: str, wanted: Callable[[], Snapshot]
+    ) -> tuple[Snapshot, ServerInfo]:
+        """The live schema; an absent database counts as an empty one with the backup's defaults
+        (``wanted`` is called only then: loading a large snapshot costs seconds)."""
+        try:
+            live = Snapshot.capture(connection, name)
+        except DatabaseNotFoundError:
+            target = wanted()
+            server = server_info(connection)
+            return Snapshot(database=name, charset=target.charset, collation=target.collation, server=server), server
+        return live, live.server
+
+    def _measure(self, connection: Connection, database: str, step: RollbackStep) -> RollbackStep:
+        """Fill in how many rows each risk touches, on the live data."""
+        if not step.risks:
+            return step
+        connection.select_db(database)
+        measured = []
+        for risk in step.risks:
+            try:
+                rows = int(next(iter(query(connection, risk.count_sql)[0].values())))
+            except (DatabaseError, StopIteration, TypeError, ValueError):
+                rows = None
+            measured.append(attrs.evolve(risk, rows=rows))
+        return attrs.evolve(step, risks=tuple(measured))
+
+    def execute(
+        self,
+        target: Source,
+        plan: RollbackPlan,
+        *,
+        dry_run: bool = False,
+        disable_fk_checks: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> ExecutionResult:
+        """Run ``plan``; refuses destructive plans without ``force`` and stale plans always."""
+        check_backup_id(plan.backup_id)
+        if plan.preflight and not force:
+            raise RollbackRefusedError(
+                "rollback refused by preflight (use force to run anyway):\n  " + "\n  ".join(plan.preflight),
+                subject=plan.backup_id,
+            )
+        if plan.destructive_steps and not force and not dry_run:
+            raise RollbackRefusedError(
+                f"rollback refused: {len(plan.destructive_steps)} destructive step(s); review them and run again "
+                "with force:\n  " + "\n  ".join(plan.warnings),
+                subject=plan.backup_id,
+            )
+        with open_source(target) as connection:
+            where = describe(connection)
+            lock = f"schemasync_rollback:{plan.database}"[:64]
+            if query(connection, "SELECT GET_LOCK(%s, 0) AS got", (lock,))[0]["got"] != 1:
+                raise ConcurrentRollbackError(
+                    f"another rollback of {quote_identifier(plan.database)} is running on {where} "
+                    f"(server lock {lock!r} is held); wait for it to finish",
+                    subject=plan.database,
+                )
+            try:
+                result = self._run(connection, plan, dry_run=dry_run, disable_fk_checks=disable_fk_checks,
+                                   progress=progress)
+            except BaseException as exc:
+                # The cleanup must never replace the error that stopped the run.
+                _release(connection, lock, where, failure=exc)
+                if not isinstance(exc, RollbackRefusedError):
+                    self.store.registry.notify("rollback.failed", {
+                        "backup_id": plan.backup_id, "database": plan.database, "error": str(exc)})
+                raise
+            _release(connection, lock, where)
+            if not result.dry_run:
+                self.store.registry.notify("rollback.executed", {"backup_id": plan.backup_id, **result.to_dict()})
+            return result
+
+    def _run(self, connection: Connection, plan: RollbackPlan, *, dry_run: bool, disable_fk_checks: bool,
+             progress: Progress | None) -> ExecutionResult:
+        live, _ = self._live(connection, plan.database, lambda: self.store.snapshot(plan.backup_id))
+        if live.schema_hash != plan.live_hash:
+            raise StalePlanError(
+                f"the plan is stale: the live schema of {quote_identifier(plan.database)} changed since it was made "
+                f"(planned from {plan.live_hash[:12]}, now {live.schema_hash[:12]}); plan again",
+                subject=plan.backup_id,
+            )
+        if dry_run:
+            return ExecutionResult(plan.backup_id, plan.database, True, 0, None, None,
+                                   plan.is_empty, live.schema_hash)
+        pre = self.store.save(
+            live, description=f"automatic backup before rollback to {plan.backup_id}",
+            tags={"pre_rollback": "true", "rollback_to": plan.backup_id}, pinned=True,
+        ) if live.objects() else None
+        journal = _Journal(self.store, plan, pre.id if pre else "")
+        where = describe(connection)
+        try:
+            with translate_errors(where), connection.cursor() as cursor:
+                if disable_fk_checks:
+                    cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+                for number, step in enumerate(plan.steps, start=1):
+                    if progress is not None:
+                        progress(number, len(plan.steps), step)
+                    journal.step(number, "running")
+                    try:
+                        with translate_errors(where, database=plan.database):
+                            if step.phase != StepPhase.CREATE_DATABASE:
+                                connection.select_db(plan.database)
+                            for statement in step.statements:
+                                cursor.execute(statement)
+                    except (QueryError, DatabaseConnectionError) as exc:
+                        raise self._step_failed(journal, plan, number, step, exc) from exc
+                    journal.step(number, "done")
+                cursor.execute("SET NAMES utf8mb4")
+            after = Snapshot.capture(connection, plan.database)
+        except BaseException as exc:
+            if not journal.finished:
+                done = sum(entry["status"] == "done" for entry in journal.document["steps"])
+                journal.finish("failed", f"the run stopped after {done} of {len(plan.steps)} step(s): "
+                                         f"{getattr(exc, 'message', None) or exc!r}")
+            raise
+        verified = after.schema_hash == plan.target_hash
+        journal.finish("completed" if verified else "completed with differences")
+        return ExecutionResult(plan.backup_id, plan.database, False, len(plan.steps), pre.id if pre else None,
+                               journal.run_id, verified, after.schema_hash)
+
+    @staticmethod
+    def _step_failed(
+        journal: _Journal, plan: RollbackPlan, number: int, step: RollbackStep,
+        exc: QueryError | DatabaseConnectionError,
+    ) -> RollbackStepError:
+        """Mark the step and the run failed in the journal; the error to raise."""
+        journal.step(number, "failed", exc.message)
+        journal.finish("failed", f"step {number} failed: {exc.message}")
+        what = (f"rollback step {number} of {len(plan.steps)} ({step.phase} {step.object_kind} "
+                f"{quote_identifier(step.object_name)})")
+        follow = f"see recovery_info({plan.backup_id!r}) and manual_steps({plan.backup_id!r})"
+        if isinstance(exc, DatabaseConnectionError):
+            return RollbackConnectionLostError(
+                f"{what} failed: {exc.message}. The server may or may not have applied the step: when it is "
+                f"back, compare the live schema with the backup (validate/compare), {follow}, and plan again",
+                subject=plan.backup_id, step=number,
+            )
+        return RollbackStepError(
+            f"{what} failed: {exc.message}; {follow}, or fix the cause and plan again",
+            subject=plan.backup_id, step=number, code=exc.code,
+        )
+
+    def validate(
+        self, target: Source, backup_id: str, *, database: str | None = None, target_database: str | None = None
+    ) -> RollbackValidation:
+        """Whether the live schema equals the backup's, and what differs if not.
+
+        The database compared is chosen, and a database other than the backup's refused, as in :meth:`plan`.
+        """
+        name = _target_database(target, self.store.get(backup_id), database, target_database)
+        wanted = self.store.snapshot(backup_id)
+        live = Snapshot.capture(target, name)
+        differences = diff(live, attrs.evolve(wanted, database=name))
+        return RollbackValidation(backup_id, name, live.schema_hash == wanted.schema_hash, live.schema_hash,
+                                  wanted.schema_hash, differences)
+
+    def compare(
+        self, target: Source, backup_id: str, *, database: str | None = None, target_database: str | None = None
+    ) -> SchemaDiff:
+        """The differences from the live schema (a) to the backup's (b), both ways."""
+        return self.validate(target, backup_id, database=database, target_database=target_database).differences
+
+    def _journal(self, backup_id: str) -> dict[str, Any]:
+        check_backup_id(backup_id)
+        runs = [name for name in self.store.list_documents(f"journals/{backup_id}") if name.endswith(".json")]
+        if not runs:
+            raise RollbackRefusedError(f"no rollback to {backup_id} has run: nothing to recover", subject=backup_id)
+        document: dict[str, Any] = json.loads(self.store.get_document(f"journals/{backup_id}/{runs[-1]}"))
+        return document
+
+    def recovery_info(self, backup_id: str) -> RecoveryInfo:
+        """Which steps of the latest rollback to ``backup_id`` ran, and which failed with what error."""
+        document = self._journal(backup_id)
+        return RecoveryInfo(backup_id, document["run_id"], document["status"],
+                            document.get("pre_rollback_backup_id") or None, tuple(document["steps"]),
+                            document.get("error"))
+
+    def manual_steps(self, backup_id: str) -> list[str]:
+        """The SQL still to run after a failed rollback (each step with its session settings)."""
+        return [
+            ";\n".join(step.get("statements") or [*step["session"], step["sql"]])
+            for step in self._journal(backup_id)["steps"]
+            if step["status"] != "done"
+        ]
+
+
+def _release(connection: Connection, lock: str, where: str, *, failure: BaseException | None = None) -> None:
+    """Release the rollback lock and turn foreign key checks back on.
+
+    After a failure, a connection already found broken is left alone (the server drops the lock
+    and the session with it), and an error of the cleanup is only noted on the original one.
+    """
+    if failure is not None and not connection.open:
+        return
+    try:
+        with translate_errors(where), connection.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
+    except DatabaseError as exc:
+        if failure is None:
+            raise
+        failure.add_note(f"and releasing the rollback lock failed too: {exc.message}")
+
+
+def _target_database(
+    target: Source, info: BackupInfo, database: str | None, target_database: str | None
+) -> str:
+    """The database a rollback changes; a database other than the backup's only when named as the target."""
+    if database is not None and target_database is not None and database != target_database:
+        raise DatabaseMismatchError(
+            f"database={database!r} and target_database={target_database!r} disagree: name the database "
+            "the rollback is to change once",
+            subject=info.id, backup_database=info.database, target_database=database,
+        )
+    named_by_dsn = ConnectionSpec.parse(target).database if isinstance(target, str) else None
+    name = database or target_database or named_by_dsn or info.database
+    if name not in (info.database, target_database):
+        via = "the database asked for" if database else "the database the DSN names"
+        raise DatabaseMismatchError(
+            f"refusing a rollback of database {quote_identifier(name)} ({via}) to backup {info.id}, which is "
+            f"of database {quote_identifier(info.database)}: it would turn {quote_identifier(name)} into a copy "
+            f"of {quote_identifier(info.database)}'s schema and drop every table the backup lacks. "
+            f"If that is what you want, name the target explicitly: target_database={name!r} "
+            f"(command line: --target-database {name}); to roll back {quote_identifier(info.database)} "
+            "itself, ask for that database instead",
+            subject=info.id, backup_database=info.database, target_database=name,
+        )
+    return name
+
+
+def _keep_unheld(live: Snapshot, goal: Snapshot) -> tuple[Snapshot, list[str]]:
+    """``goal`` plus every live object it does not hold (so no step drops them), and their names."""
+    held = set(goal.objects())
+    kept: dict[str, list[Any]] = {}
+    names: list[str] = []
+    groups: tuple[tuple[str, tuple[Any, ...]], ...] = (
+        ("table", live.tables), ("view", live.views), ("routine", live.routines), ("trigger", live.triggers),
+        ("event", live.events))
+    for kind, items in groups:
+        for item in items:
+            key = (item.kind.lower() if kind == "routine" else kind, item.name)
+            if key not in held:
+                kept.setdefault(kind, []).append(item)
+                names.append(f"{key[0]} {quote_identifier(item.name)}")
+    if not names:
+        return goal, []
+    merged = attrs.evolve(
+        goal,
+        tables=(*goal.tables, *kept.get("table", [])), views=(*goal.views, *kept.get("view", [])),
+        routines=(*goal.routines, *kept.get("routine", [])), triggers=(*goal.triggers, *kept.get("trigger", [])),
+        events=(*goal.events, *kept.get("event", [])),
+    )
+    return merged, names
+
+
+def _database_exists(connection: Connection, name: str) -> bool:
+    return bool(query(connection, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (name,)))

@@ -1,0 +1,110 @@
+"""Preflight: find what would make a rollback fail halfway, before any statement runs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from schemasync_backup.capture.connection import Connection, query
+from schemasync_backup.capture.privileges import current_user, session_grants
+from schemasync_backup.errors import DatabaseError
+from schemasync_backup.model.snapshot import Snapshot
+from schemasync_backup.rollback.plan import RollbackStep, StepPhase
+from schemasync_backup.sql.quoting import definer_of, quote_identifier
+
+_SECURITY_DEFINER = re.compile(r"\bSQL SECURITY DEFINER\b")
+_NEEDS: dict[StepPhase, set[str]] = {
+    StepPhase.DROP_TABLE: {"DROP"},
+    StepPhase.CREATE_TABLE: {"CREATE"},
+    StepPhase.ALTER_TABLE: {"ALTER", "INDEX"},
+    StepPhase.ALTER_TABLE_OPTIONS: {"ALTER"},
+    StepPhase.ALTER_TABLE_PARTITIONING: {"ALTER"},
+    StepPhase.DROP_FOREIGN_KEY: {"ALTER"},
+    StepPhase.ADD_FOREIGN_KEY: {"ALTER", "REFERENCES"},
+    StepPhase.DROP_VIEW: {"DROP"},
+    StepPhase.CREATE_VIEW: {"CREATE VIEW"},
+    StepPhase.DROP_ROUTINE: {"ALTER ROUTINE"},
+    StepPhase.CREATE_ROUTINE: {"CREATE ROUTINE"},
+    StepPhase.DROP_TRIGGER: {"TRIGGER"},
+    StepPhase.CREATE_TRIGGER: {"TRIGGER"},
+    StepPhase.DROP_EVENT: {"EVENT"},
+    StepPhase.CREATE_EVENT: {"EVENT"},
+    StepPhase.ALTER_DATABASE: {"ALTER"},
+    StepPhase.CREATE_DATABASE: {"CREATE"},
+}
+
+
+def check(
+    connection: Connection, live_flavor: str, live_version: str, target: Snapshot, steps: Iterable[RollbackStep],
+    database: str,
+) -> tuple[list[str], list[str]]:
+    """(problems that must stop the rollback, warnings) for running ``steps`` on this server."""
+    steps = list(steps)
+    problems: list[str] = []
+    warnings: list[str] = []
+    problems += _missing_privileges(connection, live_flavor, database, steps)
+    missing, unverifiable = _missing_definers(connection, steps)
+    problems += missing
+    warnings += unverifiable
+    warnings += [
+        f"{step.object_kind} {quote_identifier(step.object_name)}: definer rewritten or stripped; SQL SECURITY "
+        "DEFINER now runs with the privileges of the account that creates it"
+        for step in steps
+        if step.phase.startswith("create ") and definer_of(step.sql) in (None, "CURRENT_USER")
+        and _SECURITY_DEFINER.search(step.sql) and step.object_kind in ("view", "routine")
+    ]
+    problems += _missing_collations(connection, target)
+    if target.server.flavor != live_flavor:
+        warnings.append(f"the backup comes from {target.server.flavor} {target.server.version} and the target is "
+                        f"{live_flavor} {live_version}: some definitions may not carry over")
+    elif _version(live_version) < _version(target.server.version):
+        warnings.append(f"the target runs {live_version}, older than the backup's server "
+                        f"{target.server.version}: newer features may be refused")
+    return problems, warnings
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def _missing_privileges(connection: Connection, flavor: str, database: str, steps: list[RollbackStep]) -> list[str]:
+    held = session_grants(connection, flavor).privileges_on(database)
+    needed: set[str] = set()
+    for step in steps:
+        needed |= _NEEDS.get(step.phase, set())
+    lacking = sorted(needed - held)
+    if not lacking:
+        return []
+    who = current_user(connection)
+    return [f"user {who} lacks {', '.join(lacking)} on {quote_identifier(database)}; run "
+            f"GRANT {', '.join(lacking)} ON {quote_identifier(database)}.* TO {who}"]
+
+
+def _missing_definers(connection: Connection, steps: list[RollbackStep]) -> tuple[list[str], list[str]]:
+    wanted = {(definer, step.object_kind, step.object_name) for step in steps if step.phase.startswith("create ")
+              for definer in [definer_of(step.sql)] if definer and definer != "CURRENT_USER"}
+    if not wanted:
+        return [], []
+    try:
+        rows = query(connection, "SELECT CONCAT('`', REPLACE(User, '`', '``'), '`@`', REPLACE(Host, '`', '``'), '`') "
+                                 "AS account FROM mysql.user")
+    except DatabaseError:
+        return [], ["cannot read mysql.user to check that definers exist: grant SELECT ON mysql.user to check"]
+    accounts = {str(row["account"]) for row in rows}
+    # A MariaDB role is a mysql.user row with an empty host; SHOW CREATE names it without one.
+    accounts |= {account.removesuffix("@``") for account in accounts if account.endswith("@``")}
+    return [
+        f"definer {definer} of {kind} {quote_identifier(name)} does not exist on the target: create the account, "
+        f"or plan with definer_policy={{'{kind}': 'rewrite'}} (or 'strip')"
+        for definer, kind, name in sorted(wanted) if definer not in accounts
+    ], []
+
+
+def _missing_collations(connection: Connection, target: Snapshot) -> list[str]:
+    used = {target.collation}
+    for table in target.tables:
+        used |= {table.collation} if table.collation else set()
+        used |= {column.collation for column in table.columns if column.collation}
+    known = {str(row["COLLATION_NAME"]) for row in query(connection,
+                                                         "SELECT COLLATION_NAME FROM information_schema.COLLATIONS")}
+    return [f"collation {name} does not exist on the target server" for name in sorted(used - known)]

@@ -1,0 +1,1 @@
+"""Backups on fsspec storage: the store, retention and maintenance (prune, usage, health, optimize)."""

@@ -1,0 +1,1199 @@
+"""Storage maintenance: prune unreferenced objects safely, report usage and health, re-compress.
+
+Functions here take a :class:`~schemasync_backup.store.BackupStore`; the store's ``prune``,
+``usage``, ``health`` and ``optimize`` methods delegate to them. docs/retention.md describes
+the locking protocol between ``create`` and ``prune``:
+
+* a create writes ``pending/<id>.json`` first, then waits while ``locks/prune.json`` is held;
+* a prune (or optimize) creates ``locks/prune.json`` exclusively, then refuses while any
+  live pending marker exists;
+
+so whichever comes second sees the other. On top of that, objects modified less than a grace
+period ago are never pruned (age measured against the storage's own clock).
+
+One rule decides whether a marker or the lock is live or stale (:func:`pending_creates`,
+:func:`read_lock`): stale when written on this host by a process that is gone, or when its
+heartbeat (``refreshed_at``) is older than the threshold. Whoever holds one keeps it fresh with
+:func:`heartbeat`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import itertools
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+from fsspec.implementations.local import LocalFileSystem
+
+from schemasync_backup.errors import (
+    BackupFormatError,
+    EncryptionKeyError,
+    IntegrityError,
+    PluginError,
+    SchemaSyncBackupError,
+    StaleThresholdError,
+    UnsealedBackupError,
+)
+from schemasync_backup.errors import CreateRunningError as CreateRunningError  # noqa: PLC0414 - re-export
+from schemasync_backup.errors import PruneRunningError as PruneRunningError  # noqa: PLC0414 - re-export
+from schemasync_backup.errors import StoreBusyError as StoreBusyError  # noqa: PLC0414 - re-export
+from schemasync_backup.formats import framing, manifest
+from schemasync_backup.formats.backup_id import is_backup_id
+from schemasync_backup.formats.framing import OBJECT_NAME, ObjectRecord
+from schemasync_backup.formats.manifest import Manifest, Status
+from schemasync_backup.model.durations import format_duration
+from schemasync_backup.store.retention import parse_duration
+from schemasync_backup.store.store import BackupStore, record_from_bytes
+
+#: The store-wide lock prune and optimize hold (relative to the store's root).
+LOCK_DOCUMENT = "locks/prune.json"
+#: Objects modified less than this long ago are never pruned.
+DEFAULT_GRACE = timedelta(hours=1)
+#: A lock or pending marker from another host counts as abandoned after this long without a refresh.
+STALE_AFTER = timedelta(hours=1)
+#: How long a create waits for a running prune or optimize before it gives up, and how often it looks.
+CREATE_WAIT_SECONDS = 60.0
+POLL_SECONDS = 0.2
+#: How often a running create refreshes its pending marker, and a prune or optimize its lock, so
+#: that nobody takes them for abandoned. Read when each heartbeat starts.
+HEARTBEAT_SECONDS = 60.0
+#: A stale threshold must leave room for this many missed heartbeats (slow storage, a paused VM).
+_HEARTBEATS_PER_THRESHOLD = 5
+#: A staging file under tmp/ lives for one write; one this old was left by a crash (whatever the grace).
+STAGING_MIN_AGE = timedelta(minutes=10)
+_DELETE_BATCH = 100
+_ADDRESS = re.compile(rb"[0-9a-f]{64}")
+logger = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _relative(store: BackupStore, path: str) -> str:
+    prefix = f"{store.root}/" if store.root else ""
+    return path[len(prefix):] if prefix and path.startswith(prefix) else path
+
+
+# --- who holds what --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class LockHolder:
+    """A running (or abandoned) create or prune/optimize, from its marker or lock document.
+
+    ``stale`` is the one decision everything uses (:func:`abandoned`), made when it was read.
+    """
+
+    kind: str  # "create", "prune" or "optimize"
+    name: str  # the backup id of a create, the lock token of a prune
+    path: str  # relative to the store root
+    host: str
+    pid: int | None
+    started_at: str
+    refreshed_at: str
+    database: str = ""  # of a create
+    stale: bool = False
+    #: Why it is stale, in words ("" when live).
+    reason: str = ""
+
+    @property
+    def live(self) -> bool:
+        return not self.stale
+
+    @property
+    def backup_id(self) -> str:
+        return self.name
+
+    def age(self, now: datetime) -> timedelta | None:
+        try:
+            return now - _aware(datetime.fromisoformat(self.refreshed_at or self.started_at))
+        except ValueError:
+            return None
+
+    def describe(self) -> str:
+        who = f"{self.host} pid {self.pid}" if self.pid is not None else self.host or "an unknown process"
+        state = f" (stale: {self.reason})" if self.stale else ""
+        return f"{self.kind} {self.name} by {who} since {self.started_at or 'an unknown time'}{state}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def abandoned(holder: LockHolder, now: datetime, stale_after: timedelta) -> str:
+    """The rule for markers and locks alike: why ``holder`` is abandoned, or "" while it is live.
+
+    Abandoned when it was written on this host by a process that no longer exists, or when its
+    heartbeat (``refreshed_at``, else ``started_at``) is older than ``stale_after``. One whose
+    age cannot be told and whose process cannot be checked stays live: nothing is decided on a guess.
+    """
+    if holder.host == socket.gethostname() and holder.pid is not None and not _pid_alive(holder.pid):
+        return f"process {holder.pid} on this host is gone"
+    age = holder.age(now)
+    if age is not None and age > stale_after:
+        return f"not refreshed for {format_duration(age)}, more than {format_duration(stale_after)}"
+    return ""
+
+
+def stale_threshold(stale_after: timedelta | str | None) -> timedelta:
+    """``stale_after`` parsed (default :data:`STALE_AFTER`); refused when heartbeats could not keep up."""
+    threshold = STALE_AFTER if stale_after is None else parse_duration(stale_after)
+    minimum = timedelta(seconds=HEARTBEAT_SECONDS * _HEARTBEATS_PER_THRESHOLD)
+    if threshold < minimum:
+        raise StaleThresholdError(
+            f"stale_after={format_duration(threshold)} is too short: running creates refresh their markers only "
+            f"every {format_duration(timedelta(seconds=HEARTBEAT_SECONDS))}, so a live create would be taken for "
+            f"abandoned and its objects pruned; use at least {format_duration(minimum)}",
+            subject=str(stale_after),
+        )
+    return threshold
+
+
+def _holder(kind: str, name: str, path: str, data: bytes, fallback_time: str, now: datetime,
+            stale_after: timedelta) -> LockHolder:
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    pid = document.get("pid")
+    started = str(document.get("started_at") or fallback_time)
+    holder = LockHolder(
+        kind=str(document.get("operation") or kind), name=str(document.get("token") or name), path=path,
+        host=str(document.get("host") or ""), pid=pid if isinstance(pid, int) else None, started_at=started,
+        refreshed_at=str(document.get("refreshed_at") or started), database=str(document.get("database") or ""),
+    )
+    reason = abandoned(holder, now, stale_after)
+    return attrs.evolve(holder, stale=bool(reason), reason=reason)
+
+
+def read_lock(store: BackupStore, *, now: datetime | None = None,
+              stale_after: timedelta = STALE_AFTER) -> LockHolder | None:
+    """The prune/optimize lock's holder (``stale`` decided), or None when the store is not locked."""
+    try:
+        data = store.get_document(LOCK_DOCUMENT)
+    except FileNotFoundError:
+        return None
+    return _holder("prune", "", LOCK_DOCUMENT, data, _modified_iso(store, store._path(LOCK_DOCUMENT)),
+                   now or _now(), stale_after)
+
+
+def pending_creates(store: BackupStore, *, now: datetime | None = None,
+                    stale_after: timedelta = STALE_AFTER) -> list[LockHolder]:
+    """Every pending marker, each decided live (a create running now) or stale (a crash left it).
+
+    The one place that reads ``pending/``: prune and optimize refuse while a live one exists,
+    health reports both kinds, the CLI refuses a second create of a database beside a live one.
+    """
+    moment = now or _now()
+    holders = []
+    for name in sorted(store._listdir("pending")):
+        if not name.endswith(".json"):
+            continue
+        backup_id = name.removesuffix(".json")
+        relative = f"pending/{name}"
+        try:
+            data = store.get_document(relative)
+        except FileNotFoundError:
+            continue  # finished meanwhile
+        minted = manifest.created_at_of(backup_id)
+        fallback = minted.isoformat() if minted else _modified_iso(store, store._path(relative))
+        holders.append(_holder("create", backup_id, relative, data, fallback, moment, stale_after))
+    return holders
+
+
+# --- heartbeats ----------------------------------------------------------------------------------
+
+
+class Heartbeat:
+    """Calls ``refresh`` every :data:`HEARTBEAT_SECONDS` in a daemon thread until stopped.
+
+    The one mechanism that keeps a pending marker and the store lock fresh. A failing refresh is
+    logged and retried at the next beat; :meth:`stop` returns only once no refresh is running,
+    so the caller can then remove what was refreshed without it coming back.
+    """
+
+    def __init__(self, refresh: Callable[[], None], what: str, interval: float | None = None) -> None:
+        self.refresh = refresh
+        self.what = what
+        self.interval = HEARTBEAT_SECONDS if interval is None else interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat {what}", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception as exc:  # the next beat tries again; the threshold allows several misses
+                logger.warning("could not refresh %s: %s", self.what, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+
+@contextlib.contextmanager
+def heartbeat(refresh: Callable[[], None], what: str) -> Iterator[Heartbeat]:
+    """Keep something fresh while the block runs (see :class:`Heartbeat`)."""
+    beat = Heartbeat(refresh, what).start()
+    try:
+        yield beat
+    finally:
+        beat.stop()
+
+
+def _modified(store: BackupStore, path: str) -> datetime | None:
+    """When the storage last modified ``path``, by its own clock; None when it cannot tell."""
+    try:
+        return _aware(store.fs.modified(path))
+    except Exception:  # any backend failure means "cannot tell", which keeps the object
+        return None
+
+
+def _modified_iso(store: BackupStore, path: str) -> str:
+    moment = _modified(store, path)
+    return moment.isoformat() if moment else ""
+
+
+# --- the store lock ----------------------------------------------------------------------------
+
+
+@attrs.define
+class _Lock:
+    store: BackupStore
+    operation: str
+    token: str
+    started_at: str
+    #: The storage's clock when the lock was taken (its modified time), for grace periods.
+    server_time: datetime
+    stale_markers: list[LockHolder]
+
+    def document(self, refreshed: datetime) -> bytes:
+        return json.dumps({"operation": self.operation, "token": self.token, "host": socket.gethostname(),
+                           "pid": os.getpid(), "started_at": self.started_at,
+                           "refreshed_at": refreshed.isoformat()}).encode()
+
+    def refresh(self) -> None:
+        """Rewrite the lock with a fresh ``refreshed_at`` (the heartbeat), unless another process took it."""
+        holder = read_lock(self.store)
+        if holder is not None and holder.name == self.token:
+            self.store.put_document(LOCK_DOCUMENT, self.document(_now()))
+
+    def release(self) -> None:
+        holder = read_lock(self.store)
+        if holder is not None and holder.name == self.token:
+            self.store.remove_document(LOCK_DOCUMENT)
+
+
+def _create_exclusive(store: BackupStore, path: str, data: bytes) -> None:
+    """Create ``path`` holding ``data``; FileExistsError if it exists. Atomic where the storage allows."""
+    if isinstance(store.fs, LocalFileSystem):
+        with store._io("lock the backup store", path):
+            store._makedirs(path.rsplit("/", 1)[0])
+            store._makedirs(store._path("tmp"))
+            staging = store._path("tmp", f"lock-{uuid.uuid4().hex}")
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, store.file_mode)
+            try:
+                with os.fdopen(fd, "wb") as sink:
+                    sink.write(data)
+                try:
+                    os.link(staging, path)  # atomic, complete at once, and fails if path exists
+                except OSError as exc:
+                    if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                        raise
+                    _create_in_place(path, data, store.file_mode)  # a filesystem without hard links
+            finally:
+                os.unlink(staging)
+        return
+    store._put_bytes(path, data, exclusive=True)
+
+
+def _create_in_place(path: str, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as sink:
+        sink.write(data)
+
+
+@contextlib.contextmanager
+def store_lock(
+    store: BackupStore, operation: str, *, stale_after: timedelta = STALE_AFTER, wait: float = 0.0
+) -> Iterator[_Lock]:
+    """Hold the store lock for ``operation`` ("prune" or "optimize") while no create runs.
+
+    Waits up to ``wait`` seconds for another holder or for running creates; then raises
+    :class:`PruneRunningError` or :class:`CreateRunningError`. An abandoned lock is taken over.
+    """
+    lock = _acquire(store, operation, stale_after, time.monotonic() + wait)
+    try:
+        with heartbeat(lock.refresh, f"the store lock ({LOCK_DOCUMENT})"):
+            yield lock
+    finally:
+        with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
+            lock.release()
+
+
+def _acquire(store: BackupStore, operation: str, stale_after: timedelta, deadline: float) -> _Lock:
+    path = store._path(LOCK_DOCUMENT)
+    while True:
+        started = _now()
+        lock = _Lock(store, operation, uuid.uuid4().hex, started.isoformat(), started, [])
+        try:
+            _create_exclusive(store, path, lock.document(started))
+        except FileExistsError:
+            holder = read_lock(store, stale_after=stale_after)
+            if holder is not None and holder.stale:
+                logger.warning("taking over the abandoned store lock of %s", holder.describe())
+                lock_release_if(store, holder.name)
+                continue
+            if time.monotonic() >= deadline:
+                who = holder.describe() if holder is not None else "another process"
+                raise PruneRunningError(
+                    f"cannot {operation} {store.url}: the store is locked by {who} ({LOCK_DOCUMENT}); retry when "
+                    f"it finishes. If that process is gone, the lock counts as abandoned after "
+                    f"{format_duration(stale_after)} and is taken over then",
+                    subject=LOCK_DOCUMENT, holders=(holder,) if holder is not None else (),
+                ) from None
+            time.sleep(POLL_SECONDS)
+            continue
+        holder = read_lock(store)
+        if holder is None or holder.name != lock.token:  # a storage that ignored "create if absent"
+            if time.monotonic() >= deadline:
+                raise PruneRunningError(f"cannot {operation} {store.url}: another process took the store lock",
+                                        subject=LOCK_DOCUMENT, holders=(holder,) if holder is not None else ())
+            time.sleep(POLL_SECONDS)
+            continue
+        lock.server_time = _modified(store, path) or _now()
+        store.fs.invalidate_cache()  # other processes wrote meanwhile: never decide from a cached listing
+        now = _now()
+        markers = pending_creates(store, now=now, stale_after=stale_after)
+        running = [marker for marker in markers if marker.live]
+        if not running:
+            lock.stale_markers = [marker for marker in markers if marker.stale]
+            return lock
+        lock.release()
+        if time.monotonic() >= deadline:
+            raise CreateRunningError(
+                f"cannot {operation} {store.url} while backups are being created: "
+                + "; ".join(marker.describe() for marker in running)
+                + ". Retry when they finish (or pass wait= seconds). A create that crashed stops counting once its "
+                f"process is gone (same host) or its marker has not been refreshed for {format_duration(stale_after)}",
+                subject=store.url, holders=running,
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def lock_release_if(store: BackupStore, token: str) -> None:
+    """Remove the store lock if ``token`` still holds it (taking over an abandoned lock)."""
+    holder = read_lock(store)
+    if holder is not None and holder.name == token:
+        store.remove_document(LOCK_DOCUMENT)
+
+
+def wait_for_maintenance(store: BackupStore, backup_id: str, *, timeout: float | None = None) -> None:
+    """Called by ``create`` after it wrote its pending marker: wait while a prune/optimize runs.
+
+    Raises :class:`PruneRunningError` if the lock is still held after ``timeout`` seconds
+    (default :data:`CREATE_WAIT_SECONDS`). An abandoned lock does not block.
+    """
+    deadline = time.monotonic() + (CREATE_WAIT_SECONDS if timeout is None else timeout)
+    while True:
+        holder = read_lock(store)
+        if holder is None or holder.stale:
+            return
+        if time.monotonic() >= deadline:
+            raise PruneRunningError(
+                f"cannot create backup {backup_id}: {holder.describe()} holds the store lock ({LOCK_DOCUMENT}) "
+                f"of {store.url}; retry when it finishes. If that process is gone, the lock counts as abandoned "
+                f"after {format_duration(STALE_AFTER)}",
+                subject=backup_id, holders=(holder,),
+            )
+        time.sleep(POLL_SECONDS)
+
+
+# --- what the manifests name ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Catalog:
+    manifests: dict[str, Manifest]
+    #: Manifests that do not even parse: the addresses in their raw bytes stay protected.
+    unreadable: dict[str, bytes]
+    #: Manifests that parse but whose checksum does not verify.
+    unverified: frozenset[str]
+
+    def referenced(self, store: BackupStore) -> set[str]:
+        return {store._object_path(record) for found in self.manifests.values() for record in found.objects}
+
+    def protected_addresses(self) -> set[str]:
+        return {match.decode() for data in self.unreadable.values() for match in _ADDRESS.findall(data)}
+
+
+def _trusted(store: BackupStore, data: bytes, path: str, backup_id: str) -> bool:
+    """Whether a manifest may be rewritten (and so re-sealed) here: bound to its file and authenticated."""
+    try:
+        store.authenticate(manifest.load(data, path, backup_id=backup_id, keyring=store.keyring))
+    except (BackupFormatError, IntegrityError, EncryptionKeyError, UnsealedBackupError):
+        return False
+    return True
+
+
+def _catalog(store: BackupStore) -> _Catalog:
+    """Every manifest, read in one batch. A manifest that cannot be read aborts (never 'unprotects')."""
+    # Every *.json counts, even one not named like a backup: its objects stay protected.
+    ids = [name.removesuffix(".json") for name in store._listdir("manifests") if name.endswith(".json")]
+    paths = {store._path("manifests", f"{backup_id}.json"): backup_id for backup_id in ids}
+    raw: Mapping[str, Any] = {}
+    if paths:
+        with store._io("read backup manifests", store._path("manifests")):
+            raw = store.fs.cat(list(paths), on_error="return")
+    manifests: dict[str, Manifest] = {}
+    unreadable: dict[str, bytes] = {}
+    unverified: set[str] = set()
+    for path, backup_id in paths.items():
+        data = raw.get(path) if isinstance(raw, dict) else None
+        if not isinstance(data, bytes):
+            try:  # one by one, so that a failure other than "deleted since the listing" is raised
+                data = store._read(path, "read backup manifest")
+            except FileNotFoundError:
+                continue
+        try:
+            found = manifest.load(data, path, verify=False)
+        except BackupFormatError:
+            unreadable[backup_id] = bytes(data)
+            continue
+        if not is_backup_id(backup_id):
+            unreadable[backup_id] = bytes(data)
+            continue
+        if not _trusted(store, data, path, backup_id):
+            unverified.add(backup_id)
+        manifests[backup_id] = found
+        if not found.checksum_valid:
+            unverified.add(backup_id)
+    return _Catalog(manifests, unreadable, frozenset(unverified))
+
+
+def _objects(store: BackupStore) -> dict[str, int]:
+    """Every object file (full path -> stored size), in one recursive listing."""
+    folder = store._path("objects")
+    with store._io("list backup objects", folder):
+        try:
+            found = store.fs.find(folder, detail=True)
+        except FileNotFoundError:
+            return {}
+    objects = {}
+    for path, info in found.items():
+        if info.get("type", "file") != "file":
+            continue
+        if OBJECT_NAME.match(_relative(store, path).removeprefix("objects/")):
+            objects[path] = int(info.get("size") or 0)
+    return objects
+
+
+def _address_of(store: BackupStore, path: str) -> str:
+    match = OBJECT_NAME.match(_relative(store, path).removeprefix("objects/"))
+    return match.group(1) if match else ""
+
+
+# --- prune -------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class PruneResult:
+    """What a prune removed (or, on a dry run, would remove) and what it kept on purpose.
+
+    Paths are relative to the store's root (``objects/ab/ab12...plain``).
+    """
+
+    dry_run: bool
+    grace_seconds: float
+    removed_objects: tuple[str, ...]
+    removed_bytes: int
+    referenced_objects: int
+    #: Unreferenced, but modified within the grace period: a create may be about to name them.
+    kept_recent: tuple[str, ...]
+    #: Unreferenced, but the storage cannot say when they were written.
+    kept_unknown_age: tuple[str, ...]
+    #: Unreferenced, but their address appears in a manifest that cannot be parsed.
+    kept_unreadable: tuple[str, ...]
+    #: Leftover staging files under tmp/ older than the grace period.
+    removed_staging: tuple[str, ...]
+    #: Pending markers of creates that crashed (process gone, or not refreshed for too long).
+    removed_markers: tuple[str, ...]
+    #: Creates seen running (dry run only: a real prune refuses to run beside them).
+    running_creates: tuple[str, ...] = ()
+    unreadable_manifests: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in attrs.asdict(self, recurse=False).items()}
+
+
+def prune(
+    store: BackupStore,
+    *,
+    grace: timedelta | str | None = None,
+    dry_run: bool = False,
+    stale_after: timedelta | str | None = None,
+    wait: float = 0.0,
+) -> PruneResult:
+    """Delete the objects no manifest names, unless modified within ``grace`` (default 1 hour).
+
+    Holds the store lock and refuses (:class:`CreateRunningError`) while backups are being
+    created, waiting up to ``wait`` seconds for them; a dry run takes no lock and deletes nothing.
+    Also removes staging leftovers under tmp/ and the pending markers of crashed creates.
+    """
+    grace_period = DEFAULT_GRACE if grace is None else parse_duration(grace)
+    threshold = stale_threshold(stale_after)
+    if dry_run:
+        store.fs.invalidate_cache()
+        now = _now()
+        markers = pending_creates(store, now=now, stale_after=threshold)
+        running = [marker for marker in markers if marker.live]
+        stale = [marker for marker in markers if marker.stale]
+        return _prune(store, grace_period, now, stale, running, dry_run=True, lock=None)
+    with store_lock(store, "prune", stale_after=threshold, wait=wait) as lock:
+        result = _prune(store, grace_period, lock.server_time, lock.stale_markers, [], dry_run=False, lock=lock)
+    store.registry.notify("store.pruned", result.to_dict())
+    return result
+
+
+def _prune(
+    store: BackupStore,
+    grace: timedelta,
+    reference: datetime,
+    stale_markers: Sequence[LockHolder],
+    running: Sequence[LockHolder],
+    *,
+    dry_run: bool,
+    lock: _Lock | None,
+) -> PruneResult:
+    catalog = _catalog(store)
+    referenced = catalog.referenced(store)
+    protected = catalog.protected_addresses()
+    objects = _objects(store)
+    doomed: list[str] = []
+    recent: list[str] = []
+    unknown: list[str] = []
+    unreadable: list[str] = []
+    for path in sorted(objects):
+        if path in referenced:
+            continue
+        if _address_of(store, path) in protected:
+            unreadable.append(path)
+            continue
+        modified = _modified(store, path)
+        if modified is None:
+            unknown.append(path)
+        elif reference - modified < grace:
+            recent.append(path)
+        else:
+            doomed.append(path)
+    staging = []
+    for name in store._listdir("tmp"):
+        path = store._path("tmp", name)
+        modified = _modified(store, path)
+        if modified is not None and reference - modified >= max(grace, STAGING_MIN_AGE):
+            staging.append(path)
+    markers = [store._path(marker.path) for marker in stale_markers]
+    if not dry_run:
+        for start in range(0, len(doomed), _DELETE_BATCH):
+            _remove_quietly(store, doomed[start : start + _DELETE_BATCH])
+        _remove_quietly(store, staging)
+        _remove_quietly(store, markers)
+    return PruneResult(
+        dry_run=dry_run,
+        grace_seconds=grace.total_seconds(),
+        removed_objects=tuple(_relative(store, path) for path in doomed),
+        removed_bytes=sum(objects[path] for path in doomed),
+        referenced_objects=sum(1 for path in objects if path in referenced),
+        kept_recent=tuple(_relative(store, path) for path in recent),
+        kept_unknown_age=tuple(_relative(store, path) for path in unknown),
+        kept_unreadable=tuple(_relative(store, path) for path in unreadable),
+        removed_staging=tuple(_relative(store, path) for path in staging),
+        removed_markers=tuple(marker.name for marker in stale_markers),
+        running_creates=tuple(marker.name for marker in running),
+        unreadable_manifests=tuple(sorted(catalog.unreadable)),
+    )
+
+
+def _remove_quietly(store: BackupStore, paths: Sequence[str]) -> None:
+    """Remove ``paths``; one already gone (removed by someone else) is no error."""
+    try:
+        store._remove(list(paths))
+    except FileNotFoundError:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                store._remove([path])
+
+
+# --- usage -------------------------------------------------------------------------------------
+
+_GB = 10**9
+
+
+@attrs.frozen
+class DatabaseUsage:
+    database: str
+    backup_count: int
+    raw_bytes: int  # plaintext of every backup, as if each were stored alone and uncompressed
+    stored_bytes: int  # the distinct objects this database's backups name
+    oldest: str
+    newest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class BackupUsage:
+    backup_id: str
+    database: str
+    created_at: str
+    status: str
+    pinned: bool
+    raw_bytes: int
+    stored_bytes: int
+    #: Stored bytes of the objects only this backup names: what removing it would reclaim.
+    exclusive_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class UsageReport:
+    """How much the store holds and how much dedup and compression save. Sizes in bytes; GB = 10^9."""
+
+    url: str
+    backup_count: int
+    database_count: int
+    object_count: int
+    #: Every file under the store's root: objects, manifests, markers, sidecars, staging.
+    total_stored_bytes: int
+    object_bytes: int
+    manifest_bytes: int
+    #: Objects no manifest names (prune reclaims them once older than the grace period).
+    unreferenced_bytes: int
+    #: Plaintext of every backup, each counted in full.
+    total_raw_bytes: int
+    #: Plaintext of the distinct objects.
+    unique_raw_bytes: int
+    #: ``total_raw_bytes - unique_raw_bytes``: what naming objects by content saved.
+    dedup_savings_bytes: int
+    #: ``unique_raw_bytes`` minus the stored size of the referenced objects.
+    compression_savings_bytes: int
+    databases: tuple[DatabaseUsage, ...]
+    backups: tuple[BackupUsage, ...] | None = None
+
+    @property
+    def total_size_gb(self) -> float:
+        return round(self.total_stored_bytes / _GB, 6)
+
+    @property
+    def dedup_ratio(self) -> float:
+        return round(self.total_raw_bytes / self.unique_raw_bytes, 3) if self.unique_raw_bytes else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        document = {key: value for key, value in attrs.asdict(self, recurse=False).items()
+                    if key not in ("databases", "backups")}
+        document["total_size_gb"] = self.total_size_gb
+        document["dedup_ratio"] = self.dedup_ratio
+        document["databases"] = [entry.to_dict() for entry in self.databases]
+        document["backups"] = [entry.to_dict() for entry in self.backups] if self.backups is not None else None
+        return document
+
+
+def usage(store: BackupStore, *, detailed: bool = False) -> UsageReport:
+    """Backup count, stored and raw bytes, dedup savings; per database, and per backup when ``detailed``."""
+    store.fs.invalidate_cache()
+    catalog = _catalog(store)
+    objects = _objects(store)
+    with store._io("list backups", store.root):
+        try:
+            everything = store.fs.find(store.root, detail=True)
+        except FileNotFoundError:
+            everything = {}
+    total = sum(int(info.get("size") or 0) for info in everything.values() if info.get("type", "file") == "file")
+    manifests_folder = store._path("manifests") + "/"
+    manifest_bytes = sum(int(info.get("size") or 0) for path, info in everything.items()
+                         if path.startswith(manifests_folder))
+    statuses = {name.removesuffix(".json") for name in store._listdir("status")}
+
+    def stored(record: ObjectRecord) -> int:
+        return objects.get(store._object_path(record), record.stored_size)
+
+    unique: dict[str, ObjectRecord] = {}
+    users: dict[str, set[str]] = {}
+    for backup_id, found in catalog.manifests.items():
+        for record in found.objects:
+            path = store._object_path(record)
+            unique.setdefault(path, record)
+            users.setdefault(path, set()).add(backup_id)
+    total_raw = sum(record.size for found in catalog.manifests.values() for record in found.objects)
+    unique_raw = sum(record.size for record in unique.values())
+    unique_stored = sum(stored(record) for record in unique.values())
+
+    per_database: dict[str, list[Manifest]] = {}
+    for found in catalog.manifests.values():
+        per_database.setdefault(found.info.database, []).append(found)
+    databases = []
+    for name, group in sorted(per_database.items()):
+        paths = {store._object_path(record): record for found in group for record in found.objects}
+        times = sorted(found.info.created_at for found in group)
+        databases.append(DatabaseUsage(
+            database=name, backup_count=len(group),
+            raw_bytes=sum(record.size for found in group for record in found.objects),
+            stored_bytes=sum(stored(record) for record in paths.values()), oldest=times[0], newest=times[-1],
+        ))
+    backups = None
+    if detailed:
+        backups = tuple(
+            BackupUsage(
+                backup_id=backup_id, database=found.info.database, created_at=found.info.created_at,
+                status=store.status_of(backup_id) if backup_id in statuses else Status.COMPLETED,
+                pinned=found.info.pinned, raw_bytes=sum(record.size for record in found.objects),
+                stored_bytes=sum(stored(record) for record in found.objects),
+                exclusive_bytes=sum(stored(record) for record in found.objects
+                                    if users[store._object_path(record)] == {backup_id}),
+            )
+            for backup_id, found in sorted(catalog.manifests.items(), key=lambda item: item[1].info.created_at,
+                                           reverse=True)
+        )
+    referenced = set(unique)
+    return UsageReport(
+        url=store.url,
+        backup_count=len(catalog.manifests) + len(catalog.unreadable),
+        database_count=len(per_database),
+        object_count=len(objects),
+        total_stored_bytes=total,
+        object_bytes=sum(objects.values()),
+        manifest_bytes=manifest_bytes,
+        unreferenced_bytes=sum(size for path, size in objects.items() if path not in referenced),
+        total_raw_bytes=total_raw,
+        unique_raw_bytes=unique_raw,
+        dedup_savings_bytes=total_raw - unique_raw,
+        compression_savings_bytes=unique_raw - unique_stored,
+        databases=tuple(databases),
+        backups=backups,
+    )
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ProbeResult:
+    """Writing, reading back and deleting a small file under tmp/."""
+
+    ok: bool
+    write_ms: float | None
+    read_ms: float | None
+    delete_ms: float | None
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class DatabaseSpan:
+    database: str
+    backup_count: int
+    oldest_id: str
+    oldest_at: str
+    newest_id: str
+    newest_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class StorageHealth:
+    """Whether the store works, and what needs attention. ``healthy`` is False only on ``errors``.
+
+    The one storage verdict: ``store.health()``, ``backup storage-health`` and the storage check of
+    :func:`schemasync_backup.health.health_check` all read it (one probe, under tmp/).
+    """
+
+    url: str
+    checked_at: str
+    reachable: bool
+    probe: ProbeResult | None
+    #: Free and total bytes of the filesystem under the store; None where the storage cannot tell.
+    free_bytes: int | None
+    total_bytes: int | None
+    #: The prune/optimize lock, if held (stale or not).
+    lock: LockHolder | None
+    stale_locks: tuple[LockHolder, ...]
+    running_creates: tuple[LockHolder, ...]
+    #: Creates that crashed: a pending marker whose process is gone, and no manifest.
+    incomplete_backups: tuple[LockHolder, ...]
+    corrupted_backups: tuple[str, ...]
+    databases: tuple[DatabaseSpan, ...]
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+    #: Backups listed, not counting creates still running.
+    backup_count: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url, "checked_at": self.checked_at, "healthy": self.healthy, "reachable": self.reachable,
+            "probe": self.probe.to_dict() if self.probe else None, "free_bytes": self.free_bytes,
+            "total_bytes": self.total_bytes, "lock": self.lock.to_dict() if self.lock else None,
+            "stale_locks": [holder.to_dict() for holder in self.stale_locks],
+            "running_creates": [holder.to_dict() for holder in self.running_creates],
+            "incomplete_backups": [holder.to_dict() for holder in self.incomplete_backups],
+            "corrupted_backups": list(self.corrupted_backups),
+            "databases": [span.to_dict() for span in self.databases],
+            "errors": list(self.errors), "warnings": list(self.warnings), "backup_count": self.backup_count,
+        }
+
+
+def health(store: BackupStore, *, stale_after: timedelta | str | None = None) -> StorageHealth:
+    """Reachability, a write/read/delete probe, free space, locks, incomplete backups, spans per database.
+
+    Never raises for a storage failure: that is what it reports.
+    """
+    threshold = stale_threshold(stale_after)
+    checked_at = _now()
+    errors: list[str] = []
+    warnings: list[str] = []
+
+    def report(**fields: Any) -> StorageHealth:
+        defaults: dict[str, Any] = {
+            "url": store.url, "checked_at": checked_at.isoformat(timespec="seconds"), "reachable": False,
+            "probe": None, "free_bytes": None, "total_bytes": None, "lock": None, "stale_locks": (),
+            "running_creates": (), "incomplete_backups": (), "corrupted_backups": (), "databases": (),
+        }
+        return StorageHealth(**{**defaults, **fields}, errors=tuple(errors), warnings=tuple(warnings))
+
+    try:
+        store.fs.invalidate_cache()
+        store._listdir("manifests")
+    except SchemaSyncBackupError as exc:
+        errors.append(f"storage unreachable: {exc}")
+        return report()
+    probe = _probe(store)
+    if not probe.ok:
+        errors.append(f"storage probe failed: {probe.error}")
+    free = total = None
+    if isinstance(store.fs, LocalFileSystem):
+        with contextlib.suppress(OSError):
+            disk = shutil.disk_usage(store.root)
+            free, total = disk.free, disk.total
+    try:
+        lock = read_lock(store, now=checked_at, stale_after=threshold)
+        markers = pending_creates(store, now=checked_at, stale_after=threshold)
+        listed = store.list()
+    except SchemaSyncBackupError as exc:
+        errors.append(f"cannot read the store: {exc}")
+        return report(reachable=True, probe=probe, free_bytes=free, total_bytes=total)
+    stale_locks = (lock,) if lock is not None and lock.stale else ()
+    for holder in stale_locks:
+        warnings.append(f"abandoned lock: {holder.describe()} ({holder.path}); the next prune takes it over")
+    running = tuple(marker for marker in markers if marker.live)
+    incomplete = tuple(marker for marker in markers if marker.stale)
+    for marker in incomplete:
+        warnings.append(f"incomplete backup: {marker.describe()} never finished ({marker.path}); prune removes "
+                        "the marker and, after the grace period, any objects it left")
+    backups = [info for info in listed if info.status != Status.CREATING]
+    corrupted = tuple(info.id for info in backups if info.status == Status.CORRUPTED)
+    for backup_id in corrupted:
+        warnings.append(f"backup {backup_id} is CORRUPTED; Validator.partial_recovery salvages what is intact")
+    spans: dict[str, list[Any]] = {}
+    for info in backups:
+        if info.database:
+            spans.setdefault(info.database, []).append(info)
+    databases = tuple(
+        DatabaseSpan(name, len(group), group[-1].id, group[-1].created_at, group[0].id, group[0].created_at)
+        for name, group in sorted(spans.items())  # list() is newest first
+    )
+    return report(reachable=True, probe=probe, free_bytes=free, total_bytes=total, lock=lock,
+                  stale_locks=stale_locks, running_creates=running, incomplete_backups=incomplete,
+                  corrupted_backups=corrupted, databases=databases, backup_count=len(backups))
+
+
+def _probe(store: BackupStore) -> ProbeResult:
+    """The one storage probe: write, read back and delete a small file under tmp/ (prune clears tmp/)."""
+    relative = f"tmp/health-{uuid.uuid4().hex}"
+    payload = os.urandom(64)
+    timings: list[float] = []
+    try:
+        started = time.perf_counter()
+        store.put_document(relative, payload)
+        timings.append(time.perf_counter())
+        back = store.get_document(relative)
+        timings.append(time.perf_counter())
+        store.remove_document(relative)
+        timings.append(time.perf_counter())
+    except (SchemaSyncBackupError, FileNotFoundError) as exc:
+        with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
+            store.remove_document(relative)
+        return ProbeResult(False, None, None, None, str(exc) or type(exc).__name__)
+    write_ms, read_ms, delete_ms = (round((after - before) * 1000, 3)
+                                    for before, after in itertools.pairwise([started, *timings]))
+    if back != payload:
+        return ProbeResult(False, write_ms, read_ms, delete_ms, "the probe read back differs from what was written")
+    if store._exists(store._path(relative)):
+        return ProbeResult(False, write_ms, read_ms, delete_ms, "the probe file is still there after deleting it")
+    return ProbeResult(True, write_ms, read_ms, delete_ms)
+
+
+# --- optimize ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ObjectOptimization:
+    """One object: its size now and with the configured codec, and whether it was (or would be) rewritten.
+
+    ``path`` is the object as the manifests named it; ``new_path`` the re-encoded object written
+    beside it (empty on a dry run, or when nothing was written).
+    """
+
+    path: str
+    codec_before: str
+    codec_after: str
+    stored_before: int
+    stored_after: int
+    backups: tuple[str, ...]
+    rewritten: bool
+    skipped: str = ""
+    new_path: str = ""
+
+    @property
+    def savings(self) -> int:
+        return self.stored_before - self.stored_after if not self.skipped else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**attrs.asdict(self), "backups": list(self.backups), "savings": self.savings}
+
+
+@attrs.frozen
+class OptimizeReport:
+    """What re-compressing every object with the configured codec saves, and (without dry_run) did."""
+
+    dry_run: bool
+    codec: str
+    level: int | None
+    objects: tuple[ObjectOptimization, ...]
+    #: Backups whose manifests were re-recorded to name the re-encoded objects.
+    manifests_updated: tuple[str, ...]
+    #: The objects the re-encoded ones replaced, removed once no manifest named them.
+    removed_objects: tuple[str, ...] = ()
+    #: Replaced objects kept: a manifest still names them (one written meanwhile) or may (one that
+    #: cannot be parsed names their address). A later prune removes them once nothing does.
+    kept_objects: tuple[str, ...] = ()
+
+    @property
+    def stored_before(self) -> int:
+        return sum(entry.stored_before for entry in self.objects if not entry.skipped)
+
+    @property
+    def savings_bytes(self) -> int:
+        return sum(entry.savings for entry in self.objects if entry.savings > 0)
+
+    @property
+    def improvable(self) -> tuple[ObjectOptimization, ...]:
+        return tuple(entry for entry in self.objects if entry.savings > 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "codec": self.codec, "level": self.level,
+                "objects_checked": len(self.objects), "objects_improved": len(self.improvable),
+                "stored_before": self.stored_before, "savings_bytes": self.savings_bytes,
+                "objects": [entry.to_dict() for entry in self.objects],
+                "manifests_updated": list(self.manifests_updated),
+                "removed_objects": list(self.removed_objects), "kept_objects": list(self.kept_objects)}
+
+
+def optimize(store: BackupStore, *, dry_run: bool = True, stale_after: timedelta | str | None = None,
+             wait: float = 0.0) -> OptimizeReport:
+    """Re-compress objects with the store's configured codec and level where that makes them smaller.
+
+    Never rewrites an object in place, so a validation running beside it never finds a manifest
+    vouching for bytes that changed. For each object that gets smaller:
+
+    1. the re-encoded object is written under a new name, ``<address>.<key>.s-<sha256 of its
+       stored bytes>`` (same plaintext address, same key: still content-addressed), read back
+       and decoded to its address;
+    2. every manifest that names the old object is re-recorded to name the new one, re-sealed,
+       written and read back;
+
+    and once every object is done, the old objects no manifest names any more are removed.
+    Without ``dry_run`` this holds the store lock like prune. Objects named by a manifest that
+    does not verify, objects that do not decode, and objects whose key or codec plugin is not
+    available are skipped, with the reason.
+    """
+    if dry_run:
+        store.fs.invalidate_cache()
+        return _optimize(store, dry_run=True)
+    threshold = stale_threshold(stale_after)
+    with store_lock(store, "optimize", stale_after=threshold, wait=wait):
+        report = _optimize(store, dry_run=False)
+    store.registry.notify("store.optimized", report.to_dict())
+    return report
+
+
+def _optimize(store: BackupStore, *, dry_run: bool) -> OptimizeReport:
+    catalog = _catalog(store)
+    current = dict(catalog.manifests)
+    named: dict[str, list[str]] = {}
+    records: dict[str, ObjectRecord] = {}
+    for backup_id, found in sorted(catalog.manifests.items()):
+        for record in found.objects:
+            path = store._object_path(record)
+            named.setdefault(path, []).append(backup_id)
+            records.setdefault(path, record)
+    entries = []
+    updated: list[str] = []
+    superseded: list[str] = []
+    for path in sorted(named):
+        entry, new = _optimize_object(store, path, records[path], tuple(named[path]), catalog, dry_run=dry_run)
+        entries.append(entry)
+        if new is None:
+            continue
+        # The new object is written and proven; now switch the manifests to it, object by object.
+        # An interruption leaves some manifests naming the old object and some the new: both exist
+        # and both are intact, so every backup stays valid; the next optimize or prune tidies up.
+        for backup_id in named[path]:
+            current[backup_id] = _rerecord(store, current[backup_id], path, new)
+            if backup_id not in updated:
+                updated.append(backup_id)
+        superseded.append(path)
+    removed, kept = _remove_superseded(store, superseded) if superseded else ((), ())
+    return OptimizeReport(dry_run, store.encoding.codec, store.encoding.level, tuple(entries), tuple(sorted(updated)),
+                          removed, kept)
+
+
+def _optimize_object(
+    store: BackupStore, path: str, record: ObjectRecord, backups: tuple[str, ...], catalog: _Catalog, *, dry_run: bool
+) -> tuple[ObjectOptimization, ObjectRecord | None]:
+    relative = _relative(store, path)
+
+    def skip(reason: str, stored: int = record.stored_size) -> tuple[ObjectOptimization, None]:
+        return ObjectOptimization(relative, record.codec, record.codec, stored, stored, backups, False, reason), None
+
+    damaged = [backup_id for backup_id in backups if backup_id in catalog.unverified]
+    if damaged:
+        return skip(f"named by backup {damaged[0]}, whose manifest does not verify (checksum, id or seal); "
+                    "validate it, and repair its checksum with Validator.recalculate_checksum")
+    try:
+        data = store._read(path)
+        if hashlib.sha256(data).hexdigest() != record.stored_sha256:
+            return skip("damaged: its stored bytes differ from what the manifest records; validate the backups "
+                        "that name it", len(data))
+        plaintext = b"".join(framing.decode(io.BytesIO(data), record.address, store.keyring, store.registry, path,
+                                            record=record))
+    except FileNotFoundError:
+        return skip("object missing")
+    except EncryptionKeyError as exc:
+        return skip(f"cannot read it: {exc}")
+    except (IntegrityError, BackupFormatError) as exc:
+        return skip(f"damaged: {exc}")
+    except PluginError as exc:
+        return skip(f"cannot read it here: {exc}")
+    key = store.keyring.get(record.key_id) if record.key_id else None
+    encoding = attrs.evolve(store.encoding, key=key, cipher=record.cipher or store.encoding.cipher)
+    sink = io.BytesIO()
+    try:
+        framing.encode(plaintext, record.address, len(plaintext), encoding, store.registry, sink)
+    except PluginError as exc:
+        return skip(f"cannot encode: {exc}", len(data))
+    candidate = sink.getvalue()
+    codec_after = encoding.codec if len(plaintext) >= encoding.threshold else "none"
+    better = len(candidate) < len(data)
+    entry = ObjectOptimization(relative, record.codec, codec_after if better else record.codec, len(data),
+                               len(candidate) if better else len(data), backups, better and not dry_run)
+    if not better or dry_run:
+        return entry, None
+    new = attrs.evolve(record_from_bytes(candidate, record.address, len(plaintext), path), stored_suffix=True)
+    target = store._object_path(new)
+    _write_proven(store, target, candidate, new)
+    return attrs.evolve(entry, new_path=_relative(store, target)), new
+
+
+def _write_proven(store: BackupStore, target: str, data: bytes, record: ObjectRecord) -> None:
+    """Write a re-encoded object under its own new name, read it back and decode it to its address.
+
+    Raises IntegrityError (removing what it wrote) when the storage gives back anything else:
+    no manifest is switched to an object that was not proven.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        if hashlib.sha256(store._read(target)).hexdigest() == record.stored_sha256:
+            return  # an earlier, interrupted optimize wrote exactly these bytes (unencrypted: deterministic)
+    store._put_bytes(target, data)
+    try:
+        back = store._read(target)
+        if len(back) != record.stored_size or hashlib.sha256(back).hexdigest() != record.stored_sha256:
+            raise IntegrityError(f"{target}: the re-encoded object read back differs from the one written; optimize "
+                                 "stopped before any manifest named it", subject=target)
+        for _ in framing.decode(io.BytesIO(back), record.address, store.keyring, store.registry, target,
+                                record=record):
+            pass
+    except BaseException:
+        _remove_quietly(store, [target])
+        raise
+
+
+def _remove_superseded(store: BackupStore, paths: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Remove the objects optimize replaced, each only when no manifest names it: read afresh, so a
+    manifest written meanwhile (copy_to, import_archive take no lock) still protects its objects."""
+    store.fs.invalidate_cache()
+    catalog = _catalog(store)
+    referenced = catalog.referenced(store)
+    protected = catalog.protected_addresses()
+    doomed = [path for path in paths if path not in referenced and _address_of(store, path) not in protected]
+    kept = [path for path in paths if path not in doomed]
+    for path in kept:
+        logger.warning("optimize kept %s: a manifest still names it (or one that cannot be parsed may); a later "
+                       "prune removes it once nothing does", _relative(store, path))
+    for start in range(0, len(doomed), _DELETE_BATCH):
+        _remove_quietly(store, doomed[start : start + _DELETE_BATCH])
+    return tuple(_relative(store, path) for path in doomed), tuple(_relative(store, path) for path in kept)
+
+
+def _rerecord(store: BackupStore, found: Manifest, path: str, new: ObjectRecord) -> Manifest:
+    """The manifest with the object at ``path`` re-recorded, re-sealed, written and read back."""
+    objects = tuple(new if store._object_path(record) == path else record for record in found.objects)
+    info = attrs.evolve(found.info, stored_size=sum(record.stored_size for record in objects),
+                        compression=objects[0].codec)
+    return store._write_manifest(attrs.evolve(found, info=info, objects=objects))

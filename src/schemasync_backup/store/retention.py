@@ -1,0 +1,426 @@
+"""Retention policies: which backups to keep, which to remove, and the rule that decided.
+
+:func:`decide` is pure (plain values in, decisions out) so the policy's semantics can be
+tested with hypothesis; :func:`apply_retention` is the I/O edge that removes the manifests of
+the backups no rule keeps and then prunes (maintenance.py). docs/retention.md explains the
+rules with worked examples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+
+from schemasync_backup.errors import RetentionPolicyError as RetentionPolicyError  # noqa: PLC0414 - re-export
+from schemasync_backup.formats.manifest import BackupInfo, Status
+from schemasync_backup.model import durations
+from schemasync_backup.model.durations import format_duration
+
+if TYPE_CHECKING:
+    from schemasync_backup.store.maintenance import PruneResult
+    from schemasync_backup.store.store import BackupStore
+
+#: Every rule that can keep a backup, in the order that names "the rule that decided".
+RULES = ("pinned", "keep_tags", "max_backups", "max_age", "keep_daily", "keep_weekly", "keep_monthly", "newest",
+         "unreadable")
+#: A count of -1 means "every period" (restic's ``unlimited``).
+UNLIMITED = -1
+#: Statuses that count toward no keep rule: such a backup cannot be restored as it is.
+UNUSABLE = frozenset({Status.CORRUPTED, Status.FAILED})
+
+
+
+# --- durations ----------------------------------------------------------------------------
+
+
+def parse_duration(value: str | timedelta | float) -> timedelta:
+    """``"168h"``, ``"7d"``, ``"2w"``, ``"90m"`` (minutes), ``"1d12h"``, a timedelta, or seconds (a number).
+
+    The grammar of :mod:`schemasync_backup.durations`; a refusal is a :class:`RetentionPolicyError`.
+    """
+    try:
+        return durations.parse_duration(value)
+    except ValueError as exc:
+        raise RetentionPolicyError(f"invalid duration {value!r}: {exc}", subject=value) from None
+
+
+# --- the policy -----------------------------------------------------------------------------
+
+
+def _optional_duration(value: str | timedelta | float | None) -> timedelta | None:
+    return None if value is None else parse_duration(value)
+
+
+def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < UNLIMITED:
+        raise RetentionPolicyError(
+            f"{attribute.name} must be a whole number >= 0 (or -1 / 'unlimited' for every period), got {value!r}",
+            subject=attribute.name,
+        )
+
+
+def _tags(value: Iterable[str] | str) -> frozenset[str]:
+    tags = frozenset([value] if isinstance(value, str) else value)
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.partition("=")[0]:
+            raise RetentionPolicyError(f"invalid keep_tags entry {tag!r}: use 'key' or 'key=value'", subject=tag)
+    return tags
+
+
+def _zone(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    _tz(value)
+
+
+def _tz(name: str) -> tzinfo:
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RetentionPolicyError(
+            f"unknown time zone {name!r}: use an IANA name such as UTC or Europe/Berlin", subject=name
+        ) from None
+
+
+def _overrides(value: Mapping[str, RetentionPolicy]) -> dict[str, RetentionPolicy]:
+    for name, policy in value.items():
+        if not isinstance(policy, RetentionPolicy):
+            raise RetentionPolicyError(
+                f"the retention policy for database {name!r} must be a RetentionPolicy; use RetentionPolicy.from_dict "
+                "for mappings", subject=name,
+            )
+    return dict(value)
+
+
+_FIELDS = ("max_backups", "max_age", "keep_daily", "keep_weekly", "keep_monthly", "keep_tags", "timezone")
+
+
+@attrs.frozen
+class RetentionPolicy:
+    """What to keep. A backup kept by any rule is kept; every count of 0 switches its rule off.
+
+    ``max_backups``: the newest N. ``max_age``: every backup younger than this (relative to now).
+    ``keep_daily`` / ``keep_weekly`` / ``keep_monthly``: for each of the last N days / ISO weeks /
+    months that have backups, the newest backup in it (restic's ``forget --keep-*``; -1 = every
+    period). ``keep_tags``: ``"key"`` or ``"key=value"``; matching backups are never removed, nor
+    are pinned ones. Days, weeks and months are counted in ``timezone``. ``databases`` gives a
+    database its own policy; every database's backups are decided on their own.
+    """
+
+    max_backups: int = attrs.field(default=0, validator=_count)
+    max_age: timedelta | None = attrs.field(default=None, converter=_optional_duration)
+    keep_daily: int = attrs.field(default=0, validator=_count)
+    keep_weekly: int = attrs.field(default=0, validator=_count)
+    keep_monthly: int = attrs.field(default=0, validator=_count)
+    keep_tags: frozenset[str] = attrs.field(default=frozenset(), converter=_tags)
+    timezone: str = attrs.field(default="UTC", validator=_zone)
+    databases: dict[str, RetentionPolicy] = attrs.field(factory=dict, converter=_overrides, hash=False)
+
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, Any]) -> RetentionPolicy:
+        """Build a policy from configuration. ``databases: {name: {...}}`` entries override the
+        top-level settings for that database (unset keys are inherited). ``"unlimited"`` is -1."""
+        unknown = sorted(set(settings) - {*_FIELDS, "databases"})
+        if unknown:
+            raise RetentionPolicyError(
+                f"unknown retention setting {unknown[0]!r}; known: {', '.join((*_FIELDS, 'databases'))}",
+                subject=unknown[0],
+            )
+        base = {key: _setting(key, value) for key, value in settings.items() if key != "databases"}
+        for key, value in base.items():  # one at a time, so that an error names its setting
+            try:
+                cls(**{key: value})
+            except RetentionPolicyError as exc:
+                message = exc.message if key in exc.message else f"{key}: {exc.message}"
+                raise RetentionPolicyError(message, subject=key) from None
+        databases = settings.get("databases") or {}
+        if not isinstance(databases, Mapping):
+            raise RetentionPolicyError("retention 'databases' must map database names to settings",
+                                       subject="databases")
+        overrides = {}
+        for name, override in databases.items():
+            if not isinstance(override, Mapping) or override.get("databases"):
+                raise RetentionPolicyError(
+                    f"retention settings for database {name!r} must be a mapping without 'databases'", subject=name
+                )
+            overrides[str(name)] = cls.from_dict({**base, **{k: v for k, v in override.items() if k != "databases"}})
+        return cls(**base, databases=overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_backups": self.max_backups,
+            "max_age": format_duration(self.max_age) if self.max_age is not None else None,
+            "keep_daily": self.keep_daily,
+            "keep_weekly": self.keep_weekly,
+            "keep_monthly": self.keep_monthly,
+            "keep_tags": sorted(self.keep_tags),
+            "timezone": self.timezone,
+            "databases": {name: policy.to_dict() for name, policy in sorted(self.databases.items())},
+        }
+
+    def for_database(self, database: str) -> RetentionPolicy:
+        """The policy that applies to ``database``."""
+        return self.databases.get(database, attrs.evolve(self, databases={}))
+
+    @property
+    def is_empty(self) -> bool:
+        """No rule at all: applying it would remove every backup but the newest of each database."""
+        return not (self.max_backups or self.max_age is not None or self.keep_daily or self.keep_weekly
+                    or self.keep_monthly or self.keep_tags)
+
+
+def _setting(key: str, value: Any) -> Any:
+    if key in ("max_backups", "keep_daily", "keep_weekly", "keep_monthly"):
+        if value is None:
+            return 0
+        if isinstance(value, str) and value.strip().lower() == "unlimited":
+            return UNLIMITED
+    if key == "keep_tags" and value is None:
+        return frozenset()
+    return value
+
+
+# --- deciding (pure) ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RetentionDecision:
+    """Keep or remove one backup, and why. ``rule`` decided; ``rules`` lists every rule that keeps it."""
+
+    backup_id: str
+    database: str
+    created_at: str
+    status: str
+    keep: bool
+    rule: str
+    rules: tuple[str, ...]
+    reason: str
+    pinned: bool = False
+
+    @property
+    def action(self) -> str:
+        return "keep" if self.keep else "remove"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backup_id": self.backup_id, "database": self.database, "created_at": self.created_at,
+                "status": self.status, "action": self.action, "rule": self.rule, "rules": list(self.rules),
+                "reason": self.reason, "pinned": self.pinned}
+
+
+def _time(info: BackupInfo) -> datetime:
+    created = datetime.fromisoformat(info.created_at)
+    return created if created.tzinfo else created.replace(tzinfo=UTC)
+
+
+def _tag_match(tags: Mapping[str, str], wanted: str) -> bool:
+    key, has_value, value = wanted.partition("=")
+    return key in tags and (not has_value or tags[key] == value)
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
+def _week(moment: datetime) -> str:
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _month(moment: datetime) -> str:
+    return moment.strftime("%Y-%m")
+
+
+#: The period rules: name, how a backup's local time maps to its period, what the period is called.
+PERIODS: tuple[tuple[str, Callable[[datetime], str], str], ...] = (
+    ("keep_daily", _day, "day"),
+    ("keep_weekly", _week, "ISO week"),
+    ("keep_monthly", _month, "month"),
+)
+
+
+def decide(
+    backups: Iterable[BackupInfo], policy: RetentionPolicy, *, now: datetime | None = None
+) -> tuple[RetentionDecision, ...]:
+    """Keep or remove every backup by ``policy``, each database on its own; newest first.
+
+    Backups still being written (CREATING) are not backups yet and get no decision. A backup
+    whose manifest cannot be read at all is kept (its database and pinned flag are unknown).
+    Raises :class:`RetentionPolicyError` when a database's policy has no rule.
+    """
+    moment = now if now is not None else datetime.now(UTC)
+    groups: dict[str, list[BackupInfo]] = {}
+    decisions: list[RetentionDecision] = []
+    for info in backups:
+        if info.status == Status.CREATING:
+            continue
+        if not info.schema_hash or not info.created_at:
+            decisions.append(RetentionDecision(
+                info.id, info.database, info.created_at, info.status, True, "unreadable", ("unreadable",),
+                "unreadable: the manifest cannot be read, so its database and pinned flag are unknown; "
+                "kept until someone looks (Validator.recovery_scan)", info.pinned,
+            ))
+            continue
+        groups.setdefault(info.database, []).append(info)
+    for database, group in groups.items():
+        decisions.extend(_decide_database(database, group, policy.for_database(database), moment))
+    decisions.sort(key=lambda decision: (decision.created_at, decision.backup_id), reverse=True)
+    return tuple(decisions)
+
+
+def _decide_database(
+    database: str, group: Sequence[BackupInfo], policy: RetentionPolicy, now: datetime
+) -> list[RetentionDecision]:
+    if policy.is_empty:
+        raise RetentionPolicyError(
+            f"the retention policy for database {database!r} has no rule, so it would remove every backup but "
+            "the newest; set max_backups, max_age, keep_daily, keep_weekly, keep_monthly or keep_tags",
+            subject=database,
+        )
+    ordered = sorted(group, key=lambda info: (_time(info), info.id), reverse=True)
+    usable = [info for info in ordered if info.status not in UNUSABLE]
+    reasons: dict[str, list[tuple[str, str]]] = {info.id: [] for info in ordered}
+    for rule, backup_id, reason in _kept(ordered, usable, policy, now):
+        reasons[backup_id].append((rule, reason))
+    decisions = []
+    for info in ordered:
+        found = sorted(reasons[info.id], key=lambda pair: RULES.index(pair[0]))
+        if found:
+            rule, rules, reason = found[0][0], tuple(rule for rule, _ in found), "; ".join(text for _, text in found)
+        elif info.status in UNUSABLE:
+            rule, rules, reason = "unusable", (), (
+                f"{info.status} backups count toward no keep rule (Validator.partial_recovery salvages what is "
+                "left; pin or tag a backup to keep it)")
+        else:
+            rule, rules, reason = "none", (), "no rule keeps it"
+        decisions.append(RetentionDecision(info.id, info.database, info.created_at, info.status, bool(found), rule,
+                                           rules, reason, info.pinned))
+    return decisions
+
+
+def _kept(
+    ordered: Sequence[BackupInfo], usable: Sequence[BackupInfo], policy: RetentionPolicy, now: datetime
+) -> Iterator[tuple[str, str, str]]:
+    """(rule, backup id, reason) for every backup each rule keeps; ``ordered`` and ``usable`` newest first."""
+    for info in ordered:
+        if info.pinned:
+            yield "pinned", info.id, "pinned (e.g. an automatic pre-rollback backup)"
+        matched = sorted(tag for tag in policy.keep_tags if _tag_match(info.tags, tag))
+        if matched:
+            yield "keep_tags", info.id, f"keep_tags: has tag {', '.join(matched)}"
+    if policy.max_backups:
+        newest = usable if policy.max_backups == UNLIMITED else usable[: policy.max_backups]
+        for rank, info in enumerate(newest, 1):
+            yield "max_backups", info.id, f"max_backups: newest {rank} of {_limit(policy.max_backups)}"
+    if policy.max_age is not None:
+        cutoff = now - policy.max_age
+        for info in usable:
+            if _time(info) >= cutoff:
+                yield "max_age", info.id, f"max_age: younger than {format_duration(policy.max_age)}"
+    zone = _tz(policy.timezone)
+    for rule, period_of, noun in PERIODS:
+        count: int = getattr(policy, rule)
+        last: str | None = None
+        kept = 0
+        for info in usable if count else ():  # newest first: the first backup seen in a period is its newest
+            period = period_of(_time(info).astimezone(zone))
+            if period != last and (count == UNLIMITED or kept < count):
+                kept += 1
+                last = period
+                yield rule, info.id, f"{rule}: newest in {noun} {period} ({kept} of {_limit(count)})"
+    if usable:
+        yield "newest", usable[0].id, "newest: the newest usable backup of a database is always kept"
+
+
+def _limit(count: int) -> str:
+    return "unlimited" if count == UNLIMITED else str(count)
+
+
+# --- applying (I/O) --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RetentionReport:
+    """What :func:`apply_retention` decided and, unless ``dry_run``, did."""
+
+    dry_run: bool
+    policy: RetentionPolicy
+    decided_at: str
+    decisions: tuple[RetentionDecision, ...]
+    #: Backups whose manifests were removed (empty on a dry run).
+    removed: tuple[str, ...] = ()
+    #: The prune that followed the removal; None on a dry run or when it could not run.
+    prune: PruneResult | None = None
+    #: Why the prune did not run (creates were running, another prune held the lock), else "".
+    prune_skipped: str = ""
+
+    @property
+    def kept(self) -> tuple[RetentionDecision, ...]:
+        return tuple(decision for decision in self.decisions if decision.keep)
+
+    @property
+    def to_remove(self) -> tuple[RetentionDecision, ...]:
+        return tuple(decision for decision in self.decisions if not decision.keep)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "policy": self.policy.to_dict(),
+            "decided_at": self.decided_at,
+            "keep_count": len(self.kept),
+            "remove_count": len(self.to_remove),
+            "decisions": [decision.to_dict() for decision in self.decisions],
+            "removed": list(self.removed),
+            "prune": self.prune.to_dict() if self.prune is not None else None,
+            "prune_skipped": self.prune_skipped,
+        }
+
+
+def apply_retention(
+    store: BackupStore,
+    policy: RetentionPolicy,
+    *,
+    dry_run: bool = True,
+    database: str | None = None,
+    now: datetime | None = None,
+    grace: timedelta | str | None = None,
+    confirmed: RetentionReport | None = None,
+) -> RetentionReport:
+    """Decide every backup of ``store`` (of ``database`` only, if given) by ``policy``.
+
+    Without ``dry_run``: remove the manifests (and status sidecars) of the backups no rule
+    keeps, then prune unreferenced objects. A prune that cannot run because backups are being
+    created is reported in ``prune_skipped``; the next prune reclaims those objects.
+
+    ``confirmed``: the dry-run report a person approved. Only backups it removes *and* the
+    decision made now removes go: never one the person did not see, never one that a change
+    since (a new tag, a pin, a newer backup failing) now keeps.
+    """
+    from schemasync_backup.store.maintenance import StoreBusyError, prune
+
+    moment = now if now is not None else datetime.now(UTC)
+    store.fs.invalidate_cache()  # decide from what the storage holds now, not a cached listing
+    decisions = decide(store.list(database=database), policy, now=moment)
+    decided_at = moment.isoformat(timespec="seconds")
+    if dry_run:
+        return RetentionReport(True, policy, decided_at, decisions)
+    approved = None if confirmed is None else {decision.backup_id for decision in confirmed.to_remove}
+    removed = []
+    for decision in decisions:
+        if decision.keep or (approved is not None and decision.backup_id not in approved):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile by someone else
+            store._remove([store._manifest_path(decision.backup_id)])
+        with contextlib.suppress(FileNotFoundError):
+            store._remove([store._status_path(decision.backup_id)])
+        removed.append(decision.backup_id)
+    store.registry.notify("retention.applied", {"removed": list(removed), "kept": sum(d.keep for d in decisions)})
+    try:
+        pruned = prune(store, grace=grace)
+    except StoreBusyError as exc:
+        return RetentionReport(False, policy, decided_at, decisions, tuple(removed), None, str(exc))
+    return RetentionReport(False, policy, decided_at, decisions, tuple(removed), pruned)

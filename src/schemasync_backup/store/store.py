@@ -1,0 +1,1110 @@
+"""BackupStore: backups on any fsspec storage, content-addressed, with the manifest written last.
+
+Layout under the store's URL (docs/storage-format.md is normative)::
+
+    objects/<aa>/<sha256 of plaintext>.<key id or "plain">   immutable, written once
+    manifests/<backup id>.json                               written last; a backup exists iff this does
+    pending/<backup id>.json                                 while a create runs; left behind by a crash
+    status/<backup id>.json                                  what validation learned (CORRUPTED, ...)
+    tmp/<random>                                             staging where rename is atomic (disk, memory)
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import errno
+import getpass
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import tarfile
+import tempfile
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
+
+import attrs
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from schemasync_backup.capture.connection import Source
+from schemasync_backup.errors import (
+    ArchiveError,
+    BackupFormatError,
+    BackupNotFoundError,
+    ConcurrentCreateError,
+    EncryptionKeyError,
+    IntegrityError,
+    InvalidInputError,
+    ManifestAuthenticationError,
+    SchemaSyncBackupError,
+    StorageError,
+    StorageFullError,
+    StoragePermissionError,
+    StoreError,
+    UnsealedBackupError,
+)
+from schemasync_backup.formats import framing, manifest
+from schemasync_backup.formats.backup_id import check_backup_id, is_backup_id
+from schemasync_backup.formats.framing import Encoding, ObjectRecord
+from schemasync_backup.formats.manifest import BackupInfo, Manifest, MigrationContext, Status
+from schemasync_backup.formats.snapshot_stream import (
+    ContentEntry,
+    decode_contents,
+    decode_snapshot,
+    encode_contents,
+    encode_snapshot,
+)
+from schemasync_backup.model.snapshot import Snapshot
+from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
+from schemasync_backup.plugins.manager import Registry, default_registry
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from schemasync_backup.store.maintenance import OptimizeReport, PruneResult, StorageHealth, UsageReport
+    from schemasync_backup.store.retention import RetentionPolicy, RetentionReport
+
+T = TypeVar("T")
+#: Protocols whose PUT becomes visible only once complete, so objects can be written in place.
+_ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
+_READ_CHUNK = 1024 * 1024
+#: A manifest is small; an archive member called manifest.json that is not, is refused before it is read.
+_MAX_MANIFEST = 64 * 1024 * 1024
+_DOCUMENT_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_UPLOAD_BLOCK = 8 * 1024 * 1024
+
+
+def _tool_version() -> str:
+    from schemasync_backup import __version__
+
+    return __version__
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _keyring(keys: EncryptionKey | Sequence[EncryptionKey] | Keyring | None) -> Keyring:
+    if keys is None:
+        return Keyring()
+    if isinstance(keys, Keyring):
+        return keys
+    if isinstance(keys, EncryptionKey):
+        return Keyring((keys,))
+    return Keyring(tuple(keys))
+
+
+@attrs.frozen
+class BackupStore:
+    """Backups of database schemas on one fsspec location. Build one with :meth:`open`."""
+
+    url: str
+    fs: fsspec.AbstractFileSystem = attrs.field(repr=False)
+    root: str
+    encoding: Encoding = attrs.field(repr=False)
+    keyring: Keyring = attrs.field(repr=False)
+    registry: Registry = attrs.field(repr=False)
+    file_mode: int = 0o600
+    dir_mode: int = 0o700
+    #: Read manifests no key of this store sealed (a store that has keys refuses them otherwise).
+    accept_unsealed: bool = False
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        compression: str = "lz4",
+        compression_level: int | None = None,
+        compression_threshold: int = 256,
+        encryption_keys: EncryptionKey | Sequence[EncryptionKey] | Keyring | None = None,
+        encrypt: bool | None = None,
+        frame_size: int = framing.DEFAULT_FRAME_SIZE,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+        registry: Registry | None = None,
+        accept_unsealed: bool = False,
+    ) -> BackupStore:
+        """Open the store at ``url``: a path or any fsspec URL. Opening writes nothing: folders
+        are made by the first write, so a read-only store can be listed, validated and exported.
+
+        ``encryption_keys``: one key or several (the first writes, all read). New objects are
+        encrypted when a key is given, unless ``encrypt=False``. Manifests are sealed with the
+        writing key; a store with keys reads only manifests one of its keys sealed, unless
+        ``accept_unsealed`` (for backups written without a key, which nothing authenticates).
+        """
+        registry = registry or default_registry()
+        registry.codec(compression)  # fail now, not in the middle of a backup
+        keyring = _keyring(encryption_keys)
+        if encrypt and keyring.writer is None:
+            raise EncryptionKeyError(
+                "encryption is enabled but no key is configured: pass encryption_keys=, e.g. "
+                "EncryptionKey.from_env('BACKUP_ENCRYPTION_KEY')",
+                subject=url,
+            )
+        use_key = keyring.writer if encrypt is not False else None
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+        except (ImportError, ValueError) as exc:
+            raise StorageError(
+                f"cannot open backup storage {url}: {exc}; for s3://, az:// or gs:// install "
+                "schemasync_backup[s3], [azure] or [gcs]",
+                subject=url,
+                url=url,
+            ) from exc
+        return cls(
+            url=url,
+            fs=fs,
+            root=root.rstrip("/"),
+            encoding=Encoding(
+                compression, compression_level, compression_threshold, key=use_key, frame_size=frame_size
+            ),
+            keyring=keyring,
+            registry=registry,
+            file_mode=file_mode,
+            dir_mode=dir_mode,
+            accept_unsealed=accept_unsealed,
+        )
+
+    # --- paths and raw I/O -------------------------------------------------------------------
+
+    def _path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts]) if self.root else "/".join(parts)
+
+    def _manifest_path(self, backup_id: str) -> str:
+        return self._path("manifests", f"{check_backup_id(backup_id)}.json")
+
+    def _object_path(self, record: ObjectRecord) -> str:
+        return self._path("objects", record.path)
+
+    @property
+    def _is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    @property
+    def _atomic_put(self) -> bool:
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        return bool(_ATOMIC_PUT_PROTOCOLS & set(protocols))
+
+    @contextlib.contextmanager
+    def _io(self, action: str, path: str) -> Iterator[None]:
+        """Translate whatever the provider raised into the package's errors, once, here."""
+        try:
+            yield
+        except (SchemaSyncBackupError, FileNotFoundError, FileExistsError):
+            raise
+        except PermissionError as exc:
+            raise StoragePermissionError(
+                f"failed to {action}: permission denied: {path}", subject=path, url=self.url, path=path
+            ) from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise StorageFullError(
+                    "failed to write backup file: no space left on device", subject=path, url=self.url, path=path
+                ) from exc
+            raise StorageError(
+                f"failed to {action}: {exc.strerror or exc} ({self.url}: {path})", subject=path, url=self.url,
+                path=path,
+            ) from exc
+        except Exception as exc:
+            raise StorageError(
+                f"failed to {action}: storage error {type(exc).__name__}: {exc} ({self.url}: {path})",
+                subject=path, url=self.url, path=path,
+            ) from exc
+
+    def _makedirs(self, path: str, action: str = "create backup") -> None:
+        if self._is_local:
+            # Only folders made here get the store's mode: an existing one (a shared mount, a
+            # folder someone else owns) is left as it is.
+            missing = []
+            while path and not os.path.isdir(path):
+                missing.append(path)
+                path = os.path.dirname(path.rstrip("/"))
+            for folder in reversed(missing):
+                with self._io(action, folder), contextlib.suppress(FileExistsError):
+                    os.mkdir(folder, self.dir_mode)
+                    os.chmod(folder, self.dir_mode)
+        elif not self._atomic_put:
+            self.fs.makedirs(path, exist_ok=True)
+
+    def _put(
+        self, path: str, write: Callable[[BinaryIO], T], *, exclusive: bool = False, action: str = "create backup"
+    ) -> T:
+        """Write ``path`` so that nobody ever sees it half-written."""
+        with self._io(action, path):
+            if self._atomic_put:
+                # A bounded upload buffer: s3fs otherwise holds 50 MiB per part, and copies it.
+                with self.fs.open(path, "xb" if exclusive else "wb", block_size=_UPLOAD_BLOCK) as sink:
+                    return write(sink)
+            parent = path.rsplit("/", 1)[0]
+            self._makedirs(parent, action)
+            staging = self._path("tmp", uuid.uuid4().hex)
+            self._makedirs(self._path("tmp"), action)
+            try:
+                with self.fs.open(staging, "wb") as sink:
+                    result = write(sink)
+                if self._is_local:
+                    os.chmod(staging, self.file_mode)
+                if exclusive and self.fs.exists(path):
+                    raise FileExistsError(path)
+                self.fs.mv(staging, path)
+                return result
+            finally:
+                if self.fs.exists(staging):
+                    self.fs.rm(staging)
+
+    def _put_bytes(self, path: str, data: bytes, *, exclusive: bool = False, action: str = "create backup") -> None:
+        self._put(path, lambda sink: sink.write(data), exclusive=exclusive, action=action)
+
+    def _open_read(self, path: str) -> BinaryIO:
+        # Sequential reads through a bounded read-ahead buffer, whatever the provider's default.
+        return self.fs.open(path, "rb", block_size=_UPLOAD_BLOCK, cache_type="readahead")  # type: ignore[no-any-return]
+
+    def _read(self, path: str, action: str = "read backup") -> bytes:
+        with self._io(action, path):
+            return bytes(self.fs.cat_file(path))
+
+    def _exists(self, path: str) -> bool:
+        with self._io("read backup", path):
+            return bool(self.fs.exists(path))
+
+    def _remove(self, paths: Sequence[str], action: str = "delete backup") -> None:
+        if paths:
+            with self._io(action, paths[0]):
+                self.fs.rm(list(paths))
+
+    def _listdir(self, folder: str) -> list[str]:
+        path = self._path(folder)
+        with self._io("list backups", path):
+            try:
+                return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path, detail=False)]
+            except FileNotFoundError:
+                return []
+
+    # --- small documents beside the backups (journals, locks, reports) ------------------------
+
+    def put_document(self, relative: str, data: bytes) -> None:
+        """Write ``relative`` (e.g. ``journals/<id>/<run>.json``) atomically, replacing it."""
+        self._put_bytes(self._path(_document_path(relative)), data, action="write document")
+
+    def get_document(self, relative: str) -> bytes:
+        """Read a document written by :meth:`put_document`; FileNotFoundError when absent."""
+        return self._read(self._path(_document_path(relative)), "read document")
+
+    def list_documents(self, folder: str) -> builtins.list[str]:
+        """Names in a folder of documents, sorted; empty when the folder does not exist."""
+        return sorted(self._listdir(_document_path(folder)))
+
+    def remove_document(self, relative: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._remove([self._path(_document_path(relative))])
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def create(
+        self,
+        source: Source,
+        database: str,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        migration_context: MigrationContext | Mapping[str, str] | None = None,
+        pinned: bool = False,
+        allow_concurrent: bool = False,
+    ) -> BackupInfo:
+        """Capture ``database`` from ``source`` and store it as a new backup.
+
+        Refuses (ConcurrentCreateError) while another create of ``database`` is running, since
+        two backups of one moment are one too many and usually a retried job; ``allow_concurrent``
+        lets it run anyway. A crashed create's marker never counts (maintenance.pending_creates).
+        """
+        from schemasync_backup.store.maintenance import pending_creates
+
+        running = [holder for holder in pending_creates(self) if holder.database == database and holder.live]
+        if running and not allow_concurrent:
+            raise ConcurrentCreateError(
+                f"another backup of {database} is being created ({running[0].describe()}); wait for it, or pass "
+                "allow_concurrent=True",
+                subject=database, running=tuple(holder.name for holder in running))
+        started = _now()
+        backup_id = manifest.new_backup_id(started)
+        with self._writing(backup_id, database):
+            snapshot = Snapshot.capture(source, database)
+            return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
+
+    def save(
+        self,
+        snapshot: Snapshot,
+        *,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        migration_context: MigrationContext | Mapping[str, str] | None = None,
+        pinned: bool = False,
+        partial: bool = False,
+    ) -> BackupInfo:
+        """Store an already captured snapshot as a new backup; ``partial`` marks a salvaged one."""
+        started = _now()
+        backup_id = manifest.new_backup_id(started)
+        with self._writing(backup_id, snapshot.database):
+            return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned, partial)
+
+    @contextlib.contextmanager
+    def _writing(self, backup_id: str, database: str) -> Iterator[None]:
+        """Hold a pending marker while a backup is written: prune never runs beside it (it could
+        delete an object this backup reuses), and a crash leaves the marker for recovery_scan.
+
+        A heartbeat keeps the marker's ``refreshed_at`` fresh, so a long create is never taken for
+        a crashed one. ``backup.failed`` is told only when no manifest was committed: an error
+        after the commit (an interrupt) never reports a backup that exists as failed.
+        """
+        from schemasync_backup.store.maintenance import heartbeat, wait_for_maintenance
+
+        marker = self._path("pending", f"{backup_id}.json")
+        started = _now()
+        self._put_bytes(marker, _pending_marker(backup_id, database, started))
+        try:
+            with heartbeat(lambda: self._put_bytes(marker, _pending_marker(backup_id, database, started, _now())),
+                           f"the pending marker of {backup_id}"):
+                wait_for_maintenance(self, backup_id)
+                yield
+        except BaseException as exc:
+            committed = False
+            with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
+                committed = self.manifest(backup_id).info.id == backup_id
+            if not committed:
+                self.registry.notify("backup.failed",
+                                     {"backup_id": backup_id, "database": database, "error": str(exc)})
+            raise
+        finally:
+            with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
+                self._remove([marker])
+
+    def _save(
+        self,
+        snapshot: Snapshot,
+        backup_id: str,
+        started: datetime,
+        description: str,
+        tags: Mapping[str, str] | None,
+        migration_context: MigrationContext | Mapping[str, str] | None,
+        pinned: bool,
+        partial: bool = False,
+    ) -> BackupInfo:
+        plaintext, contents = encode_snapshot(snapshot)
+        record = self._store_object(plaintext)
+        index = self._store_object(encode_contents(contents))
+        context = (
+            MigrationContext(**migration_context) if isinstance(migration_context, Mapping) else migration_context
+        )
+        draft = Manifest(
+            info=BackupInfo(
+                id=backup_id,
+                database=snapshot.database,
+                created_at=started.isoformat(timespec="microseconds"),
+                created_by=_who(),
+                description=description,
+                tags=dict(tags or {}),
+                status=Status.COMPLETED,
+                raw_size=record.size + index.size,
+                stored_size=record.stored_size + index.stored_size,
+                compression=record.codec,
+                encryption=record.cipher,
+                key_id=record.key_id,
+                schema_hash=snapshot.schema_hash,
+                checksum="",
+                tool_version=_tool_version(),
+                captured_at=snapshot.captured_at,
+                migration_context=context,
+                pinned=pinned,
+                partial=partial,
+            ),
+            objects=(record, index),
+        )
+        info = self._commit(draft)
+        self.registry.notify("backup.created", info.to_dict())
+        return info
+
+    def _commit(self, draft: Manifest) -> BackupInfo:
+        """Seal and write a new backup's manifest: the moment the backup comes to exist."""
+        return self._write_manifest(draft, exclusive=True).info
+
+    def _write_manifest(self, draft: Manifest, *, exclusive: bool = False) -> Manifest:
+        """Seal ``draft`` with the writing key, write it, and read it back.
+
+        The one way a manifest is written or replaced (create, import, copy, key rotation,
+        checksum repair, optimize): a manifest counts only once the storage gives back what we wrote.
+        """
+        sealed = manifest.seal(attrs.evolve(draft, info=attrs.evolve(draft.info, status=Status.COMPLETED)),
+                               self.keyring.writer)
+        path = self._manifest_path(sealed.info.id)
+        self._put_bytes(path, manifest.dump(sealed), exclusive=exclusive,
+                        action="create backup" if exclusive else "write backup manifest")
+        committed = manifest.load(self._read(path), path, backup_id=sealed.info.id, keyring=self.keyring)
+        if committed != sealed:
+            raise IntegrityError(f"{path}: the manifest read back differs from the one written", subject=path)
+        return committed
+
+    def _store_object(self, plaintext: bytes) -> ObjectRecord:
+        return self._store_chunks([plaintext], hashlib.sha256(plaintext).hexdigest(), len(plaintext))
+
+    def put_object(self, chunks: Iterable[bytes]) -> ObjectRecord:
+        """Store a large object from a stream of chunks in bounded memory; returns its record.
+
+        The address (sha256 of the plaintext) must be known before the first frame is sealed,
+        so the plaintext is spooled once to a temporary file (in memory up to 8 MiB) while it
+        is hashed, then compressed, sealed and uploaded frame by frame.
+        """
+        digest = hashlib.sha256()
+        size = 0
+        with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
+            for chunk in chunks:
+                digest.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+            spool.seek(0)
+            return self._store_chunks(iter(lambda: spool.read(_READ_CHUNK), b""), digest.hexdigest(), size)
+
+    def _store_chunks(self, chunks: Iterable[bytes], address: str, size: int) -> ObjectRecord:
+        key = self.encoding.key
+        path = self._path("objects", framing.object_path(address, key.key_id if key else None))
+        reused = self._intact_record(path, address, size)
+        if reused is not None:
+            return reused
+        try:
+            return self._put(path, lambda sink: framing.encode(
+                chunks, address, size, self.encoding, self.registry, sink
+            ))
+        except StorageError:
+            # Two creates of one schema race for one object (Azure then rejects one block list):
+            # the object the winner wrote is as good as ours.
+            reused = self._intact_record(path, address, size)
+            if reused is None:
+                raise
+            return reused
+
+    def _intact_record(self, path: str, address: str, size: int) -> ObjectRecord | None:
+        """The record of an object already stored, if it proves intact; None if absent or damaged.
+
+        A damaged object is never reused: the caller writes it anew, which also heals the
+        backups that share it (recalculate_checksum then re-records them).
+        """
+        try:
+            with self._io("read backup", path), self._open_read(path) as stream:
+                return verified_record(stream, address, size, self.keyring, self.registry, path)
+        except (FileNotFoundError, IntegrityError, BackupFormatError, EncryptionKeyError):
+            return None
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def manifest(self, backup_id: str, *, verify: bool = True) -> Manifest:
+        """The backup's manifest, which must be the one of ``backup_id`` (needs no key).
+
+        ``verify=False`` reads one whose checksum no longer matches. Before reading a backup's
+        content, pass it to :meth:`authenticate` (or use :meth:`authenticated_manifest`).
+        """
+        path, data = self._manifest_bytes(backup_id)
+        return manifest.load(data, path, backup_id=backup_id, keyring=self.keyring,
+                             status=self.status_of(backup_id), verify=verify)
+
+    def _manifest_bytes(self, backup_id: str) -> tuple[str, bytes]:
+        path = self._manifest_path(backup_id)
+        try:
+            return path, self._read(path)
+        except FileNotFoundError:
+            raise BackupNotFoundError(
+                f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
+            ) from None
+
+    def authenticated_manifest(self, backup_id: str) -> Manifest:
+        """The backup's manifest, proven to be the one this store wrote (see :meth:`authenticate`)."""
+        found = self.manifest(backup_id)
+        self.authenticate(found)
+        return found
+
+    def authenticate(self, found: Manifest) -> None:
+        """Refuse a manifest whose content must not be trusted here.
+
+        A store with keys trusts a manifest only when one of its keys sealed it: a sealed
+        manifest whose key is not configured needs that key (EncryptionKeyError, not damage),
+        an unsealed one is refused unless the store accepts unsealed manifests. A store without
+        keys has nothing to authenticate with and reads every manifest whose checksum verifies.
+        """
+        if found.authenticated or not self.keyring.keys:
+            return
+        if found.seal is not None and found.seal.key_id in self.keyring.key_ids:
+            # Read unverified (verify=False), and the seal failed under a key we have: proven tampering.
+            raise ManifestAuthenticationError(
+                f"backup {found.info.id}: the manifest failed authentication under key {found.seal.key_id}: it was "
+                "altered or forged after it was written; do not restore from it",
+                subject=found.info.id,
+            )
+        if found.seal is not None:
+            configured = ", ".join(self.keyring.key_ids)
+            raise EncryptionKeyError(
+                f"encryption key {found.seal.key_id} is needed to authenticate backup {found.info.id} "
+                f"(configured: {configured}); add that key, e.g. in BACKUP_ENCRYPTION_KEY",
+                subject=found.seal.key_id,
+            )
+        if not self.accept_unsealed:
+            raise UnsealedBackupError(
+                f"backup {found.info.id} is not sealed by a key of this store (it was written without a key, "
+                "or by someone else), so nothing proves it is the backup it claims to be; this encrypted store "
+                "refuses it. If you trust it, open the store with accept_unsealed=True "
+                "(config: backup.encryption.accept_unsealed: true)",
+                subject=found.info.id,
+            )
+
+    def status_of(self, backup_id: str) -> str:
+        """COMPLETED unless validation recorded otherwise (VALIDATING, CORRUPTED, FAILED)."""
+        recorded = self.recorded_status(backup_id)
+        return recorded["status"] if recorded is not None else Status.COMPLETED
+
+    def recorded_status(self, backup_id: str) -> dict[str, str] | None:
+        """The status document validation recorded, or None when there is none (COMPLETED)."""
+        path = self._status_path(backup_id)
+        try:
+            document = json.loads(self._read(path, "read backup status"))
+        except (FileNotFoundError, ValueError):
+            return None
+        if not isinstance(document, dict) or not isinstance(document.get("status"), str):
+            return None
+        return {str(key): str(value) for key, value in document.items()}
+
+    def set_status(self, backup_id: str, status: str, reason: str = "") -> None:
+        """Record what validation learned about a backup (the manifest itself never changes)."""
+        document = {"status": status, "reason": reason, "at": _now().isoformat(timespec="seconds")}
+        self._put_bytes(self._status_path(backup_id), json.dumps(document).encode(), action="record backup status")
+
+    def restore_status(self, backup_id: str, recorded: Mapping[str, str] | None) -> None:
+        """Put back a status document read by :meth:`recorded_status` (None: no document)."""
+        if recorded is None:
+            with contextlib.suppress(FileNotFoundError):
+                self._remove([self._status_path(backup_id)], "record backup status")
+        else:
+            self._put_bytes(self._status_path(backup_id), json.dumps(dict(recorded)).encode(),
+                            action="record backup status")
+
+    def _status_path(self, backup_id: str) -> str:
+        return self._path("status", f"{check_backup_id(backup_id)}.json")
+
+    def contents(self, found: Manifest) -> tuple[ContentEntry, ...]:
+        """Where each schema object lies in the snapshot (needs the key when encrypted)."""
+        self.authenticate(found)
+        index = found.index_object
+        return decode_contents(self.read_object(index)) if index is not None else ()
+
+    def get(self, backup_id: str) -> BackupInfo:
+        """A backup's metadata (needs no key)."""
+        return self.manifest(backup_id).info
+
+    def exists(self, backup_id: str) -> bool:
+        """Whether a manifest is stored under ``backup_id`` (readable or not)."""
+        return self._exists(self._manifest_path(backup_id))
+
+    def open_object(self, record: ObjectRecord) -> Iterator[bytes]:
+        """An object's plaintext as a stream of frames, each authenticated; the address is checked
+        at the end, so a consumer must read to the end before trusting what it got."""
+        path = self._object_path(record)
+        with self._io("read backup", path), self._open_read(path) as stream:
+            yield from framing.decode(stream, record.address, self.keyring, self.registry, path, record=record)
+
+    def read_object(self, record: ObjectRecord) -> bytes:
+        """An object's plaintext, every frame authenticated and the address checked."""
+        path = self._object_path(record)
+        with self._io("read backup", path), self._open_read(path) as stream:
+            return b"".join(framing.decode(stream, record.address, self.keyring, self.registry, path,
+                                           record=record))
+
+    def snapshot(self, backup_id: str) -> Snapshot:
+        """The snapshot a backup holds, equal to the one captured."""
+        found = self.authenticated_manifest(backup_id)
+        try:
+            data = self.read_object(found.snapshot_object)
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"backup {backup_id} is damaged: object {found.snapshot_object.path} is missing", subject=backup_id
+            ) from None
+        return decode_snapshot(data, found.info.captured_at)
+
+    def list(
+        self,
+        *,
+        database: str | None = None,
+        status: str | None = None,
+        tags: Mapping[str, str] | Iterable[str] | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> list[BackupInfo]:
+        """Backups, newest first. Backups still being written list as CREATING, never COMPLETED."""
+        after, before = _as_time(created_after), _as_time(created_before)
+
+        def in_window(backup_id: str) -> bool:
+            minted = manifest.created_at_of(backup_id)
+            return minted is not None and (after is None or minted >= after.replace(microsecond=0)) and (
+                before is None or minted <= before
+            )
+
+        # A file whose name is no backup id is not a backup (recovery_scan reports it).
+        ids = [backup_id for name in self._listdir("manifests") if name.endswith(".json")
+               for backup_id in [name.removesuffix(".json")] if is_backup_id(backup_id)]
+        wanted = [self._manifest_path(backup_id) for backup_id in ids if in_window(backup_id)]
+        with self._io("list backups", self._path("manifests")):
+            raw = self.fs.cat(wanted) if wanted else {}
+        statuses = {name.removesuffix(".json") for name in self._listdir("status")}
+        found: list[BackupInfo] = []
+        for path in wanted:
+            data = raw.get(path) if isinstance(raw, dict) else raw
+            backup_id = path.rsplit("/", 1)[-1].removesuffix(".json")
+            recorded = self.status_of(backup_id) if backup_id in statuses else Status.COMPLETED
+            try:
+                found.append(manifest.load(data or b"", path, backup_id=backup_id, keyring=self.keyring,
+                                           status=recorded).info)
+            except (BackupFormatError, IntegrityError):
+                found.append(_damaged_info(backup_id))
+        # A marker whose manifest exists was left by a crash after the commit: that backup lists once.
+        found += [_pending_info(backup_id) for name in self._listdir("pending") if name.endswith(".json")
+                  for backup_id in [name.removesuffix(".json")]
+                  if is_backup_id(backup_id) and in_window(backup_id) and backup_id not in ids]
+        selected = [info for info in found if _matches(info, database, status, tags, after, before)]
+        selected.sort(key=lambda info: (info.created_at, info.id), reverse=True)
+        return selected[:limit] if limit is not None else selected
+
+    # --- removing, moving ----------------------------------------------------------------------
+
+    def object_paths(self) -> builtins.list[str]:
+        """Every object file in the store, whether or not a manifest names it."""
+        return [self._path("objects", sub, name) for sub in self._listdir("objects")
+                for name in self._listdir(f"objects/{sub}")]
+
+    def delete(self, backup_id: str) -> None:
+        """Remove a backup; objects other backups still use stay.
+
+        The manifest goes first; its objects then go through a prune under the store lock, so
+        a create that is reusing one of them at this moment never loses it. While creates are
+        running the objects stay for the next prune.
+        """
+        try:
+            database = self.manifest(backup_id, verify=False).info.database
+        except BackupFormatError:
+            database = ""  # a damaged manifest can still be deleted
+        self._remove([self._manifest_path(backup_id)])
+        self.registry.notify("backup.deleted", {"backup_id": backup_id, "database": database})
+        with contextlib.suppress(FileNotFoundError):
+            self._remove([self._status_path(backup_id)])
+        self._reclaim()
+
+    def _reclaim(self) -> None:
+        from datetime import timedelta
+
+        from schemasync_backup.store.maintenance import StoreBusyError, prune
+
+        with contextlib.suppress(StoreBusyError):
+            prune(self, grace=timedelta(0))
+
+    def copy_to(self, other: BackupStore, backup_id: str) -> BackupInfo:
+        """Copy a backup into another store, checking every byte against the manifest on the way;
+        the copy is sealed with the other store's key."""
+        source = self.authenticated_manifest(backup_id)
+        if not source.authenticated:
+            # The other store seals the copy, so it must be one it would accept unsealed.
+            other.authenticate(attrs.evolve(source, seal=None))
+        for record in source.objects:
+            target = other._object_path(record)
+            if not other._exists(target):
+                with self._io("read backup", self._object_path(record)), \
+                        self._open_read(self._object_path(record)) as stream:
+                    other._put_verified(target, stream, record, self._object_path(record))
+        return other._commit(source)
+
+    def move_to(self, other: BackupStore, backup_id: str) -> BackupInfo:
+        """Copy, verify the copy as ``other`` stores it, and only then delete here."""
+        copied = self.copy_to(other, backup_id)
+        for record in other.manifest(backup_id).objects:
+            path = other._object_path(record)
+            with other._io("read backup", path), other._open_read(path) as stream:
+                _drain_checked(stream, record, path)
+        self.delete(backup_id)
+        return copied
+
+    def _put_verified(self, target: str, stream: IO[bytes], record: ObjectRecord, where: str) -> None:
+        """Store an object's stored bytes read from ``stream`` at ``target``, only if they are the
+        bytes ``record`` vouches for; spooled to a temporary file, so memory stays bounded."""
+        with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
+            _drain_checked(stream, record, where, spool)
+            spool.seek(0)
+            self._put(target, lambda sink: shutil.copyfileobj(spool, sink, _READ_CHUNK))
+
+    # --- archives ------------------------------------------------------------------------------
+
+    def export(self, backup_id: str, path: str | os.PathLike[str]) -> str:
+        """Write one backup, manifest and objects, into a ``.tar.gz`` at a local path.
+
+        Every object is checked against the manifest while it streams into the archive; the
+        archive appears at ``path`` only when complete."""
+        manifest_path, manifest_bytes = self._manifest_bytes(backup_id)
+        # The bytes archived are the bytes checked: one read.
+        found = manifest.load(manifest_bytes, manifest_path, backup_id=backup_id, keyring=self.keyring)
+        self.authenticate(found)
+        target = os.fspath(path)
+        partial = f"{target}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            with tarfile.open(partial, "w:gz") as archive:
+                _add_member(archive, "manifest.json", len(manifest_bytes), io.BytesIO(manifest_bytes))
+                for record in found.objects:
+                    source = self._object_path(record)
+                    with self._io("read backup", source), self._open_read(source) as stream:
+                        counting = _Counting(stream)
+                        try:
+                            _add_member(archive, f"objects/{record.path}", record.stored_size, counting)
+                        except OSError as exc:  # tarfile: the object is shorter than recorded
+                            raise IntegrityError(f"{source}: {exc}; the object is damaged", subject=source) from None
+                        _check_counted(counting, record, source)
+            os.replace(partial, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(partial)
+        return target
+
+    def import_archive(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_member_size: int = 16 * 1024**3,
+        max_expansion: int = 100,
+        accept_unsealed: bool | None = None,
+    ) -> BackupInfo:
+        """Import an archive written by :meth:`export`, refusing anything unsafe or damaged.
+
+        The archive is untrusted: it is read as a stream, member by member, never whole; the
+        manifest comes first and decides which members may follow and their exact sizes, which
+        are checked before a byte is read; an archive that declares more than ``max_expansion``
+        times its own size is refused as a decompression bomb. An encrypted store imports only
+        a backup one of its keys sealed, unless ``accept_unsealed`` (default: the store's).
+        """
+        where = os.fspath(path)
+        try:
+            archive_size = os.path.getsize(where)
+            archive = tarfile.open(where, "r|gz")  # noqa: SIM115 - opened here to translate errors, closed below
+        except (OSError, tarfile.TarError) as exc:
+            raise ArchiveError(f"cannot read archive {where}: {exc}", subject=where) from exc
+        try:
+            with archive:
+                found = self._import_members(archive, where, archive_size, max_member_size, max_expansion,
+                                             self.accept_unsealed if accept_unsealed is None else accept_unsealed)
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise ArchiveError(f"archive {where} is damaged: {exc}", subject=where) from exc
+        return self._commit(found)
+
+    def _import_members(
+        self, archive: tarfile.TarFile, where: str, archive_size: int, max_member_size: int, max_expansion: int,
+        accept_unsealed: bool,
+    ) -> Manifest:
+        members = iter(archive)
+        first = next(members, None)
+        if first is None or first.name != "manifest.json":
+            raise ArchiveError(f"archive {where} does not start with manifest.json: not an exported backup",
+                               subject=where)
+        _check_member(first, where, min(max_member_size, _MAX_MANIFEST))
+        found = manifest.load(_extract(archive, first), f"{where}:manifest.json", keyring=self.keyring)
+        if not is_backup_id(found.info.id):
+            raise ArchiveError(f"archive {where} names backup id {found.info.id!r}, which is not a backup id: "
+                               "refusing it", subject=where)
+        attrs.evolve(self, accept_unsealed=accept_unsealed).authenticate(found)
+        if self.exists(found.info.id):
+            raise ArchiveError(f"backup {found.info.id} already exists in {self.url}", subject=found.info.id)
+        expected = {f"objects/{record.path}": record for record in found.objects}
+        declared = sum(record.stored_size for record in found.objects) + first.size
+        if declared > max_expansion * archive_size + _READ_CHUNK:
+            raise ArchiveError(
+                f"archive {where} declares {declared} bytes in {archive_size}: more than {max_expansion} times its "
+                "size, refusing a decompression bomb", subject=where)
+        seen: set[str] = {first.name}
+        for member in members:
+            _check_member(member, where, max_member_size)
+            if member.name in seen:
+                raise ArchiveError(f"archive {where}: duplicate member {member.name!r}", subject=member.name)
+            seen.add(member.name)
+            record = expected.get(member.name)
+            if record is None:
+                raise ArchiveError(f"archive {where}: member {member.name!r} is not named by its manifest",
+                                   subject=member.name)
+            if member.size != record.stored_size:
+                raise ArchiveError(f"archive {where}: member {member.name!r} is {member.size} bytes, its manifest "
+                                   f"says {record.stored_size}", subject=member.name)
+            stream = archive.extractfile(member)
+            if stream is None:
+                raise ArchiveError(f"archive member {member.name!r} cannot be read", subject=member.name)
+            target = self._object_path(record)
+            name = f"{where}:{member.name}"
+            if self._exists(target):
+                _drain_checked(stream, record, name)  # the archive must still hold what it claims
+            else:
+                self._put_verified(target, stream, record, name)
+        missing = sorted(set(expected) - seen)
+        if missing:
+            raise ArchiveError(f"archive {where} lacks object {missing[0]}", subject=missing[0])
+        return found
+
+    # --- keys ------------------------------------------------------------------------------------
+
+    def with_keys(self, keys: EncryptionKey | Sequence[EncryptionKey] | Keyring) -> BackupStore:
+        """The same store with another keyring; its first key writes."""
+        keyring = _keyring(keys)
+        return attrs.evolve(self, keyring=keyring, encoding=attrs.evolve(self.encoding, key=keyring.writer))
+
+    def rotate_key(self, new_key: EncryptionKey | None = None) -> builtins.list[str]:
+        """Re-encrypt every backup not yet under the writing key; returns the ids rewritten.
+
+        New objects are written beside the old ones, then each manifest is replaced, then old
+        objects nobody names any more are removed, so a crash at any point loses nothing.
+        """
+        store = self.with_keys((new_key, *self.keyring.keys)) if new_key is not None else self
+        writer = store.encoding.key
+        if writer is None:
+            raise EncryptionKeyError("no key to rotate to: pass new_key= or configure one", subject=self.url)
+        rotated: builtins.list[str] = []
+        for name in store._listdir("manifests"):
+            backup_id = name.removesuffix(".json")
+            if not is_backup_id(backup_id):
+                continue
+            old = store.authenticated_manifest(backup_id)
+            if all(record.key_id == writer.key_id for record in old.objects) and old.seal is not None \
+                    and old.seal.key_id == writer.key_id:
+                continue
+            records = tuple(store._store_object(store.read_object(record)) for record in old.objects)
+            info = attrs.evolve(old.info, stored_size=sum(r.stored_size for r in records), key_id=writer.key_id,
+                                encryption=records[0].cipher)
+            store._write_manifest(attrs.evolve(old, info=info, objects=records))
+            rotated.append(backup_id)
+        if rotated:
+            store._reclaim()
+        return rotated
+
+    # --- retention and maintenance: retention.py and maintenance.py do the work ------------------
+
+    def apply_retention(
+        self,
+        policy: RetentionPolicy,
+        *,
+        dry_run: bool = True,
+        database: str | None = None,
+        now: datetime | None = None,
+        grace: timedelta | str | None = None,
+        confirmed: RetentionReport | None = None,
+    ) -> RetentionReport:
+        """Keep or remove every backup by ``policy`` and say which rule decided; without
+        ``dry_run``, remove the manifests of the backups no rule keeps, then prune. With
+        ``confirmed`` (an approved dry run), remove only what it and the decision made now agree on."""
+        from schemasync_backup.store.retention import apply_retention
+
+        return apply_retention(self, policy, dry_run=dry_run, database=database, now=now, grace=grace,
+                               confirmed=confirmed)
+
+    def prune(
+        self, *, grace: timedelta | str | None = None, dry_run: bool = False, wait: float = 0.0
+    ) -> PruneResult:
+        """Delete objects no manifest names and older than ``grace`` (default 1 h), under the store lock."""
+        from schemasync_backup.store.maintenance import prune
+
+        return prune(self, grace=grace, dry_run=dry_run, wait=wait)
+
+    def usage(self, detailed: bool = False) -> UsageReport:
+        """Backup count, stored and raw bytes, dedup savings, per database (and per backup if ``detailed``)."""
+        from schemasync_backup.store.maintenance import usage
+
+        return usage(self, detailed=detailed)
+
+    def health(self) -> StorageHealth:
+        """Reachability, a write/read/delete probe, free space, locks, incomplete backups, spans."""
+        from schemasync_backup.store.maintenance import health
+
+        return health(self)
+
+    def optimize(self, dry_run: bool = True, *, wait: float = 0.0) -> OptimizeReport:
+        """What re-compressing objects with the configured codec saves; without ``dry_run``, do it."""
+        from schemasync_backup.store.maintenance import optimize
+
+        return optimize(self, dry_run=dry_run, wait=wait)
+
+
+class _Counting:
+    """A read-through wrapper that hashes and counts the bytes that pass."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = bytes(self._stream.read(size))
+        self.digest.update(data)
+        self.count += len(data)
+        return data
+
+
+def verified_record(
+    stream: BinaryIO, address: str, size: int, keyring: Keyring | None, registry: Registry | None, where: str
+) -> ObjectRecord:
+    """The manifest record of a stored object, read in one bounded-memory pass.
+
+    With a keyring and registry every frame is also decoded and the plaintext must hash to
+    ``address`` (IntegrityError otherwise); without, only the framing is checked.
+    """
+    counting = _Counting(stream)
+    # The address comes from the caller (the manifest), never from the object itself.
+    header = attrs.evolve(framing.read_header(counting, where), address=address)
+    plain = hashlib.sha256()
+    frames = []
+    for frame in framing.iter_raw_frames(counting, where):
+        if keyring is not None and registry is not None:
+            plain.update(framing.decode_frame(header, frame, keyring, registry, where))
+        frames.append(framing.FrameRecord(hashlib.sha256(frame.stored).hexdigest(), len(frame.stored),
+                                          max(0, min(header.frame_size, size - frame.index * header.frame_size))))
+    if keyring is not None and plain.hexdigest() != address:
+        raise IntegrityError(f"{where}: checksum mismatch (expected: {address}, got: {plain.hexdigest()})",
+                             subject=where)
+    return ObjectRecord(address=address, size=size, stored_size=counting.count,
+                        stored_sha256=counting.digest.hexdigest(), codec=header.codec, cipher=header.cipher,
+                        key_id=header.key_id, frames=tuple(frames))
+
+
+def record_from_bytes(data: bytes, address: str, size: int, where: str) -> ObjectRecord:
+    """The manifest record for an object's stored bytes (plaintext size known from elsewhere)."""
+    return verified_record(io.BytesIO(data), address, size, None, None, where)
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _pending_marker(backup_id: str, database: str, started: datetime, refreshed: datetime | None = None) -> bytes:
+    """``pending/<id>.json``; ``refreshed_at`` is the heartbeat (docs/retention.md)."""
+    return json.dumps({"id": backup_id, "database": database, "started_at": started.isoformat(),
+                       "refreshed_at": (refreshed or started).isoformat(), "pid": os.getpid(),
+                       "host": socket.gethostname()}).encode()
+
+
+def _placeholder(backup_id: str, status: str) -> BackupInfo:
+    minted = manifest.created_at_of(backup_id)
+    return BackupInfo(
+        id=backup_id, database="", created_at=minted.isoformat(timespec="microseconds") if minted else "",
+        created_by="", description="", tags={}, status=status, raw_size=0, stored_size=0, compression="",
+        encryption=None, key_id=None, schema_hash="", checksum="", tool_version="", captured_at="",
+    )
+
+
+def _damaged_info(backup_id: str) -> BackupInfo:
+    return _placeholder(backup_id, Status.CORRUPTED)
+
+
+def _pending_info(backup_id: str) -> BackupInfo:
+    return _placeholder(backup_id, Status.CREATING)
+
+
+def _as_time(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value.astimezone(UTC) if value is not None and value.tzinfo else (
+            value.replace(tzinfo=UTC) if value is not None else None)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(f"invalid time {value!r}: use ISO 8601, e.g. 2026-11-25 or 2026-11-25T14:00:00Z",
+                                subject=value) from None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _matches(
+    info: BackupInfo,
+    database: str | None,
+    status: str | None,
+    tags: Mapping[str, str] | Iterable[str] | None,
+    after: datetime | None,
+    before: datetime | None,
+) -> bool:
+    if database is not None and info.database != database:
+        return False
+    if status is not None and info.status != status.upper():
+        return False
+    if tags:
+        wanted: dict[str, str | None] = (
+            dict(tags) if isinstance(tags, Mapping) else {tag.partition("=")[0]: tag.partition("=")[2] or None
+                                                          for tag in tags})
+        for key, value in wanted.items():
+            if key not in info.tags or (value is not None and info.tags[key] != value):
+                return False
+    created = datetime.fromisoformat(info.created_at) if info.created_at else None
+    if created is not None and after is not None and created < after:
+        return False
+    return not (created is not None and before is not None and created > before)
+
+
+def _check_counted(counting: _Counting, record: ObjectRecord, where: str) -> None:
+    actual = counting.digest.hexdigest()
+    if counting.count != record.stored_size or actual != record.stored_sha256:
+        raise IntegrityError(
+            f"{where}: backup validation failed: checksum mismatch (expected: {record.stored_sha256}, got: {actual})",
+            subject=where,
+        )
+
+
+def _drain_checked(stream: IO[bytes], record: ObjectRecord, where: str, sink: IO[bytes] | None = None) -> None:
+    """Read ``stream`` to its end (into ``sink``), never past the recorded size, and check it."""
+    counting = _Counting(stream)
+    while chunk := counting.read(_READ_CHUNK):
+        if counting.count > record.stored_size:
+            break
+        if sink is not None:
+            sink.write(chunk)
+    _check_counted(counting, record, where)
+
+
+def _add_member(archive: tarfile.TarFile, name: str, size: int, stream: Any) -> None:
+    member = tarfile.TarInfo(name)
+    member.size = size
+    member.mode = 0o600
+    archive.addfile(member, stream)
+
+
+def _check_member(member: tarfile.TarInfo, where: str, max_size: int) -> None:
+    name = member.name
+    if not member.isfile():
+        kind = "link" if member.issym() or member.islnk() else "non-file entry"
+        raise ArchiveError(f"archive {where}: refusing {kind} {name!r}", subject=name)
+    if name.startswith("/") or ".." in name.split("/") or "\\" in name:
+        raise ArchiveError(f"archive {where}: refusing path traversal in member {name!r}", subject=name)
+    if name != "manifest.json" and not (name.startswith("objects/") and framing.OBJECT_NAME.match(name[8:])):
+        raise ArchiveError(f"archive {where}: unexpected member {name!r}", subject=name)
+    if member.size > max_size:
+        raise ArchiveError(
+            f"archive {where}: member {name!r} is {member.size} bytes, over the limit of {max_size}", subject=name
+        )
+
+
+def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    stream = archive.extractfile(member)
+    if stream is None:
+        raise ArchiveError(f"archive member {member.name!r} cannot be read", subject=member.name)
+    with stream:
+        return stream.read(member.size)
+
+
+def _document_path(relative: str) -> str:
+    """A document path inside the store: plain names only, never outside it."""
+    parts = relative.split("/")
+    if not relative or any(part in ("", ".", "..") or not _DOCUMENT_PART.fullmatch(part) for part in parts):
+        raise StoreError(f"invalid document path {relative!r}", subject=relative)
+    return relative

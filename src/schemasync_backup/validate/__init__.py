@@ -1,0 +1,1 @@
+"""Proving a backup intact, finding what is damaged, salvaging the rest."""

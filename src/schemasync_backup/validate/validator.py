@@ -1,0 +1,610 @@
+"""Validator: prove a backup is intact, find exactly what is damaged, salvage the rest.
+
+Checks collect typed findings into a result; callers decide whether to raise
+(``result.raise_for_errors()``). Each finding names the stored object, the schema objects it
+holds and what is wrong.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import io
+import json
+import logging
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import attrs
+
+from schemasync_backup.capture.connection import Source, describe, open_source, translate_errors
+from schemasync_backup.capture.restore import restore_snapshot
+from schemasync_backup.errors import (
+    BackupFormatError,
+    BackupNotFoundError,
+    EncryptionKeyError,
+    IntegrityError,
+    PluginError,
+    SchemaSyncBackupError,
+    StorageError,
+    UnsealedBackupError,
+)
+from schemasync_backup.errors import BackupValidationError as BackupValidationError  # noqa: PLC0414 - re-export
+from schemasync_backup.errors import RecoveryError as RecoveryError  # noqa: PLC0414 - re-export
+from schemasync_backup.formats import framing
+from schemasync_backup.formats.backup_id import check_backup_id, is_backup_id
+from schemasync_backup.formats.framing import ObjectRecord
+from schemasync_backup.formats.manifest import Manifest, Status
+from schemasync_backup.formats.snapshot_stream import ContentEntry, decode_snapshot
+from schemasync_backup.model.snapshot import ServerInfo, Snapshot
+from schemasync_backup.sql.quoting import parse_error, quote_identifier
+from schemasync_backup.store.maintenance import pending_creates, prune
+from schemasync_backup.store.store import BackupStore, record_from_bytes
+
+_log = logging.getLogger(__name__)
+
+
+class Severity(enum.StrEnum):
+    """Whether a finding fails validation (an error) or only reports (a warning)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class FindingKind(enum.StrEnum):
+    """What an error means: proven ``damage``, a missing ``key``, or an ``untrusted`` manifest."""
+
+    DAMAGE = "damage"
+    KEY = "key"
+    UNTRUSTED = "untrusted"
+
+
+@attrs.frozen
+class Finding:
+    severity: Severity = attrs.field(converter=Severity)
+    message: str
+    object_path: str | None = None
+    #: The schema objects the damaged bytes hold, as "table film", "view actor_info", ...
+    schema_objects: tuple[str, ...] = ()
+    #: What an error means: "damage" (proven: the bytes are not what was written), "key" (a key
+    #: this store lacks is needed: a failure to read, not damage), "untrusted" (nothing proves the
+    #: manifest is this store's). Only damage ever marks a backup CORRUPTED.
+    kind: FindingKind = attrs.field(default=FindingKind.DAMAGE, converter=FindingKind)
+
+    def __str__(self) -> str:
+        held = f" (holds {', '.join(self.schema_objects)})" if self.schema_objects else ""
+        return f"{self.message}{held}"
+
+
+@attrs.frozen
+class ValidationResult:
+    backup_id: str
+    valid: bool
+    errors: tuple[Finding, ...]
+    warnings: tuple[Finding, ...]
+    checksum_valid: bool
+    checked_at: str
+    objects_checked: int
+    bytes_checked: int
+    #: Whether plaintext was checked too (needs the key), or only stored bytes.
+    deep: bool = True
+    #: The key ids that are needed and not configured; their backups are unread, not damaged.
+    keys_needed: tuple[str, ...] = ()
+
+    @property
+    def damaged(self) -> bool:
+        """Whether damage was proven (a checksum or authentication failure with the right key)."""
+        return any(error.kind == FindingKind.DAMAGE for error in self.errors)
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            raise BackupValidationError(
+                f"backup validation failed: {self.errors[0]}"
+                + (f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""),
+                subject=self.backup_id,
+                result=self,
+            )
+
+
+@attrs.frozen
+class EncryptionCheck:
+    backup_id: str
+    encrypted: bool
+    key_id: str | None
+    key_configured: bool
+    opens: bool
+    message: str
+
+
+@attrs.frozen
+class RestoreTestResult:
+    backup_id: str
+    passed: bool
+    expected_hash: str
+    restored_hash: str
+    scratch_database: str
+    statements: int
+
+
+@attrs.frozen
+class RecoveryReport:
+    source_backup_id: str
+    new_backup_id: str
+    recovered: tuple[str, ...]
+    lost: tuple[str, ...]
+
+
+@attrs.frozen
+class ScanEntry:
+    kind: str  # "running", "incomplete", "leftover_marker", "damaged", "orphaned_object", "unknown_file"
+    backup_id: str | None
+    path: str
+    recoverable: bool
+    detail: str
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.errors: list[Finding] = []
+        self.warnings: list[Finding] = []
+        self.objects = 0
+        self.bytes = 0
+        self.keys_needed: list[str] = []
+
+    def error(self, message: str, path: str | None = None, held: tuple[str, ...] = (),
+              kind: FindingKind = FindingKind.DAMAGE) -> None:
+        self.errors.append(Finding(Severity.ERROR, message, path, held, kind))
+
+    def key_needed(self, exc: EncryptionKeyError, path: str | None = None) -> None:
+        self.error(exc.message, path, kind=FindingKind.KEY)
+        if isinstance(exc.subject, str) and exc.subject not in self.keys_needed:
+            self.keys_needed.append(exc.subject)
+
+    def warning(self, message: str, path: str | None = None, held: tuple[str, ...] = ()) -> None:
+        self.warnings.append(Finding(Severity.WARNING, message, path, held))
+
+
+def _held_by_frames(record: ObjectRecord, frames: set[int], contents: tuple[ContentEntry, ...]) -> tuple[str, ...]:
+    """Which schema objects lie (partly) in the given frames, from the manifest's byte ranges."""
+    ranges, offset = [], 0
+    for frame in record.frames:
+        ranges.append((offset, offset + frame.plaintext_size))
+        offset += frame.plaintext_size
+    held = []
+    for entry in contents:
+        end = entry.offset + entry.length
+        if any(start < end and entry.offset < stop for index in frames for start, stop in [ranges[index]]):
+            held.append(f"{entry.kind} {entry.name}")
+    if 0 in frames and record.frames:
+        held.insert(0, "snapshot header")
+    return tuple(held)
+
+
+@attrs.frozen
+class Validator:
+    """Checks the backups of one store."""
+
+    store: BackupStore
+
+    # --- checks ------------------------------------------------------------------------------
+
+    def integrity_check(self, backup_id: str) -> ValidationResult:
+        """The fast check that needs no key: manifest checksum, every object's stored bytes."""
+        return self._reported(self._check(backup_id, deep=False))
+
+    def validate(self, backup_id: str) -> ValidationResult:
+        """Everything: stored bytes, decryption, decompression, plaintext checksums, snapshot, DDL.
+
+        Records the outcome as the backup's status: CORRUPTED only for proven damage. A key that
+        is not configured, or a manifest nothing authenticates, leaves the status as it was; a
+        store that refuses the write (read-only) still gets validated.
+        """
+        check_backup_id(backup_id)
+        if not self.store.exists(backup_id):
+            raise BackupNotFoundError(
+                f"backup {backup_id} not found in {self.store.url}; list backups with store.list()",
+                subject=backup_id,
+            )
+        previous = self.store.recorded_status(backup_id)
+        self._record(backup_id, Status.VALIDATING)
+        try:
+            result = self._check(backup_id, deep=True)
+        except BaseException:
+            self._record(backup_id, None, previous=previous)
+            raise
+        self._reported(result)
+        if result.damaged:
+            self._record(backup_id, Status.CORRUPTED, "; ".join(str(error) for error in result.errors[:3]))
+        elif result.valid:
+            self._record(backup_id, Status.COMPLETED)
+        else:
+            self._record(backup_id, None, previous=previous)
+        return result
+
+    def _reported(self, result: ValidationResult) -> ValidationResult:
+        """The result, after a failed one is sent to the notifiers (``validation.failed``)."""
+        if not result.valid:
+            self.store.registry.notify("validation.failed", {
+                "backup_id": result.backup_id, "message": str(result.errors[0]), "damaged": result.damaged,
+                "keys_needed": list(result.keys_needed), "deep": result.deep})
+        return result
+
+    def _record(self, backup_id: str, status: str | None, reason: str = "",
+                previous: dict[str, str] | None = None) -> None:
+        """Record a status (None: put back ``previous``); a store that refuses the write is told in the log."""
+        try:
+            if status is None:
+                self.store.restore_status(backup_id, previous)
+            else:
+                self.store.set_status(backup_id, status, reason)
+        except StorageError as exc:
+            _log.warning("validation of %s: the status could not be recorded: %s", backup_id, exc.message)
+
+    def validate_all(self) -> Iterator[ValidationResult]:
+        """Validate every completed backup, newest first; one bad backup does not stop the rest."""
+        for info in self.store.list():
+            if info.status != Status.CREATING:
+                yield self.validate(info.id)
+
+    def _check(self, backup_id: str, *, deep: bool, retried: bool = False) -> ValidationResult:
+        check_backup_id(backup_id)
+        findings = _Findings()
+        checksum_valid = True
+        try:
+            found = self.store.manifest(backup_id)
+        except (BackupFormatError, IntegrityError) as exc:
+            checksum_valid = False
+            findings.error(exc.message, self.store._manifest_path(backup_id))
+            try:
+                found = self.store.manifest(backup_id, verify=False)
+            except BackupFormatError:
+                return self._result(backup_id, findings, checksum_valid, deep)
+        if deep and checksum_valid:
+            try:
+                self.store.authenticate(found)
+            except EncryptionKeyError as exc:
+                findings.key_needed(exc, self.store._manifest_path(backup_id))
+            except UnsealedBackupError as exc:
+                findings.error(exc.message, self.store._manifest_path(backup_id), kind=FindingKind.UNTRUSTED)
+        plaintexts = [self._check_object(found, record, findings, deep=deep) for record in found.objects]
+        missing = any(error.message.startswith("object missing") for error in findings.errors)
+        if missing and checksum_valid and not retried:
+            # optimize may have switched the manifest to new objects and removed the old ones while
+            # we read: a manifest that changed meanwhile is checked again before anything is called missing.
+            try:
+                changed = self.store.manifest(backup_id).objects != found.objects
+            except (BackupFormatError, IntegrityError):
+                changed = False
+            if changed:
+                return self._check(backup_id, deep=deep, retried=True)
+        if deep and not findings.errors and plaintexts and plaintexts[0] is not None:
+            # The snapshot's bytes were just decrypted and checked: load them, don't fetch them again.
+            self._check_snapshot(found, plaintexts[0], findings)
+        return self._result(backup_id, findings, checksum_valid, deep)
+
+    def _result(self, backup_id: str, findings: _Findings, checksum_valid: bool, deep: bool) -> ValidationResult:
+        return ValidationResult(
+            backup_id=backup_id,
+            valid=not findings.errors,
+            errors=tuple(findings.errors),
+            warnings=tuple(findings.warnings),
+            checksum_valid=checksum_valid,
+            checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            objects_checked=findings.objects,
+            bytes_checked=findings.bytes,
+            deep=deep,
+            keys_needed=tuple(findings.keys_needed),
+        )
+
+    def _held(self, found: Manifest, record: ObjectRecord, frames: set[int]) -> tuple[str, ...]:
+        if record is found.index_object:
+            return ("snapshot index",)
+        return _held_by_frames(record, frames, self._contents(found))
+
+    def _check_object(
+        self, found: Manifest, record: ObjectRecord, findings: _Findings, *, deep: bool
+    ) -> bytes | None:
+        """Check one object; with ``deep``, return its verified plaintext (None when it fails)."""
+        path = self.store._object_path(record)
+        every_frame = set(range(len(record.frames)))
+        try:
+            data = self.store._read(path)
+        except FileNotFoundError:
+            findings.error(f"object missing: {path}", path, self._held(found, record, every_frame))
+            return None
+        findings.objects += 1
+        findings.bytes += len(data)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != record.stored_sha256 or len(data) != record.stored_size:
+            damaged = self._damaged_frames(record, data)
+            findings.error(
+                f"checksum mismatch (expected: {record.stored_sha256}, got: {actual}) in {path}, "
+                f"{len(data)} of {record.stored_size} bytes, frames {sorted(damaged) or 'unknown'} damaged",
+                path,
+                self._held(found, record, damaged or every_frame),
+            )
+            return None
+        if deep:
+            try:
+                plaintext = b"".join(framing.decode(io.BytesIO(data), record.address, self.store.keyring,
+                                                    self.store.registry, path, record=record))
+            except EncryptionKeyError as exc:
+                findings.key_needed(exc, path)
+                return None
+            except (IntegrityError, BackupFormatError) as exc:
+                findings.error(exc.message, path, self._held(found, record, every_frame))
+                return None
+            if len(plaintext) != record.size:
+                findings.error(f"size mismatch in {path}: expected {record.size} bytes, got {len(plaintext)}", path)
+                return None
+            return plaintext
+        return None
+
+    def _contents(self, found: Manifest) -> tuple[ContentEntry, ...]:
+        """The snapshot's index, or nothing when it cannot be read (damaged, or no key)."""
+        try:
+            return self.store.contents(found)
+        except (SchemaSyncBackupError, FileNotFoundError):
+            return ()
+
+    def _damaged_frames(self, record: ObjectRecord, data: bytes) -> set[int]:
+        """Which frames differ from what the manifest recorded, located by recorded sizes."""
+        offset = record.stored_size - sum(frame.stored_size for frame in record.frames)
+        damaged = set()
+        for index, frame in enumerate(record.frames):
+            stored = data[offset : offset + frame.stored_size]
+            if hashlib.sha256(stored).hexdigest() != frame.stored_sha256:
+                damaged.add(index)
+            offset += frame.stored_size
+        return damaged
+
+    def _check_snapshot(self, found: Manifest, plaintext: bytes, findings: _Findings) -> None:
+        try:
+            snapshot = decode_snapshot(plaintext, found.info.captured_at)
+        except SchemaSyncBackupError as exc:
+            findings.error(f"the snapshot does not load: {exc}")
+            return
+        if snapshot.schema_hash != found.info.schema_hash:
+            findings.error(
+                f"schema hash mismatch (expected: {found.info.schema_hash}, got: {snapshot.schema_hash})"
+            )
+        for kind, name, statement in _statements(snapshot):
+            problem = parse_error(statement)
+            if problem:
+                findings.warning(f"sqlglot cannot parse the DDL of {kind} {quote_identifier(name)}: {problem}",
+                                 held=(f"{kind} {name}",))
+
+    # --- repair --------------------------------------------------------------------------------
+
+    def recalculate_checksum(self, backup_id: str) -> str:
+        """Rebuild a damaged manifest's recorded checksums from objects that prove intact.
+
+        An object proves intact when it decrypts and decompresses (every frame authenticated)
+        to plaintext whose sha256 is its address. Refuses, saying why, otherwise.
+        """
+        found = self.store.manifest(backup_id, verify=False)
+        # A manifest whose recorded checksums are rebuilt must be ours to begin with: re-sealing a
+        # forged one would make it trusted.
+        self.store.authenticate(found)
+        records = []
+        for record in found.objects:
+            path = self.store._object_path(record)
+            try:
+                plaintext = self.store.read_object(record)
+            except FileNotFoundError:
+                raise IntegrityError(
+                    f"cannot recalculate the checksum of {backup_id}: object {path} is missing", subject=backup_id
+                ) from None
+            except (IntegrityError, BackupFormatError) as exc:
+                raise IntegrityError(
+                    f"cannot recalculate the checksum of {backup_id}: object {path} is damaged ({exc.message}); "
+                    "try partial_recovery instead",
+                    subject=backup_id,
+                ) from exc
+            rebuilt = record_from_bytes(self.store._read(path), record.address, len(plaintext), path)
+            records.append(attrs.evolve(rebuilt, stored_suffix=record.stored_suffix))
+        written = self.store._write_manifest(attrs.evolve(found, objects=tuple(records)))
+        self.store.set_status(backup_id, Status.COMPLETED, "checksums recalculated")
+        return written.info.checksum
+
+    def test_encryption(self, backup_id: str) -> EncryptionCheck:
+        """Whether the configured keys open this backup, and which key it needs."""
+        record = self.store.manifest(backup_id, verify=False).snapshot_object
+        if record.cipher is None:
+            return EncryptionCheck(backup_id, False, None, True, True, "backup is not encrypted")
+        configured = record.key_id in self.store.keyring.key_ids
+        try:
+            self.store.read_object(record)
+        except EncryptionKeyError as exc:
+            return EncryptionCheck(backup_id, True, record.key_id, False, False, exc.message)
+        except (IntegrityError, BackupFormatError, FileNotFoundError) as exc:
+            return EncryptionCheck(backup_id, True, record.key_id, configured, False, str(exc))
+        return EncryptionCheck(backup_id, True, record.key_id, configured, True, f"opens with key {record.key_id}")
+
+    def restore_test(self, backup_id: str, scratch_dsn: Source) -> RestoreTestResult:
+        """Restore into a scratch database on a real server, capture it, compare schema hashes."""
+        check_backup_id(backup_id)
+        expected = self.store.get(backup_id).schema_hash
+        snapshot = self.store.snapshot(backup_id)
+        scratch = f"ssb_restore_test_{secrets.token_hex(4)}"
+        try:
+            statements = restore_snapshot(snapshot, scratch_dsn, scratch)
+            restored = Snapshot.capture(scratch_dsn, scratch).schema_hash
+        except BaseException as exc:
+            # The cleanup of a failed test (often: the server went away) must not replace its error.
+            try:
+                _drop_database(scratch_dsn, scratch)
+            except SchemaSyncBackupError as cleanup:
+                exc.add_note(f"the scratch database {scratch} could not be dropped: {cleanup.message}")
+            raise
+        _drop_database(scratch_dsn, scratch)
+        return RestoreTestResult(backup_id, restored == expected, expected, restored, scratch, statements)
+
+    # --- recovery ------------------------------------------------------------------------------
+
+    def partial_recovery(self, backup_id: str) -> RecoveryReport:
+        """A new backup of every schema object whose bytes are intact, and a report of what was lost.
+
+        The new backup is marked partial when anything was lost. Raises RecoveryError, writing
+        nothing, when no schema object can be saved."""
+        found = self.store.manifest(backup_id, verify=False)
+        self.store.authenticate(found)
+        record = found.snapshot_object
+        plaintext = self._salvage(record, self.store._object_path(record))
+        contents = self._contents(found)
+        if not contents:
+            # Without the index, every line that still parses is an object; the lost are uncounted.
+            lines = plaintext.split(b"\n")
+            kept = [line + b"\n" for line in lines[1:] if _parses(line)]
+            header = lines[0] + b"\n" if _parses(lines[0]) else _fallback_header(found)
+            snapshot = decode_snapshot(header + b"".join(kept), found.info.captured_at, lenient=True)
+            recovered = [f"{kind} {name}" for kind, name in snapshot.objects()]
+            # Without the index nothing says what a complete snapshot held: the salvage is partial.
+            lost = ["objects whose names were in the damaged index"] if len(kept) < len(lines) - 2 else []
+            partial = True
+        else:
+            header = plaintext[: contents[0].offset]
+            pieces = [header if _parses(header) else _fallback_header(found)]
+            recovered, lost = [], []
+            for entry in contents:
+                piece = plaintext[entry.offset : entry.offset + entry.length]
+                (recovered if _parses(piece) else lost).append(f"{entry.kind} {entry.name}")
+                if _parses(piece):
+                    pieces.append(piece)
+            snapshot = decode_snapshot(b"".join(pieces), found.info.captured_at, lenient=True)
+            partial = bool(lost)
+        if not recovered:
+            raise RecoveryError(
+                f"nothing of backup {backup_id} can be saved: no schema object in it is intact "
+                f"({len(lost)} lost); nothing was written. Restore the backup's files from a copy, or use "
+                "another backup",
+                subject=backup_id,
+            )
+        info = self.store.save(
+            snapshot,
+            description=f"partial recovery of {backup_id}",
+            tags={**found.info.tags, "recovered_from": backup_id, "partial": "true" if partial else "false"},
+            partial=partial,
+        )
+        return RecoveryReport(backup_id, info.id, tuple(recovered), tuple(lost))
+
+    def _salvage(self, record: ObjectRecord, path: str) -> bytes:
+        """The plaintext with every frame that cannot be read replaced by NUL bytes of its size."""
+        try:
+            data = self.store._read(path)
+        except FileNotFoundError:
+            return b"\0" * record.size
+        stream = io.BytesIO(data)
+        try:
+            header = attrs.evolve(framing.read_header(stream, path), address=record.address)
+        except BackupFormatError:
+            return b"\0" * record.size
+        pieces: list[bytes] = []
+        offset = header.size
+        for index, frame in enumerate(record.frames):
+            stored = data[offset : offset + frame.stored_size]
+            offset += frame.stored_size
+            plain: bytes | None = None
+            if hashlib.sha256(stored).hexdigest() == frame.stored_sha256:
+                raw = framing.RawFrame(index, index == len(record.frames) - 1, stored[5:], stored)
+                try:
+                    plain = framing.decode_frame(header, raw, self.store.keyring, self.store.registry, path)
+                except (IntegrityError, BackupFormatError):
+                    # A missing key (EncryptionKeyError) is not damage: it ends the salvage instead.
+                    plain = None
+            pieces.append(plain if plain is not None and len(plain) == frame.plaintext_size
+                          else b"\0" * frame.plaintext_size)
+        return b"".join(pieces)
+
+    def recovery_scan(self) -> list[ScanEntry]:
+        """Leftovers and damage across the store: incomplete backups, damaged ones, orphaned objects."""
+        entries = []
+        manifests = set()
+        for name in self.store._listdir("manifests"):
+            if is_backup_id(name.removesuffix(".json")) and name.endswith(".json"):
+                manifests.add(name.removesuffix(".json"))
+            else:
+                entries.append(ScanEntry("unknown_file", None, self.store._path("manifests", name), False,
+                                         "not named like a backup manifest: nothing reads it"))
+        for holder in pending_creates(self.store):
+            backup_id, name = holder.name, f"{holder.name}.json"
+            if not is_backup_id(backup_id):
+                continue
+            if backup_id not in manifests and holder.live:
+                entries.append(ScanEntry("running", backup_id, self.store._path("pending", name), False,
+                                         f"a create is running: {holder.describe()}"))
+            elif backup_id not in manifests:
+                entries.append(ScanEntry("incomplete", backup_id, self.store._path("pending", name), False,
+                                         "objects may be written but no manifest was committed"))
+            else:
+                # The crash came after the commit: the backup is complete, only its marker is left.
+                entries.append(ScanEntry("leftover_marker", backup_id, self.store._path("pending", name), True,
+                                         "the backup completed; its pending marker was left by a crash "
+                                         "and prune removes it"))
+        for backup_id in sorted(manifests):
+            result = self.integrity_check(backup_id)
+            if not result.valid:
+                entries.append(ScanEntry(
+                    "damaged", backup_id, self.store._manifest_path(backup_id),
+                    recoverable=self._salvageable(backup_id),
+                    detail="; ".join(str(error) for error in result.errors[:3]),
+                ))
+        # Orphans by prune's own rule (a dry run): what it removes, and what it keeps for now. An object
+        # whose address a damaged manifest still holds is no orphan: prune keeps it.
+        pruned = prune(self.store, dry_run=True)
+        for paths, detail in (
+            (pruned.removed_objects, "no manifest names this object; prune removes it"),
+            (pruned.kept_recent, "no manifest names this object; prune removes it once it is older than the grace "
+                                 "period (a create may be about to name it)"),
+            (pruned.kept_unknown_age, "no manifest names this object; the storage cannot say when it was written, "
+                                      "so prune keeps it"),
+        ):
+            entries += [ScanEntry("orphaned_object", None, self.store._path(path), False, detail) for path in paths]
+        return entries
+
+
+    def _salvageable(self, backup_id: str) -> bool:
+        """Whether partial_recovery can save anything: some frame of the snapshot is intact (no key needed)."""
+        try:
+            record = self.store.manifest(backup_id, verify=False).snapshot_object
+            data = self.store._read(self.store._object_path(record))
+            # Every frame needs the header, and it must be the one the manifest recorded.
+            header = framing.read_header(io.BytesIO(data), record.path)
+            framing.check_header(header, record, self.store.registry, record.path)
+        except (BackupFormatError, FileNotFoundError, IndexError, PluginError):
+            return False
+        return len(self._damaged_frames(record, data)) < len(record.frames)
+
+
+def _drop_database(source: Source, name: str) -> None:
+    with open_source(source) as connection, translate_errors(describe(connection)), connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def _fallback_header(found: Manifest) -> bytes:
+    """A snapshot header from the manifest, when the stored one is lost."""
+    server = attrs.asdict(ServerInfo("unknown", "unknown", "", 0))
+    return json.dumps({"format": "schemasync-snapshot-stream", "version": 1, "database": found.info.database,
+                       "charset": "utf8mb4", "collation": "utf8mb4_general_ci", "server": server}).encode() + b"\n"
+
+
+def _statements(snapshot: Snapshot) -> Iterator[tuple[str, str, str]]:
+    for table in snapshot.tables:
+        yield "table", table.name, table.create_sql
+    for view in snapshot.views:
+        yield "view", view.name, view.create_sql
+    for routine in snapshot.routines:
+        yield routine.kind.lower(), routine.name, routine.create_sql
+    for trigger in snapshot.triggers:
+        yield "trigger", trigger.name, trigger.create_sql
+    for event in snapshot.events:
+        yield "event", event.name, event.create_sql
