@@ -148,7 +148,7 @@ class Console:
                 f"refusing to {action} without confirmation: stdin is not a terminal; pass --force to proceed"
             )
         prompt = Text.assemble((self.scrub(question), "bold"), " [y/N] ")
-        self.terminal.print(prompt, end="")
+        self.terminal.print(prompt, end="", soft_wrap=True)  # the terminal wraps it, not rich
         self.stderr.flush()
         answer = self.stdin.readline()
         if answer.strip().lower() not in ("y", "yes"):
