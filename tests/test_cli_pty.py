@@ -17,12 +17,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_cli import SCRIPT, Session, cli_env, in_process, migrate, shop, write_config  # noqa: F401 - fixtures this module uses
+from test_cli import SCRIPT, Session, cli_env, in_process, migrate, run_cli, shop, write_config  # noqa: F401 - fixtures this module uses
 
 from schemasync_backup.testing.sandbox import ThrowawayServer
 
 pytestmark = pytest.mark.server
 ANSWER_TIMEOUT = 120.0
+ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def plain(screen: str) -> str:
+    """The screen without its escape sequences (colours, cursor moves): the text a person reads."""
+    return ESCAPE.sub("", screen)
 
 
 def in_terminal(args: list[str], env: dict[str, str], answers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -77,8 +83,8 @@ def test_rollback_at_a_terminal_asks_then_shows_progress(terminal_setup: tuple[P
                              cli_env(tmp_path / "backup.log"), {"[y/N]": "y\n"})
     assert rc == 0, screen
     assert "2 steps, 2 destructive" in screen and "the table and all its rows are dropped: 2 rows at risk" in screen
-    assert re.search(rf"Run 2 step\(s\), 2 destructive, on database {database}\? \[y/N\]", screen)
-    assert re.search(r"Rolling back \[#+\] 2/2 100%", screen), screen
+    assert re.search(rf"Run 2 step\(s\), 2 destructive, on database {database}\? \[y/N\]", plain(screen))
+    assert re.search(r"Rolling back ━+ 2/2 100% \d+:\d\d:\d\d", plain(screen)), screen
     assert "the schema now matches the backup" in screen
     assert session("rollback", "validate", "--backup-id", backup_id).rc == 0
 
@@ -89,12 +95,12 @@ def test_validate_all_draws_a_bar_only_for_people(terminal_setup: tuple[Path, Se
         assert session("backup", "create").rc == 0
     env = cli_env(tmp_path / "backup.log")
     rc, screen = in_terminal(["backup", "validate-all", "--config", str(config)], env)
-    assert rc == 0 and re.search(r"Validating \[#+\] 2/2 100%", screen), screen
+    assert rc == 0 and re.search(r"Validating ━+ 2/2 100%", plain(screen)), screen
     rc, screen = in_terminal(["backup", "validate-all", "--format", "json", "--config", str(config)], env)
-    assert rc == 0 and "Validating [" not in screen
+    assert rc == 0 and "Validating" not in screen and "\x1b" not in screen
     assert json.loads(screen.replace("\r\n", "\n"))["valid"] == 2  # nothing but the JSON document
     piped = session("backup", "validate-all")
-    assert piped.rc == 0 and "Validating [" not in piped.out + piped.err
+    assert piped.rc == 0 and "Validating" not in piped.out + piped.err
 
 
 def test_a_no_at_the_prompt_refuses(terminal_setup: tuple[Path, Session], tmp_path: Path) -> None:
@@ -102,6 +108,34 @@ def test_a_no_at_the_prompt_refuses(terminal_setup: tuple[Path, Session], tmp_pa
     backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
     rc, screen = in_terminal(["backup", "delete", "--backup-id", backup_id, "--config", str(config)],
                              cli_env(tmp_path / "backup.log"), {"[y/N]": "n\n"})
-    assert rc == 4 and "This cannot be undone. [y/N]" in screen
+    assert rc == 4 and "This cannot be undone. [y/N]" in plain(screen)
     assert f"Error: delete backup {backup_id}: cancelled" in screen
     assert session("backup", "info", "--backup-id", backup_id).rc == 0
+
+
+def test_move_shows_counts_and_bytes_at_a_terminal_and_no_escapes_when_piped(
+        terminal_setup: tuple[Path, Session], tmp_path: Path) -> None:
+    config, session = terminal_setup
+    for _ in range(2):
+        assert session("backup", "create").rc == 0
+    env = cli_env(tmp_path / "backup.log")
+    rc, screen = in_terminal(["backup", "move", "--destination", str(tmp_path / "there"), "--config", str(config)],
+                             env, {"[y/N]": "y\n"})
+    text = plain(screen)
+    assert rc == 0, screen
+    size = r"\d+(?:\.\d)? (?:B|KiB|MiB)"
+    assert re.search(rf"Moving ━+ 2/2 100% ({size})/\1 \d+:\d\d:\d\d", text), screen  # n/total, then bytes
+    assert "\x1b[" in screen and "Moved 2 backup(s)" in text  # drawn with control codes: a terminal
+    assert session("backup", "create").rc == 0
+    piped = run_cli(config, "backup", "move", "--destination", str(tmp_path / "again"), "--force", env=env)
+    assert piped.rc == 0 and "Moved 1 backup(s)" in piped.out, piped.err
+    assert piped.err == "" and not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", piped.out)  # no bar, no escapes
+
+
+def test_no_colour_at_a_terminal_with_no_color(terminal_setup: tuple[Path, Session], tmp_path: Path) -> None:
+    config, session = terminal_setup
+    assert session("backup", "create").rc == 0
+    env = {**cli_env(tmp_path / "backup.log"), "NO_COLOR": "1"}
+    rc, screen = in_terminal(["backup", "validate-all", "--config", str(config)], env)
+    assert rc == 0 and re.search(r"Validating ━+ 1/1 100%", plain(screen)), screen
+    assert not re.search(r"\x1b\[[0-9;]*3[0-9;]*m", screen), screen  # no foreground colour code

@@ -19,7 +19,7 @@ from schemasync_backup.capture.connection import ConnectionSpec
 from schemasync_backup.cli import config as cfg
 from schemasync_backup.cli import logsetup, notify
 from schemasync_backup.cli.config import ConfigError, parse_config, redacted
-from schemasync_backup.cli.console import ConfirmationRefused, Console, ProgressBar, human_size, table
+from schemasync_backup.cli.console import ConfirmationRefused, Console, human_size, table
 from schemasync_backup.plugins.crypto import EncryptionKey
 from schemasync_backup.plugins.manager import default_registry
 
@@ -329,6 +329,11 @@ def test_an_undeliverable_notification_is_a_warning_not_a_failure(caplog: pytest
 # --- the terminal ------------------------------------------------------------------------------------
 
 
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 def test_no_progress_and_no_prompt_without_a_terminal() -> None:
     out, err = io.StringIO(), io.StringIO()
     console = Console(out, err, io.StringIO("y\n"))
@@ -343,12 +348,16 @@ def test_no_progress_and_no_prompt_without_a_terminal() -> None:
         console.confirm("Delete?", force=False, action="delete it")
 
 
-def test_progress_bar_drawing_and_tables() -> None:
-    stream = io.StringIO()
-    bar = ProgressBar(stream, 4, "Checking")
-    bar.update(2, "backup-1")
-    bar.close()
-    assert "Checking [" in stream.getvalue() and "2/4  50% backup-1" in stream.getvalue()
-    assert stream.getvalue().endswith("\n")
+def test_progress_bar_drawing_and_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv("NO_COLOR", "1")
+    err = _Terminal()
+    console = Console(_Terminal(), err, io.StringIO())
+    with console.progress(4, "Checking") as bar:
+        bar.update(2, "backup-1")
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err.getvalue())
+    assert re.search(r"Checking ━+ +2/4  50% \d+:\d\d:\d\d", screen), screen  # no colour: the rest is blank
+    assert screen.endswith("\n") and "\x1b[3" not in err.getvalue()  # NO_COLOR: no colour codes
     assert table([("a", 1), ("bbb", None)], ("NAME", "N")) == "NAME  N\na     1\nbbb"
-    assert human_size(512) == "512 B" and human_size(5016) == "4.9 KiB"
+    assert table([("[bold]x[/]", ":smile:")], ("A", "B")) == "A           B\n[bold]x[/]  :smile:"  # not markup
+assert human_size(512) == "512 B" and human_size(5016) == "4.9 KiB"

@@ -1,25 +1,43 @@
-"""Terminal output for the command line: tables, sizes, progress bars and confirmation prompts.
+"""Terminal output for the command line, on rich: tables, sizes, progress bars and confirmation prompts.
 
 Progress bars and activity indicators appear only for a person: stdout and stderr are terminals,
-the output format is ``table`` and ``TERM`` is not ``dumb``. They draw on stderr, so stdout holds
-only the command's result. Prompts read stdin; when stdin is not a terminal the answer is "no"
-and the caller is told to pass ``--force``.
+the output format is ``table`` and ``TERM`` is not ``dumb``. They draw on stderr through a rich
+console bound to it, so stdout holds only the command's result; without a terminal nothing of the
+kind is created, so piped output carries no control characters. Colours appear only on a terminal
+and never when ``NO_COLOR`` is set. Prompts read stdin; when stdin is not a terminal the answer is
+"no" and the caller is told to pass ``--force``.
+
+Every label, note and question is passed through ``Console.scrub`` before rich sees it (the CLI sets
+it to the configuration's secret scrubber), and is rendered as plain text, never as rich markup.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
+import io
 import os
-import shutil
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 import attrs
+from rich.console import Console as RichConsole
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
 
 from schemasync_backup.errors import ConfirmationRefused as ConfirmationRefused  # noqa: PLC0414 - re-export
+
+_TABLE_WIDTH = 10_000  # wide enough that no cell is ever wrapped (a wrapped secret would escape scrubbing)
 
 
 def human_size(size: int | float | None) -> str:
@@ -33,21 +51,36 @@ def human_size(size: int | float | None) -> str:
     return f"{value:.1f} TiB"  # pragma: no cover - the loop returns
 
 
+def _plain_console(file: TextIO) -> RichConsole:
+    """A rich console that writes text only: no colours, no control codes, no markup, no wrapping."""
+    return RichConsole(file=file, width=_TABLE_WIDTH, force_terminal=False, force_interactive=False,
+                       color_system=None, no_color=True, markup=False, emoji=False, highlight=False,
+                       legacy_windows=False, soft_wrap=False)
+
+
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    """A plain aligned text table; the last column is not padded."""
-    cells = [[str(header) for header in headers]]
-    cells += [["" if cell is None else str(cell) for cell in row] for row in rows]
-    widths = [max(len(row[index]) for row in cells) for index in range(len(headers))]
-    lines = []
-    for row in cells:
-        padded = [cell.ljust(widths[index]) if index < len(row) - 1 else cell for index, cell in enumerate(row)]
-        lines.append("  ".join(padded).rstrip())
-    return "\n".join(lines)
+    """The rows as a rich table without a box: columns two spaces apart, trailing spaces stripped.
+
+    Plain text (no escape sequences) whatever the terminal, so scripts can split the lines; no cell
+    is wrapped or cut."""
+    grid = Table(box=None, pad_edge=False, padding=(0, 1), show_edge=False, header_style="none",
+                 show_header=True)
+    for header in headers:
+        grid.add_column(Text(str(header)), no_wrap=True, overflow="ignore")
+    for row in rows:
+        grid.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+    buffer = io.StringIO()
+    _plain_console(buffer).print(grid)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").split("\n"))
 
 
 def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
     width = max((len(key) for key, _ in pairs), default=0)
     return "\n".join(f"{key + ':':<{width + 1}} {'' if value is None else value}" for key, value in pairs)
+
+
+def _no_scrub(text: str) -> str:
+    return text
 
 
 @attrs.define
@@ -58,6 +91,8 @@ class Console:
     stderr: TextIO
     stdin: TextIO
     json: bool = False
+    scrub: Callable[[str], str] = _no_scrub
+    _terminal: RichConsole | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def interactive(self) -> bool:
@@ -65,36 +100,44 @@ class Console:
         return (not self.json and _isatty(self.stdout) and _isatty(self.stderr)
                 and os.environ.get("TERM", "") != "dumb")
 
-    def progress(self, total: int, label: str) -> ProgressBar:
-        return ProgressBar(self.stderr if self.interactive and total > 0 else None, total, label)
+    @property
+    def terminal(self) -> RichConsole:
+        """The rich console on stderr; only used when :attr:`interactive` (or to ask at a terminal)."""
+        if self._terminal is None:
+            tty = _isatty(self.stderr)
+            self._terminal = RichConsole(
+                file=self.stderr, force_terminal=tty, force_interactive=tty and self.interactive,
+                no_color="NO_COLOR" in os.environ or not tty, color_system="auto" if tty else None,
+                markup=False, emoji=False, highlight=False, legacy_windows=False)
+        return self._terminal
+
+    def progress(self, total: int, label: str, *, total_bytes: int | None = None) -> ProgressBar:
+        """A bar of ``done/total`` items (and transferred bytes when ``total_bytes`` is given)."""
+        if not self.interactive or total <= 0:
+            return ProgressBar(None, total, label)
+        columns: list[ProgressColumn] = [
+            TextColumn("{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
+            TaskProgressColumn(),
+        ]
+        if total_bytes is not None:
+            columns.append(_BytesColumn())
+        columns += [TimeElapsedColumn(), TextColumn("{task.fields[note]}")]
+        bar = Progress(*columns, console=self.terminal, transient=False, redirect_stdout=False,
+                       redirect_stderr=False, refresh_per_second=10)
+        return ProgressBar(bar, total, self.scrub(label), total_bytes=total_bytes, scrub=self.scrub)
 
     @contextlib.contextmanager
     def activity(self, label: str) -> Iterator[None]:
-        """An animated indicator while work of unknown length runs (only on a terminal)."""
+        """A spinner and the time elapsed while work of unknown length runs (only on a terminal)."""
         if not self.interactive:
             yield
             return
-        stop = threading.Event()
-        stream = self.stderr
-
-        def spin() -> None:
-            started = time.monotonic()
-            for frame in itertools.cycle("|/-\\"):
-                elapsed = time.monotonic() - started
-                stream.write(f"\r{label} [{frame}] {elapsed:.0f}s ")
-                stream.flush()
-                if stop.wait(0.1):
-                    break
-
-        thread = threading.Thread(target=spin, daemon=True)
-        thread.start()
-        try:
+        spinner = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                           console=self.terminal, transient=True, redirect_stdout=False, redirect_stderr=False,
+                           refresh_per_second=10)
+        with spinner:
+            spinner.add_task(self.scrub(label), total=None)
             yield
-        finally:
-            stop.set()
-            thread.join()
-            stream.write("\r" + " " * (len(label) + 12) + "\r")
-            stream.flush()
 
     def confirm(self, question: str, *, force: bool, action: str) -> None:
         """Return when the action may go ahead: ``force``, or a person answered yes; raise otherwise."""
@@ -104,7 +147,8 @@ class Console:
             raise ConfirmationRefused(
                 f"refusing to {action} without confirmation: stdin is not a terminal; pass --force to proceed"
             )
-        self.stderr.write(f"{question} [y/N] ")
+        prompt = Text.assemble((self.scrub(question), "bold"), " [y/N] ")
+        self.terminal.print(prompt, end="", soft_wrap=True)  # the terminal wraps it, not rich
         self.stderr.flush()
         answer = self.stdin.readline()
         if answer.strip().lower() not in ("y", "yes"):
@@ -122,47 +166,49 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+class _BytesColumn(ProgressColumn):
+    """``1.2 MiB/3.4 MiB``: the bytes transferred so far of those announced."""
+
+    def render(self, task: Task) -> Text:
+        done, total = task.fields.get("bytes_done", 0), task.fields.get("bytes_total")
+        return Text(f"{human_size(done)}/{human_size(total)}", style="progress.download")
+
+
 @attrs.define
 class ProgressBar:
-    """``[#####.....] 3/10 label`` redrawn in place; does nothing without a stream."""
+    """``label ━━━━━━━━━━ 3/10 30% 0:00:01 note`` on a rich progress display; does nothing without one."""
 
-    stream: TextIO | None
+    display: Progress | None
     total: int
     label: str
+    total_bytes: int | None = None
+    scrub: Callable[[str], str] = _no_scrub
     done: int = 0
-    _last_draw: float = 0.0
+    bytes_done: int = 0
+    _task: Any = None
 
-    def advance(self, step: int = 1, note: str = "") -> None:
-        self.done = min(self.total, self.done + step)
-        self._draw(note, force=self.done >= self.total)
+    def advance(self, step: int = 1, note: str = "", *, nbytes: int = 0) -> None:
+        """``step`` more items done (and ``nbytes`` more bytes transferred)."""
+        self.update(self.done + step, note, bytes_done=self.bytes_done + nbytes)
 
-    def update(self, done: int, note: str = "") -> None:
+    def update(self, done: int, note: str = "", *, bytes_done: int | None = None) -> None:
         self.done = min(self.total, done)
-        self._draw(note, force=self.done >= self.total)
-
-    def _draw(self, note: str, *, force: bool = False) -> None:
-        if self.stream is None:
-            return
-        now = time.monotonic()
-        if not force and now - self._last_draw < 0.05:
-            return
-        self._last_draw = now
-        columns = shutil.get_terminal_size((80, 24)).columns
-        width = max(10, min(40, columns - 40))
-        filled = int(width * self.done / self.total) if self.total else width
-        percent = int(100 * self.done / self.total) if self.total else 100
-        line = f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {percent:3d}% {note}"
-        self.stream.write("\r" + line[: columns - 1].ljust(columns - 1))
-        self.stream.flush()
+        if bytes_done is not None:
+            self.bytes_done = bytes_done if self.total_bytes is None else min(self.total_bytes, bytes_done)
+        if self.display is not None and self._task is not None:
+            self.display.update(self._task, completed=self.done, note=self.scrub(note), bytes_done=self.bytes_done)
 
     def close(self) -> None:
-        if self.stream is not None:
-            self._draw("", force=True)
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.display is not None and self._task is not None:
+            self.display.update(self._task, completed=self.done, note="")
+            self.display.stop()
+            self._task = None
 
     def __enter__(self) -> ProgressBar:
-        self._draw("", force=True)
+        if self.display is not None and self._task is None:
+            self._task = self.display.add_task(self.label, total=self.total, note="", bytes_done=self.bytes_done,
+                                               bytes_total=self.total_bytes)
+            self.display.start()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -677,11 +677,13 @@ def cmd_backup_move(ctx: Context) -> Outcome:
     ctx.console.confirm(f"Move {len(ids)} backup(s) to {target.url}? They are deleted here once each copy verifies.",
                         force=ctx.args.force, action=f"move {len(ids)} backup(s)")
     moved = []
-    with ctx.console.progress(len(ids), "Moving") as bar:
+    # Only a person watching sees the bytes: the sizes cost a manifest read per backup.
+    total_bytes = sum(ctx.store.get(backup_id).stored_size for backup_id in ids) if ctx.console.interactive else None
+    with ctx.console.progress(len(ids), "Moving", total_bytes=total_bytes) as bar:
         for backup_id in ids:
-            ctx.store.move_to(target, backup_id)
+            copied = ctx.store.move_to(target, backup_id)
             moved.append(backup_id)
-            bar.advance(note=backup_id)
+            bar.advance(note=backup_id, nbytes=copied.stored_size)
     ctx.note(moved=len(moved))
     return Outcome({"moved": moved, "destination": target.url}, f"Moved {len(moved)} backup(s) to {target.url}")
 
@@ -1082,6 +1084,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     debug = logsetup.debug_requested(args.debug)
     console = Console(out, err, inp, json=args.format == "json")
     ctx = Context(args, console)
+    console.scrub = ctx.scrub  # labels, notes and questions reach the terminal scrubbed, like the results
     logs: logsetup.LogSetup | None = None
     try:
         logs = _setup_logging(ctx, debug, err)
