@@ -54,7 +54,7 @@ CAPTURE_CHILD = """
 import time
 imports_started = time.perf_counter()
 import json, resource, sys
-import schemasync_backup.capture
+import schemasync_backup.capture.reader
 from schemasync_backup import Snapshot
 import_seconds = time.perf_counter() - imports_started
 def cpu():

@@ -28,7 +28,7 @@ PROMISED = [
 def test_the_reference_in_docs_is_the_help_text() -> None:
     document = DOCS.read_text()
     expected = cli.replace_generated(document, cli.BEGIN_MARK, cli.END_MARK, cli.reference_markdown())
-    assert document == expected, "docs/cli.md is stale: run `python -m schemasync_backup.cli --update-docs`"
+    assert document == expected, "docs/cli.md is stale: run `python -m schemasync_backup.cli.main --update-docs`"
 
 
 @pytest.mark.parametrize("command", [[], ["rollback", "execute"]], ids=["top", "rollback-execute"])

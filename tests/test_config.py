@@ -225,7 +225,7 @@ def test_docs_config_md_lists_every_key_as_the_schema_defines_it() -> None:
 
     document = (DOCS / "config.md").read_text()
     expected = replace_generated(document, cfg.BEGIN_MARK, cfg.END_MARK, cfg.reference_markdown())
-    assert document == expected, "docs/config.md is stale: run `python -m schemasync_backup.cli --update-docs`"
+    assert document == expected, "docs/config.md is stale: run `python -m schemasync_backup.cli.main --update-docs`"
     for key, *_ in cfg.reference():
         assert f"`{key}`" in document
 

@@ -15,10 +15,10 @@ from test_snapshot_support import create_texts, load_with_client
 
 from schemasync_backup import Snapshot
 from schemasync_backup.capture.restore import restore_snapshot
+from schemasync_backup.ddl.render import render
 from schemasync_backup.model.snapshot import Routine
 from schemasync_backup.rollback.planner import RollbackPlanner
 from schemasync_backup.sql.quoting import quote_identifier as q
-from schemasync_backup.sql.render import render
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.testing.sandbox import ThrowawayServer
 

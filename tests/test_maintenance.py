@@ -53,7 +53,7 @@ def small(variant: int, database: str = "app") -> Snapshot:
 def named(store: BackupStore, *backup_ids: str) -> set[str]:
     """The objects (relative paths) the given backups' manifests name; every backup's if none given."""
     ids = backup_ids or tuple(info.id for info in store.list())
-    return {maintenance._relative(store, store._object_path(record))
+    return {store.files.relative(store.files.object_path(record))
             for backup_id in ids for record in store.manifest(backup_id, verify=False).objects}
 
 
@@ -61,7 +61,7 @@ def orphan(store: BackupStore, variant: int) -> tuple[str, ...]:
     """Save a backup and remove its manifest. Returns the objects it leaves that no other backup names."""
     info = store.save(small(variant))
     mine = named(store, info.id)
-    store._remove([store._manifest_path(info.id)])
+    store.files.remove([store.files.manifest_path(info.id)])
     return tuple(sorted(mine - named(store)))
 
 
@@ -87,7 +87,7 @@ def test_prune_removes_only_unreferenced_objects_past_the_grace_period(storage_u
     store = open_store(storage_url)
     kept = store.save(small(1))
     shared = store.save(small(2))
-    store._remove([store._manifest_path(store.save(small(2)).id)])  # its object is still shared
+    store.files.remove([store.files.manifest_path(store.save(small(2)).id)])  # its object is still shared
     lost = orphan(store, 3)
     referenced = named(store)
     assert lost and not set(lost) & referenced
@@ -98,10 +98,10 @@ def test_prune_removes_only_unreferenced_objects_past_the_grace_period(storage_u
     assert recent.removed_objects == () and recent.kept_recent == lost
     done = store.prune(grace="0s")
     assert done.removed_objects == lost and done.removed_bytes > 0 and done.kept_recent == ()
-    assert {maintenance._relative(store, path) for path in store.object_paths()} == referenced
+    assert {store.files.relative(path) for path in store.object_paths()} == referenced
     validator = Validator(store)
     assert validator.validate(kept.id).valid and validator.validate(shared.id).valid
-    assert not store._exists(store._path(LOCK_DOCUMENT))
+    assert not store.files.exists(store.files.path(LOCK_DOCUMENT))
     assert json.loads(json.dumps(done.to_dict()))["removed_objects"] == list(lost)
 
 
@@ -156,7 +156,7 @@ def test_one_prune_at_a_time_and_abandoned_locks_are_taken_over(storage_url: Any
     assert [lock.name for lock in health.stale_locks] == ["t0"] and health.healthy
     assert any("abandoned lock" in warning for warning in health.warnings)
     assert store.prune(grace="0s").removed_objects == ()
-    assert not store._exists(store._path(LOCK_DOCUMENT))
+    assert not store.files.exists(store.files.path(LOCK_DOCUMENT))
 
 
 def test_unparseable_manifest_still_protects_its_objects(tmp_path: Path) -> None:
@@ -185,7 +185,7 @@ def test_recovery_scan_orphans_are_exactly_what_prune_removes(tmp_path: Path) ->
     assert protected and lost
 
     def orphans() -> set[str]:
-        return {maintenance._relative(store, entry.path) for entry in Validator(store).recovery_scan()
+        return {store.files.relative(entry.path) for entry in Validator(store).recovery_scan()
                 if entry.kind == "orphaned_object"}
 
     would = store.prune(dry_run=True, grace="0s")
@@ -195,7 +195,7 @@ def test_recovery_scan_orphans_are_exactly_what_prune_removes(tmp_path: Path) ->
     assert all("older than the grace period" in detail for detail in details)  # written just now: prune waits
     store.prune(grace="0s")
     assert orphans() == set()
-    assert set(protected) <= {maintenance._relative(store, p) for p in store.object_paths()}
+    assert set(protected) <= {store.files.relative(p) for p in store.object_paths()}
 
 
 # --- create and the store lock -------------------------------------------------------------------
@@ -260,7 +260,7 @@ RACE = textwrap.dedent("""
             for name in os.listdir(done):
                 if name.startswith("backup-"):
                     try:
-                        store._remove([store._manifest_path(name)])
+                        store.files.remove([store.files.manifest_path(name)])
                         removed += 1
                     except FileNotFoundError:
                         pass
@@ -319,7 +319,7 @@ def test_creates_and_prunes_racing_in_two_processes(
     for info in listed:
         result = validator.validate(info.id)
         assert result.valid, (info.id, result.errors, stats)
-    assert store._listdir("pending") == [] and not store._exists(store._path(LOCK_DOCUMENT))
+    assert store.files.listdir("pending") == [] and not store.files.exists(store.files.path(LOCK_DOCUMENT))
 
 
 # --- usage -------------------------------------------------------------------------------------
@@ -335,8 +335,8 @@ def test_usage(storage_url: Any) -> None:
     crm = store.save(small(2, "crm"))
     lost = orphan(store, 3)
     referenced = named(store)
-    sizes = {path: store.fs.size(store._path(path)) for path in referenced | set(lost)}
-    records = {maintenance._relative(store, store._object_path(record)): record
+    sizes = {path: store.fs.size(store.files.path(path)) for path in referenced | set(lost)}
+    records = {store.files.relative(store.files.object_path(record)): record
                for info in (first, crm) for record in store.manifest(info.id).objects}
 
     report = store.usage()
@@ -375,7 +375,7 @@ def test_health_of_a_working_store(storage_url: Any) -> None:
     assert [(span.database, span.backup_count, span.newest_id) for span in report.databases] == [
         ("app", 2, newest.id), ("crm", 1, report.databases[1].oldest_id)]
     assert (report.free_bytes is not None) == (storage_url.backend == "file")
-    assert store._listdir("tmp") == []  # the probe cleaned up after itself
+    assert store.files.listdir("tmp") == []  # the probe cleaned up after itself
     assert json.loads(json.dumps(report.to_dict()))["healthy"] is True
 
 
@@ -443,7 +443,7 @@ def test_one_storage_probe_in_one_folder_and_one_verdict(tmp_path: Path, monkeyp
     report = store.health()
     check = health.check_storage(store)
     assert len(written) == 2 and all(path.startswith("tmp/") for path in written), written
-    assert not (tmp_path / "health").exists() and store._listdir("tmp") == []
+    assert not (tmp_path / "health").exists() and store.files.listdir("tmp") == []
     assert check.status == health.OK and check.details["backups"] == report.backup_count == 1
     for url in (f"brokenmem://agree-{os.getpid()}", f"downmem://agree-{os.getpid()}"):
         broken = BackupStore.open(url)
@@ -476,7 +476,7 @@ def test_optimize_recompresses_in_place_and_rerecords_manifests(storage_url: Any
 
     store = open_store(storage_url, compression="gzip", compression_level=9, encryption_keys=key)
     dry = store.optimize()
-    snapshots = {maintenance._relative(store, store._object_path(store.manifest(info.id).snapshot_object))
+    snapshots = {store.files.relative(store.files.object_path(store.manifest(info.id).snapshot_object))
                  for info in (first, plain)}
     assert dry.dry_run and snapshots <= {entry.path for entry in dry.improvable} and dry.savings_bytes > 0
     assert {entry.codec_after for entry in dry.improvable} == {"gzip"}
@@ -489,8 +489,8 @@ def test_optimize_recompresses_in_place_and_rerecords_manifests(storage_url: Any
     # Written beside the old objects under new names (same address, same key), the old ones removed.
     rewritten = {entry.path: entry.new_path for entry in done.objects if entry.rewritten}
     assert set(done.removed_objects) == set(rewritten) and done.kept_objects == ()
-    paths_after = {maintenance._relative(store, path) for path in store.object_paths()}
-    assert paths_after == {maintenance._relative(store, path) for path in paths_before} - set(rewritten) | set(
+    paths_after = {store.files.relative(path) for path in store.object_paths()}
+    assert paths_after == {store.files.relative(path) for path in paths_before} - set(rewritten) | set(
         rewritten.values())
     assert all(new.startswith(old + ".s-") for old, new in rewritten.items())
     validator = Validator(store)

@@ -45,8 +45,8 @@ def small(variant: int, database: str = "app") -> Snapshot:
 def orphan(store: BackupStore, variant: int) -> set[str]:
     """Save a backup and remove its manifest; the objects it leaves, relative to the store."""
     info = store.save(small(variant))
-    objects = {maintenance._relative(store, store._object_path(record)) for record in store.manifest(info.id).objects}
-    store._remove([store._manifest_path(info.id)])
+    objects = {store.files.relative(store.files.object_path(record)) for record in store.manifest(info.id).objects}
+    store.files.remove([store.files.manifest_path(info.id)])
     return objects
 
 
@@ -82,7 +82,7 @@ def test_a_marker_left_by_a_dead_process_on_this_host_blocks_nothing(tmp_path: P
     assert store.prune(grace="0s", dry_run=True).running_creates == ()
     done = store.prune(grace="0s")  # proceeds at once: no CreateRunningError
     assert set(done.removed_objects) == lost and done.removed_markers == (BACKUP,)
-    assert store.list() == [] and store._listdir("pending") == []
+    assert store.list() == [] and store.files.listdir("pending") == []
 
 
 def test_a_marker_from_another_host_is_stale_only_when_its_heartbeat_is_old(tmp_path: Path) -> None:
@@ -141,9 +141,9 @@ def test_a_long_create_and_a_long_prune_keep_their_marker_and_lock_fresh(
         assert datetime.fromisoformat(second) > datetime.fromisoformat(first)
         [holder] = maintenance.pending_creates(store)
         assert holder.live and holder.refreshed_at >= second
-    assert store._listdir("pending") == []  # the heartbeat stopped before the marker went
+    assert store.files.listdir("pending") == []  # the heartbeat stopped before the marker went
     time.sleep(0.2)
-    assert store._listdir("pending") == []
+    assert store.files.listdir("pending") == []
 
     with store_lock(store, "prune"):
         first = _refreshed(store, LOCK_DOCUMENT)
@@ -175,7 +175,7 @@ def test_optimize_never_lets_a_concurrent_validation_see_changed_bytes(
     backups = [raw.save(attrs.evolve(shop_snapshot, database=f"copy_{n}")) for n in range(4)]
     backups.append(raw.save(shop_snapshot))
     backups.append(raw.save(shop_snapshot))  # shares its objects with the one before
-    before = {maintenance._relative(raw, path) for path in raw.object_paths()}
+    before = {raw.files.relative(path) for path in raw.object_paths()}
 
     # Widen the windows between writing an object and switching the manifests that name it.
     rerecord = maintenance._rerecord
@@ -212,7 +212,7 @@ def test_optimize_never_lets_a_concurrent_validation_see_changed_bytes(
     assert not [finding for finding in findings if "checksum mismatch" in finding], findings
     rewritten = {entry.path: entry.new_path for entry in report.objects if entry.rewritten}
     assert rewritten and set(report.removed_objects) == set(rewritten) and report.kept_objects == ()
-    after = {maintenance._relative(raw, path) for path in raw.object_paths()}
+    after = {raw.files.relative(path) for path in raw.object_paths()}
     assert after == (before - set(rewritten)) | set(rewritten.values())  # the old objects are gone
     validator = Validator(reader)
     for info in backups:
@@ -286,7 +286,7 @@ def test_a_notifier_that_raises_never_fails_a_committed_backup(
     messages = [record.getMessage() for record in plugin_log]
     assert any("plugin tests.exploding-notifier failed in schemasync_notify (backup.created)" in message
                and "webhook down" in message for message in messages), messages
-    assert Validator(store).validate(info.id).valid and store._listdir("pending") == []
+    assert Validator(store).validate(info.id).valid and store.files.listdir("pending") == []
     store.prune(grace="0s")  # store.pruned goes to the exploding notifier too: logged, not raised
 
 
@@ -307,7 +307,7 @@ def test_a_codec_plugin_that_raises_fails_the_create_cleanly_naming_the_plugin(
     assert caught.value.subject == "tests.boom-codec"
     assert "failed to compress: RuntimeError: boom: out of cheese" in str(caught.value)
     assert not isinstance(caught.value.__cause__, PluginError)
-    assert store.list() == [] and store._listdir("pending") == [] and store.object_paths() == []
+    assert store.list() == [] and store.files.listdir("pending") == [] and store.object_paths() == []
     assert [event for event, _ in recorder.events] == ["backup.failed"]
 
 
@@ -322,7 +322,7 @@ def test_an_object_header_naming_an_unknown_codec_is_rewritten_by_the_next_creat
     first = store.create(mariadb.dsn, faults_shop)
     record = store.manifest(first.id).snapshot_object
     assert record.codec == "lz4"
-    path = Path(store._object_path(record))
+    path = Path(store.files.object_path(record))
     data = path.read_bytes()
     assert data.count(b'"codec": "lz4"') == 1
     path.write_bytes(data.replace(b'"codec": "lz4"', b'"codec": "xz9"'))  # still valid JSON, same length

@@ -329,7 +329,7 @@ def plant(store: BackupStore, when: datetime, variant: int, database: str = "app
     moved = manifest.seal(attrs.evolve(found, info=attrs.evolve(
         found.info, id=manifest.new_backup_id(when), created_at=when.isoformat(timespec="microseconds"))))
     committed = store._commit(moved)
-    store._remove([store._manifest_path(info.id)])
+    store.files.remove([store.files.manifest_path(info.id)])
     return committed
 
 
@@ -347,16 +347,16 @@ def test_apply_retention_on_storage(storage_url: Any) -> None:
     assert {d.backup_id: d.rule for d in dry.kept} == {planted[0].id: "max_backups", planted[1].id: "max_backups",
                                                        pinned.id: "pinned", other.id: "keep_monthly"}
     objects = set(store.object_paths())
-    assert len(store.list()) == 7 and {store._object_path(r) for i in store.list()
+    assert len(store.list()) == 7 and {store.files.object_path(r) for i in store.list()
                                        for r in store.manifest(i.id).objects} == objects  # a dry run changes nothing
 
     done = store.apply_retention(policy, dry_run=False, now=NOW, grace="0s")
     assert set(done.removed) == {planted[2].id, planted[3].id, planted[4].id}
     assert {info.id for info in store.list()} == {planted[0].id, planted[1].id, pinned.id, other.id}
-    still = {store._object_path(r) for i in store.list() for r in store.manifest(i.id).objects}
+    still = {store.files.object_path(r) for i in store.list() for r in store.manifest(i.id).objects}
     assert set(store.object_paths()) == still and len(still) < len(objects)
     assert done.prune is not None and done.prune.removed_bytes > 0
-    assert {store._path(path) for path in done.prune.removed_objects} == objects - still
+    assert {store.files.path(path) for path in done.prune.removed_objects} == objects - still
     validator = Validator(store)
     assert all(validator.validate(info.id).valid for info in store.list())
     report = done.to_dict()
@@ -375,9 +375,9 @@ def test_apply_retention_for_one_database_and_grace(tmp_path: Any) -> None:
     assert {info.id for info in store.list()} == {app[0].id, app[1].id, crm[0].id}
     # The default grace period (1 h) keeps the objects the removed backup left, written seconds ago.
     assert report.prune is not None and report.prune.removed_objects == ()
-    still = {store._object_path(r) for i in store.list() for r in store.manifest(i.id).objects}
+    still = {store.files.object_path(r) for i in store.list() for r in store.manifest(i.id).objects}
     left = set(store.object_paths()) - still
-    assert left and {store._path(path) for path in report.prune.kept_recent} == left
+    assert left and {store.files.path(path) for path in report.prune.kept_recent} == left
 
 
 def test_apply_retention_reports_a_prune_it_could_not_run(tmp_path: Any) -> None:

@@ -366,7 +366,7 @@ def _mark_partial(store: BackupStore, backup_id: str) -> None:
     """What partial_recovery will do: the backup's manifest says partial, sealed again."""
     found = store.manifest(backup_id)
     sealed = manifest_module.seal(attrs.evolve(found, info=attrs.evolve(found.info, partial=True)))
-    store._put_bytes(store._manifest_path(backup_id), manifest_module.dump(sealed))
+    store.files.put_bytes(store.files.manifest_path(backup_id), manifest_module.dump(sealed))
     assert store.get(backup_id).partial
 
 

@@ -19,9 +19,9 @@ from test_snapshot_support import (
 
 from schemasync_backup import Snapshot
 from schemasync_backup.capture.restore import restore_snapshot
+from schemasync_backup.ddl.snapshot_script import split_foreign_keys
 from schemasync_backup.model.canonical import canonical_form
 from schemasync_backup.model.snapshot import Column, ForeignKey, Table
-from schemasync_backup.sql.ddl import split_foreign_keys
 from schemasync_backup.sql.quoting import quote_identifier as q
 from schemasync_backup.testing.sandbox import ThrowawayServer
 

@@ -1,5 +1,7 @@
 """schemasync_backup: make MySQL/MariaDB schema migrations safe to undo."""
 
+import importlib.metadata
+
 from schemasync_backup.errors import (
     ArchiveError,
     AuthenticationError,
@@ -60,7 +62,7 @@ from schemasync_backup.store.retention import RetentionPolicy
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.validate.validator import Finding, FindingKind, Severity, ValidationResult, Validator
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("schemasync_backup")
 
 __all__ = [
     "ArchiveError",

@@ -1125,8 +1125,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
 
 def _walk(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[list[str], argparse.ArgumentParser]]:
     yield path, parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
+    # argparse has no public way to walk sub-commands.
+    for action in parser._actions:  # noqa: SLF001
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
             for name, child in action.choices.items():
                 yield from _walk(child, [*path, name])
 
@@ -1145,7 +1146,7 @@ def help_texts(width: int = HELP_WIDTH) -> list[tuple[str, str]]:
             os.environ["COLUMNS"] = previous
 
 
-BEGIN_MARK = "<!-- BEGIN GENERATED HELP: edit cli.py, then run `python -m schemasync_backup.cli --update-docs` -->"
+BEGIN_MARK = "<!-- BEGIN GENERATED HELP: edit cli/main.py, then run `python -m schemasync_backup.cli.main --update-docs` -->"
 END_MARK = "<!-- END GENERATED HELP -->"
 
 

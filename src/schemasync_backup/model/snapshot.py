@@ -233,13 +233,13 @@ class Snapshot:
 
     def to_statements(self, *, database: str | None = None, create_database: bool = False) -> list[str]:
         """The DDL statements that recreate this schema, in dependency order, one string each."""
-        from schemasync_backup.sql.ddl import restore_statements
+        from schemasync_backup.ddl.snapshot_script import restore_statements
 
         return restore_statements(self, database=database, create_database=create_database)
 
     def to_sql(self, *, database: str | None = None, create_database: bool = True) -> str:
         """A script for the mysql client that recreates the whole database."""
-        from schemasync_backup.sql.ddl import restore_script
+        from schemasync_backup.ddl.snapshot_script import restore_script
 
         return restore_script(self, database=database, create_database=create_database)
 

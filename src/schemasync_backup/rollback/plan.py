@@ -18,14 +18,7 @@ from typing import Any
 
 import attrs
 
-from schemasync_backup.errors import UnsafeScriptError
-from schemasync_backup.model.diff import definition, routine_key
-from schemasync_backup.model.snapshot import Snapshot, Table, Trigger
-from schemasync_backup.sql import client_script, create_table
-from schemasync_backup.sql.create_table import TableParts
-from schemasync_backup.sql.ddl import split_foreign_keys, view_order
-from schemasync_backup.sql.quoting import quote_identifier, quote_string
-from schemasync_backup.sql.render import (
+from schemasync_backup.ddl.render import (
     CLIENT_CHARSET,
     DEFINER_POLICIES,
     TABLE_SQL_MODE,
@@ -33,6 +26,13 @@ from schemasync_backup.sql.render import (
     apply_definer_policy,
     render,
 )
+from schemasync_backup.ddl.snapshot_script import split_foreign_keys, view_order
+from schemasync_backup.errors import UnsafeScriptError
+from schemasync_backup.model.diff import definition, routine_key
+from schemasync_backup.model.snapshot import Snapshot, Table, Trigger
+from schemasync_backup.sql import client_script, create_table
+from schemasync_backup.sql.create_table import TableParts
+from schemasync_backup.sql.quoting import quote_identifier, quote_string
 
 __all__ = ["DEFINER_POLICIES", "Risk", "RollbackPlan", "RollbackStep", "apply_definer_policy", "build_steps"]
 _OPTION_KEYS = re.compile(r"(?:^|\s)((?:DEFAULT )?[A-Z_]+)=")

@@ -1,1 +1,1 @@
-"""SQL text: quoting, SHOW CREATE parsing, the one DDL renderer, and what the mysql client does with a script. Pure."""
+"""SQL text, pure: quoting, SHOW CREATE TABLE parsing, and what the mysql client does with a script."""

@@ -38,7 +38,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
-from fsspec.implementations.local import LocalFileSystem
 
 from schemasync_backup.errors import (
     BackupFormatError,
@@ -87,11 +86,6 @@ def _now() -> datetime:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _relative(store: BackupStore, path: str) -> str:
-    prefix = f"{store.root}/" if store.root else ""
-    return path[len(prefix):] if prefix and path.startswith(prefix) else path
 
 
 # --- who holds what --------------------------------------------------------------------------
@@ -204,7 +198,7 @@ def read_lock(store: BackupStore, *, now: datetime | None = None,
         data = store.get_document(LOCK_DOCUMENT)
     except FileNotFoundError:
         return None
-    return _holder("prune", "", LOCK_DOCUMENT, data, _modified_iso(store, store._path(LOCK_DOCUMENT)),
+    return _holder("prune", "", LOCK_DOCUMENT, data, _modified_iso(store, store.files.path(LOCK_DOCUMENT)),
                    now or _now(), stale_after)
 
 
@@ -217,7 +211,7 @@ def pending_creates(store: BackupStore, *, now: datetime | None = None,
     """
     moment = now or _now()
     holders = []
-    for name in sorted(store._listdir("pending")):
+    for name in sorted(store.files.listdir("pending")):
         if not name.endswith(".json"):
             continue
         backup_id = name.removesuffix(".json")
@@ -227,7 +221,7 @@ def pending_creates(store: BackupStore, *, now: datetime | None = None,
         except FileNotFoundError:
             continue  # finished meanwhile
         minted = manifest.created_at_of(backup_id)
-        fallback = minted.isoformat() if minted else _modified_iso(store, store._path(relative))
+        fallback = minted.isoformat() if minted else _modified_iso(store, store.files.path(relative))
         holders.append(_holder("create", backup_id, relative, data, fallback, moment, stale_after))
     return holders
 
@@ -322,11 +316,11 @@ class _Lock:
 
 def _create_exclusive(store: BackupStore, path: str, data: bytes) -> None:
     """Create ``path`` holding ``data``; FileExistsError if it exists. Atomic where the storage allows."""
-    if isinstance(store.fs, LocalFileSystem):
-        with store._io("lock the backup store", path):
-            store._makedirs(path.rsplit("/", 1)[0])
-            store._makedirs(store._path("tmp"))
-            staging = store._path("tmp", f"lock-{uuid.uuid4().hex}")
+    if store.files.is_local:
+        with store.files.io("lock the backup store", path):
+            store.files.makedirs(path.rsplit("/", 1)[0])
+            store.files.makedirs(store.files.path("tmp"))
+            staging = store.files.path("tmp", f"lock-{uuid.uuid4().hex}")
             fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, store.file_mode)
             try:
                 with os.fdopen(fd, "wb") as sink:
@@ -340,7 +334,7 @@ def _create_exclusive(store: BackupStore, path: str, data: bytes) -> None:
             finally:
                 os.unlink(staging)
         return
-    store._put_bytes(path, data, exclusive=True)
+    store.files.put_bytes(path, data, exclusive=True)
 
 
 def _create_in_place(path: str, data: bytes, mode: int) -> None:
@@ -368,7 +362,7 @@ def store_lock(
 
 
 def _acquire(store: BackupStore, operation: str, stale_after: timedelta, deadline: float) -> _Lock:
-    path = store._path(LOCK_DOCUMENT)
+    path = store.files.path(LOCK_DOCUMENT)
     while True:
         started = _now()
         lock = _Lock(store, operation, uuid.uuid4().hex, started.isoformat(), started, [])
@@ -457,7 +451,7 @@ class _Catalog:
     unverified: frozenset[str]
 
     def referenced(self, store: BackupStore) -> set[str]:
-        return {store._object_path(record) for found in self.manifests.values() for record in found.objects}
+        return {store.files.object_path(record) for found in self.manifests.values() for record in found.objects}
 
     def protected_addresses(self) -> set[str]:
         return {match.decode() for data in self.unreadable.values() for match in _ADDRESS.findall(data)}
@@ -475,11 +469,11 @@ def _trusted(store: BackupStore, data: bytes, path: str, backup_id: str) -> bool
 def _catalog(store: BackupStore) -> _Catalog:
     """Every manifest, read in one batch. A manifest that cannot be read aborts (never 'unprotects')."""
     # Every *.json counts, even one not named like a backup: its objects stay protected.
-    ids = [name.removesuffix(".json") for name in store._listdir("manifests") if name.endswith(".json")]
-    paths = {store._path("manifests", f"{backup_id}.json"): backup_id for backup_id in ids}
+    ids = [name.removesuffix(".json") for name in store.files.listdir("manifests") if name.endswith(".json")]
+    paths = {store.files.path("manifests", f"{backup_id}.json"): backup_id for backup_id in ids}
     raw: Mapping[str, Any] = {}
     if paths:
-        with store._io("read backup manifests", store._path("manifests")):
+        with store.files.io("read backup manifests", store.files.path("manifests")):
             raw = store.fs.cat(list(paths), on_error="return")
     manifests: dict[str, Manifest] = {}
     unreadable: dict[str, bytes] = {}
@@ -488,7 +482,7 @@ def _catalog(store: BackupStore) -> _Catalog:
         data = raw.get(path) if isinstance(raw, dict) else None
         if not isinstance(data, bytes):
             try:  # one by one, so that a failure other than "deleted since the listing" is raised
-                data = store._read(path, "read backup manifest")
+                data = store.files.read(path, "read backup manifest")
             except FileNotFoundError:
                 continue
         try:
@@ -509,8 +503,8 @@ def _catalog(store: BackupStore) -> _Catalog:
 
 def _objects(store: BackupStore) -> dict[str, int]:
     """Every object file (full path -> stored size), in one recursive listing."""
-    folder = store._path("objects")
-    with store._io("list backup objects", folder):
+    folder = store.files.path("objects")
+    with store.files.io("list backup objects", folder):
         try:
             found = store.fs.find(folder, detail=True)
         except FileNotFoundError:
@@ -519,13 +513,13 @@ def _objects(store: BackupStore) -> dict[str, int]:
     for path, info in found.items():
         if info.get("type", "file") != "file":
             continue
-        if OBJECT_NAME.match(_relative(store, path).removeprefix("objects/")):
+        if OBJECT_NAME.match(store.files.relative(path).removeprefix("objects/")):
             objects[path] = int(info.get("size") or 0)
     return objects
 
 
 def _address_of(store: BackupStore, path: str) -> str:
-    match = OBJECT_NAME.match(_relative(store, path).removeprefix("objects/"))
+    match = OBJECT_NAME.match(store.files.relative(path).removeprefix("objects/"))
     return match.group(1) if match else ""
 
 
@@ -624,12 +618,12 @@ def _prune(
         else:
             doomed.append(path)
     staging = []
-    for name in store._listdir("tmp"):
-        path = store._path("tmp", name)
+    for name in store.files.listdir("tmp"):
+        path = store.files.path("tmp", name)
         modified = _modified(store, path)
         if modified is not None and reference - modified >= max(grace, STAGING_MIN_AGE):
             staging.append(path)
-    markers = [store._path(marker.path) for marker in stale_markers]
+    markers = [store.files.path(marker.path) for marker in stale_markers]
     if not dry_run:
         for start in range(0, len(doomed), _DELETE_BATCH):
             _remove_quietly(store, doomed[start : start + _DELETE_BATCH])
@@ -638,13 +632,13 @@ def _prune(
     return PruneResult(
         dry_run=dry_run,
         grace_seconds=grace.total_seconds(),
-        removed_objects=tuple(_relative(store, path) for path in doomed),
+        removed_objects=tuple(store.files.relative(path) for path in doomed),
         removed_bytes=sum(objects[path] for path in doomed),
         referenced_objects=sum(1 for path in objects if path in referenced),
-        kept_recent=tuple(_relative(store, path) for path in recent),
-        kept_unknown_age=tuple(_relative(store, path) for path in unknown),
-        kept_unreadable=tuple(_relative(store, path) for path in unreadable),
-        removed_staging=tuple(_relative(store, path) for path in staging),
+        kept_recent=tuple(store.files.relative(path) for path in recent),
+        kept_unknown_age=tuple(store.files.relative(path) for path in unknown),
+        kept_unreadable=tuple(store.files.relative(path) for path in unreadable),
+        removed_staging=tuple(store.files.relative(path) for path in staging),
         removed_markers=tuple(marker.name for marker in stale_markers),
         running_creates=tuple(marker.name for marker in running),
         unreadable_manifests=tuple(sorted(catalog.unreadable)),
@@ -654,11 +648,11 @@ def _prune(
 def _remove_quietly(store: BackupStore, paths: Sequence[str]) -> None:
     """Remove ``paths``; one already gone (removed by someone else) is no error."""
     try:
-        store._remove(list(paths))
+        store.files.remove(list(paths))
     except FileNotFoundError:
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
-                store._remove([path])
+                store.files.remove([path])
 
 
 # --- usage -------------------------------------------------------------------------------------
@@ -743,25 +737,25 @@ def usage(store: BackupStore, *, detailed: bool = False) -> UsageReport:
     store.fs.invalidate_cache()
     catalog = _catalog(store)
     objects = _objects(store)
-    with store._io("list backups", store.root):
+    with store.files.io("list backups", store.root):
         try:
             everything = store.fs.find(store.root, detail=True)
         except FileNotFoundError:
             everything = {}
     total = sum(int(info.get("size") or 0) for info in everything.values() if info.get("type", "file") == "file")
-    manifests_folder = store._path("manifests") + "/"
+    manifests_folder = store.files.path("manifests") + "/"
     manifest_bytes = sum(int(info.get("size") or 0) for path, info in everything.items()
                          if path.startswith(manifests_folder))
-    statuses = {name.removesuffix(".json") for name in store._listdir("status")}
+    statuses = {name.removesuffix(".json") for name in store.files.listdir("status")}
 
     def stored(record: ObjectRecord) -> int:
-        return objects.get(store._object_path(record), record.stored_size)
+        return objects.get(store.files.object_path(record), record.stored_size)
 
     unique: dict[str, ObjectRecord] = {}
     users: dict[str, set[str]] = {}
     for backup_id, found in catalog.manifests.items():
         for record in found.objects:
-            path = store._object_path(record)
+            path = store.files.object_path(record)
             unique.setdefault(path, record)
             users.setdefault(path, set()).add(backup_id)
     total_raw = sum(record.size for found in catalog.manifests.values() for record in found.objects)
@@ -773,7 +767,7 @@ def usage(store: BackupStore, *, detailed: bool = False) -> UsageReport:
         per_database.setdefault(found.info.database, []).append(found)
     databases = []
     for name, group in sorted(per_database.items()):
-        paths = {store._object_path(record): record for found in group for record in found.objects}
+        paths = {store.files.object_path(record): record for found in group for record in found.objects}
         times = sorted(found.info.created_at for found in group)
         databases.append(DatabaseUsage(
             database=name, backup_count=len(group),
@@ -789,7 +783,7 @@ def usage(store: BackupStore, *, detailed: bool = False) -> UsageReport:
                 pinned=found.info.pinned, raw_bytes=sum(record.size for record in found.objects),
                 stored_bytes=sum(stored(record) for record in found.objects),
                 exclusive_bytes=sum(stored(record) for record in found.objects
-                                    if users[store._object_path(record)] == {backup_id}),
+                                    if users[store.files.object_path(record)] == {backup_id}),
             )
             for backup_id, found in sorted(catalog.manifests.items(), key=lambda item: item[1].info.created_at,
                                            reverse=True)
@@ -909,7 +903,7 @@ def health(store: BackupStore, *, stale_after: timedelta | str | None = None) ->
 
     try:
         store.fs.invalidate_cache()
-        store._listdir("manifests")
+        store.files.listdir("manifests")
     except SchemaSyncBackupError as exc:
         errors.append(f"storage unreachable: {exc}")
         return report()
@@ -917,7 +911,7 @@ def health(store: BackupStore, *, stale_after: timedelta | str | None = None) ->
     if not probe.ok:
         errors.append(f"storage probe failed: {probe.error}")
     free = total = None
-    if isinstance(store.fs, LocalFileSystem):
+    if store.files.is_local:
         with contextlib.suppress(OSError):
             disk = shutil.disk_usage(store.root)
             free, total = disk.free, disk.total
@@ -974,7 +968,7 @@ def _probe(store: BackupStore) -> ProbeResult:
                                     for before, after in itertools.pairwise([started, *timings]))
     if back != payload:
         return ProbeResult(False, write_ms, read_ms, delete_ms, "the probe read back differs from what was written")
-    if store._exists(store._path(relative)):
+    if store.files.exists(store.files.path(relative)):
         return ProbeResult(False, write_ms, read_ms, delete_ms, "the probe file is still there after deleting it")
     return ProbeResult(True, write_ms, read_ms, delete_ms)
 
@@ -1080,7 +1074,7 @@ def _optimize(store: BackupStore, *, dry_run: bool) -> OptimizeReport:
     records: dict[str, ObjectRecord] = {}
     for backup_id, found in sorted(catalog.manifests.items()):
         for record in found.objects:
-            path = store._object_path(record)
+            path = store.files.object_path(record)
             named.setdefault(path, []).append(backup_id)
             records.setdefault(path, record)
     entries = []
@@ -1107,7 +1101,7 @@ def _optimize(store: BackupStore, *, dry_run: bool) -> OptimizeReport:
 def _optimize_object(
     store: BackupStore, path: str, record: ObjectRecord, backups: tuple[str, ...], catalog: _Catalog, *, dry_run: bool
 ) -> tuple[ObjectOptimization, ObjectRecord | None]:
-    relative = _relative(store, path)
+    relative = store.files.relative(path)
 
     def skip(reason: str, stored: int = record.stored_size) -> tuple[ObjectOptimization, None]:
         return ObjectOptimization(relative, record.codec, record.codec, stored, stored, backups, False, reason), None
@@ -1117,7 +1111,7 @@ def _optimize_object(
         return skip(f"named by backup {damaged[0]}, whose manifest does not verify (checksum, id or seal); "
                     "validate it, and repair its checksum with Validator.recalculate_checksum")
     try:
-        data = store._read(path)
+        data = store.files.read(path)
         if hashlib.sha256(data).hexdigest() != record.stored_sha256:
             return skip("damaged: its stored bytes differ from what the manifest records; validate the backups "
                         "that name it", len(data))
@@ -1146,9 +1140,9 @@ def _optimize_object(
     if not better or dry_run:
         return entry, None
     new = attrs.evolve(record_from_bytes(candidate, record.address, len(plaintext), path), stored_suffix=True)
-    target = store._object_path(new)
+    target = store.files.object_path(new)
     _write_proven(store, target, candidate, new)
-    return attrs.evolve(entry, new_path=_relative(store, target)), new
+    return attrs.evolve(entry, new_path=store.files.relative(target)), new
 
 
 def _write_proven(store: BackupStore, target: str, data: bytes, record: ObjectRecord) -> None:
@@ -1158,11 +1152,11 @@ def _write_proven(store: BackupStore, target: str, data: bytes, record: ObjectRe
     no manifest is switched to an object that was not proven.
     """
     with contextlib.suppress(FileNotFoundError):
-        if hashlib.sha256(store._read(target)).hexdigest() == record.stored_sha256:
+        if hashlib.sha256(store.files.read(target)).hexdigest() == record.stored_sha256:
             return  # an earlier, interrupted optimize wrote exactly these bytes (unencrypted: deterministic)
-    store._put_bytes(target, data)
+    store.files.put_bytes(target, data)
     try:
-        back = store._read(target)
+        back = store.files.read(target)
         if len(back) != record.stored_size or hashlib.sha256(back).hexdigest() != record.stored_sha256:
             raise IntegrityError(f"{target}: the re-encoded object read back differs from the one written; optimize "
                                  "stopped before any manifest named it", subject=target)
@@ -1185,15 +1179,15 @@ def _remove_superseded(store: BackupStore, paths: Sequence[str]) -> tuple[tuple[
     kept = [path for path in paths if path not in doomed]
     for path in kept:
         logger.warning("optimize kept %s: a manifest still names it (or one that cannot be parsed may); a later "
-                       "prune removes it once nothing does", _relative(store, path))
+                       "prune removes it once nothing does", store.files.relative(path))
     for start in range(0, len(doomed), _DELETE_BATCH):
         _remove_quietly(store, doomed[start : start + _DELETE_BATCH])
-    return tuple(_relative(store, path) for path in doomed), tuple(_relative(store, path) for path in kept)
+    return tuple(store.files.relative(path) for path in doomed), tuple(store.files.relative(path) for path in kept)
 
 
 def _rerecord(store: BackupStore, found: Manifest, path: str, new: ObjectRecord) -> Manifest:
     """The manifest with the object at ``path`` re-recorded, re-sealed, written and read back."""
-    objects = tuple(new if store._object_path(record) == path else record for record in found.objects)
+    objects = tuple(new if store.files.object_path(record) == path else record for record in found.objects)
     info = attrs.evolve(found.info, stored_size=sum(record.stored_size for record in objects),
                         compression=objects[0].codec)
-    return store._write_manifest(attrs.evolve(found, info=info, objects=objects))
+    return store.write_manifest(attrs.evolve(found, info=info, objects=objects))

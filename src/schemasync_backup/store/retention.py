@@ -414,9 +414,9 @@ def apply_retention(
         if decision.keep or (approved is not None and decision.backup_id not in approved):
             continue
         with contextlib.suppress(FileNotFoundError):  # removed meanwhile by someone else
-            store._remove([store._manifest_path(decision.backup_id)])
+            store.files.remove([store.files.manifest_path(decision.backup_id)])
         with contextlib.suppress(FileNotFoundError):
-            store._remove([store._status_path(decision.backup_id)])
+            store.files.remove([store.files.status_path(decision.backup_id)])
         removed.append(decision.backup_id)
     store.registry.notify("retention.applied", {"removed": list(removed), "kept": sum(d.keep for d in decisions)})
     try:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import errno
 import getpass
 import hashlib
+import importlib.metadata
 import io
 import json
 import os
@@ -26,13 +26,11 @@ import tarfile
 import tempfile
 import uuid
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import attrs
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
 
 from schemasync_backup.capture.connection import Source
 from schemasync_backup.errors import (
@@ -46,13 +44,11 @@ from schemasync_backup.errors import (
     ManifestAuthenticationError,
     SchemaSyncBackupError,
     StorageError,
-    StorageFullError,
-    StoragePermissionError,
     StoreError,
     UnsealedBackupError,
 )
 from schemasync_backup.formats import framing, manifest
-from schemasync_backup.formats.backup_id import check_backup_id, is_backup_id
+from schemasync_backup.formats.backup_id import is_backup_id
 from schemasync_backup.formats.framing import Encoding, ObjectRecord
 from schemasync_backup.formats.manifest import BackupInfo, Manifest, MigrationContext, Status
 from schemasync_backup.formats.snapshot_stream import (
@@ -65,9 +61,12 @@ from schemasync_backup.formats.snapshot_stream import (
 from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
 from schemasync_backup.plugins.manager import Registry, default_registry
+from schemasync_backup.store.fs import StoreFiles, open_files
 
 if TYPE_CHECKING:
     from datetime import timedelta
+
+    import fsspec
 
     from schemasync_backup.store.maintenance import OptimizeReport, PruneResult, StorageHealth, UsageReport
     from schemasync_backup.store.retention import RetentionPolicy, RetentionReport
@@ -83,9 +82,8 @@ _UPLOAD_BLOCK = 8 * 1024 * 1024
 
 
 def _tool_version() -> str:
-    from schemasync_backup import __version__
-
-    return __version__
+    # From the installed metadata, the one source of the version (pyproject.toml), not the package root.
+    return importlib.metadata.version("schemasync_backup")
 
 
 def _now() -> datetime:
@@ -106,14 +104,11 @@ def _keyring(keys: EncryptionKey | Sequence[EncryptionKey] | Keyring | None) -> 
 class BackupStore:
     """Backups of database schemas on one fsspec location. Build one with :meth:`open`."""
 
-    url: str
-    fs: fsspec.AbstractFileSystem = attrs.field(repr=False)
-    root: str
+    #: Where the store lives and how its files are read and written (the layout's one owner).
+    files: StoreFiles
     encoding: Encoding = attrs.field(repr=False)
     keyring: Keyring = attrs.field(repr=False)
     registry: Registry = attrs.field(repr=False)
-    file_mode: int = 0o600
-    dir_mode: int = 0o700
     #: Read manifests no key of this store sealed (a store that has keys refuses them otherwise).
     accept_unsealed: bool = False
 
@@ -152,161 +147,53 @@ class BackupStore:
                 subject=url,
             )
         use_key = keyring.writer if encrypt is not False else None
-        try:
-            fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-        except (ImportError, ValueError) as exc:
-            raise StorageError(
-                f"cannot open backup storage {url}: {exc}; for s3://, az:// or gs:// install "
-                "schemasync_backup[s3], [azure] or [gcs]",
-                subject=url,
-                url=url,
-            ) from exc
         return cls(
-            url=url,
-            fs=fs,
-            root=root.rstrip("/"),
+            files=open_files(url, storage_options, file_mode=file_mode, dir_mode=dir_mode),
             encoding=Encoding(
                 compression, compression_level, compression_threshold, key=use_key, frame_size=frame_size
             ),
             keyring=keyring,
             registry=registry,
-            file_mode=file_mode,
-            dir_mode=dir_mode,
             accept_unsealed=accept_unsealed,
         )
 
-    # --- paths and raw I/O -------------------------------------------------------------------
-
-    def _path(self, *parts: str) -> str:
-        return "/".join([self.root, *parts]) if self.root else "/".join(parts)
-
-    def _manifest_path(self, backup_id: str) -> str:
-        return self._path("manifests", f"{check_backup_id(backup_id)}.json")
-
-    def _object_path(self, record: ObjectRecord) -> str:
-        return self._path("objects", record.path)
+    @property
+    def url(self) -> str:
+        return self.files.url
 
     @property
-    def _is_local(self) -> bool:
-        return isinstance(self.fs, LocalFileSystem)
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return self.files.fs
 
     @property
-    def _atomic_put(self) -> bool:
-        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
-        return bool(_ATOMIC_PUT_PROTOCOLS & set(protocols))
+    def root(self) -> str:
+        return self.files.root
 
-    @contextlib.contextmanager
-    def _io(self, action: str, path: str) -> Iterator[None]:
-        """Translate whatever the provider raised into the package's errors, once, here."""
-        try:
-            yield
-        except (SchemaSyncBackupError, FileNotFoundError, FileExistsError):
-            raise
-        except PermissionError as exc:
-            raise StoragePermissionError(
-                f"failed to {action}: permission denied: {path}", subject=path, url=self.url, path=path
-            ) from exc
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise StorageFullError(
-                    "failed to write backup file: no space left on device", subject=path, url=self.url, path=path
-                ) from exc
-            raise StorageError(
-                f"failed to {action}: {exc.strerror or exc} ({self.url}: {path})", subject=path, url=self.url,
-                path=path,
-            ) from exc
-        except Exception as exc:
-            raise StorageError(
-                f"failed to {action}: storage error {type(exc).__name__}: {exc} ({self.url}: {path})",
-                subject=path, url=self.url, path=path,
-            ) from exc
+    @property
+    def file_mode(self) -> int:
+        return self.files.file_mode
 
-    def _makedirs(self, path: str, action: str = "create backup") -> None:
-        if self._is_local:
-            # Only folders made here get the store's mode: an existing one (a shared mount, a
-            # folder someone else owns) is left as it is.
-            missing = []
-            while path and not os.path.isdir(path):
-                missing.append(path)
-                path = os.path.dirname(path.rstrip("/"))
-            for folder in reversed(missing):
-                with self._io(action, folder), contextlib.suppress(FileExistsError):
-                    os.mkdir(folder, self.dir_mode)
-                    os.chmod(folder, self.dir_mode)
-        elif not self._atomic_put:
-            self.fs.makedirs(path, exist_ok=True)
-
-    def _put(
-        self, path: str, write: Callable[[BinaryIO], T], *, exclusive: bool = False, action: str = "create backup"
-    ) -> T:
-        """Write ``path`` so that nobody ever sees it half-written."""
-        with self._io(action, path):
-            if self._atomic_put:
-                # A bounded upload buffer: s3fs otherwise holds 50 MiB per part, and copies it.
-                with self.fs.open(path, "xb" if exclusive else "wb", block_size=_UPLOAD_BLOCK) as sink:
-                    return write(sink)
-            parent = path.rsplit("/", 1)[0]
-            self._makedirs(parent, action)
-            staging = self._path("tmp", uuid.uuid4().hex)
-            self._makedirs(self._path("tmp"), action)
-            try:
-                with self.fs.open(staging, "wb") as sink:
-                    result = write(sink)
-                if self._is_local:
-                    os.chmod(staging, self.file_mode)
-                if exclusive and self.fs.exists(path):
-                    raise FileExistsError(path)
-                self.fs.mv(staging, path)
-                return result
-            finally:
-                if self.fs.exists(staging):
-                    self.fs.rm(staging)
-
-    def _put_bytes(self, path: str, data: bytes, *, exclusive: bool = False, action: str = "create backup") -> None:
-        self._put(path, lambda sink: sink.write(data), exclusive=exclusive, action=action)
-
-    def _open_read(self, path: str) -> BinaryIO:
-        # Sequential reads through a bounded read-ahead buffer, whatever the provider's default.
-        return self.fs.open(path, "rb", block_size=_UPLOAD_BLOCK, cache_type="readahead")  # type: ignore[no-any-return]
-
-    def _read(self, path: str, action: str = "read backup") -> bytes:
-        with self._io(action, path):
-            return bytes(self.fs.cat_file(path))
-
-    def _exists(self, path: str) -> bool:
-        with self._io("read backup", path):
-            return bool(self.fs.exists(path))
-
-    def _remove(self, paths: Sequence[str], action: str = "delete backup") -> None:
-        if paths:
-            with self._io(action, paths[0]):
-                self.fs.rm(list(paths))
-
-    def _listdir(self, folder: str) -> list[str]:
-        path = self._path(folder)
-        with self._io("list backups", path):
-            try:
-                return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path, detail=False)]
-            except FileNotFoundError:
-                return []
+    @property
+    def dir_mode(self) -> int:
+        return self.files.dir_mode
 
     # --- small documents beside the backups (journals, locks, reports) ------------------------
 
     def put_document(self, relative: str, data: bytes) -> None:
         """Write ``relative`` (e.g. ``journals/<id>/<run>.json``) atomically, replacing it."""
-        self._put_bytes(self._path(_document_path(relative)), data, action="write document")
+        self.files.put_bytes(self.files.path(_document_path(relative)), data, action="write document")
 
     def get_document(self, relative: str) -> bytes:
         """Read a document written by :meth:`put_document`; FileNotFoundError when absent."""
-        return self._read(self._path(_document_path(relative)), "read document")
+        return self.files.read(self.files.path(_document_path(relative)), "read document")
 
     def list_documents(self, folder: str) -> builtins.list[str]:
         """Names in a folder of documents, sorted; empty when the folder does not exist."""
-        return sorted(self._listdir(_document_path(folder)))
+        return sorted(self.files.listdir(_document_path(folder)))
 
     def remove_document(self, relative: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self._remove([self._path(_document_path(relative))])
+            self.files.remove([self.files.path(_document_path(relative))])
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -368,11 +255,11 @@ class BackupStore:
         """
         from schemasync_backup.store.maintenance import heartbeat, wait_for_maintenance
 
-        marker = self._path("pending", f"{backup_id}.json")
+        marker = self.files.path("pending", f"{backup_id}.json")
         started = _now()
-        self._put_bytes(marker, _pending_marker(backup_id, database, started))
+        self.files.put_bytes(marker, _pending_marker(backup_id, database, started))
         try:
-            with heartbeat(lambda: self._put_bytes(marker, _pending_marker(backup_id, database, started, _now())),
+            with heartbeat(lambda: self.files.put_bytes(marker, _pending_marker(backup_id, database, started, _now())),
                            f"the pending marker of {backup_id}"):
                 wait_for_maintenance(self, backup_id)
                 yield
@@ -386,7 +273,7 @@ class BackupStore:
             raise
         finally:
             with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
-                self._remove([marker])
+                self.files.remove([marker])
 
     def _save(
         self,
@@ -400,8 +287,8 @@ class BackupStore:
         partial: bool = False,
     ) -> BackupInfo:
         plaintext, contents = encode_snapshot(snapshot)
-        record = self._store_object(plaintext)
-        index = self._store_object(encode_contents(contents))
+        record = self.store_object(plaintext)
+        index = self.store_object(encode_contents(contents))
         context = (
             MigrationContext(**migration_context) if isinstance(migration_context, Mapping) else migration_context
         )
@@ -435,9 +322,9 @@ class BackupStore:
 
     def _commit(self, draft: Manifest) -> BackupInfo:
         """Seal and write a new backup's manifest: the moment the backup comes to exist."""
-        return self._write_manifest(draft, exclusive=True).info
+        return self.write_manifest(draft, exclusive=True).info
 
-    def _write_manifest(self, draft: Manifest, *, exclusive: bool = False) -> Manifest:
+    def write_manifest(self, draft: Manifest, *, exclusive: bool = False) -> Manifest:
         """Seal ``draft`` with the writing key, write it, and read it back.
 
         The one way a manifest is written or replaced (create, import, copy, key rotation,
@@ -445,15 +332,15 @@ class BackupStore:
         """
         sealed = manifest.seal(attrs.evolve(draft, info=attrs.evolve(draft.info, status=Status.COMPLETED)),
                                self.keyring.writer)
-        path = self._manifest_path(sealed.info.id)
-        self._put_bytes(path, manifest.dump(sealed), exclusive=exclusive,
+        path = self.files.manifest_path(sealed.info.id)
+        self.files.put_bytes(path, manifest.dump(sealed), exclusive=exclusive,
                         action="create backup" if exclusive else "write backup manifest")
-        committed = manifest.load(self._read(path), path, backup_id=sealed.info.id, keyring=self.keyring)
+        committed = manifest.load(self.files.read(path), path, backup_id=sealed.info.id, keyring=self.keyring)
         if committed != sealed:
             raise IntegrityError(f"{path}: the manifest read back differs from the one written", subject=path)
         return committed
 
-    def _store_object(self, plaintext: bytes) -> ObjectRecord:
+    def store_object(self, plaintext: bytes) -> ObjectRecord:
         return self._store_chunks([plaintext], hashlib.sha256(plaintext).hexdigest(), len(plaintext))
 
     def put_object(self, chunks: Iterable[bytes]) -> ObjectRecord:
@@ -475,12 +362,12 @@ class BackupStore:
 
     def _store_chunks(self, chunks: Iterable[bytes], address: str, size: int) -> ObjectRecord:
         key = self.encoding.key
-        path = self._path("objects", framing.object_path(address, key.key_id if key else None))
+        path = self.files.path("objects", framing.object_path(address, key.key_id if key else None))
         reused = self._intact_record(path, address, size)
         if reused is not None:
             return reused
         try:
-            return self._put(path, lambda sink: framing.encode(
+            return self.files.put(path, lambda sink: framing.encode(
                 chunks, address, size, self.encoding, self.registry, sink
             ))
         except StorageError:
@@ -498,7 +385,7 @@ class BackupStore:
         backups that share it (recalculate_checksum then re-records them).
         """
         try:
-            with self._io("read backup", path), self._open_read(path) as stream:
+            with self.files.io("read backup", path), self.files.open_read(path) as stream:
                 return verified_record(stream, address, size, self.keyring, self.registry, path)
         except (FileNotFoundError, IntegrityError, BackupFormatError, EncryptionKeyError):
             return None
@@ -516,9 +403,9 @@ class BackupStore:
                              status=self.status_of(backup_id), verify=verify)
 
     def _manifest_bytes(self, backup_id: str) -> tuple[str, bytes]:
-        path = self._manifest_path(backup_id)
+        path = self.files.manifest_path(backup_id)
         try:
-            return path, self._read(path)
+            return path, self.files.read(path)
         except FileNotFoundError:
             raise BackupNotFoundError(
                 f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
@@ -570,9 +457,9 @@ class BackupStore:
 
     def recorded_status(self, backup_id: str) -> dict[str, str] | None:
         """The status document validation recorded, or None when there is none (COMPLETED)."""
-        path = self._status_path(backup_id)
+        path = self.files.status_path(backup_id)
         try:
-            document = json.loads(self._read(path, "read backup status"))
+            document = json.loads(self.files.read(path, "read backup status"))
         except (FileNotFoundError, ValueError):
             return None
         if not isinstance(document, dict) or not isinstance(document.get("status"), str):
@@ -582,19 +469,18 @@ class BackupStore:
     def set_status(self, backup_id: str, status: str, reason: str = "") -> None:
         """Record what validation learned about a backup (the manifest itself never changes)."""
         document = {"status": status, "reason": reason, "at": _now().isoformat(timespec="seconds")}
-        self._put_bytes(self._status_path(backup_id), json.dumps(document).encode(), action="record backup status")
+        self.files.put_bytes(self.files.status_path(backup_id), json.dumps(document).encode(),
+                             action="record backup status")
 
     def restore_status(self, backup_id: str, recorded: Mapping[str, str] | None) -> None:
         """Put back a status document read by :meth:`recorded_status` (None: no document)."""
         if recorded is None:
             with contextlib.suppress(FileNotFoundError):
-                self._remove([self._status_path(backup_id)], "record backup status")
+                self.files.remove([self.files.status_path(backup_id)], "record backup status")
         else:
-            self._put_bytes(self._status_path(backup_id), json.dumps(dict(recorded)).encode(),
+            self.files.put_bytes(self.files.status_path(backup_id), json.dumps(dict(recorded)).encode(),
                             action="record backup status")
 
-    def _status_path(self, backup_id: str) -> str:
-        return self._path("status", f"{check_backup_id(backup_id)}.json")
 
     def contents(self, found: Manifest) -> tuple[ContentEntry, ...]:
         """Where each schema object lies in the snapshot (needs the key when encrypted)."""
@@ -608,19 +494,19 @@ class BackupStore:
 
     def exists(self, backup_id: str) -> bool:
         """Whether a manifest is stored under ``backup_id`` (readable or not)."""
-        return self._exists(self._manifest_path(backup_id))
+        return self.files.exists(self.files.manifest_path(backup_id))
 
     def open_object(self, record: ObjectRecord) -> Iterator[bytes]:
         """An object's plaintext as a stream of frames, each authenticated; the address is checked
         at the end, so a consumer must read to the end before trusting what it got."""
-        path = self._object_path(record)
-        with self._io("read backup", path), self._open_read(path) as stream:
+        path = self.files.object_path(record)
+        with self.files.io("read backup", path), self.files.open_read(path) as stream:
             yield from framing.decode(stream, record.address, self.keyring, self.registry, path, record=record)
 
     def read_object(self, record: ObjectRecord) -> bytes:
         """An object's plaintext, every frame authenticated and the address checked."""
-        path = self._object_path(record)
-        with self._io("read backup", path), self._open_read(path) as stream:
+        path = self.files.object_path(record)
+        with self.files.io("read backup", path), self.files.open_read(path) as stream:
             return b"".join(framing.decode(stream, record.address, self.keyring, self.registry, path,
                                            record=record))
 
@@ -655,12 +541,12 @@ class BackupStore:
             )
 
         # A file whose name is no backup id is not a backup (recovery_scan reports it).
-        ids = [backup_id for name in self._listdir("manifests") if name.endswith(".json")
+        ids = [backup_id for name in self.files.listdir("manifests") if name.endswith(".json")
                for backup_id in [name.removesuffix(".json")] if is_backup_id(backup_id)]
-        wanted = [self._manifest_path(backup_id) for backup_id in ids if in_window(backup_id)]
-        with self._io("list backups", self._path("manifests")):
+        wanted = [self.files.manifest_path(backup_id) for backup_id in ids if in_window(backup_id)]
+        with self.files.io("list backups", self.files.path("manifests")):
             raw = self.fs.cat(wanted) if wanted else {}
-        statuses = {name.removesuffix(".json") for name in self._listdir("status")}
+        statuses = {name.removesuffix(".json") for name in self.files.listdir("status")}
         found: list[BackupInfo] = []
         for path in wanted:
             data = raw.get(path) if isinstance(raw, dict) else raw
@@ -672,7 +558,7 @@ class BackupStore:
             except (BackupFormatError, IntegrityError):
                 found.append(_damaged_info(backup_id))
         # A marker whose manifest exists was left by a crash after the commit: that backup lists once.
-        found += [_pending_info(backup_id) for name in self._listdir("pending") if name.endswith(".json")
+        found += [_pending_info(backup_id) for name in self.files.listdir("pending") if name.endswith(".json")
                   for backup_id in [name.removesuffix(".json")]
                   if is_backup_id(backup_id) and in_window(backup_id) and backup_id not in ids]
         selected = [info for info in found if _matches(info, database, status, tags, after, before)]
@@ -683,8 +569,8 @@ class BackupStore:
 
     def object_paths(self) -> builtins.list[str]:
         """Every object file in the store, whether or not a manifest names it."""
-        return [self._path("objects", sub, name) for sub in self._listdir("objects")
-                for name in self._listdir(f"objects/{sub}")]
+        return [self.files.path("objects", sub, name) for sub in self.files.listdir("objects")
+                for name in self.files.listdir(f"objects/{sub}")]
 
     def delete(self, backup_id: str) -> None:
         """Remove a backup; objects other backups still use stay.
@@ -697,13 +583,13 @@ class BackupStore:
             database = self.manifest(backup_id, verify=False).info.database
         except BackupFormatError:
             database = ""  # a damaged manifest can still be deleted
-        self._remove([self._manifest_path(backup_id)])
+        self.files.remove([self.files.manifest_path(backup_id)])
         self.registry.notify("backup.deleted", {"backup_id": backup_id, "database": database})
         with contextlib.suppress(FileNotFoundError):
-            self._remove([self._status_path(backup_id)])
-        self._reclaim()
+            self.files.remove([self.files.status_path(backup_id)])
+        self.reclaim()
 
-    def _reclaim(self) -> None:
+    def reclaim(self) -> None:
         from datetime import timedelta
 
         from schemasync_backup.store.maintenance import StoreBusyError, prune
@@ -719,19 +605,19 @@ class BackupStore:
             # The other store seals the copy, so it must be one it would accept unsealed.
             other.authenticate(attrs.evolve(source, seal=None))
         for record in source.objects:
-            target = other._object_path(record)
-            if not other._exists(target):
-                with self._io("read backup", self._object_path(record)), \
-                        self._open_read(self._object_path(record)) as stream:
-                    other._put_verified(target, stream, record, self._object_path(record))
+            target = other.files.object_path(record)
+            if not other.files.exists(target):
+                with self.files.io("read backup", self.files.object_path(record)), \
+                        self.files.open_read(self.files.object_path(record)) as stream:
+                    other._put_verified(target, stream, record, self.files.object_path(record))
         return other._commit(source)
 
     def move_to(self, other: BackupStore, backup_id: str) -> BackupInfo:
         """Copy, verify the copy as ``other`` stores it, and only then delete here."""
         copied = self.copy_to(other, backup_id)
         for record in other.manifest(backup_id).objects:
-            path = other._object_path(record)
-            with other._io("read backup", path), other._open_read(path) as stream:
+            path = other.files.object_path(record)
+            with other.files.io("read backup", path), other.files.open_read(path) as stream:
                 _drain_checked(stream, record, path)
         self.delete(backup_id)
         return copied
@@ -742,7 +628,7 @@ class BackupStore:
         with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
             _drain_checked(stream, record, where, spool)
             spool.seek(0)
-            self._put(target, lambda sink: shutil.copyfileobj(spool, sink, _READ_CHUNK))
+            self.files.put(target, lambda sink: shutil.copyfileobj(spool, sink, _READ_CHUNK))
 
     # --- archives ------------------------------------------------------------------------------
 
@@ -761,8 +647,8 @@ class BackupStore:
             with tarfile.open(partial, "w:gz") as archive:
                 _add_member(archive, "manifest.json", len(manifest_bytes), io.BytesIO(manifest_bytes))
                 for record in found.objects:
-                    source = self._object_path(record)
-                    with self._io("read backup", source), self._open_read(source) as stream:
+                    source = self.files.object_path(record)
+                    with self.files.io("read backup", source), self.files.open_read(source) as stream:
                         counting = _Counting(stream)
                         try:
                             _add_member(archive, f"objects/{record.path}", record.stored_size, counting)
@@ -844,9 +730,9 @@ class BackupStore:
             stream = archive.extractfile(member)
             if stream is None:
                 raise ArchiveError(f"archive member {member.name!r} cannot be read", subject=member.name)
-            target = self._object_path(record)
+            target = self.files.object_path(record)
             name = f"{where}:{member.name}"
-            if self._exists(target):
+            if self.files.exists(target):
                 _drain_checked(stream, record, name)  # the archive must still hold what it claims
             else:
                 self._put_verified(target, stream, record, name)
@@ -873,7 +759,7 @@ class BackupStore:
         if writer is None:
             raise EncryptionKeyError("no key to rotate to: pass new_key= or configure one", subject=self.url)
         rotated: builtins.list[str] = []
-        for name in store._listdir("manifests"):
+        for name in store.files.listdir("manifests"):
             backup_id = name.removesuffix(".json")
             if not is_backup_id(backup_id):
                 continue
@@ -881,13 +767,13 @@ class BackupStore:
             if all(record.key_id == writer.key_id for record in old.objects) and old.seal is not None \
                     and old.seal.key_id == writer.key_id:
                 continue
-            records = tuple(store._store_object(store.read_object(record)) for record in old.objects)
+            records = tuple(store.store_object(store.read_object(record)) for record in old.objects)
             info = attrs.evolve(old.info, stored_size=sum(r.stored_size for r in records), key_id=writer.key_id,
                                 encryption=records[0].cipher)
-            store._write_manifest(attrs.evolve(old, info=info, objects=records))
+            store.write_manifest(attrs.evolve(old, info=info, objects=records))
             rotated.append(backup_id)
         if rotated:
-            store._reclaim()
+            store.reclaim()
         return rotated
 
     # --- retention and maintenance: retention.py and maintenance.py do the work ------------------

@@ -255,7 +255,7 @@ class Validator:
             found = self.store.manifest(backup_id)
         except (BackupFormatError, IntegrityError) as exc:
             checksum_valid = False
-            findings.error(exc.message, self.store._manifest_path(backup_id))
+            findings.error(exc.message, self.store.files.manifest_path(backup_id))
             try:
                 found = self.store.manifest(backup_id, verify=False)
             except BackupFormatError:
@@ -264,9 +264,9 @@ class Validator:
             try:
                 self.store.authenticate(found)
             except EncryptionKeyError as exc:
-                findings.key_needed(exc, self.store._manifest_path(backup_id))
+                findings.key_needed(exc, self.store.files.manifest_path(backup_id))
             except UnsealedBackupError as exc:
-                findings.error(exc.message, self.store._manifest_path(backup_id), kind=FindingKind.UNTRUSTED)
+                findings.error(exc.message, self.store.files.manifest_path(backup_id), kind=FindingKind.UNTRUSTED)
         plaintexts = [self._check_object(found, record, findings, deep=deep) for record in found.objects]
         missing = any(error.message.startswith("object missing") for error in findings.errors)
         if missing and checksum_valid and not retried:
@@ -306,10 +306,10 @@ class Validator:
         self, found: Manifest, record: ObjectRecord, findings: _Findings, *, deep: bool
     ) -> bytes | None:
         """Check one object; with ``deep``, return its verified plaintext (None when it fails)."""
-        path = self.store._object_path(record)
+        path = self.store.files.object_path(record)
         every_frame = set(range(len(record.frames)))
         try:
-            data = self.store._read(path)
+            data = self.store.files.read(path)
         except FileNotFoundError:
             findings.error(f"object missing: {path}", path, self._held(found, record, every_frame))
             return None
@@ -389,7 +389,7 @@ class Validator:
         self.store.authenticate(found)
         records = []
         for record in found.objects:
-            path = self.store._object_path(record)
+            path = self.store.files.object_path(record)
             try:
                 plaintext = self.store.read_object(record)
             except FileNotFoundError:
@@ -402,9 +402,9 @@ class Validator:
                     "try partial_recovery instead",
                     subject=backup_id,
                 ) from exc
-            rebuilt = record_from_bytes(self.store._read(path), record.address, len(plaintext), path)
+            rebuilt = record_from_bytes(self.store.files.read(path), record.address, len(plaintext), path)
             records.append(attrs.evolve(rebuilt, stored_suffix=record.stored_suffix))
-        written = self.store._write_manifest(attrs.evolve(found, objects=tuple(records)))
+        written = self.store.write_manifest(attrs.evolve(found, objects=tuple(records)))
         self.store.set_status(backup_id, Status.COMPLETED, "checksums recalculated")
         return written.info.checksum
 
@@ -451,7 +451,7 @@ class Validator:
         found = self.store.manifest(backup_id, verify=False)
         self.store.authenticate(found)
         record = found.snapshot_object
-        plaintext = self._salvage(record, self.store._object_path(record))
+        plaintext = self._salvage(record, self.store.files.object_path(record))
         contents = self._contents(found)
         if not contents:
             # Without the index, every line that still parses is an object; the lost are uncounted.
@@ -492,7 +492,7 @@ class Validator:
     def _salvage(self, record: ObjectRecord, path: str) -> bytes:
         """The plaintext with every frame that cannot be read replaced by NUL bytes of its size."""
         try:
-            data = self.store._read(path)
+            data = self.store.files.read(path)
         except FileNotFoundError:
             return b"\0" * record.size
         stream = io.BytesIO(data)
@@ -521,32 +521,32 @@ class Validator:
         """Leftovers and damage across the store: incomplete backups, damaged ones, orphaned objects."""
         entries = []
         manifests = set()
-        for name in self.store._listdir("manifests"):
+        for name in self.store.files.listdir("manifests"):
             if is_backup_id(name.removesuffix(".json")) and name.endswith(".json"):
                 manifests.add(name.removesuffix(".json"))
             else:
-                entries.append(ScanEntry("unknown_file", None, self.store._path("manifests", name), False,
+                entries.append(ScanEntry("unknown_file", None, self.store.files.path("manifests", name), False,
                                          "not named like a backup manifest: nothing reads it"))
         for holder in pending_creates(self.store):
             backup_id, name = holder.name, f"{holder.name}.json"
             if not is_backup_id(backup_id):
                 continue
             if backup_id not in manifests and holder.live:
-                entries.append(ScanEntry("running", backup_id, self.store._path("pending", name), False,
+                entries.append(ScanEntry("running", backup_id, self.store.files.path("pending", name), False,
                                          f"a create is running: {holder.describe()}"))
             elif backup_id not in manifests:
-                entries.append(ScanEntry("incomplete", backup_id, self.store._path("pending", name), False,
+                entries.append(ScanEntry("incomplete", backup_id, self.store.files.path("pending", name), False,
                                          "objects may be written but no manifest was committed"))
             else:
                 # The crash came after the commit: the backup is complete, only its marker is left.
-                entries.append(ScanEntry("leftover_marker", backup_id, self.store._path("pending", name), True,
+                entries.append(ScanEntry("leftover_marker", backup_id, self.store.files.path("pending", name), True,
                                          "the backup completed; its pending marker was left by a crash "
                                          "and prune removes it"))
         for backup_id in sorted(manifests):
             result = self.integrity_check(backup_id)
             if not result.valid:
                 entries.append(ScanEntry(
-                    "damaged", backup_id, self.store._manifest_path(backup_id),
+                    "damaged", backup_id, self.store.files.manifest_path(backup_id),
                     recoverable=self._salvageable(backup_id),
                     detail="; ".join(str(error) for error in result.errors[:3]),
                 ))
@@ -560,7 +560,8 @@ class Validator:
             (pruned.kept_unknown_age, "no manifest names this object; the storage cannot say when it was written, "
                                       "so prune keeps it"),
         ):
-            entries += [ScanEntry("orphaned_object", None, self.store._path(path), False, detail) for path in paths]
+            entries += [ScanEntry("orphaned_object", None, self.store.files.path(path), False, detail)
+                        for path in paths]
         return entries
 
 
@@ -568,7 +569,7 @@ class Validator:
         """Whether partial_recovery can save anything: some frame of the snapshot is intact (no key needed)."""
         try:
             record = self.store.manifest(backup_id, verify=False).snapshot_object
-            data = self.store._read(self.store._object_path(record))
+            data = self.store.files.read(self.store.files.object_path(record))
             # Every frame needs the header, and it must be the one the manifest recorded.
             header = framing.read_header(io.BytesIO(data), record.path)
             framing.check_header(header, record, self.store.registry, record.path)

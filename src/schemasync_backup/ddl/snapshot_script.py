@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from schemasync_backup.ddl.render import CLIENT_CHARSET, TABLE_SQL_MODE, Program, render
 from schemasync_backup.model.snapshot import Snapshot, Table, View
 from schemasync_backup.sql import client_script, create_table
 from schemasync_backup.sql.quoting import quote_identifier, quote_string
-from schemasync_backup.sql.render import CLIENT_CHARSET, TABLE_SQL_MODE, Program, render
 
 #: Names quoted in a view definition that are not table references: column qualifiers
 #: (`t`.`c`, `db`.`t`) and aliases (AS `x`).
