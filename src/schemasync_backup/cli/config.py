@@ -879,7 +879,8 @@ def reference(cls: type[Any] = Config, path: str = "") -> list[tuple[str, str, s
     return rows
 
 
-BEGIN_MARK = "<!-- BEGIN GENERATED KEYS: edit cli/config.py, then run `python -m schemasync_backup.cli.main --update-docs` -->"
+BEGIN_MARK = ("<!-- BEGIN GENERATED KEYS: edit cli/config.py, then run "
+              "`python -m schemasync_backup.cli.main --update-docs` -->")
 END_MARK = "<!-- END GENERATED KEYS -->"
 
 

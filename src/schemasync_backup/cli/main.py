@@ -1146,7 +1146,8 @@ def help_texts(width: int = HELP_WIDTH) -> list[tuple[str, str]]:
             os.environ["COLUMNS"] = previous
 
 
-BEGIN_MARK = "<!-- BEGIN GENERATED HELP: edit cli/main.py, then run `python -m schemasync_backup.cli.main --update-docs` -->"
+BEGIN_MARK = ("<!-- BEGIN GENERATED HELP: edit cli/main.py, then run "
+              "`python -m schemasync_backup.cli.main --update-docs` -->")
 END_MARK = "<!-- END GENERATED HELP -->"
 
 
