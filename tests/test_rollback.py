@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pymysql
 import pytest
 from conftest import CORPUS, corpus_entries, load_corpus, run_sql
@@ -190,7 +191,10 @@ def test_destructive_steps_are_measured_and_refused_without_force(
     dry = planner.execute(mariadb.dsn, plan, dry_run=True)
     assert dry.dry_run and dry.steps_run == 0
     assert Snapshot.capture(mariadb.dsn, shop).schema_hash == before
-    assert planner.execute(mariadb.dsn, plan, force=True).verified
+    # A person who reviewed the destructive steps consents to them; preflight problems still need force.
+    with pytest.raises(RollbackRefusedError, match="preflight"):
+        planner.execute(mariadb.dsn, attrs.evolve(plan, preflight=("definer missing",)), destructive_confirmed=True)
+    assert planner.execute(mariadb.dsn, plan, destructive_confirmed=True).verified
 
 
 def test_stale_plan_and_concurrent_rollbacks_are_refused(

@@ -936,15 +936,14 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
         ctx.console.confirm(
             f"Run {len(plan.steps)} step(s), {len(plan.destructive_steps)} destructive, on database {name}?",
             force=force, action=f"roll {name} back to {backup_id}")
-        # A person who read the destructive steps above and said yes has confirmed them; preflight
-        # problems still need --force.
-        force = force or not plan.preflight
         if validation.enabled and validation.dry_run_validation:
-            planner.execute(dsn, plan, dry_run=True, disable_fk_checks=ctx.args.disable_fk_checks, force=force)
+            planner.execute(dsn, plan, dry_run=True, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
+                            destructive_confirmed=True)
     steps = 0 if ctx.args.dry_run else len(plan.steps)
     with ctx.console.progress(steps, "Rolling back") as bar:
         executed = planner.execute(
             dsn, plan, dry_run=ctx.args.dry_run, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
+            destructive_confirmed=True,  # the prompt above showed the steps, and the person said yes
             progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"))
         bar.update(steps)
     outcome = executed.to_dict()

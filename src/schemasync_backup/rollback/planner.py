@@ -257,15 +257,21 @@ class RollbackPlanner:
         disable_fk_checks: bool = False,
         force: bool = False,
         progress: Progress | None = None,
+        destructive_confirmed: bool = False,
     ) -> ExecutionResult:
-        """Run ``plan``; refuses destructive plans without ``force`` and stale plans always."""
+        """Run ``plan``; refuses stale plans always, and unless ``force``: a plan with preflight
+        problems, and a destructive one that nobody confirmed.
+
+        ``destructive_confirmed``: a person reviewed this plan's destructive steps and said yes;
+        that is consent for them, but not for preflight problems, which still need ``force``.
+        """
         check_backup_id(plan.backup_id)
         if plan.preflight and not force:
             raise RollbackRefusedError(
                 "rollback refused by preflight (use force to run anyway):\n  " + "\n  ".join(plan.preflight),
                 subject=plan.backup_id,
             )
-        if plan.destructive_steps and not force and not dry_run:
+        if plan.destructive_steps and not (force or destructive_confirmed or dry_run):
             raise RollbackRefusedError(
                 f"rollback refused: {len(plan.destructive_steps)} destructive step(s); review them and run again "
                 "with force:\n  " + "\n  ".join(plan.warnings),
