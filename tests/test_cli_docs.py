@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_cli import SCRIPT
 
-from schemasync_backup.cli import main as cli
+from schemasync_backup.cli import context, parser, reference
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 PROMISED = [
@@ -27,13 +27,14 @@ PROMISED = [
 
 def test_the_reference_in_docs_is_the_help_text() -> None:
     document = DOCS.read_text()
-    expected = cli.replace_generated(document, cli.BEGIN_MARK, cli.END_MARK, cli.reference_markdown())
+    expected = reference.replace_generated(document, reference.BEGIN_MARK, reference.END_MARK,
+                                         reference.reference_markdown())
     assert document == expected, "docs/cli.md is stale: run `python -m schemasync_backup.cli.main --update-docs`"
 
 
 @pytest.mark.parametrize("command", [[], ["rollback", "execute"]], ids=["top", "rollback-execute"])
 def test_the_installed_script_prints_what_the_docs_show(command: list[str]) -> None:
-    env = {**os.environ, "COLUMNS": str(cli.HELP_WIDTH + 2)}
+    env = {**os.environ, "COLUMNS": str(context.HELP_WIDTH + 2)}
     done = subprocess.run([str(SCRIPT), *command, "--help"], capture_output=True, text=True, env=env, check=True,
                           timeout=120)
     title = " ".join(["mysql-schema-sync", *command])
@@ -43,7 +44,7 @@ def test_the_installed_script_prints_what_the_docs_show(command: list[str]) -> N
 
 
 def test_every_promised_command_exists_with_its_options() -> None:
-    commands = {name.removeprefix("mysql-schema-sync "): text for name, text in cli.help_texts()}
+    commands = {name.removeprefix("mysql-schema-sync "): text for name, text in reference.help_texts()}
     for command in PROMISED:
         assert command in commands, command
         assert "--format {table,json}" in commands[command]
@@ -56,6 +57,6 @@ def test_every_promised_command_exists_with_its_options() -> None:
 
 def test_exit_codes_documented_match_the_code() -> None:
     rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", DOCS.read_text(), re.M))
-    assert {int(code) for code in rows} == {int(code) for code in cli.ExitCode}
-    epilog = {int(code) for code in re.findall(r"^  (\d+) ", cli._EPILOG, re.M)}
-    assert epilog == {int(code) for code in cli.ExitCode}
+    assert {int(code) for code in rows} == {int(code) for code in context.ExitCode}
+    epilog = {int(code) for code in re.findall(r"^  (\d+) ", parser._EPILOG, re.M)}
+    assert epilog == {int(code) for code in context.ExitCode}

@@ -221,7 +221,7 @@ def test_redacted_config_and_scrubbed_text_hold_no_secret() -> None:
 
 
 def test_docs_config_md_lists_every_key_as_the_schema_defines_it() -> None:
-    from schemasync_backup.cli.main import replace_generated
+    from schemasync_backup.cli.reference import replace_generated
 
     document = (DOCS / "config.md").read_text()
     expected = replace_generated(document, cfg.BEGIN_MARK, cfg.END_MARK, cfg.reference_markdown())

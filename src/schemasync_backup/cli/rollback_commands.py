@@ -1,0 +1,164 @@
+"""`rollback ...` and `test-connection`: plan, execute, validate and recover rollbacks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from schemasync_backup.cli import health, reports
+from schemasync_backup.cli.context import Context, ExitCode, Outcome
+from schemasync_backup.cli.render import (
+    _backup_rows,
+    _checks_outcome,
+    _failed_check,
+    _failure,
+    _info_dict,
+    _validation_text,
+)
+from schemasync_backup.formats.manifest import Status
+from schemasync_backup.validate.validator import Validator
+
+if TYPE_CHECKING:
+    from schemasync_backup.rollback.planner import RollbackPlanner
+
+
+# --- rollback commands ------------------------------------------------------------------------------------
+
+
+def _planner(ctx: Context) -> RollbackPlanner:
+    from schemasync_backup.rollback.planner import RollbackPlanner
+
+    return RollbackPlanner(ctx.store)
+
+
+def _target(ctx: Context, backup_id: str) -> tuple[str, str]:
+    """The DSN and database a rollback works on: --target-database, --database, the configured one, else the
+    backup's. The planner refuses one that is not the backup's unless --target-database names it."""
+    named, asked = ctx.args.target_database, ctx.args.database
+    if named and asked in (None, named):
+        name = named  # --target-database overrides the configured database
+    else:
+        name = ctx.database(required=False) or ctx.store.get(backup_id).database
+    ctx.note(backup_id=backup_id, database=name)
+    return ctx.config.database.to_dsn(name), name
+
+
+def cmd_rollback_list(ctx: Context) -> Outcome:
+    database = ctx.database(required=False)
+    backups = [info for info in ctx.store.list(database=database) if info.status == Status.COMPLETED]
+    ctx.note(count=len(backups), database=database)
+    return Outcome([_info_dict(info) for info in backups], _backup_rows(backups))
+
+
+def cmd_rollback_plan(ctx: Context) -> Outcome:
+    backup_id = ctx.args.backup_id
+    dsn, name = _target(ctx, backup_id)
+    with ctx.console.activity("Planning"):
+        plan = _planner(ctx).plan(dsn, backup_id, database=name, target_database=ctx.args.target_database)
+    ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps))
+    data = plan.to_dict()
+    if not ctx.args.show_sql:
+        return Outcome(data, plan.summary())
+    # stdout is the script alone, so that `--show-sql > rollback.sql` is a file the client runs.
+    data["sql"] = plan.to_sql()
+    return Outcome(data, data["sql"], notice=plan.summary())
+
+
+def cmd_rollback_execute(ctx: Context) -> Outcome:
+    backup_id = ctx.args.backup_id
+    dsn, name = _target(ctx, backup_id)
+    validation = ctx.config.backup.validation
+    if validation.enabled and validation.validate_on_restore:
+        with ctx.console.activity(f"Validating {backup_id}"):
+            result = Validator(ctx.store).validate(backup_id)
+        if not result.valid:
+            what = "a damaged backup" if result.damaged else "a backup that cannot be checked"
+            return Outcome({"backup_id": backup_id, "executed": False, "validation": reports.result_dict(result)},
+                           _validation_text(result), _failed_check(result),
+                           f"refusing to roll back to {what}: {_failure(result)}")
+    planner = _planner(ctx)
+    with ctx.console.activity("Planning"):
+        plan = planner.plan(dsn, backup_id, database=name, target_database=ctx.args.target_database)
+    ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps), dry_run=ctx.args.dry_run)
+    if plan.is_empty:
+        return Outcome({"backup_id": backup_id, "database": name, "executed": False, "plan": plan.to_dict(),
+                        "result": None}, plan.summary())
+    if not ctx.json:
+        ctx.console.out(plan.summary())
+    force = bool(ctx.args.force)
+    if not ctx.args.dry_run:
+        ctx.console.confirm(
+            f"Run {len(plan.steps)} step(s), {len(plan.destructive_steps)} destructive, on database {name}?",
+            force=force, action=f"roll {name} back to {backup_id}")
+        if validation.enabled and validation.dry_run_validation:
+            planner.execute(dsn, plan, dry_run=True, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
+                            destructive_confirmed=True)
+    steps = 0 if ctx.args.dry_run else len(plan.steps)
+    with ctx.console.progress(steps, "Rolling back") as bar:
+        executed = planner.execute(
+            dsn, plan, dry_run=ctx.args.dry_run, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
+            destructive_confirmed=True,  # the prompt above showed the steps, and the person said yes
+            progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"))
+        bar.update(steps)
+    outcome = executed.to_dict()
+    ctx.note(steps_run=executed.steps_run, verified=executed.verified,
+             pre_rollback_backup_id=executed.pre_rollback_backup_id)
+    data = {"backup_id": backup_id, "database": name, "executed": not executed.dry_run, "plan": plan.to_dict(),
+            "result": outcome}
+    if executed.dry_run:
+        return Outcome(data, f"Dry run: the plan of {len(plan.steps)} step(s) is current; nothing was changed")
+    text = (f"Rolled {name} back to {backup_id}: {executed.steps_run} step(s) run; "
+            f"{'the schema now matches the backup' if executed.verified else 'the schema STILL DIFFERS'}"
+            + (f"; the state before is saved as backup {executed.pre_rollback_backup_id}"
+               if executed.pre_rollback_backup_id else ""))
+    if not executed.verified:
+        return Outcome(data, text, ExitCode.VALIDATION,
+                       f"rollback ran but the schema of {name} still differs from backup {backup_id}; "
+                       "run `rollback compare`")
+    return Outcome(data, text)
+
+
+def cmd_rollback_validate(ctx: Context) -> Outcome:
+    backup_id = ctx.args.backup_id
+    dsn, name = _target(ctx, backup_id)
+    with ctx.console.activity("Comparing"):
+        result = _planner(ctx).validate(dsn, backup_id, database=name, target_database=ctx.args.target_database)
+    ctx.note(matches=result.matches)
+    if result.matches:
+        return Outcome(result.to_dict(), f"{name} matches backup {backup_id} (schema hash {result.live_hash[:16]}...)")
+    changes = len(result.differences.changes)
+    return Outcome(result.to_dict(), f"{name} differs from backup {backup_id}:\n{result.differences}",
+                   ExitCode.VALIDATION, f"rollback validation failed: {name} differs from backup {backup_id} in "
+                   f"{changes} object(s); `rollback compare` shows them")
+
+
+def cmd_rollback_compare(ctx: Context) -> Outcome:
+    backup_id = ctx.args.backup_id
+    dsn, name = _target(ctx, backup_id)
+    with ctx.console.activity("Comparing"):
+        differences = _planner(ctx).compare(dsn, backup_id, database=name, target_database=ctx.args.target_database)
+    ctx.note(changes=len(differences.changes))
+    text = (f"{name} is identical to backup {backup_id}" if differences.is_empty else
+            f"from live {name} (a) to backup {backup_id} (b):\n{differences}")
+    return Outcome(differences.to_dict(), text)
+
+
+def cmd_rollback_recovery_info(ctx: Context) -> Outcome:
+    backup_id = ctx.args.backup_id
+    ctx.note(backup_id=backup_id)
+    info = _planner(ctx).recovery_info(backup_id)
+    return Outcome(info.to_dict(), str(info))
+
+
+def cmd_rollback_manual_steps(ctx: Context) -> Outcome:
+    backup_id = ctx.args.backup_id
+    ctx.note(backup_id=backup_id)
+    steps = _planner(ctx).manual_steps(backup_id)
+    text = "\n\n".join(f"-- step {index}\n{sql};" for index, sql in enumerate(steps, start=1)) or "nothing left to run"
+    return Outcome({"backup_id": backup_id, "steps": steps}, text)
+
+
+def cmd_test_connection(ctx: Context) -> Outcome:
+    name = ctx.database(required=False)
+    ctx.note(database=name)
+    return _checks_outcome([health.check_database(ctx.config.database.to_dsn(name))], "database test failed",
+                           ExitCode.ERROR)
