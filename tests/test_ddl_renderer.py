@@ -35,7 +35,7 @@ LATIN1 = [
     "DO /* ß */ DELETE FROM `tàb` WHERE s = 'é'",
 ]
 UTF8MB4 = [
-    "CREATE PROCEDURE `p中文`()\nBEGIN\n  -- note 中文 é\n  SELECT '中文', /* ß */ 'ü';\nEND",
+    "CREATE PROCEDURE `p中文`()\nBEGIN\n  -- note 中文 é\n  SELECT '中文', /* ß */'ü' /* touches */;\nEND",
     "CREATE VIEW `v中文` AS SELECT '中文' AS `中`",
 ]
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import attrs
 
 from schemasync_backup.model.snapshot import Event, Routine, Trigger, View
+from schemasync_backup.sql import client_script
 from schemasync_backup.sql.quoting import DEFINER_CLAUSE, quote_identifier, quote_string
 
 #: The character set our texts are sent in; the session is left in it after every object.
@@ -95,7 +96,10 @@ def render(item: Program, *, flavor: str = "mariadb", definer_policy: str = "kee
     charset = item.charset_client.lower()
     collation = item.collation_connection
     backslashes = "NO_BACKSLASH_ESCAPES" not in mode.upper()
-    if flavor == "mariadb" and charset != CLIENT_CHARSET and _representable(ddl, charset):
+    # Through a variable, the text is a string literal: neither a charset nor the mysql client
+    # (which rewrites some comments) can change it on its way to the server.
+    through_variable = charset != CLIENT_CHARSET or _client_would_alter(ddl, backslashes)
+    if flavor == "mariadb" and through_variable and _representable(ddl, charset):
         before += [
             # Read as utf8mb4, like every text we send; the server converts it when it executes it.
             f"SET {DDL_VARIABLE} = {quote_string(ddl, backslash_escapes=backslashes)}",
@@ -137,7 +141,15 @@ def _event_text(ddl: str, event: Event) -> str:
     return ddl
 
 
+def _client_would_alter(ddl: str, backslash_escapes: bool) -> bool:
+    readings = (client_script.lex(ddl, backslash_escapes=backslash_escapes, ansi_quotes=ansi)
+                for ansi in (False, True))
+    return any(reading.problem for reading in readings)
+
+
 def _representable(text: str, charset: str) -> bool:
+    if charset == CLIENT_CHARSET:
+        return True
     if charset in ("utf8", "utf8mb3"):
         return all(ord(char) <= 0xFFFF for char in text)
     codec = _CODECS.get(charset)

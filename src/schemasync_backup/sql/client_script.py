@@ -91,6 +91,8 @@ class _Reader:
         if self.block:
             if char == "*" and following == "/":
                 self.block = False
+                if ahead[1:2] and not ahead[1:2].isspace():
+                    self.problem = "a /* comment */ touches what follows it: the client puts a space there"
                 return 2
         elif char == "\\" and self._escapes():
             if not following:
