@@ -15,6 +15,7 @@ import attrs
 
 from schemasync_backup.capture import connection
 from schemasync_backup.cli.config import Config, encryption_keys, open_store
+from schemasync_backup.converter import report, unstructure
 from schemasync_backup.errors import SchemaSyncBackupError
 from schemasync_backup.formats.manifest import Status
 from schemasync_backup.store import maintenance
@@ -34,9 +35,10 @@ class Check:
     details: dict[str, Any] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "message": self.message, "details": self.details}
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
+@report("status", "healthy", "checked_at", "checks")
 @attrs.frozen
 class HealthReport:
     checks: tuple[Check, ...]
@@ -52,8 +54,7 @@ class HealthReport:
         return ERROR if ERROR in statuses else WARNING if WARNING in statuses else OK
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "healthy": self.healthy, "checked_at": self.checked_at,
-                "checks": [check.to_dict() for check in self.checks]}
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 def _now() -> datetime:

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from schemasync_backup.converter import report, unstructure
 from schemasync_backup.errors import SchemaSyncBackupError
 from schemasync_backup.formats.manifest import BackupInfo, Status
 from schemasync_backup.store.store import BackupStore
@@ -78,6 +79,10 @@ def store_stats(backups: Iterable[BackupInfo]) -> dict[str, Any]:
     }
 
 
+@report("checked", "valid", "invalid", "skipped", "seconds", "results",
+        checked=lambda run: len(run.results), valid=lambda run: len(run.results) - len(run.invalid),
+        invalid=lambda run: len(run.invalid), seconds=lambda run: round(run.seconds, 3),
+        results=lambda run: [result_dict(result) for result in run.results])
 @attrs.frozen
 class ValidationRun:
     """What validating many backups found; ``skipped`` ran out of time before they were checked."""
@@ -95,14 +100,7 @@ class ValidationRun:
         return not self.invalid and not self.skipped
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "checked": len(self.results),
-            "valid": len(self.results) - len(self.invalid),
-            "invalid": len(self.invalid),
-            "skipped": list(self.skipped),
-            "seconds": round(self.seconds, 3),
-            "results": [result_dict(result) for result in self.results],
-        }
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 def validate_many(

@@ -17,6 +17,7 @@ import attrs
 import cattrs
 import cattrs.gen
 
+from schemasync_backup.converter import unstructure
 from schemasync_backup.errors import BackupFormatError, ManifestAuthenticationError
 from schemasync_backup.formats.backup_id import created_at_of, new_backup_id
 from schemasync_backup.formats.framing import ObjectRecord
@@ -81,7 +82,7 @@ class BackupInfo:
     partial: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return _converter.unstructure(self)  # type: ignore[no-any-return]
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from schemasync_backup.converter import report, unstructure
 from schemasync_backup.model.snapshot import Snapshot, Table
 from schemasync_backup.sql import create_table
 from schemasync_backup.sql.quoting import quote_identifier
@@ -41,10 +42,7 @@ class ObjectChange:
         return "\n".join([head, *(f"    {detail}" for detail in self.details)])
 
 
-def _plain(_: object, __: object, value: object) -> object:
-    return value.value if isinstance(value, enum.Enum) else value
-
-
+@report("a_hash", "b_hash", "identical", "changes", identical=lambda difference: difference.is_empty)
 @attrs.frozen
 class SchemaDiff:
     a: Snapshot = attrs.field(repr=False)
@@ -73,12 +71,7 @@ class SchemaDiff:
         return [change for change in self.changes if change.change == ChangeKind.CHANGED]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "a_hash": self.a_hash,
-            "b_hash": self.b_hash,
-            "identical": self.is_empty,
-            "changes": [attrs.asdict(change, value_serializer=_plain) for change in self.changes],
-        }
+        return unstructure(self)  # type: ignore[no-any-return]
 
     def __str__(self) -> str:
         if self.is_empty:

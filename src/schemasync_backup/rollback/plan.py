@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from schemasync_backup.converter import report, unstructure
 from schemasync_backup.ddl.render import (
     CLIENT_CHARSET,
     DEFINER_POLICIES,
@@ -74,6 +75,7 @@ class StepPhase(enum.StrEnum):
     CREATE_EVENT = "create event"
 
 
+@report("phase", "object_kind", "object_name", "sql", "session", "statements", "destructive", "warning", "risks")
 @attrs.frozen
 class RollbackStep:
     phase: StepPhase = attrs.field(converter=StepPhase)
@@ -102,14 +104,11 @@ class RollbackStep:
         return "; ".join(str(risk) for risk in self.risks) or None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase.value, "object_kind": self.object_kind, "object_name": self.object_name,
-            "sql": self.sql, "session": list(self.session), "statements": list(self.statements),
-            "destructive": self.destructive,
-            "warning": self.warning, "risks": [attrs.asdict(risk) for risk in self.risks],
-        }
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
+@report("backup_id", "database", "live_hash", "target_hash", "created_at", "notes", "preflight", "warnings",
+        "destructive_steps", "steps", destructive_steps=lambda plan: len(plan.destructive_steps))
 @attrs.frozen
 class RollbackPlan:
     backup_id: str
@@ -202,12 +201,7 @@ class RollbackPlan:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "backup_id": self.backup_id, "database": self.database, "live_hash": self.live_hash,
-            "target_hash": self.target_hash, "created_at": self.created_at, "notes": list(self.notes),
-            "preflight": list(self.preflight), "warnings": self.warnings,
-            "destructive_steps": len(self.destructive_steps), "steps": [step.to_dict() for step in self.steps],
-        }
+        return unstructure(self)  # type: ignore[no-any-return]
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)

@@ -25,6 +25,7 @@ from schemasync_backup.capture.connection import (
     translate_errors,
 )
 from schemasync_backup.capture.reader import server_info
+from schemasync_backup.converter import report, unstructure
 from schemasync_backup.errors import (
     ConcurrentRollbackError,
     DatabaseConnectionError,
@@ -69,7 +70,7 @@ class ExecutionResult:
     final_hash: str
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 @attrs.frozen
@@ -82,11 +83,11 @@ class RollbackValidation:
     differences: SchemaDiff
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backup_id": self.backup_id, "database": self.database, "matches": self.matches,
-                "live_hash": self.live_hash, "backup_hash": self.backup_hash,
-                "differences": self.differences.to_dict()}
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
+@report("backup_id", "run_id", "status", "pre_rollback_backup_id", "steps_done", "failed_step", "error", "steps",
+        steps_done=lambda info: info.done)
 @attrs.frozen
 class RecoveryInfo:
     backup_id: str
@@ -106,9 +107,7 @@ class RecoveryInfo:
         return sum(step["status"] == "done" for step in self.steps)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backup_id": self.backup_id, "run_id": self.run_id, "status": self.status,
-                "pre_rollback_backup_id": self.pre_rollback_backup_id, "steps_done": self.done,
-                "failed_step": self.failed_step, "error": self.error, "steps": list(self.steps)}
+        return unstructure(self)  # type: ignore[no-any-return]
 
     def __str__(self) -> str:
         failed = self.failed_step

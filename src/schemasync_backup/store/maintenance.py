@@ -39,6 +39,7 @@ from typing import Any
 
 import attrs
 
+from schemasync_backup.converter import report, unstructure
 from schemasync_backup.errors import (
     BackupFormatError,
     EncryptionKeyError,
@@ -130,7 +131,7 @@ class LockHolder:
         return f"{self.kind} {self.name} by {who} since {self.started_at or 'an unknown time'}{state}"
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -553,8 +554,7 @@ class PruneResult:
     unreadable_manifests: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in attrs.asdict(self, recurse=False).items()}
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 def prune(
@@ -670,7 +670,7 @@ class DatabaseUsage:
     newest: str
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 @attrs.frozen
@@ -686,9 +686,10 @@ class BackupUsage:
     exclusive_bytes: int
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
+@report(..., "total_size_gb", "dedup_ratio", "databases", "backups")
 @attrs.frozen
 class UsageReport:
     """How much the store holds and how much dedup and compression save. Sizes in bytes; GB = 10^9."""
@@ -723,13 +724,7 @@ class UsageReport:
         return round(self.total_raw_bytes / self.unique_raw_bytes, 3) if self.unique_raw_bytes else 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        document = {key: value for key, value in attrs.asdict(self, recurse=False).items()
-                    if key not in ("databases", "backups")}
-        document["total_size_gb"] = self.total_size_gb
-        document["dedup_ratio"] = self.dedup_ratio
-        document["databases"] = [entry.to_dict() for entry in self.databases]
-        document["backups"] = [entry.to_dict() for entry in self.backups] if self.backups is not None else None
-        return document
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 def usage(store: BackupStore, *, detailed: bool = False) -> UsageReport:
@@ -821,7 +816,7 @@ class ProbeResult:
     error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 @attrs.frozen
@@ -834,9 +829,10 @@ class DatabaseSpan:
     newest_at: str
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
+@report("url", "checked_at", "healthy", ...)
 @attrs.frozen
 class StorageHealth:
     """Whether the store works, and what needs attention. ``healthy`` is False only on ``errors``.
@@ -870,17 +866,7 @@ class StorageHealth:
         return not self.errors
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "url": self.url, "checked_at": self.checked_at, "healthy": self.healthy, "reachable": self.reachable,
-            "probe": self.probe.to_dict() if self.probe else None, "free_bytes": self.free_bytes,
-            "total_bytes": self.total_bytes, "lock": self.lock.to_dict() if self.lock else None,
-            "stale_locks": [holder.to_dict() for holder in self.stale_locks],
-            "running_creates": [holder.to_dict() for holder in self.running_creates],
-            "incomplete_backups": [holder.to_dict() for holder in self.incomplete_backups],
-            "corrupted_backups": list(self.corrupted_backups),
-            "databases": [span.to_dict() for span in self.databases],
-            "errors": list(self.errors), "warnings": list(self.warnings), "backup_count": self.backup_count,
-        }
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 def health(store: BackupStore, *, stale_after: timedelta | str | None = None) -> StorageHealth:
@@ -976,6 +962,7 @@ def _probe(store: BackupStore) -> ProbeResult:
 # --- optimize ----------------------------------------------------------------------------------
 
 
+@report(..., "savings")
 @attrs.frozen
 class ObjectOptimization:
     """One object: its size now and with the configured codec, and whether it was (or would be) rewritten.
@@ -999,9 +986,11 @@ class ObjectOptimization:
         return self.stored_before - self.stored_after if not self.skipped else 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**attrs.asdict(self), "backups": list(self.backups), "savings": self.savings}
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
+@report("dry_run", "codec", "level", "objects_checked", "objects_improved", "stored_before", "savings_bytes", ...,
+        objects_checked=lambda report: len(report.objects), objects_improved=lambda report: len(report.improvable))
 @attrs.frozen
 class OptimizeReport:
     """What re-compressing every object with the configured codec saves, and (without dry_run) did."""
@@ -1031,12 +1020,7 @@ class OptimizeReport:
         return tuple(entry for entry in self.objects if entry.savings > 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "codec": self.codec, "level": self.level,
-                "objects_checked": len(self.objects), "objects_improved": len(self.improvable),
-                "stored_before": self.stored_before, "savings_bytes": self.savings_bytes,
-                "objects": [entry.to_dict() for entry in self.objects],
-                "manifests_updated": list(self.manifests_updated),
-                "removed_objects": list(self.removed_objects), "kept_objects": list(self.kept_objects)}
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 def optimize(store: BackupStore, *, dry_run: bool = True, stale_after: timedelta | str | None = None,

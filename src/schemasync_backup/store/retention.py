@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from schemasync_backup.converter import report, unstructure
 from schemasync_backup.errors import RetentionPolicyError as RetentionPolicyError  # noqa: PLC0414 - re-export
 from schemasync_backup.formats.manifest import BackupInfo, Status
 from schemasync_backup.model import durations
@@ -100,6 +101,9 @@ def _overrides(value: Mapping[str, RetentionPolicy]) -> dict[str, RetentionPolic
 _FIELDS = ("max_backups", "max_age", "keep_daily", "keep_weekly", "keep_monthly", "keep_tags", "timezone")
 
 
+@report(max_age=lambda policy: None if policy.max_age is None else format_duration(policy.max_age),
+        keep_tags=lambda policy: sorted(policy.keep_tags),
+        databases=lambda policy: dict(sorted(policy.databases.items())))
 @attrs.frozen
 class RetentionPolicy:
     """What to keep. A backup kept by any rule is kept; every count of 0 switches its rule off.
@@ -152,16 +156,7 @@ class RetentionPolicy:
         return cls(**base, databases=overrides)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "max_backups": self.max_backups,
-            "max_age": format_duration(self.max_age) if self.max_age is not None else None,
-            "keep_daily": self.keep_daily,
-            "keep_weekly": self.keep_weekly,
-            "keep_monthly": self.keep_monthly,
-            "keep_tags": sorted(self.keep_tags),
-            "timezone": self.timezone,
-            "databases": {name: policy.to_dict() for name, policy in sorted(self.databases.items())},
-        }
+        return unstructure(self)  # type: ignore[no-any-return]
 
     def for_database(self, database: str) -> RetentionPolicy:
         """The policy that applies to ``database``."""
@@ -188,6 +183,7 @@ def _setting(key: str, value: Any) -> Any:
 # --- deciding (pure) ---------------------------------------------------------------------------
 
 
+@report("backup_id", "database", "created_at", "status", "action", ..., omit=("keep",))
 @attrs.frozen
 class RetentionDecision:
     """Keep or remove one backup, and why. ``rule`` decided; ``rules`` lists every rule that keeps it."""
@@ -207,9 +203,7 @@ class RetentionDecision:
         return "keep" if self.keep else "remove"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backup_id": self.backup_id, "database": self.database, "created_at": self.created_at,
-                "status": self.status, "action": self.action, "rule": self.rule, "rules": list(self.rules),
-                "reason": self.reason, "pinned": self.pinned}
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 def _time(info: BackupInfo) -> datetime:
@@ -343,6 +337,8 @@ def _limit(count: int) -> str:
 # --- applying (I/O) --------------------------------------------------------------------------
 
 
+@report("dry_run", "policy", "decided_at", "keep_count", "remove_count", ...,
+        keep_count=lambda report: len(report.kept), remove_count=lambda report: len(report.to_remove))
 @attrs.frozen
 class RetentionReport:
     """What :func:`apply_retention` decided and, unless ``dry_run``, did."""
@@ -367,17 +363,7 @@ class RetentionReport:
         return tuple(decision for decision in self.decisions if not decision.keep)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "dry_run": self.dry_run,
-            "policy": self.policy.to_dict(),
-            "decided_at": self.decided_at,
-            "keep_count": len(self.kept),
-            "remove_count": len(self.to_remove),
-            "decisions": [decision.to_dict() for decision in self.decisions],
-            "removed": list(self.removed),
-            "prune": self.prune.to_dict() if self.prune is not None else None,
-            "prune_skipped": self.prune_skipped,
-        }
+        return unstructure(self)  # type: ignore[no-any-return]
 
 
 def apply_retention(
