@@ -524,3 +524,21 @@ def test_a_stray_file_in_manifests_breaks_no_maintenance(tmp_path: Path, mariadb
     assert store.usage().object_count == 2
     assert store.list() == []
     assert [entry.kind for entry in Validator(store).recovery_scan()] == ["unknown_file"]
+
+
+def test_listed_backups_whose_manifest_was_not_read_are_typed(tmp_path: Path, mariadb: ThrowawayServer,
+                                                              shop: str) -> None:
+    from schemasync_backup import UnreadBackupInfo
+
+    store = BackupStore.open(str(tmp_path))
+    good, bad = store.create(mariadb.dsn, shop), store.create(mariadb.dsn, shop)
+    manifest_file(store, bad.id).write_bytes(b"{not json")
+    (tmp_path / "pending" / "backup-20261202-010000-0000bbbb.json").write_text("{}")
+    listed = {info.id: info for info in store.list()}
+    assert not isinstance(listed[good.id], UnreadBackupInfo)
+    assert isinstance(listed[bad.id], UnreadBackupInfo) and listed[bad.id].status == Status.CORRUPTED
+    pending = listed["backup-20261202-010000-0000bbbb"]
+    assert isinstance(pending, UnreadBackupInfo) and pending.status == Status.CREATING
+    assert pending.to_dict().keys() == listed[good.id].to_dict().keys()  # one JSON shape
+    decisions = {d.backup_id: d for d in store.apply_retention(RetentionPolicy(max_backups=1)).decisions}
+    assert decisions[bad.id].keep and decisions[bad.id].rule == "unreadable"

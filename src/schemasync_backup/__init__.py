@@ -52,7 +52,7 @@ from schemasync_backup.errors import (
     UnsafeScriptError,
     UnsealedBackupError,
 )
-from schemasync_backup.formats.manifest import BackupInfo, MigrationContext, Status
+from schemasync_backup.formats.manifest import BackupInfo, MigrationContext, Status, UnreadBackupInfo
 from schemasync_backup.model.diff import ChangeKind, SchemaDiff, diff
 from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
@@ -127,6 +127,7 @@ __all__ = [
     "StoreBusyError",
     "StoreError",
     "UnknownObjectCodecError",
+    "UnreadBackupInfo",
     "UnrecognisedDefinitionError",
     "UnsafeScriptError",
     "UnsealedBackupError",

@@ -86,6 +86,22 @@ class BackupInfo:
 
 
 @attrs.frozen
+class UnreadBackupInfo(BackupInfo):
+    """A listed backup whose manifest was not read: still being written (CREATING) or unreadable
+    (CORRUPTED). Its type says so; only its id, status and the time in its id are known (the other
+    fields stay empty, so a listing's JSON keeps one shape)."""
+
+    @classmethod
+    def of(cls, backup_id: str, status: str) -> UnreadBackupInfo:
+        minted = created_at_of(backup_id)
+        return cls(
+            id=backup_id, database="", created_at=minted.isoformat(timespec="microseconds") if minted else "",
+            created_by="", description="", tags={}, status=status, raw_size=0, stored_size=0, compression="",
+            encryption=None, key_id=None, schema_hash="", checksum="", tool_version="", captured_at="",
+        )
+
+
+@attrs.frozen
 class Seal:
     """A keyed seal: HMAC-SHA256 of the manifest body under a key derived from ``key_id``'s key."""
 

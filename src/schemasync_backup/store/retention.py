@@ -18,7 +18,7 @@ import attrs
 
 from schemasync_backup.converter import report, unstructure
 from schemasync_backup.errors import RetentionPolicyError as RetentionPolicyError  # noqa: PLC0414 - re-export
-from schemasync_backup.formats.manifest import BackupInfo, Status
+from schemasync_backup.formats.manifest import BackupInfo, Status, UnreadBackupInfo
 from schemasync_backup.model import durations
 from schemasync_backup.model.durations import format_duration
 
@@ -252,7 +252,7 @@ def decide(
     for info in backups:
         if info.status == Status.CREATING:
             continue
-        if not info.schema_hash or not info.created_at:
+        if isinstance(info, UnreadBackupInfo):
             decisions.append(RetentionDecision(
                 info.id, info.database, info.created_at, info.status, True, "unreadable", ("unreadable",),
                 "unreadable: the manifest cannot be read, so its database and pinned flag are unknown; "

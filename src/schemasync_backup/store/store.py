@@ -50,7 +50,7 @@ from schemasync_backup.errors import (
 from schemasync_backup.formats import framing, manifest
 from schemasync_backup.formats.backup_id import is_backup_id
 from schemasync_backup.formats.framing import Encoding, ObjectRecord
-from schemasync_backup.formats.manifest import BackupInfo, Manifest, MigrationContext, Status
+from schemasync_backup.formats.manifest import BackupInfo, Manifest, MigrationContext, Status, UnreadBackupInfo
 from schemasync_backup.formats.snapshot_stream import (
     ContentEntry,
     decode_contents,
@@ -556,9 +556,10 @@ class BackupStore:
                 found.append(manifest.load(data or b"", path, backup_id=backup_id, keyring=self.keyring,
                                            status=recorded).info)
             except (BackupFormatError, IntegrityError):
-                found.append(_damaged_info(backup_id))
+                found.append(UnreadBackupInfo.of(backup_id, Status.CORRUPTED))
         # A marker whose manifest exists was left by a crash after the commit: that backup lists once.
-        found += [_pending_info(backup_id) for name in self.files.listdir("pending") if name.endswith(".json")
+        found += [UnreadBackupInfo.of(backup_id, Status.CREATING)
+                  for name in self.files.listdir("pending") if name.endswith(".json")
                   for backup_id in [name.removesuffix(".json")]
                   if is_backup_id(backup_id) and in_window(backup_id) and backup_id not in ids]
         selected = [info for info in found if _matches(info, database, status, tags, after, before)]
@@ -884,21 +885,6 @@ def _pending_marker(backup_id: str, database: str, started: datetime, refreshed:
                        "host": socket.gethostname()}).encode()
 
 
-def _placeholder(backup_id: str, status: str) -> BackupInfo:
-    minted = manifest.created_at_of(backup_id)
-    return BackupInfo(
-        id=backup_id, database="", created_at=minted.isoformat(timespec="microseconds") if minted else "",
-        created_by="", description="", tags={}, status=status, raw_size=0, stored_size=0, compression="",
-        encryption=None, key_id=None, schema_hash="", checksum="", tool_version="", captured_at="",
-    )
-
-
-def _damaged_info(backup_id: str) -> BackupInfo:
-    return _placeholder(backup_id, Status.CORRUPTED)
-
-
-def _pending_info(backup_id: str) -> BackupInfo:
-    return _placeholder(backup_id, Status.CREATING)
 
 
 def _as_time(value: datetime | str | None) -> datetime | None:
