@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import attrs
 import pymysql
 import pytest
+from test_maintenance_faults import RecordingNotifier
 
 from schemasync_backup import RetentionPolicy, RollbackPlanner
 from schemasync_backup.backup_job import create_backup
 from schemasync_backup.errors import ConcurrentCreateError
-from schemasync_backup.plugins.hookspecs import hookimpl
 from schemasync_backup.plugins.manager import default_registry
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.testing.samples import load_sample
@@ -33,21 +30,9 @@ def shop(mariadb: ThrowawayServer) -> str:
     return "policy_shop"
 
 
-@attrs.define
-class Recorder:
-    events: list[tuple[str, dict[str, Any]]] = attrs.field(factory=list)
-
-    @hookimpl
-    def schemasync_notify(self, event: str, payload: Mapping[str, Any]) -> None:
-        self.events.append((event, dict(payload)))
-
-    def names(self) -> list[str]:
-        return [event for event, _ in self.events]
-
-
-def recording_store(path: Path) -> tuple[BackupStore, Recorder]:
+def recording_store(path: Path) -> tuple[BackupStore, RecordingNotifier]:
     registry = default_registry()
-    recorder = Recorder()
+    recorder = RecordingNotifier()
     registry.manager.register(recorder, name="tests.policy-recorder")
     return BackupStore.open(str(path), registry=registry), recorder
 
@@ -81,7 +66,7 @@ def test_create_backup_validates_then_applies_retention(tmp_path: Path, mariadb:
     assert first.ok and second.ok and second.validation is not None and second.validation.valid
     assert second.retention is not None and second.retention.removed == (first.info.id,)
     assert [info.id for info in store.list()] == [second.info.id]
-    assert "retention.applied" in recorder.names()
+    assert "retention.applied" in [event for event, _ in recorder.events]
 
 
 def test_retention_applies_only_the_decision_that_was_confirmed(
@@ -106,7 +91,7 @@ def test_the_library_sends_the_events(tmp_path: Path, mariadb: ThrowawayServer, 
     with root.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {shop}.customer ADD COLUMN policy_probe int NULL")
     planner.execute(mariadb.dsn, planner.plan(mariadb.dsn, info.id), force=True)
-    assert "rollback.executed" in recorder.names()
+    assert "rollback.executed" in [event for event, _ in recorder.events]
     record = store.manifest(info.id).snapshot_object
     path = tmp_path / "objects" / record.path
     data = path.read_bytes()
