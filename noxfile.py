@@ -23,9 +23,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typing(session: nox.Session) -> None:
-    """mypy --strict on src/."""
-    session.install("-e", ".", "mypy")
+    """mypy --strict on src/, and the layout's import contracts."""
+    session.install("-e", ".", "mypy", "import-linter")
     session.run("mypy")
+    session.run("lint-imports")
 
 
 @nox.session
