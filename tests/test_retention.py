@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemasync_backup.formats import manifest
-from schemasync_backup.formats.manifest import BackupInfo, Status
+from schemasync_backup.formats.manifest import BackupInfo, Status, UnreadBackupInfo
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.store.retention import (
     PERIODS,
@@ -249,7 +249,7 @@ def test_creating_and_unreadable_backups() -> None:
     infos = [
         backup(NOW, index=1),
         attrs.evolve(backup(NOW - timedelta(days=1), index=2), status=Status.CREATING),
-        attrs.evolve(backup(NOW - timedelta(days=2), index=3), database="", schema_hash="", status=Status.CORRUPTED),
+        UnreadBackupInfo.of(backup(NOW - timedelta(days=2), index=3).id, Status.CORRUPTED),
     ]
     decisions = decide(infos, RetentionPolicy(max_backups=1), now=NOW)
     assert [(d.backup_id[-1], d.keep, d.rule) for d in decisions] == [("1", True, "max_backups"),
