@@ -3,8 +3,9 @@
 The file has two sections, ``database`` (the server and database to back up and roll back) and
 ``backup`` (storage, retention, compression, encryption, validation, notifications, logging);
 docs/config.md describes every key. The schema is the attrs classes below: a key is allowed
-when a field of that name exists, and its type, choices and range come from the field. Every
-problem names the key path (``backup.storage.s3.bucket``) and says what is allowed.
+when a field of that name exists, and its type, choices and range come from the field (one
+cattrs converter structures the file, with hooks made from that metadata). Every problem names
+the key path (``backup.storage.s3.bucket``) and says what is allowed.
 
 Secrets (passwords, storage keys, encryption keys, webhook URLs) never leave this module in
 clear: :func:`redacted` replaces them and :meth:`Config.secrets` lists them for log filters.
@@ -18,12 +19,14 @@ import os
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import attrs
+import cattrs
+import cattrs.gen
 
 from schemasync_backup.capture.connection import ConnectionSpec, redact_dsn
 from schemasync_backup.errors import ConfigError as ConfigError  # noqa: PLC0414 - re-export
@@ -71,7 +74,7 @@ def _doc(text: str, **more: Any) -> dict[str, Any]:
 
 # --- the schema ----------------------------------------------------------------------------------
 # Field metadata: doc (one line for docs/config.md), secret (redact), kind (duration, size, mode,
-# dsn, url), choices, min, max.
+# dsn, url, retention), choices, min, max.
 
 
 @attrs.frozen
@@ -355,14 +358,15 @@ def parse_config(text: str, *, source: str = "<string>", environ: Mapping[str, s
 def from_mapping(document: Any, *, source: str = "<mapping>", environ: Mapping[str, str] | None = None) -> Config:
     problems: list[str] = []
     expanded = _expand(document, "", os.environ if environ is None else environ, problems)
-    config = _structure(Config, expanded, "", problems)
-    if config is not None:
-        config = attrs.evolve(config, source=source)
-        if not problems:  # cross-key checks on values already known good (no cascades from a bad one)
-            _check(config, problems)
-    if problems or not isinstance(config, Config):
+    try:
+        config = _converter.structure(expanded, Config)
+    except (cattrs.ClassValidationError, ValueError) as exc:
+        raise ConfigError(problems + _messages(exc, expanded), source=source) from None
+    if not problems:  # cross-key checks on values already known good (no cascades from a bad one)
+        _check(config, problems)
+    if problems:
         raise ConfigError(problems, source=source)
-    return config
+    return attrs.evolve(config, source=source)
 
 
 # --- ${VAR} expansion ------------------------------------------------------------------------------
@@ -390,7 +394,9 @@ def _expand(value: Any, path: str, environ: Mapping[str, str], problems: list[st
     return value
 
 
-# --- structuring against the schema ---------------------------------------------------------------
+# --- structuring against the schema: one cattrs converter, its hooks made from the field metadata ---
+
+_converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
 
 
 def _join(path: str, key: str) -> str:
@@ -401,31 +407,98 @@ def _public_fields(cls: type) -> dict[str, attrs.Attribute[Any]]:
     return {name: field for name, field in attrs.fields_dict(cls).items() if not field.metadata.get("internal")}
 
 
-def _structure(cls: type[Any], data: Any, path: str, problems: list[str]) -> Any:
+@_converter.register_structure_hook_factory(attrs.has)
+def _section_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
+    """A section: a mapping of its public fields, each structured by :func:`_field_hook`."""
     fields = _public_fields(cls)
-    where = path or "the top level"
-    if not isinstance(data, Mapping):
-        problems.append(f"{where}: expected a mapping with keys {', '.join(fields)}, got {_describe(data)}")
-        return None
-    values: dict[str, Any] = {}
-    for key, raw in data.items():
-        name = str(key)
-        if name not in fields:
-            hint = difflib.get_close_matches(name, list(fields), n=1)
-            problems.append(f"{_join(path, name)}: unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                            + f"; allowed in {where}: {', '.join(fields)}")
-            continue
-        converted = _convert(fields[name], raw, _join(path, name), problems)
-        if converted is not _INVALID:
-            values[name] = converted
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:  # pragma: no cover - every field has a default
-        problems.append(f"{where}: {exc}")
-        return None
+    overrides: dict[str, Any] = {name: cattrs.gen.override(struct_hook=_field_hook(fields[name])) if name in fields
+                                 else cattrs.gen.override(omit=True) for name in attrs.fields_dict(cls)}
+    structure = cattrs.gen.make_dict_structure_fn(cls, _converter, **overrides)
+
+    def hook(data: Any, _: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a mapping with keys {', '.join(fields)}, got {_describe(data)}")
+        return structure(data, cls)
+
+    return hook
 
 
-_INVALID = object()
+def _field_hook(field: attrs.Attribute[Any]) -> Callable[[Any, Any], Any]:
+    meta = field.metadata
+    annotation, optional = _unwrap(field.type)
+    if attrs.has(annotation):  # null for a section: its defaults
+        return lambda raw, _: annotation() if raw is None else _converter.structure(raw, annotation)
+    by_kind = {"duration": parse_duration, "size": parse_size, "mode": _parse_mode, "retention": _retention}
+    by_type = {bool: _parse_bool, int: _parse_int, float: _parse_float, tuple: _parse_strings,
+               dict: _parse_string_mapping}
+    parse = by_kind.get(meta.get("kind", "")) or by_type.get(typing.get_origin(annotation) or annotation, _parse_str)
+
+    def hook(raw: Any, _: Any) -> Any:
+        if raw is not None:
+            return _checked(parse(raw), raw, meta)
+        if optional:
+            return None
+        raise ValueError(f"a value is required here ({_expected(annotation, meta)}); remove the key for the default")
+
+    return hook
+
+
+def _checked(value: Any, raw: Any, meta: Mapping[str, Any]) -> Any:
+    """``value`` if it keeps the field's range, kind (url, dsn) and choices; else a problem saying why."""
+    low, high = meta.get("min"), meta.get("max")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if low is not None and high is not None else (
+            f"at least {low}" if low is not None else f"at most {high}")
+        raise ValueError(f"{raw!r} is out of range; allowed: {bounds}")
+    if meta.get("kind") == "url" and not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"{REDACTED if meta.get('secret') else value!r} is not an http:// or https:// URL")
+    if meta.get("kind") == "dsn":
+        try:
+            ConnectionSpec.parse(value)
+        except InvalidSourceError as exc:
+            raise ValueError(exc.message) from None
+    choices = meta.get("choices") or ()
+    for item in (value if isinstance(value, tuple) else (value,)) if choices else ():
+        if item not in choices:
+            raise ValueError(f"{item!r} is not allowed{_hint(str(item), choices)}; allowed: {', '.join(choices)}")
+    return value
+
+
+def _hint(name: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _messages(error: Exception, document: Any) -> list[str]:
+    """``path: message`` for each problem of a cattrs error, in the order of the keys in the document."""
+    order = {path: index for index, path in enumerate(_paths(document, ""))}
+    found = sorted(_problems(error, ""), key=lambda problem: order.get(problem[0], len(order)))
+    return [f"{path or 'the top level'}: {message}" for path, message in found]
+
+
+def _paths(value: Any, path: str) -> Iterator[str]:
+    yield path
+    for key, item in value.items() if isinstance(value, Mapping) else ():
+        yield from _paths(item, _join(path, str(key)))
+
+
+def _problems(error: Exception, path: str) -> Iterator[tuple[str, str]]:
+    """(key path, message) for every leaf of a cattrs error; the notes cattrs adds name the attributes."""
+    if isinstance(error, cattrs.ClassValidationError):
+        for inner in error.exceptions:
+            names = [note.name for note in getattr(inner, "__notes__", [])
+                     if isinstance(note, cattrs.AttributeValidationNote)]
+            yield from _problems(inner, _join(path, names[-1]) if names else path)
+    elif isinstance(error, cattrs.ForbiddenExtraKeysError):
+        fields = list(_public_fields(error.cl))
+        for name in map(str, error.extra_fields):
+            yield (_join(path, name), f"unknown key{_hint(name, fields)}; allowed in {path or 'the top level'}: "
+                   f"{', '.join(fields)}")
+    elif isinstance(error, ValueError):  # a SettingsError's subject names a key inside the value (retention)
+        key = error.subject if isinstance(error, SettingsError) else None
+        yield (_join(path, key) if isinstance(key, str) else path), str(error)
+    else:
+        raise error
 
 
 def _describe(value: Any) -> str:
@@ -448,106 +521,45 @@ def _unwrap(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _convert(field: attrs.Attribute[Any], raw: Any, path: str, problems: list[str]) -> Any:
-    meta = field.metadata
-    annotation, optional = _unwrap(field.type)
-    if raw is None:
-        if optional:
-            return None
-        if attrs.has(annotation):
-            return annotation()
-        problems.append(f"{path}: a value is required here ({_expected(annotation, meta)}); "
-                        "remove the key for the default")
-        return _INVALID
-    if attrs.has(annotation):
-        result = _structure(annotation, raw, path, problems)
-        return _INVALID if result is None else result
-    if meta.get("kind") == "retention":
-        return _retention(raw, path, problems)
-    origin = typing.get_origin(annotation)
-    if origin is tuple:
-        items = raw if isinstance(raw, list) else [raw] if isinstance(raw, str) else None
-        if items is None or not all(_is_scalar(item) for item in items):
-            problems.append(f"{path}: expected a list of strings, got {_describe(raw)}")
-            return _INVALID
-        return _checked_choices(tuple(str(item) for item in items), path, meta, problems)
-    if origin is dict:
-        if not isinstance(raw, Mapping) or not all(_is_scalar(value) for value in raw.values()):
-            problems.append(f"{path}: expected a mapping of names to strings, got {_describe(raw)}")
-            return _INVALID
-        return {str(key): str(value) for key, value in raw.items()}
-    try:
-        value = _scalar(annotation, meta.get("kind"), raw)
-    except ValueError as exc:
-        problems.append(f"{path}: {exc}")
-        return _INVALID
-    problem = _range_problem(value, raw, meta) or _kind_problem(value, meta)
-    if problem:
-        problems.append(f"{path}: {problem}")
-        return _INVALID
-    return _checked_choices(value, path, meta, problems)
-
-
 def _is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool)
 
 
-_PARSERS: dict[Any, Callable[[Any], Any]] = {}
-
-
-def _scalar(annotation: Any, kind: str | None, raw: Any) -> Any:
-    parser = _PARSERS.get(kind) or _PARSERS.get(annotation)
-    if parser is not None:
-        return parser(raw)
+def _parse_str(raw: Any) -> str:
     if isinstance(raw, Mapping | list | bool):
         raise ValueError(f"expected a string, got {_describe(raw)}")
     return str(raw)
 
 
-def _range_problem(value: Any, raw: Any, meta: Mapping[str, Any]) -> str | None:
-    low, high = meta.get("min"), meta.get("max")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"from {low} to {high}" if low is not None and high is not None else (
-            f"at least {low}" if low is not None else f"at most {high}")
-        return f"{raw!r} is out of range; allowed: {bounds}"
-    return None
+def _parse_strings(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list) else [raw] if isinstance(raw, str) else None
+    if items is None or not all(_is_scalar(item) for item in items):
+        raise ValueError(f"expected a list of strings, got {_describe(raw)}")
+    return tuple(str(item) for item in items)
 
 
-def _kind_problem(value: Any, meta: Mapping[str, Any]) -> str | None:
-    kind = meta.get("kind")
-    if kind == "url" and not re.match(r"^https?://[^/\s]+", value):
-        return f"{_shown(value, meta)!r} is not an http:// or https:// URL"
-    if kind == "dsn":
-        try:
-            ConnectionSpec.parse(value)
-        except InvalidSourceError as exc:
-            return exc.message
-    return None
+def _parse_string_mapping(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, Mapping) or not all(_is_scalar(value) for value in raw.values()):
+        raise ValueError(f"expected a mapping of names to strings, got {_describe(raw)}")
+    return {str(key): str(value) for key, value in raw.items()}
 
 
-#: Retention keys this CLI reads itself; the rest belong to the retention policy.
-_CLI_RETENTION_KEYS: dict[str, Callable[[Any], Any]] = {}
-
-
-def _retention(raw: Any, path: str, problems: list[str]) -> Any:
+def _retention(raw: Any) -> dict[str, Any]:
     """The retention section, checked by the retention module itself (one owner of its rules)."""
     if not isinstance(raw, Mapping):
-        problems.append(f"{path}: expected a mapping of retention settings, got {_describe(raw)}")
-        return _INVALID
+        raise ValueError(f"expected a mapping of retention settings, got {_describe(raw)}")
     settings = {str(key): value for key, value in raw.items()}
     for key, parse in _CLI_RETENTION_KEYS.items():
         if key in settings:
             try:
                 settings[key] = parse(settings[key])
             except ValueError as exc:
-                problems.append(f"{path}.{key}: {exc}")
-                return _INVALID
+                raise SettingsError(str(exc), subject=key) from None
     try:
         retention_policy(settings)
     except SchemaSyncBackupError as exc:
         subject = exc.subject if isinstance(exc.subject, str) and exc.subject in settings else None
-        problems.append(f"{_join(path, subject) if subject else path}: {exc.message}")
-        return _INVALID
+        raise SettingsError(exc.message, subject=subject) from None
     return settings
 
 
@@ -557,23 +569,6 @@ def retention_policy(settings: Mapping[str, Any]) -> RetentionPolicy:
 
     return RetentionPolicy.from_dict({key: value for key, value in settings.items()
                                       if key not in _CLI_RETENTION_KEYS})
-
-
-def _shown(value: str, meta: Mapping[str, Any]) -> str:
-    return REDACTED if meta.get("secret") else value
-
-
-def _checked_choices(value: Any, path: str, meta: Mapping[str, Any], problems: list[str]) -> Any:
-    choices = meta.get("choices")
-    if not choices:
-        return value
-    for item in value if isinstance(value, tuple) else (value,):
-        if item not in choices:
-            hint = difflib.get_close_matches(str(item), list(choices), n=1)
-            problems.append(f"{path}: {item!r} is not allowed" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                            + f"; allowed: {', '.join(choices)}")
-            return _INVALID
-    return value
 
 
 def _expected(annotation: Any, meta: Mapping[str, Any]) -> str:
@@ -642,10 +637,9 @@ def _parse_mode(raw: Any) -> int:
         return int(text.replace("o", "")[-3:], 8)
     raise ValueError(f"expected an octal mode like \"0700\" or \"0750\" (quote it), got {_describe(raw)}")
 
-
-_CLI_RETENTION_KEYS.update({"cleanup_interval": parse_duration, "apply_on_create": _parse_bool})
-_PARSERS.update({"duration": parse_duration, "size": parse_size, "mode": _parse_mode, bool: _parse_bool,
-                 int: _parse_int, float: _parse_float})
+#: Retention keys this CLI reads itself; the rest belong to the retention policy.
+_CLI_RETENTION_KEYS: dict[str, Callable[[Any], Any]] = {"cleanup_interval": parse_duration,
+                                                        "apply_on_create": _parse_bool}
 
 
 # --- cross-field checks ----------------------------------------------------------------------------
