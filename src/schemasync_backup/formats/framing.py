@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import re
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import IO, BinaryIO, Protocol
 
 import attrs
 
@@ -349,3 +350,49 @@ def _read_exact(stream: Readable, count: int, where: str) -> bytes:
     if len(data) != count:
         raise BackupFormatError(f"{where}: truncated object", subject=where)
     return bytes(data)
+
+
+class CountingReader:
+    """A read-through wrapper that hashes and counts the bytes that pass."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = bytes(self._stream.read(size))
+        self.digest.update(data)
+        self.count += len(data)
+        return data
+
+
+def verified_record(
+    stream: BinaryIO, address: str, size: int, keyring: Keyring | None, registry: Registry | None, where: str
+) -> ObjectRecord:
+    """The manifest record of a stored object, read in one bounded-memory pass.
+
+    With a keyring and registry every frame is also decoded and the plaintext must hash to
+    ``address`` (IntegrityError otherwise); without, only the framing is checked.
+    """
+    counting = CountingReader(stream)
+    # The address comes from the caller (the manifest), never from the object itself.
+    header = attrs.evolve(read_header(counting, where), address=address)
+    plain = hashlib.sha256()
+    frames = []
+    for frame in iter_raw_frames(counting, where):
+        if keyring is not None and registry is not None:
+            plain.update(decode_frame(header, frame, keyring, registry, where))
+        frames.append(FrameRecord(hashlib.sha256(frame.stored).hexdigest(), len(frame.stored),
+                                          max(0, min(header.frame_size, size - frame.index * header.frame_size))))
+    if keyring is not None and plain.hexdigest() != address:
+        raise IntegrityError(f"{where}: checksum mismatch (expected: {address}, got: {plain.hexdigest()})",
+                             subject=where)
+    return ObjectRecord(address=address, size=size, stored_size=counting.count,
+                        stored_sha256=counting.digest.hexdigest(), codec=header.codec, cipher=header.cipher,
+                        key_id=header.key_id, frames=tuple(frames))
+
+
+def record_from_bytes(data: bytes, address: str, size: int, where: str) -> ObjectRecord:
+    """The manifest record for an object's stored bytes (plaintext size known from elsewhere)."""
+    return verified_record(io.BytesIO(data), address, size, None, None, where)

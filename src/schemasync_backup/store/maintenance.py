@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -57,8 +57,10 @@ from schemasync_backup.formats.backup_id import is_backup_id
 from schemasync_backup.formats.framing import OBJECT_NAME, ObjectRecord
 from schemasync_backup.formats.manifest import Manifest, Status
 from schemasync_backup.model.durations import format_duration
-from schemasync_backup.store.retention import parse_duration
-from schemasync_backup.store.store import BackupStore, record_from_bytes
+from schemasync_backup.store.retention import RetentionPolicy, RetentionReport, decide, parse_duration
+
+if TYPE_CHECKING:
+    from schemasync_backup.store.store import BackupStore
 
 #: The store-wide lock prune and optimize hold (relative to the store's root).
 LOCK_DOCUMENT = "locks/prune.json"
@@ -1123,7 +1125,7 @@ def _optimize_object(
                                len(candidate) if better else len(data), backups, better and not dry_run)
     if not better or dry_run:
         return entry, None
-    new = attrs.evolve(record_from_bytes(candidate, record.address, len(plaintext), path), stored_suffix=True)
+    new = attrs.evolve(framing.record_from_bytes(candidate, record.address, len(plaintext), path), stored_suffix=True)
     target = store.files.object_path(new)
     _write_proven(store, target, candidate, new)
     return attrs.evolve(entry, new_path=store.files.relative(target)), new
@@ -1175,3 +1177,50 @@ def _rerecord(store: BackupStore, found: Manifest, path: str, new: ObjectRecord)
     info = attrs.evolve(found.info, stored_size=sum(record.stored_size for record in objects),
                         compression=objects[0].codec)
     return store.write_manifest(attrs.evolve(found, info=info, objects=objects))
+
+
+# --- retention, applied -------------------------------------------------------------------------
+
+
+def apply_retention(
+    store: BackupStore,
+    policy: RetentionPolicy,
+    *,
+    dry_run: bool = True,
+    database: str | None = None,
+    now: datetime | None = None,
+    grace: timedelta | str | None = None,
+    confirmed: RetentionReport | None = None,
+) -> RetentionReport:
+    """Decide every backup of ``store`` (of ``database`` only, if given) by ``policy``.
+
+    Without ``dry_run``: remove the manifests (and status sidecars) of the backups no rule
+    keeps, then prune unreferenced objects. A prune that cannot run because backups are being
+    created is reported in ``prune_skipped``; the next prune reclaims those objects.
+
+    ``confirmed``: the dry-run report a person approved. Only backups it removes *and* the
+    decision made now removes go: never one the person did not see, never one that a change
+    since (a new tag, a pin, a newer backup failing) now keeps.
+    """
+    moment = now if now is not None else datetime.now(UTC)
+    store.fs.invalidate_cache()  # decide from what the storage holds now, not a cached listing
+    decisions = decide(store.list(database=database), policy, now=moment)
+    decided_at = moment.isoformat(timespec="seconds")
+    if dry_run:
+        return RetentionReport(True, policy, decided_at, decisions)
+    approved = None if confirmed is None else {decision.backup_id for decision in confirmed.to_remove}
+    removed = []
+    for decision in decisions:
+        if decision.keep or (approved is not None and decision.backup_id not in approved):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile by someone else
+            store.files.remove([store.files.manifest_path(decision.backup_id)])
+        with contextlib.suppress(FileNotFoundError):
+            store.files.remove([store.files.status_path(decision.backup_id)])
+        removed.append(decision.backup_id)
+    store.registry.notify("retention.applied", {"removed": list(removed), "kept": sum(d.keep for d in decisions)})
+    try:
+        pruned = prune(store, grace=grace)
+    except StoreBusyError as exc:
+        return RetentionReport(False, policy, decided_at, decisions, tuple(removed), None, str(exc))
+    return RetentionReport(False, policy, decided_at, decisions, tuple(removed), pruned)

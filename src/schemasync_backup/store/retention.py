@@ -8,7 +8,6 @@ rules with worked examples.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,6 @@ from schemasync_backup.model.durations import format_duration
 
 if TYPE_CHECKING:
     from schemasync_backup.store.maintenance import PruneResult
-    from schemasync_backup.store.store import BackupStore
 
 #: Every rule that can keep a backup, in the order that names "the rule that decided".
 RULES = ("pinned", "keep_tags", "max_backups", "max_age", "keep_daily", "keep_weekly", "keep_monthly", "newest",
@@ -364,49 +362,3 @@ class RetentionReport:
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
-
-
-def apply_retention(
-    store: BackupStore,
-    policy: RetentionPolicy,
-    *,
-    dry_run: bool = True,
-    database: str | None = None,
-    now: datetime | None = None,
-    grace: timedelta | str | None = None,
-    confirmed: RetentionReport | None = None,
-) -> RetentionReport:
-    """Decide every backup of ``store`` (of ``database`` only, if given) by ``policy``.
-
-    Without ``dry_run``: remove the manifests (and status sidecars) of the backups no rule
-    keeps, then prune unreferenced objects. A prune that cannot run because backups are being
-    created is reported in ``prune_skipped``; the next prune reclaims those objects.
-
-    ``confirmed``: the dry-run report a person approved. Only backups it removes *and* the
-    decision made now removes go: never one the person did not see, never one that a change
-    since (a new tag, a pin, a newer backup failing) now keeps.
-    """
-    from schemasync_backup.store.maintenance import StoreBusyError, prune
-
-    moment = now if now is not None else datetime.now(UTC)
-    store.fs.invalidate_cache()  # decide from what the storage holds now, not a cached listing
-    decisions = decide(store.list(database=database), policy, now=moment)
-    decided_at = moment.isoformat(timespec="seconds")
-    if dry_run:
-        return RetentionReport(True, policy, decided_at, decisions)
-    approved = None if confirmed is None else {decision.backup_id for decision in confirmed.to_remove}
-    removed = []
-    for decision in decisions:
-        if decision.keep or (approved is not None and decision.backup_id not in approved):
-            continue
-        with contextlib.suppress(FileNotFoundError):  # removed meanwhile by someone else
-            store.files.remove([store.files.manifest_path(decision.backup_id)])
-        with contextlib.suppress(FileNotFoundError):
-            store.files.remove([store.files.status_path(decision.backup_id)])
-        removed.append(decision.backup_id)
-    store.registry.notify("retention.applied", {"removed": list(removed), "kept": sum(d.keep for d in decisions)})
-    try:
-        pruned = prune(store, grace=grace)
-    except StoreBusyError as exc:
-        return RetentionReport(False, policy, decided_at, decisions, tuple(removed), None, str(exc))
-    return RetentionReport(False, policy, decided_at, decisions, tuple(removed), pruned)

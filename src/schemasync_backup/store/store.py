@@ -28,7 +28,7 @@ import uuid
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -386,7 +386,7 @@ class BackupStore:
         """
         try:
             with self.files.io("read backup", path), self.files.open_read(path) as stream:
-                return verified_record(stream, address, size, self.keyring, self.registry, path)
+                return framing.verified_record(stream, address, size, self.keyring, self.registry, path)
         except (FileNotFoundError, IntegrityError, BackupFormatError, EncryptionKeyError):
             return None
 
@@ -650,7 +650,7 @@ class BackupStore:
                 for record in found.objects:
                     source = self.files.object_path(record)
                     with self.files.io("read backup", source), self.files.open_read(source) as stream:
-                        counting = _Counting(stream)
+                        counting = framing.CountingReader(stream)
                         try:
                             _add_member(archive, f"objects/{record.path}", record.stored_size, counting)
                         except OSError as exc:  # tarfile: the object is shorter than recorded
@@ -792,7 +792,7 @@ class BackupStore:
         """Keep or remove every backup by ``policy`` and say which rule decided; without
         ``dry_run``, remove the manifests of the backups no rule keeps, then prune. With
         ``confirmed`` (an approved dry run), remove only what it and the decision made now agree on."""
-        from schemasync_backup.store.retention import apply_retention
+        from schemasync_backup.store.maintenance import apply_retention
 
         return apply_retention(self, policy, dry_run=dry_run, database=database, now=now, grace=grace,
                                confirmed=confirmed)
@@ -822,52 +822,6 @@ class BackupStore:
         from schemasync_backup.store.maintenance import optimize
 
         return optimize(self, dry_run=dry_run, wait=wait)
-
-
-class _Counting:
-    """A read-through wrapper that hashes and counts the bytes that pass."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self.digest = hashlib.sha256()
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = bytes(self._stream.read(size))
-        self.digest.update(data)
-        self.count += len(data)
-        return data
-
-
-def verified_record(
-    stream: BinaryIO, address: str, size: int, keyring: Keyring | None, registry: Registry | None, where: str
-) -> ObjectRecord:
-    """The manifest record of a stored object, read in one bounded-memory pass.
-
-    With a keyring and registry every frame is also decoded and the plaintext must hash to
-    ``address`` (IntegrityError otherwise); without, only the framing is checked.
-    """
-    counting = _Counting(stream)
-    # The address comes from the caller (the manifest), never from the object itself.
-    header = attrs.evolve(framing.read_header(counting, where), address=address)
-    plain = hashlib.sha256()
-    frames = []
-    for frame in framing.iter_raw_frames(counting, where):
-        if keyring is not None and registry is not None:
-            plain.update(framing.decode_frame(header, frame, keyring, registry, where))
-        frames.append(framing.FrameRecord(hashlib.sha256(frame.stored).hexdigest(), len(frame.stored),
-                                          max(0, min(header.frame_size, size - frame.index * header.frame_size))))
-    if keyring is not None and plain.hexdigest() != address:
-        raise IntegrityError(f"{where}: checksum mismatch (expected: {address}, got: {plain.hexdigest()})",
-                             subject=where)
-    return ObjectRecord(address=address, size=size, stored_size=counting.count,
-                        stored_sha256=counting.digest.hexdigest(), codec=header.codec, cipher=header.cipher,
-                        key_id=header.key_id, frames=tuple(frames))
-
-
-def record_from_bytes(data: bytes, address: str, size: int, where: str) -> ObjectRecord:
-    """The manifest record for an object's stored bytes (plaintext size known from elsewhere)."""
-    return verified_record(io.BytesIO(data), address, size, None, None, where)
 
 
 def _who() -> str:
@@ -924,7 +878,7 @@ def _matches(
     return not (created is not None and before is not None and created > before)
 
 
-def _check_counted(counting: _Counting, record: ObjectRecord, where: str) -> None:
+def _check_counted(counting: framing.CountingReader, record: ObjectRecord, where: str) -> None:
     actual = counting.digest.hexdigest()
     if counting.count != record.stored_size or actual != record.stored_sha256:
         raise IntegrityError(
@@ -935,7 +889,7 @@ def _check_counted(counting: _Counting, record: ObjectRecord, where: str) -> Non
 
 def _drain_checked(stream: IO[bytes], record: ObjectRecord, where: str, sink: IO[bytes] | None = None) -> None:
     """Read ``stream`` to its end (into ``sink``), never past the recorded size, and check it."""
-    counting = _Counting(stream)
+    counting = framing.CountingReader(stream)
     while chunk := counting.read(_READ_CHUNK):
         if counting.count > record.stored_size:
             break

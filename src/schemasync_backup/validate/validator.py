@@ -40,7 +40,7 @@ from schemasync_backup.formats.snapshot_stream import ContentEntry, decode_snaps
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.sql.quoting import parse_error, quote_identifier
 from schemasync_backup.store.maintenance import pending_creates, prune
-from schemasync_backup.store.store import BackupStore, record_from_bytes
+from schemasync_backup.store.store import BackupStore
 
 _log = logging.getLogger(__name__)
 
@@ -402,7 +402,7 @@ class Validator:
                     "try partial_recovery instead",
                     subject=backup_id,
                 ) from exc
-            rebuilt = record_from_bytes(self.store.files.read(path), record.address, len(plaintext), path)
+            rebuilt = framing.record_from_bytes(self.store.files.read(path), record.address, len(plaintext), path)
             records.append(attrs.evolve(rebuilt, stored_suffix=record.stored_suffix))
         written = self.store.write_manifest(attrs.evolve(found, objects=tuple(records)))
         self.store.set_status(backup_id, Status.COMPLETED, "checksums recalculated")
