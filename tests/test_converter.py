@@ -30,11 +30,11 @@ from schemasync_backup.model.snapshot import Column, ServerInfo, Snapshot, Table
 from schemasync_backup.rollback.plan import Risk, RollbackPlan, RollbackStep, build_steps
 from schemasync_backup.rollback.planner import ExecutionResult, RecoveryInfo, RollbackValidation
 from schemasync_backup.store import maintenance
+from schemasync_backup.store.locks import LockHolder
 from schemasync_backup.store.maintenance import (
     BackupUsage,
     DatabaseSpan,
     DatabaseUsage,
-    LockHolder,
     ObjectOptimization,
     OptimizeReport,
     ProbeResult,

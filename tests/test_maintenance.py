@@ -24,14 +24,9 @@ from schemasync_backup.capture.connection import open_source
 from schemasync_backup.errors import StoreError
 from schemasync_backup.model.snapshot import ServerInfo
 from schemasync_backup.plugins.crypto import EncryptionKey
-from schemasync_backup.store import maintenance
-from schemasync_backup.store.maintenance import (
-    LOCK_DOCUMENT,
-    CreateRunningError,
-    PruneRunningError,
-    StoreBusyError,
-    store_lock,
-)
+from schemasync_backup.store import locks
+from schemasync_backup.store.locks import LOCK_DOCUMENT, store_lock
+from schemasync_backup.store.maintenance import CreateRunningError, PruneRunningError, StoreBusyError
 from schemasync_backup.store.retention import RetentionPolicy
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.testing.samples import load_sample
@@ -212,13 +207,13 @@ def test_create_waits_for_a_prune_then_gives_up_clearly(
     tmp_path: Path, mariadb: ThrowawayServer, shop: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = BackupStore.open(str(tmp_path))
-    monkeypatch.setattr(maintenance, "CREATE_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(locks, "CREATE_WAIT_SECONDS", 0.5)
     with store_lock(store, "prune"), pytest.raises(PruneRunningError, match="holds the store lock") as caught:
         store.create(mariadb.dsn, shop)
     assert "cannot create backup backup-" in str(caught.value)
     assert store.list() == [] and not list((tmp_path / "pending").iterdir())
     # A lock released while the create waits: the create goes ahead.
-    monkeypatch.setattr(maintenance, "CREATE_WAIT_SECONDS", 20)
+    monkeypatch.setattr(locks, "CREATE_WAIT_SECONDS", 20)
     with store_lock(store, "optimize") as lock:
         threading.Timer(0.5, lock.release).start()
         info = store.create(mariadb.dsn, shop)
@@ -227,17 +222,17 @@ def test_create_waits_for_a_prune_then_gives_up_clearly(
 
 RACE = textwrap.dedent("""
     import json, os, sys, time
-    from schemasync_backup.store import maintenance
+    from schemasync_backup.store import locks, maintenance
     from schemasync_backup.errors import BackupNotFoundError
     from schemasync_backup.store.maintenance import StoreBusyError
     from schemasync_backup.store.store import BackupStore
     from schemasync_backup.validate.validator import Validator
 
     role, url, options, dsn, database, rounds, done = sys.argv[1:]
-    maintenance.POLL_SECONDS = 0.01  # a create waiting for a prune looks again soon: more rounds per second
+    locks.POLL_SECONDS = 0.01  # a create waiting for a prune looks again soon: more rounds per second
     if os.environ.get("RACE_UNSAFE"):  # to see the test catch the race: switch the protocol off
-        maintenance.wait_for_maintenance = lambda *args, **kwargs: None
-        maintenance.pending_creates = lambda store, **kwargs: []
+        locks.wait_for_maintenance = lambda *args, **kwargs: None
+        locks.pending_creates = maintenance.pending_creates = lambda store, **kwargs: []
     store = BackupStore.open(url, storage_options=json.loads(options))
     os.makedirs(done, exist_ok=True)
     if role == "create":

@@ -28,8 +28,9 @@ from schemasync_backup.model.snapshot import ServerInfo
 from schemasync_backup.plugins.crypto import Keyring
 from schemasync_backup.plugins.hookspecs import Codec, hookimpl
 from schemasync_backup.plugins.manager import Registry, default_registry, get_plugin_manager
-from schemasync_backup.store import maintenance
-from schemasync_backup.store.maintenance import LOCK_DOCUMENT, CreateRunningError, store_lock
+from schemasync_backup.store import locks, maintenance
+from schemasync_backup.store.locks import LOCK_DOCUMENT, store_lock
+from schemasync_backup.store.maintenance import CreateRunningError
 from schemasync_backup.store.store import BackupStore, _pending_marker
 from schemasync_backup.testing.samples import load_sample
 from schemasync_backup.testing.sandbox import ThrowawayServer
@@ -76,7 +77,7 @@ def test_a_marker_left_by_a_dead_process_on_this_host_blocks_nothing(tmp_path: P
     lost = orphan(store, 1)
     write_marker(store, BACKUP, pid=dead_pid())  # written a second ago: only the dead pid makes it stale
 
-    [holder] = maintenance.pending_creates(store)
+    [holder] = locks.pending_creates(store)
     assert holder.stale and not holder.live and "is gone" in holder.reason and holder.database == "app"
     assert [(item.backup_id, item.stale) for item in health.pending_creates(store)] == [(BACKUP, True)]
     assert store.prune(grace="0s", dry_run=True).running_creates == ()
@@ -91,7 +92,7 @@ def test_a_marker_from_another_host_is_stale_only_when_its_heartbeat_is_old(tmp_
     long_ago = datetime.now(UTC) - timedelta(hours=3)
     # Started three hours ago on another host, and still beating: a long create, live.
     write_marker(store, BACKUP, host="elsewhere", pid=1, started=long_ago, refreshed=datetime.now(UTC))
-    [holder] = maintenance.pending_creates(store)
+    [holder] = locks.pending_creates(store)
     assert holder.live and holder.reason == ""
     with pytest.raises(CreateRunningError, match=BACKUP):
         store.prune(grace="0s")
@@ -100,7 +101,7 @@ def test_a_marker_from_another_host_is_stale_only_when_its_heartbeat_is_old(tmp_
 
     # The same marker whose heartbeat stopped three hours ago: abandoned.
     write_marker(store, BACKUP, host="elsewhere", pid=1, started=long_ago, refreshed=long_ago)
-    [holder] = maintenance.pending_creates(store)
+    [holder] = locks.pending_creates(store)
     assert holder.stale and "not refreshed for" in holder.reason
     assert [m.name for m in store.health().incomplete_backups] == [BACKUP]
     assert store.prune(grace="0s").removed_markers == (BACKUP,)
@@ -131,7 +132,7 @@ def _refreshed(store: BackupStore, relative: str) -> str:
 def test_a_long_create_and_a_long_prune_keep_their_marker_and_lock_fresh(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(maintenance, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(locks, "HEARTBEAT_SECONDS", 0.05)
     store = BackupStore.open(str(tmp_path))
     relative = f"pending/{BACKUP}.json"
     with store._writing(BACKUP, "app"):
@@ -139,7 +140,7 @@ def test_a_long_create_and_a_long_prune_keep_their_marker_and_lock_fresh(
         time.sleep(0.4)
         second = _refreshed(store, relative)
         assert datetime.fromisoformat(second) > datetime.fromisoformat(first)
-        [holder] = maintenance.pending_creates(store)
+        [holder] = locks.pending_creates(store)
         assert holder.live and holder.refreshed_at >= second
     assert store.files.listdir("pending") == []  # the heartbeat stopped before the marker went
     time.sleep(0.2)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from schemasync_backup.store.maintenance import LockHolder
+    from schemasync_backup.store.locks import LockHolder
     from schemasync_backup.validate.validator import ValidationResult
 
 

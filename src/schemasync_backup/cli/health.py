@@ -18,13 +18,13 @@ from schemasync_backup.cli.config import Config, encryption_keys, open_store
 from schemasync_backup.converter import report, unstructure
 from schemasync_backup.errors import SchemaSyncBackupError
 from schemasync_backup.formats.manifest import Status
-from schemasync_backup.store import maintenance
+from schemasync_backup.store import locks, maintenance
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.validate.validator import Validator
 
 OK, WARNING, ERROR = "ok", "warning", "error"
 #: A pending marker not refreshed for this long belongs to a create that crashed: maintenance's one threshold.
-STALE_CREATE = maintenance.STALE_AFTER
+STALE_CREATE = locks.STALE_AFTER
 
 
 @attrs.frozen
@@ -205,7 +205,7 @@ def pending_creates(store: BackupStore, now: datetime | None = None,
     moment = now or _now()
     return [PendingCreate(holder.name, holder.database, holder.started_at,
                           (holder.age(moment) or timedelta(0)).total_seconds(), holder.stale)
-            for holder in maintenance.pending_creates(store, now=moment, stale_after=stale_after)]
+            for holder in locks.pending_creates(store, now=moment, stale_after=stale_after)]
 
 
 def check_pending(store: BackupStore, now: datetime | None = None) -> Check:

@@ -62,6 +62,7 @@ from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
 from schemasync_backup.plugins.manager import Registry, default_registry
 from schemasync_backup.store.fs import StoreFiles, open_files
+from schemasync_backup.store.locks import heartbeat, pending_creates, wait_for_maintenance
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -212,10 +213,8 @@ class BackupStore:
 
         Refuses (ConcurrentCreateError) while another create of ``database`` is running, since
         two backups of one moment are one too many and usually a retried job; ``allow_concurrent``
-        lets it run anyway. A crashed create's marker never counts (maintenance.pending_creates).
+        lets it run anyway. A crashed create's marker never counts (locks.pending_creates).
         """
-        from schemasync_backup.store.maintenance import pending_creates
-
         running = [holder for holder in pending_creates(self) if holder.database == database and holder.live]
         if running and not allow_concurrent:
             raise ConcurrentCreateError(
@@ -253,8 +252,6 @@ class BackupStore:
         a crashed one. ``backup.failed`` is told only when no manifest was committed: an error
         after the commit (an interrupt) never reports a backup that exists as failed.
         """
-        from schemasync_backup.store.maintenance import heartbeat, wait_for_maintenance
-
         marker = self.files.path("pending", f"{backup_id}.json")
         started = _now()
         self.files.put_bytes(marker, _pending_marker(backup_id, database, started))

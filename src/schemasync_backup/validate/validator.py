@@ -39,7 +39,8 @@ from schemasync_backup.formats.manifest import Manifest, Status
 from schemasync_backup.formats.snapshot_stream import ContentEntry, decode_snapshot
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.sql.quoting import parse_error, quote_identifier
-from schemasync_backup.store.maintenance import pending_creates, prune
+from schemasync_backup.store.locks import pending_creates
+from schemasync_backup.store.maintenance import prune
 from schemasync_backup.store.store import BackupStore
 
 _log = logging.getLogger(__name__)
