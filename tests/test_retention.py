@@ -328,7 +328,7 @@ def plant(store: BackupStore, when: datetime, variant: int, database: str = "app
     found = store.manifest(info.id)
     moved = manifest.seal(attrs.evolve(found, info=attrs.evolve(
         found.info, id=manifest.new_backup_id(when), created_at=when.isoformat(timespec="microseconds"))))
-    committed = store._commit(moved)
+    committed = store.commit_manifest(moved)
     store.files.remove([store.files.manifest_path(info.id)])
     return committed
 

@@ -42,6 +42,8 @@ _FRAME_HEAD = struct.Struct(">BI")
 DEFAULT_FRAME_SIZE = 4 * 1024 * 1024
 #: The largest frame payload a reader accepts: a damaged length field must not make it allocate gigabytes.
 MAX_PAYLOAD = 256 * 1024 * 1024
+#: How much a streaming reader of stored bytes takes at a time.
+READ_CHUNK = 1024 * 1024
 #: An object's name below ``objects/``: ``<aa>/<address>.<key id or plain>``, optionally followed by
 #: ``.s-<sha256 of the stored bytes>`` (an object re-encoded by optimize). Group 1 is the address.
 OBJECT_NAME = re.compile(r"^[0-9a-f]{2}/([0-9a-f]{64})\.(?:plain|k-[0-9a-f]{16})(?:\.s-[0-9a-f]{64})?$")
@@ -396,3 +398,23 @@ def verified_record(
 def record_from_bytes(data: bytes, address: str, size: int, where: str) -> ObjectRecord:
     """The manifest record for an object's stored bytes (plaintext size known from elsewhere)."""
     return verified_record(io.BytesIO(data), address, size, None, None, where)
+
+
+def check_counted(counting: CountingReader, record: ObjectRecord, where: str) -> None:
+    actual = counting.digest.hexdigest()
+    if counting.count != record.stored_size or actual != record.stored_sha256:
+        raise IntegrityError(
+            f"{where}: backup validation failed: checksum mismatch (expected: {record.stored_sha256}, got: {actual})",
+            subject=where,
+        )
+
+
+def drain_checked(stream: IO[bytes], record: ObjectRecord, where: str, sink: IO[bytes] | None = None) -> None:
+    """Read ``stream`` to its end (into ``sink``), never past the recorded size, and check it."""
+    counting = CountingReader(stream)
+    while chunk := counting.read(READ_CHUNK):
+        if counting.count > record.stored_size:
+            break
+        if sink is not None:
+            sink.write(chunk)
+    check_counted(counting, record, where)

@@ -16,16 +16,12 @@ import contextlib
 import getpass
 import hashlib
 import importlib.metadata
-import io
 import json
 import os
 import re
 import shutil
 import socket
-import tarfile
 import tempfile
-import uuid
-import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -34,7 +30,6 @@ import attrs
 
 from schemasync_backup.capture.connection import Source
 from schemasync_backup.errors import (
-    ArchiveError,
     BackupFormatError,
     BackupNotFoundError,
     ConcurrentCreateError,
@@ -75,9 +70,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 #: Protocols whose PUT becomes visible only once complete, so objects can be written in place.
 _ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
-_READ_CHUNK = 1024 * 1024
 #: A manifest is small; an archive member called manifest.json that is not, is refused before it is read.
-_MAX_MANIFEST = 64 * 1024 * 1024
 _DOCUMENT_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _UPLOAD_BLOCK = 8 * 1024 * 1024
 
@@ -313,11 +306,11 @@ class BackupStore:
             ),
             objects=(record, index),
         )
-        info = self._commit(draft)
+        info = self.commit_manifest(draft)
         self.registry.notify("backup.created", info.to_dict())
         return info
 
-    def _commit(self, draft: Manifest) -> BackupInfo:
+    def commit_manifest(self, draft: Manifest) -> BackupInfo:
         """Seal and write a new backup's manifest: the moment the backup comes to exist."""
         return self.write_manifest(draft, exclusive=True).info
 
@@ -355,7 +348,7 @@ class BackupStore:
                 spool.write(chunk)
                 size += len(chunk)
             spool.seek(0)
-            return self._store_chunks(iter(lambda: spool.read(_READ_CHUNK), b""), digest.hexdigest(), size)
+            return self._store_chunks(iter(lambda: spool.read(framing.READ_CHUNK), b""), digest.hexdigest(), size)
 
     def _store_chunks(self, chunks: Iterable[bytes], address: str, size: int) -> ObjectRecord:
         key = self.encoding.key
@@ -395,11 +388,12 @@ class BackupStore:
         ``verify=False`` reads one whose checksum no longer matches. Before reading a backup's
         content, pass it to :meth:`authenticate` (or use :meth:`authenticated_manifest`).
         """
-        path, data = self._manifest_bytes(backup_id)
+        path, data = self.manifest_bytes(backup_id)
         return manifest.load(data, path, backup_id=backup_id, keyring=self.keyring,
                              status=self.status_of(backup_id), verify=verify)
 
-    def _manifest_bytes(self, backup_id: str) -> tuple[str, bytes]:
+    def manifest_bytes(self, backup_id: str) -> tuple[str, bytes]:
+        """The path and stored bytes of a backup's manifest, unparsed (export archives exactly these)."""
         path = self.files.manifest_path(backup_id)
         try:
             return path, self.files.read(path)
@@ -607,8 +601,8 @@ class BackupStore:
             if not other.files.exists(target):
                 with self.files.io("read backup", self.files.object_path(record)), \
                         self.files.open_read(self.files.object_path(record)) as stream:
-                    other._put_verified(target, stream, record, self.files.object_path(record))
-        return other._commit(source)
+                    other.put_verified(target, stream, record, self.files.object_path(record))
+        return other.commit_manifest(source)
 
     def move_to(self, other: BackupStore, backup_id: str) -> BackupInfo:
         """Copy, verify the copy as ``other`` stores it, and only then delete here."""
@@ -616,48 +610,25 @@ class BackupStore:
         for record in other.manifest(backup_id).objects:
             path = other.files.object_path(record)
             with other.files.io("read backup", path), other.files.open_read(path) as stream:
-                _drain_checked(stream, record, path)
+                framing.drain_checked(stream, record, path)
         self.delete(backup_id)
         return copied
 
-    def _put_verified(self, target: str, stream: IO[bytes], record: ObjectRecord, where: str) -> None:
+    def put_verified(self, target: str, stream: IO[bytes], record: ObjectRecord, where: str) -> None:
         """Store an object's stored bytes read from ``stream`` at ``target``, only if they are the
         bytes ``record`` vouches for; spooled to a temporary file, so memory stays bounded."""
         with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
-            _drain_checked(stream, record, where, spool)
+            framing.drain_checked(stream, record, where, spool)
             spool.seek(0)
-            self.files.put(target, lambda sink: shutil.copyfileobj(spool, sink, _READ_CHUNK))
+            self.files.put(target, lambda sink: shutil.copyfileobj(spool, sink, framing.READ_CHUNK))
 
-    # --- archives ------------------------------------------------------------------------------
+    # --- archives: archive.py does the work -----------------------------------------------------
 
     def export(self, backup_id: str, path: str | os.PathLike[str]) -> str:
-        """Write one backup, manifest and objects, into a ``.tar.gz`` at a local path.
+        """Write one backup, manifest and objects, into a ``.tar.gz`` at a local path (see :mod:`.archive`)."""
+        from schemasync_backup.store.archive import export
 
-        Every object is checked against the manifest while it streams into the archive; the
-        archive appears at ``path`` only when complete."""
-        manifest_path, manifest_bytes = self._manifest_bytes(backup_id)
-        # The bytes archived are the bytes checked: one read.
-        found = manifest.load(manifest_bytes, manifest_path, backup_id=backup_id, keyring=self.keyring)
-        self.authenticate(found)
-        target = os.fspath(path)
-        partial = f"{target}.partial-{uuid.uuid4().hex[:8]}"
-        try:
-            with tarfile.open(partial, "w:gz") as archive:
-                _add_member(archive, "manifest.json", len(manifest_bytes), io.BytesIO(manifest_bytes))
-                for record in found.objects:
-                    source = self.files.object_path(record)
-                    with self.files.io("read backup", source), self.files.open_read(source) as stream:
-                        counting = framing.CountingReader(stream)
-                        try:
-                            _add_member(archive, f"objects/{record.path}", record.stored_size, counting)
-                        except OSError as exc:  # tarfile: the object is shorter than recorded
-                            raise IntegrityError(f"{source}: {exc}; the object is damaged", subject=source) from None
-                        _check_counted(counting, record, source)
-            os.replace(partial, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial)
-        return target
+        return export(self, backup_id, path)
 
     def import_archive(
         self,
@@ -667,77 +638,11 @@ class BackupStore:
         max_expansion: int = 100,
         accept_unsealed: bool | None = None,
     ) -> BackupInfo:
-        """Import an archive written by :meth:`export`, refusing anything unsafe or damaged.
+        """Import an archive written by :meth:`export`, refusing anything unsafe or damaged (see :mod:`.archive`)."""
+        from schemasync_backup.store.archive import import_archive
 
-        The archive is untrusted: it is read as a stream, member by member, never whole; the
-        manifest comes first and decides which members may follow and their exact sizes, which
-        are checked before a byte is read; an archive that declares more than ``max_expansion``
-        times its own size is refused as a decompression bomb. An encrypted store imports only
-        a backup one of its keys sealed, unless ``accept_unsealed`` (default: the store's).
-        """
-        where = os.fspath(path)
-        try:
-            archive_size = os.path.getsize(where)
-            archive = tarfile.open(where, "r|gz")  # noqa: SIM115 - opened here to translate errors, closed below
-        except (OSError, tarfile.TarError) as exc:
-            raise ArchiveError(f"cannot read archive {where}: {exc}", subject=where) from exc
-        try:
-            with archive:
-                found = self._import_members(archive, where, archive_size, max_member_size, max_expansion,
-                                             self.accept_unsealed if accept_unsealed is None else accept_unsealed)
-        except (tarfile.TarError, EOFError, zlib.error) as exc:
-            raise ArchiveError(f"archive {where} is damaged: {exc}", subject=where) from exc
-        return self._commit(found)
-
-    def _import_members(
-        self, archive: tarfile.TarFile, where: str, archive_size: int, max_member_size: int, max_expansion: int,
-        accept_unsealed: bool,
-    ) -> Manifest:
-        members = iter(archive)
-        first = next(members, None)
-        if first is None or first.name != "manifest.json":
-            raise ArchiveError(f"archive {where} does not start with manifest.json: not an exported backup",
-                               subject=where)
-        _check_member(first, where, min(max_member_size, _MAX_MANIFEST))
-        found = manifest.load(_extract(archive, first), f"{where}:manifest.json", keyring=self.keyring)
-        if not is_backup_id(found.info.id):
-            raise ArchiveError(f"archive {where} names backup id {found.info.id!r}, which is not a backup id: "
-                               "refusing it", subject=where)
-        attrs.evolve(self, accept_unsealed=accept_unsealed).authenticate(found)
-        if self.exists(found.info.id):
-            raise ArchiveError(f"backup {found.info.id} already exists in {self.url}", subject=found.info.id)
-        expected = {f"objects/{record.path}": record for record in found.objects}
-        declared = sum(record.stored_size for record in found.objects) + first.size
-        if declared > max_expansion * archive_size + _READ_CHUNK:
-            raise ArchiveError(
-                f"archive {where} declares {declared} bytes in {archive_size}: more than {max_expansion} times its "
-                "size, refusing a decompression bomb", subject=where)
-        seen: set[str] = {first.name}
-        for member in members:
-            _check_member(member, where, max_member_size)
-            if member.name in seen:
-                raise ArchiveError(f"archive {where}: duplicate member {member.name!r}", subject=member.name)
-            seen.add(member.name)
-            record = expected.get(member.name)
-            if record is None:
-                raise ArchiveError(f"archive {where}: member {member.name!r} is not named by its manifest",
-                                   subject=member.name)
-            if member.size != record.stored_size:
-                raise ArchiveError(f"archive {where}: member {member.name!r} is {member.size} bytes, its manifest "
-                                   f"says {record.stored_size}", subject=member.name)
-            stream = archive.extractfile(member)
-            if stream is None:
-                raise ArchiveError(f"archive member {member.name!r} cannot be read", subject=member.name)
-            target = self.files.object_path(record)
-            name = f"{where}:{member.name}"
-            if self.files.exists(target):
-                _drain_checked(stream, record, name)  # the archive must still hold what it claims
-            else:
-                self._put_verified(target, stream, record, name)
-        missing = sorted(set(expected) - seen)
-        if missing:
-            raise ArchiveError(f"archive {where} lacks object {missing[0]}", subject=missing[0])
-        return found
+        return import_archive(self, path, max_member_size=max_member_size, max_expansion=max_expansion,
+                              accept_unsealed=accept_unsealed)
 
     # --- keys ------------------------------------------------------------------------------------
 
@@ -873,56 +778,6 @@ def _matches(
     if created is not None and after is not None and created < after:
         return False
     return not (created is not None and before is not None and created > before)
-
-
-def _check_counted(counting: framing.CountingReader, record: ObjectRecord, where: str) -> None:
-    actual = counting.digest.hexdigest()
-    if counting.count != record.stored_size or actual != record.stored_sha256:
-        raise IntegrityError(
-            f"{where}: backup validation failed: checksum mismatch (expected: {record.stored_sha256}, got: {actual})",
-            subject=where,
-        )
-
-
-def _drain_checked(stream: IO[bytes], record: ObjectRecord, where: str, sink: IO[bytes] | None = None) -> None:
-    """Read ``stream`` to its end (into ``sink``), never past the recorded size, and check it."""
-    counting = framing.CountingReader(stream)
-    while chunk := counting.read(_READ_CHUNK):
-        if counting.count > record.stored_size:
-            break
-        if sink is not None:
-            sink.write(chunk)
-    _check_counted(counting, record, where)
-
-
-def _add_member(archive: tarfile.TarFile, name: str, size: int, stream: Any) -> None:
-    member = tarfile.TarInfo(name)
-    member.size = size
-    member.mode = 0o600
-    archive.addfile(member, stream)
-
-
-def _check_member(member: tarfile.TarInfo, where: str, max_size: int) -> None:
-    name = member.name
-    if not member.isfile():
-        kind = "link" if member.issym() or member.islnk() else "non-file entry"
-        raise ArchiveError(f"archive {where}: refusing {kind} {name!r}", subject=name)
-    if name.startswith("/") or ".." in name.split("/") or "\\" in name:
-        raise ArchiveError(f"archive {where}: refusing path traversal in member {name!r}", subject=name)
-    if name != "manifest.json" and not (name.startswith("objects/") and framing.OBJECT_NAME.match(name[8:])):
-        raise ArchiveError(f"archive {where}: unexpected member {name!r}", subject=name)
-    if member.size > max_size:
-        raise ArchiveError(
-            f"archive {where}: member {name!r} is {member.size} bytes, over the limit of {max_size}", subject=name
-        )
-
-
-def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    stream = archive.extractfile(member)
-    if stream is None:
-        raise ArchiveError(f"archive member {member.name!r} cannot be read", subject=member.name)
-    with stream:
-        return stream.read(member.size)
 
 
 def _document_path(relative: str) -> str:

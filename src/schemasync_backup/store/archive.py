@@ -1,0 +1,171 @@
+"""Archives: one backup as a ``.tar.gz`` to carry elsewhere, and the untrusted way back in.
+
+Export streams every object through a check against the manifest. Import reads the archive as a
+stream: the manifest comes first and decides which members may follow, with their exact sizes,
+checked before a byte is read; nothing is held whole in memory, and an archive that declares far
+more than it occupies is refused as a decompression bomb (docs/storage-format.md, Archives).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tarfile
+import uuid
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from schemasync_backup.errors import ArchiveError, IntegrityError
+from schemasync_backup.formats import framing, manifest
+from schemasync_backup.formats.backup_id import is_backup_id
+from schemasync_backup.formats.framing import CountingReader, check_counted, drain_checked
+from schemasync_backup.formats.manifest import BackupInfo, Manifest
+
+if TYPE_CHECKING:
+    from schemasync_backup.store.store import BackupStore
+
+#: A manifest is small; an archive member called manifest.json that is not, is refused before it is read.
+_MAX_MANIFEST = 64 * 1024 * 1024
+
+
+def export(store: BackupStore, backup_id: str, path: str | os.PathLike[str]) -> str:
+    """Write one backup, manifest and objects, into a ``.tar.gz`` at a local path.
+
+    Every object is checked against the manifest while it streams into the archive; the
+    archive appears at ``path`` only when complete."""
+    manifest_path, manifest_bytes = store.manifest_bytes(backup_id)
+    # The bytes archived are the bytes checked: one read.
+    found = manifest.load(manifest_bytes, manifest_path, backup_id=backup_id, keyring=store.keyring)
+    store.authenticate(found)
+    target = os.fspath(path)
+    partial = f"{target}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        with tarfile.open(partial, "w:gz") as archive:
+            _add_member(archive, "manifest.json", len(manifest_bytes), io.BytesIO(manifest_bytes))
+            for record in found.objects:
+                source = store.files.object_path(record)
+                with store.files.io("read backup", source), store.files.open_read(source) as stream:
+                    counting = CountingReader(stream)
+                    try:
+                        _add_member(archive, f"objects/{record.path}", record.stored_size, counting)
+                    except OSError as exc:  # tarfile: the object is shorter than recorded
+                        raise IntegrityError(f"{source}: {exc}; the object is damaged", subject=source) from None
+                    check_counted(counting, record, source)
+        os.replace(partial, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
+    return target
+
+def import_archive(
+    store: BackupStore,
+    path: str | os.PathLike[str],
+    *,
+    max_member_size: int = 16 * 1024**3,
+    max_expansion: int = 100,
+    accept_unsealed: bool | None = None,
+) -> BackupInfo:
+    """Import an archive written by :meth:`export`, refusing anything unsafe or damaged.
+
+    The archive is untrusted: it is read as a stream, member by member, never whole; the
+    manifest comes first and decides which members may follow and their exact sizes, which
+    are checked before a byte is read; an archive that declares more than ``max_expansion``
+    times its own size is refused as a decompression bomb. An encrypted store imports only
+    a backup one of its keys sealed, unless ``accept_unsealed`` (default: the store's).
+    """
+    where = os.fspath(path)
+    try:
+        archive_size = os.path.getsize(where)
+        archive = tarfile.open(where, "r|gz")  # noqa: SIM115 - opened here to translate errors, closed below
+    except (OSError, tarfile.TarError) as exc:
+        raise ArchiveError(f"cannot read archive {where}: {exc}", subject=where) from exc
+    try:
+        with archive:
+            found = _import_members(store, archive, where, archive_size, max_member_size, max_expansion,
+                                         store.accept_unsealed if accept_unsealed is None else accept_unsealed)
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise ArchiveError(f"archive {where} is damaged: {exc}", subject=where) from exc
+    return store.commit_manifest(found)
+
+def _import_members(
+    store: BackupStore, archive: tarfile.TarFile, where: str, archive_size: int, max_member_size: int,
+    max_expansion: int, accept_unsealed: bool,
+) -> Manifest:
+    members = iter(archive)
+    first = next(members, None)
+    if first is None or first.name != "manifest.json":
+        raise ArchiveError(f"archive {where} does not start with manifest.json: not an exported backup",
+                           subject=where)
+    _check_member(first, where, min(max_member_size, _MAX_MANIFEST))
+    found = manifest.load(_extract(archive, first), f"{where}:manifest.json", keyring=store.keyring)
+    if not is_backup_id(found.info.id):
+        raise ArchiveError(f"archive {where} names backup id {found.info.id!r}, which is not a backup id: "
+                           "refusing it", subject=where)
+    attrs.evolve(store, accept_unsealed=accept_unsealed).authenticate(found)
+    if store.exists(found.info.id):
+        raise ArchiveError(f"backup {found.info.id} already exists in {store.url}", subject=found.info.id)
+    expected = {f"objects/{record.path}": record for record in found.objects}
+    declared = sum(record.stored_size for record in found.objects) + first.size
+    if declared > max_expansion * archive_size + framing.READ_CHUNK:
+        raise ArchiveError(
+            f"archive {where} declares {declared} bytes in {archive_size}: more than {max_expansion} times its "
+            "size, refusing a decompression bomb", subject=where)
+    seen: set[str] = {first.name}
+    for member in members:
+        _check_member(member, where, max_member_size)
+        if member.name in seen:
+            raise ArchiveError(f"archive {where}: duplicate member {member.name!r}", subject=member.name)
+        seen.add(member.name)
+        record = expected.get(member.name)
+        if record is None:
+            raise ArchiveError(f"archive {where}: member {member.name!r} is not named by its manifest",
+                               subject=member.name)
+        if member.size != record.stored_size:
+            raise ArchiveError(f"archive {where}: member {member.name!r} is {member.size} bytes, its manifest "
+                               f"says {record.stored_size}", subject=member.name)
+        stream = archive.extractfile(member)
+        if stream is None:
+            raise ArchiveError(f"archive member {member.name!r} cannot be read", subject=member.name)
+        target = store.files.object_path(record)
+        name = f"{where}:{member.name}"
+        if store.files.exists(target):
+            drain_checked(stream, record, name)  # the archive must still hold what it claims
+        else:
+            store.put_verified(target, stream, record, name)
+    missing = sorted(set(expected) - seen)
+    if missing:
+        raise ArchiveError(f"archive {where} lacks object {missing[0]}", subject=missing[0])
+    return found
+
+
+def _add_member(archive: tarfile.TarFile, name: str, size: int, stream: Any) -> None:
+    member = tarfile.TarInfo(name)
+    member.size = size
+    member.mode = 0o600
+    archive.addfile(member, stream)
+
+
+def _check_member(member: tarfile.TarInfo, where: str, max_size: int) -> None:
+    name = member.name
+    if not member.isfile():
+        kind = "link" if member.issym() or member.islnk() else "non-file entry"
+        raise ArchiveError(f"archive {where}: refusing {kind} {name!r}", subject=name)
+    if name.startswith("/") or ".." in name.split("/") or "\\" in name:
+        raise ArchiveError(f"archive {where}: refusing path traversal in member {name!r}", subject=name)
+    if name != "manifest.json" and not (name.startswith("objects/") and framing.OBJECT_NAME.match(name[8:])):
+        raise ArchiveError(f"archive {where}: unexpected member {name!r}", subject=name)
+    if member.size > max_size:
+        raise ArchiveError(
+            f"archive {where}: member {name!r} is {member.size} bytes, over the limit of {max_size}", subject=name
+        )
+
+
+def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    stream = archive.extractfile(member)
+    if stream is None:
+        raise ArchiveError(f"archive member {member.name!r} cannot be read", subject=member.name)
+    with stream:
+        return stream.read(member.size)
