@@ -1,18 +1,14 @@
 """BackupStore: backups on any fsspec storage, content-addressed, with the manifest written last.
 
-Layout under the store's URL (docs/storage-format.md is normative)::
-
-    objects/<aa>/<sha256 of plaintext>.<key id or "plain">   immutable, written once
-    manifests/<backup id>.json                               written last; a backup exists iff this does
-    pending/<backup id>.json                                 while a create runs; left behind by a crash
-    status/<backup id>.json                                  what validation learned (CORRUPTED, ...)
-    tmp/<random>                                             staging where rename is atomic (disk, memory)
+The layout and all storage I/O belong to :mod:`schemasync_backup.store.fs` (``BackupStore.files``);
+docs/storage-format.md is normative. This module writes and reads backups through it.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import getpass
 import hashlib
 import importlib.metadata
@@ -75,6 +71,7 @@ _DOCUMENT_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _UPLOAD_BLOCK = 8 * 1024 * 1024
 
 
+@functools.cache
 def _tool_version() -> str:
     # From the installed metadata, the one source of the version (pyproject.toml), not the package root.
     return importlib.metadata.version("schemasync_backup")
