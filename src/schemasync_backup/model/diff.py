@@ -136,6 +136,8 @@ def _table_details(old: Table, new: Table) -> tuple[str, ...]:
     details += _named_details("foreign key", before.foreign_keys, after.foreign_keys)
     if before.options != after.options:
         details.append(f"options: {before.options} -> {after.options}")
+    if before.versioned != after.versioned:
+        details.append("system versioning " + ("added" if after.versioned else "removed"))
     if before.partitioning != after.partitioning:
         details.append("partitioning changed")
     return tuple(details) or ("definition changed",)

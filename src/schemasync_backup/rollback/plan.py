@@ -30,13 +30,19 @@ from schemasync_backup.ddl.render import (
 from schemasync_backup.ddl.snapshot_script import split_foreign_keys, view_order
 from schemasync_backup.errors import UnsafeScriptError
 from schemasync_backup.model.diff import definition, routine_key
-from schemasync_backup.model.snapshot import Snapshot, Table, Trigger
+from schemasync_backup.model.snapshot import Column, Snapshot, Table, Trigger
 from schemasync_backup.sql import client_script, create_table
 from schemasync_backup.sql.create_table import TableParts
 from schemasync_backup.sql.quoting import quote_identifier, quote_string
 
-__all__ = ["DEFINER_POLICIES", "Risk", "RollbackPlan", "RollbackStep", "apply_definer_policy", "build_steps"]
-_OPTION_KEYS = re.compile(r"(?:^|\s)((?:DEFAULT )?[A-Z_]+)=")
+__all__ = ["DEFINER_POLICIES", "Risk", "RollbackPlan", "RollbackStep", "apply_definer_policy", "build_steps",
+           "fit_sequence", "limitations"]
+_OPTION_KEYS = re.compile(r"(?:^|\s)((?:DEFAULT )?[A-Z_]+|`(?:[^`]|``)+`)=")
+#: What the server means by an option's absence, where ``=DEFAULT`` is a syntax error.
+_RESET_VALUES = {"KEY_BLOCK_SIZE": "0", "MIN_ROWS": "0", "MAX_ROWS": "0", "AVG_ROW_LENGTH": "0", "CHECKSUM": "0",
+                 "DELAY_KEY_WRITE": "0", "INSERT_METHOD": "NO", "CONNECTION": "''", "COMMENT": "''"}
+_PERIOD = "PERIOD FOR "
+SEQUENCE, SYSTEM_VERSIONED = "SEQUENCE", "SYSTEM VERSIONED"
 _INT_RANGES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 8}
 
 
@@ -68,6 +74,7 @@ class StepPhase(enum.StrEnum):
     ALTER_TABLE_OPTIONS = "alter table options"
     ALTER_TABLE = "alter table"
     ALTER_TABLE_PARTITIONING = "alter table partitioning"
+    ALTER_SEQUENCE = "alter sequence"
     ADD_FOREIGN_KEY = "add foreign key"
     CREATE_ROUTINE = "create routine"
     CREATE_VIEW = "create view"
@@ -250,7 +257,12 @@ def build_steps(
     steps += [RollbackStep(StepPhase.DROP_FOREIGN_KEY, "table", table,
                            f"ALTER TABLE {_q(table)} DROP FOREIGN KEY {_q(fk)}")
               for (table, fk), line in sorted(old_fks.items()) if new_fks.get((table, fk)) != line]
-    table_steps, notes = _table_steps(live, target)
+    readded: dict[str, list[tuple[str, ...]]] = {}
+    for (table, fk), line in new_fks.items():
+        if old_fks.get((table, fk)) != line and table in old_tables:
+            readded.setdefault(table, []).extend(
+                key.columns for key in new_tables[table].foreign_keys if key.name == fk)
+    table_steps, notes = _table_steps(live, target, readded)
     steps += table_steps
     steps += [RollbackStep(StepPhase.ADD_FOREIGN_KEY, "table", table, f"ALTER TABLE {_q(table)} ADD {line}")
               for (table, fk), line in sorted(new_fks.items()) if old_fks.get((table, fk)) != line]
@@ -265,7 +277,29 @@ def build_steps(
     return steps, notes
 
 
-def _table_steps(live: Snapshot, target: Snapshot) -> tuple[list[RollbackStep], list[str]]:
+def limitations(live: Snapshot, target: Snapshot) -> list[str]:
+    """Changes no plan can make on the server: they refuse the plan at plan time, before any step runs."""
+    old_tables, new_tables = {t.name: t for t in live.tables}, {t.name: t for t in target.tables}
+    found = []
+    for name in sorted(old_tables.keys() & new_tables.keys()):
+        old, new = old_tables[name], new_tables[name]
+        if SEQUENCE in (old.kind, new.kind) or definition("table", old) == definition("table", new):
+            continue
+        try:
+            before, after = create_table.parse(old.create_sql), create_table.parse(new.create_sql)
+        except create_table.UnrecognisedDefinitionError:
+            found.append(f"table {_q(name)}: its definition has a layout the planner does not recognise; "
+                         "roll it back by hand (see rollback compare)")
+            continue
+        if (before.versioned or after.versioned) and old.engine != new.engine:
+            found.append(f"table {_q(name)}: the server cannot change the engine of a system-versioned table "
+                         f"({old.engine} -> {new.engine}, error 4120); drop its versioning history by hand first "
+                         "(ALTER TABLE ... DROP SYSTEM VERSIONING), then plan again")
+    return found
+
+
+def _table_steps(live: Snapshot, target: Snapshot, readded: Mapping[str, list[tuple[str, ...]]]
+                 ) -> tuple[list[RollbackStep], list[str]]:
     old_tables, new_tables = {t.name: t for t in live.tables}, {t.name: t for t in target.tables}
     steps: list[RollbackStep] = []
     notes: list[str] = []
@@ -273,20 +307,66 @@ def _table_steps(live: Snapshot, target: Snapshot) -> tuple[list[RollbackStep], 
         steps.append(RollbackStep(StepPhase.ALTER_DATABASE, "database", target.database,
                                   f"ALTER DATABASE {_q(live.database)} CHARACTER SET {target.charset} "
                                   f"COLLATE {target.collation}"))
-    for name in sorted(old_tables.keys() - new_tables.keys()):
+    # A table that turns into a sequence (or back) is dropped and created again.
+    rebuilt = {name for name in old_tables.keys() & new_tables.keys()
+               if (old_tables[name].kind == SEQUENCE) != (new_tables[name].kind == SEQUENCE)}
+    for name in sorted((old_tables.keys() - new_tables.keys()) | rebuilt):
         steps.append(RollbackStep(StepPhase.DROP_TABLE, "table", name, f"DROP TABLE {_q(name)}",
                                   risks=(Risk("the table and all its rows are dropped",
                                               f"SELECT COUNT(*) FROM {_q(name)}"),)))
-    table_mode = (f"SET SESSION sql_mode = {quote_string(TABLE_SQL_MODE)}",)
-    for name in sorted(new_tables.keys() - old_tables.keys()):
+    for name in sorted((new_tables.keys() - old_tables.keys()) | rebuilt):
         create, _ = split_foreign_keys(new_tables[name])
-        steps.append(RollbackStep(StepPhase.CREATE_TABLE, "table", name, create, session=table_mode))
-    for name in sorted(old_tables.keys() & new_tables.keys()):
-        if definition("table", old_tables[name]) != definition("table", new_tables[name]):
-            altered, table_notes = _alter_table(old_tables[name], new_tables[name])
-            steps += [attrs.evolve(step, session=table_mode) for step in altered]
-            notes += table_notes
+        steps.append(RollbackStep(StepPhase.CREATE_TABLE, "table", name, create, session=_table_mode(False)))
+    for name in sorted((old_tables.keys() & new_tables.keys()) - rebuilt):
+        old, new = old_tables[name], new_tables[name]
+        if definition("table", old) == definition("table", new):
+            continue
+        if SEQUENCE in (old.kind, new.kind):
+            steps.append(_sequence_step(old, new))
+            continue
+        try:
+            altered, table_notes = _alter_table(old, new, readded.get(name, []))
+        except create_table.UnrecognisedDefinitionError:
+            continue  # limitations() refuses the plan
+        versioned = SYSTEM_VERSIONED in (old.kind, new.kind)
+        steps += [attrs.evolve(step, session=_table_mode(versioned)) for step in altered]
+        notes += table_notes
     return steps, notes
+
+
+def _table_mode(versioned: bool) -> tuple[str, ...]:
+    mode = (f"SET SESSION sql_mode = {quote_string(TABLE_SQL_MODE)}",)
+    # Without KEEP the server refuses every ALTER of a system-versioned table (error 4119).
+    return (*mode, "SET SESSION system_versioning_alter_history = KEEP") if versioned else mode
+
+
+def _sequence_step(live: Table, target: Table) -> RollbackStep:
+    """ALTER SEQUENCE to the backup's options (the current value stays), or re-create it when its
+    table options differ."""
+    head = f"CREATE SEQUENCE {_q(target.name)} "
+    options, _, tail = target.create_sql.removeprefix(head).partition(" ENGINE=")
+    _, _, live_tail = live.create_sql.removeprefix(f"CREATE SEQUENCE {_q(live.name)} ").partition(" ENGINE=")
+    if tail == live_tail and target.create_sql.startswith(head):
+        return RollbackStep(StepPhase.ALTER_SEQUENCE, "sequence", target.name,
+                            f"ALTER SEQUENCE {_q(target.name)} {options}")
+    return RollbackStep(StepPhase.ALTER_SEQUENCE, "sequence", target.name,
+                        target.create_sql.replace("CREATE SEQUENCE ", "CREATE OR REPLACE SEQUENCE ", 1),
+                        risks=(Risk("the sequence is re-created and starts again from its START value",
+                                    f"SELECT COUNT(*) FROM {_q(target.name)}"),))
+
+
+def fit_sequence(step: RollbackStep, next_value: int) -> RollbackStep:
+    """An ALTER SEQUENCE step that restarts the sequence when its next value lies outside the backup's range
+    (the server would accept the ALTER and then refuse every NEXTVAL)."""
+    bounds = re.search(r"\bminvalue (-?\d+) maxvalue (-?\d+)", step.sql)
+    if not step.sql.startswith("ALTER SEQUENCE ") or bounds is None:
+        return step
+    low, high = int(bounds.group(1)), int(bounds.group(2))
+    if low <= next_value <= high:
+        return step
+    return attrs.evolve(step, sql=step.sql + " RESTART", risks=(*step.risks, Risk(
+        f"its next value {next_value} is outside the backup's range {low}..{high}: the sequence restarts "
+        "from its START value", f"SELECT COUNT(*) FROM {_q(step.object_name)}")))
 
 
 def _changed(
@@ -335,62 +415,115 @@ def _common_prefix(old: tuple[tuple[str, str], ...], new: tuple[tuple[str, str],
     return count
 
 
-def _alter_table(live: Table, target: Table) -> tuple[list[RollbackStep], list[str]]:
+def _alter_table(live: Table, target: Table, readded: list[tuple[str, ...]]
+                 ) -> tuple[list[RollbackStep], list[str]]:
     old, new = create_table.parse(live.create_sql), create_table.parse(target.create_sql)
     name = target.name
     steps: list[RollbackStep] = []
     notes: list[str] = []
-    if old.other != new.other:
-        notes.append(f"table {_q(name)}: {', '.join(new.other or old.other)} differs and is not rolled back")
+    unknown = sorted({line for line in (*old.other, *new.other) if not line.startswith(_PERIOD)}
+                     - (set(old.other) & set(new.other)))
+    if unknown:
+        notes.append(f"table {_q(name)}: {', '.join(unknown)} differs and is not rolled back")
     if old.options != new.options:
-        steps.append(RollbackStep(StepPhase.ALTER_TABLE_OPTIONS, "table", name,
-                                  f"ALTER TABLE {_q(name)} {_option_changes(old.options, new.options)}",
-                                  risks=_charset_risk(name, old.options, new.options)))
-    clauses, risks = _structure_clauses(live, target, old, new)
+        steps += _option_steps(name, old.options, new.options, engine_changed=live.engine != target.engine)
+    clauses, risks = _structure_clauses(live, target, old, new, readded)
     dropped = [n for n, _ in old.columns if n not in dict(new.columns)]
     added = [n for n, _ in new.columns if n not in dict(old.columns)]
     if dropped and added:
         notes.append(f"table {_q(name)}: columns {', '.join(map(_q, dropped))} are dropped and "
                      f"{', '.join(map(_q, added))} added; renames are not guessed, so their data is not carried over")
+    repartition = old.partitioning != new.partitioning
+    if clauses and repartition and old.partitioning:
+        # The live partitioning may need keys or columns the backup's table lacks (every unique
+        # key must hold the partitioning columns): remove it before the structure changes.
+        steps.append(RollbackStep(StepPhase.ALTER_TABLE_PARTITIONING, "table", name,
+                                  f"ALTER TABLE {_q(name)} REMOVE PARTITIONING"))
     if clauses:
         steps.append(RollbackStep(StepPhase.ALTER_TABLE, "table", name,
                                   f"ALTER TABLE {_q(name)}\n  " + ",\n  ".join(clauses), risks=tuple(risks)))
-    if old.partitioning != new.partitioning:
+    if repartition and (new.partitioning or not clauses):
         sql = f"ALTER TABLE {_q(name)} " + (new.partitioning or "REMOVE PARTITIONING")
         steps.append(RollbackStep(StepPhase.ALTER_TABLE_PARTITIONING, "table", name, sql))
     return steps, notes
 
 
-def _structure_clauses(live: Table, target: Table, old: TableParts, new: TableParts) -> tuple[list[str], list[Risk]]:
+def _structure_clauses(live: Table, target: Table, old: TableParts, new: TableParts,
+                       readded: list[tuple[str, ...]]) -> tuple[list[str], list[Risk]]:
     name = target.name
     clauses: list[str] = []
     risks: list[Risk] = []
     # Keys and checks after the first difference are dropped and re-added in order: the
     # server prints them in creation order, and only this restores its text exactly.
-    keep_keys, keep_checks = _common_prefix(old.keys, new.keys), _common_prefix(old.checks, new.checks)
+    keep_keys = min(_common_prefix(old.keys, new.keys), _first_fk_index(target, new, readded))
+    keep_checks = _common_prefix(old.checks, new.checks)
     clauses += [f"DROP CONSTRAINT {_q(check)}" for check, _ in old.checks[keep_checks:]]
     clauses += ["DROP PRIMARY KEY" if key == "PRIMARY" else f"DROP INDEX {_q(key)}" for key, _ in old.keys[keep_keys:]]
     old_columns, new_columns = dict(old.columns), dict(new.columns)
+    # The server cannot MODIFY a column into or out of a generated one (error 1907): drop and add it.
+    regenerated = {column for column, line in new.columns if column in old_columns and old_columns[column] != line
+                   and _generation(live.column(column), old_columns[column])
+                   != _generation(target.column(column), line)}
     for column, _ in old.columns:
-        if column not in new_columns:
+        if column not in new_columns or column in regenerated:
             clauses.append(f"DROP COLUMN {_q(column)}")
-            risks.append(Risk(f"column {_q(column)} is dropped with its values",
+            what = "dropped" if column not in new_columns else "dropped and added again as " + (
+                _generation(target.column(column), new_columns[column]).lower() or "a regular column")
+            risks.append(Risk(f"column {_q(column)} is {what} with its values",
                               f"SELECT COUNT(*) FROM {_q(name)} WHERE {_q(column)} IS NOT NULL"))
+    old_periods = [line for line in old.other if line.startswith(_PERIOD)]
+    new_periods = [line for line in new.other if line.startswith(_PERIOD)]
+    clauses += [f"DROP PERIOD FOR {_period_name(line)}" for line in old_periods if line not in new_periods]
+    if old.versioned and not new.versioned:
+        clauses.append("DROP SYSTEM VERSIONING")
     staying = _longest_common_subsequence([c for c, _ in old.columns if c in new_columns],
                                           [c for c, _ in new.columns if c in old_columns])
     previous: str | None = None
     for column, line in new.columns:
         position = "FIRST" if previous is None else f"AFTER {_q(previous)}"
-        if column not in old_columns:
+        if column not in old_columns or column in regenerated:
             clauses.append(f"ADD COLUMN {line} {position}")
-        elif old_columns[column] != line or column not in staying:
+        elif (old_columns[column] != line or column not in staying
+              or live.column(column).collation != target.column(column).collation):
+            # The same line can mean another character set: an unnamed one is the table's default.
             clauses.append(f"MODIFY COLUMN {line} {position}")
-            if old_columns[column] != line:
+            if old_columns[column] != line or live.column(column).collation != target.column(column).collation:
                 risks += _column_risks(name, live.column(column), target.column(column))
         previous = column
+    clauses += [f"ADD {line}" for line in new_periods if line not in old_periods]
+    if new.versioned and not old.versioned:
+        clauses.append("ADD SYSTEM VERSIONING")
     clauses += [f"ADD {line}" for _, line in new.keys[keep_keys:]]
     clauses += [f"ADD {line}" for _, line in new.checks[keep_checks:]]
     return clauses, risks
+
+
+def _generation(column: Column, line: str) -> str:
+    """How a column gets its values: VIRTUAL, STORED, ROW (a system-versioning period column) or "" (regular)."""
+    if column.generated is not None:
+        return "STORED" if column.stored else "VIRTUAL"
+    return "ROW" if " GENERATED ALWAYS AS ROW " in line else ""
+
+
+def _period_name(line: str) -> str:
+    return line.removeprefix(_PERIOD).split(" (", 1)[0]
+
+
+def _first_fk_index(target: Table, new: TableParts, readded: list[tuple[str, ...]]) -> int:
+    """Position of the backup's first key that a re-added foreign key may use.
+
+    Adding a foreign key makes MariaDB replace an index it once created implicitly for one with
+    an index named after the constraint; a key dropped and added again explicitly is kept.
+    """
+    indexes = {index.name: index for index in target.indexes}
+    for position, (key, _) in enumerate(new.keys):
+        index = indexes.get(key)
+        if index is None:
+            continue
+        columns = tuple(str(part.column).lower() for part in index.parts)
+        if any(columns[: len(fk)] == tuple(c.lower() for c in fk) for fk in readded):
+            return position
+    return len(new.keys)
 
 
 def _longest_common_subsequence(a: list[str], b: list[str]) -> set[str]:
@@ -411,18 +544,26 @@ def _longest_common_subsequence(a: list[str], b: list[str]) -> set[str]:
     return found
 
 
-def _option_changes(old: str, new: str) -> str:
-    """New options, plus resets for options the target no longer sets."""
+def _option_steps(table: str, old: str, new: str, *, engine_changed: bool) -> list[RollbackStep]:
+    """The backup's options, plus resets for options it does not set.
+
+    ``=DEFAULT`` is a syntax error for some options, which take the value the server means by
+    "absent" instead; and a reset in the statement that changes the engine is ignored (leaving
+    Aria keeps PAGE_CHECKSUM=1), so it runs as a statement of its own.
+    """
     old_keys = set(_OPTION_KEYS.findall(" " + old))
     new_keys = set(_OPTION_KEYS.findall(" " + new))
-    resets = []
-    for key in sorted(old_keys - new_keys):
-        bare = key.removeprefix("DEFAULT ")
-        if bare == "COMMENT":
-            resets.append("COMMENT=''")
-        elif bare not in ("CHARSET", "COLLATE", "ENGINE"):
-            resets.append(f"{bare}=DEFAULT")
-    return " ".join([new, *resets]).strip()
+    resets = [f"{key.removeprefix('DEFAULT ')}={_RESET_VALUES.get(key.removeprefix('DEFAULT ').upper(), 'DEFAULT')}"
+              for key in sorted(old_keys - new_keys)
+              if key.removeprefix("DEFAULT ") not in ("CHARSET", "COLLATE", "ENGINE")]
+    risks = _charset_risk(table, old, new)
+    if engine_changed and resets:
+        return [RollbackStep(StepPhase.ALTER_TABLE_OPTIONS, "table", table, f"ALTER TABLE {_q(table)} {new}",
+                             risks=risks),
+                RollbackStep(StepPhase.ALTER_TABLE_OPTIONS, "table", table,
+                             f"ALTER TABLE {_q(table)} {' '.join(resets)}")]
+    return [RollbackStep(StepPhase.ALTER_TABLE_OPTIONS, "table", table,
+                         f"ALTER TABLE {_q(table)} {' '.join([new, *resets]).strip()}", risks=risks)]
 
 
 def _charset_risk(table: str, old: str, new: str) -> tuple[Risk, ...]:

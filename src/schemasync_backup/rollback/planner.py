@@ -44,7 +44,15 @@ from schemasync_backup.formats.manifest import BackupInfo, Status
 from schemasync_backup.model.diff import SchemaDiff, diff
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.rollback import preflight
-from schemasync_backup.rollback.plan import DEFINER_POLICIES, RollbackPlan, RollbackStep, StepPhase, build_steps
+from schemasync_backup.rollback.plan import (
+    DEFINER_POLICIES,
+    RollbackPlan,
+    RollbackStep,
+    StepPhase,
+    build_steps,
+    fit_sequence,
+    limitations,
+)
 from schemasync_backup.sql.quoting import quote_identifier
 from schemasync_backup.store.store import BackupStore
 
@@ -213,8 +221,9 @@ class RollbackPlanner:
                 steps.insert(0, RollbackStep(StepPhase.CREATE_DATABASE, "database", name,
                                              f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET "
                                              f"{wanted.charset} COLLATE {wanted.collation}"))
-            steps = [self._measure(connection, name, step) for step in steps]
+            steps = [self._measure(connection, name, _fit_sequence(connection, name, step)) for step in steps]
             problems, warnings = preflight.check(connection, server.flavor, server.version, wanted, steps, name)
+            problems = [*limitations(live, goal), *problems]
         return RollbackPlan(
             backup_id=backup_id, database=name, live_hash=live.schema_hash, target_hash=goal.schema_hash,
             steps=tuple(steps), notes=tuple(notes + warnings), preflight=tuple(problems), created_at=_now(),
@@ -481,6 +490,15 @@ def _keep_unheld(live: Snapshot, goal: Snapshot) -> tuple[Snapshot, list[str]]:
         events=(*goal.events, *kept.get("event", [])),
     )
     return merged, names
+
+
+def _fit_sequence(connection: Connection, database: str, step: RollbackStep) -> RollbackStep:
+    """Restart a sequence whose live next value the backup's range no longer holds."""
+    if step.phase != StepPhase.ALTER_SEQUENCE:
+        return step
+    connection.select_db(database)
+    rows = query(connection, f"SELECT next_not_cached_value AS next FROM {quote_identifier(step.object_name)}")
+    return fit_sequence(step, int(rows[0]["next"])) if rows else step
 
 
 def _database_exists(connection: Connection, name: str) -> bool:

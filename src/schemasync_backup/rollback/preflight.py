@@ -19,6 +19,7 @@ _NEEDS: dict[StepPhase, set[str]] = {
     StepPhase.ALTER_TABLE: {"ALTER", "INDEX"},
     StepPhase.ALTER_TABLE_OPTIONS: {"ALTER"},
     StepPhase.ALTER_TABLE_PARTITIONING: {"ALTER"},
+    StepPhase.ALTER_SEQUENCE: {"ALTER", "CREATE", "DROP"},
     StepPhase.DROP_FOREIGN_KEY: {"ALTER"},
     StepPhase.ADD_FOREIGN_KEY: {"ALTER", "REFERENCES"},
     StepPhase.DROP_VIEW: {"DROP"},

@@ -15,6 +15,7 @@ from schemasync_backup.errors import UnrecognisedDefinitionError as Unrecognised
 
 _AUTO_INCREMENT = re.compile(r" AUTO_INCREMENT=\d+")
 _IDENTIFIER = re.compile(r"`((?:[^`]|``)*)`")
+_VERSIONED = " WITH SYSTEM VERSIONING"
 _KEY_PREFIXES = ("UNIQUE KEY ", "KEY ", "FULLTEXT KEY ", "SPATIAL KEY ", "VECTOR KEY ")
 
 
@@ -27,9 +28,11 @@ class TableParts:
     foreign_keys: tuple[tuple[str, str], ...]
     #: Lines of other kinds (PERIOD FOR SYSTEM_TIME, ...), kept verbatim.
     other: tuple[str, ...]
-    #: Table options after the closing parenthesis, without the AUTO_INCREMENT counter.
+    #: Table options after the closing parenthesis, without the AUTO_INCREMENT counter and
+    #: WITH SYSTEM VERSIONING (which ``versioned`` says).
     options: str
     partitioning: str | None
+    versioned: bool = False
     #: Every definition line in the server's order, and everything from the closing parenthesis on.
     body: tuple[str, ...] = ()
     tail: str = ""
@@ -97,6 +100,8 @@ def parse(create_sql: str) -> TableParts:
     if not partition and "\n/*!50100 PARTITION BY " in tail:
         options, _, partition = tail.partition("\n/*!50100 PARTITION BY ")
         partition = partition.removesuffix(" */")
+    options = _AUTO_INCREMENT.sub("", options.removeprefix(")").strip())
+    versioned = options.endswith(_VERSIONED)
     return TableParts(
         header=lines[0],
         columns=tuple(columns),
@@ -104,8 +109,9 @@ def parse(create_sql: str) -> TableParts:
         checks=tuple(checks),
         foreign_keys=tuple(fks),
         other=tuple(other),
-        options=_AUTO_INCREMENT.sub("", options.removeprefix(")").strip()),
+        options=options.removesuffix(_VERSIONED).rstrip(),
         partitioning=("PARTITION BY " + partition.strip()) if partition else None,
+        versioned=versioned,
         body=tuple(body),
         tail=tail,
     )
