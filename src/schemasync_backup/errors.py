@@ -260,6 +260,14 @@ class RollbackRefusedError(RollbackError):
     """A rollback was refused before any statement ran (destructive without force, preflight, ...)."""
 
 
+class RehearsalFailedError(RollbackRefusedError):
+    """The plan failed its rehearsal in a scratch database; ``rehearsal`` says where and how."""
+
+    def __init__(self, message: str, *, subject: object = None, rehearsal: object = None) -> None:
+        super().__init__(message, subject=subject)
+        self.rehearsal = rehearsal
+
+
 class StalePlanError(RollbackRefusedError):
     """The live schema changed since the plan was made: plan again."""
 

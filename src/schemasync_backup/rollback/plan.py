@@ -35,7 +35,8 @@ from schemasync_backup.sql import client_script, create_table
 from schemasync_backup.sql.create_table import TableParts
 from schemasync_backup.sql.quoting import quote_identifier, quote_string
 
-__all__ = ["DEFINER_POLICIES", "Risk", "RollbackPlan", "RollbackStep", "apply_definer_policy", "build_steps",
+__all__ = ["DEFINER_POLICIES", "NOT_REHEARSED", "Rehearsal", "RehearsalStatus", "Risk", "RollbackPlan",
+           "RollbackStep", "apply_definer_policy", "build_steps",
            "fit_sequence", "limitations"]
 _OPTION_KEYS = re.compile(r"(?:^|\s)((?:DEFAULT )?[A-Z_]+|`(?:[^`]|``)+`)=")
 #: What the server means by an option's absence, where ``=DEFAULT`` is a syntax error.
@@ -114,8 +115,53 @@ class RollbackStep:
         return unstructure(self)  # type: ignore[no-any-return]
 
 
-@report("backup_id", "database", "live_hash", "target_hash", "created_at", "notes", "preflight", "warnings",
-        "destructive_steps", "steps", destructive_steps=lambda plan: len(plan.destructive_steps))
+class RehearsalStatus(enum.StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@attrs.frozen
+class Rehearsal:
+    """How the plan ran in a scratch database built from the live definitions of what it touches."""
+
+    status: RehearsalStatus = attrs.field(converter=RehearsalStatus)
+    #: Objects whose rehearsed definition differs from the backup's, with both texts.
+    differences: tuple[str, ...] = ()
+    #: The number of the step that failed, and the server's error.
+    failed_step: int | None = None
+    error: str | None = None
+    #: Why it was skipped, or what it left out (events: their schedule would run them).
+    reason: str = ""
+    objects_built: int = 0
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == RehearsalStatus.PASSED
+
+    @property
+    def failed(self) -> bool:
+        return self.status == RehearsalStatus.FAILED
+
+    def __str__(self) -> str:
+        if self.status == RehearsalStatus.SKIPPED:
+            return f"rehearsal skipped: {self.reason}"
+        head = (f"rehearsal {self.status} ({self.objects_built} object(s) built in a scratch database, "
+                f"{self.seconds:.2f} s)")
+        if self.failed_step is not None:
+            head += f": step {self.failed_step} failed: {self.error}"
+        elif self.differences:
+            head += (f": {len(self.differences)} object(s) end up unlike the backup:\n  "
+                     + "\n  ".join(self.differences))
+        return head + (f"; {self.reason}" if self.reason else "")
+
+
+NOT_REHEARSED = Rehearsal(RehearsalStatus.SKIPPED, reason="not asked for")
+
+
+@report("backup_id", "database", "live_hash", "target_hash", "created_at", "notes", "preflight", "rehearsal",
+        "warnings", "destructive_steps", "steps", destructive_steps=lambda plan: len(plan.destructive_steps))
 @attrs.frozen
 class RollbackPlan:
     backup_id: str
@@ -126,6 +172,7 @@ class RollbackPlan:
     notes: tuple[str, ...] = ()
     preflight: tuple[str, ...] = ()
     created_at: str = ""
+    rehearsal: Rehearsal = NOT_REHEARSED
 
     @property
     def is_empty(self) -> bool:
@@ -205,6 +252,7 @@ class RollbackPlan:
         lines += [f"  {count} x {phase}" for phase, count in kinds.items()]
         lines += [f"  WARNING {warning}" for warning in self.warnings]
         lines += [f"  PREFLIGHT {problem}" for problem in self.preflight]
+        lines.append(f"  REHEARSAL FAILED: {self.rehearsal}" if self.rehearsal.failed else f"  {self.rehearsal}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from schemasync_backup.errors import (
     DatabaseNotFoundError,
     InvalidInputError,
     QueryError,
+    RehearsalFailedError,
     RollbackConnectionLostError,
     RollbackRefusedError,
     RollbackStepError,
@@ -46,6 +47,7 @@ from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.rollback import preflight
 from schemasync_backup.rollback.plan import (
     DEFINER_POLICIES,
+    NOT_REHEARSED,
     RollbackPlan,
     RollbackStep,
     StepPhase,
@@ -53,6 +55,7 @@ from schemasync_backup.rollback.plan import (
     fit_sequence,
     limitations,
 )
+from schemasync_backup.rollback.rehearsal import rehearse as rehearse_steps
 from schemasync_backup.sql.quoting import quote_identifier
 from schemasync_backup.store.store import BackupStore
 
@@ -180,6 +183,8 @@ class RollbackPlanner:
         target_database: str | None = None,
         definer_policy: Mapping[str, str] | None = None,
         force: bool = False,
+        rehearse: bool = True,
+        rehearse_on: Source | None = None,
     ) -> RollbackPlan:
         """The steps that turn the live schema on ``target`` into the backup's, with the data at risk.
 
@@ -188,6 +193,10 @@ class RollbackPlanner:
         (:class:`DatabaseMismatchError`) unless ``target_database`` names it: the plan would drop
         everything that database holds and the backup lacks. For a partial backup, live objects the
         backup does not hold are kept unless ``force``.
+
+        The plan is rehearsed (``plan.rehearsal``) in a scratch database on the same server, or on
+        ``rehearse_on`` (a throwaway server) when given; ``rehearse=False`` skips that, and the
+        summary says so. :meth:`execute` refuses a plan whose rehearsal failed unless forced.
         """
         for kind, choice in (definer_policy or {}).items():
             if choice not in DEFINER_POLICIES:
@@ -224,9 +233,16 @@ class RollbackPlanner:
             steps = [self._measure(connection, name, _fit_sequence(connection, name, step)) for step in steps]
             problems, warnings = preflight.check(connection, server.flavor, server.version, wanted, steps, name)
             problems = [*limitations(live, goal), *problems]
+            rehearsal = NOT_REHEARSED
+            if rehearse and not problems:
+                with open_source(rehearse_on if rehearse_on is not None else connection) as scratch_server:
+                    rehearsal = rehearse_steps(scratch_server, live, goal, steps, definer_policy)
+            elif rehearse:
+                rehearsal = attrs.evolve(NOT_REHEARSED, reason="the plan is refused by preflight")
         return RollbackPlan(
             backup_id=backup_id, database=name, live_hash=live.schema_hash, target_hash=goal.schema_hash,
             steps=tuple(steps), notes=tuple(notes + warnings), preflight=tuple(problems), created_at=_now(),
+            rehearsal=rehearsal,
         )
 
     def _live(
@@ -274,6 +290,13 @@ class RollbackPlanner:
         that is consent for them, but not for preflight problems, which still need ``force``.
         """
         check_backup_id(plan.backup_id)
+        if plan.rehearsal.failed and not force:
+            raise RehearsalFailedError(
+                f"rollback refused: the plan failed its rehearsal in a scratch database, so it would fail on the "
+                f"live one too ({plan.rehearsal}); the live database was not changed. Plan again once the cause "
+                "is fixed, or run with force",
+                subject=plan.backup_id, rehearsal=plan.rehearsal,
+            )
         if plan.preflight and not force:
             raise RollbackRefusedError(
                 "rollback refused by preflight (use force to run anyway):\n  " + "\n  ".join(plan.preflight),
