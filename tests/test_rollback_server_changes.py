@@ -118,3 +118,40 @@ def test_an_engine_change_of_a_versioned_table_is_refused_at_plan_time(
                        "CREATE TABLE t (id int) ENGINE=InnoDB WITH SYSTEM VERSIONING")
     assert result.outcome == Outcome.REFUSED
     assert "system-versioned" in result.detail and "4120" in result.detail
+
+
+PREDICTED = {
+    "unique over duplicates": ("CREATE TABLE t (id int PRIMARY KEY, a int, UNIQUE KEY ua (a))",
+                               "CREATE TABLE t (id int PRIMARY KEY, a int)",
+                               "INSERT INTO t VALUES (1, 7), (2, 7), (3, NULL), (4, NULL), (5, 8)",
+                               "UNIQUE KEY `ua` is added over rows with duplicate values: 2 rows make the step fail"),
+    "primary key over duplicates": ("CREATE TABLE t (id int NOT NULL, a int, PRIMARY KEY (id, a))",
+                                    "CREATE TABLE t (id int NOT NULL, a int)",
+                                    "INSERT INTO t VALUES (1, 1), (1, 1), (1, 1), (2, 1)",
+                                    "PRIMARY KEY is added over rows with duplicate values: 3 rows make the step fail"),
+    "list partitions": ("CREATE TABLE t (a int) PARTITION BY LIST (a) (PARTITION p0 VALUES IN (1, 2), "
+                        "PARTITION p1 VALUES IN (3))",
+                        "CREATE TABLE t (a int)", "INSERT INTO t VALUES (1), (3), (5), (NULL)",
+                        "no partition of the backup's LIST partitioning takes: 2 rows make the step fail"),
+    "range partitions": ("CREATE TABLE t (a int) PARTITION BY RANGE (a) (PARTITION p0 VALUES LESS THAN (10))",
+                         "CREATE TABLE t (a int)", "INSERT INTO t VALUES (1), (NULL), (15)",
+                         "no partition of the backup's RANGE partitioning takes: 1 row makes the step fail"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PREDICTED))
+def test_data_that_would_fail_a_step_refuses_the_plan_with_counts(
+    mariadb: ThrowawayServer, store: BackupStore, case: str
+) -> None:
+    backup_sql, live_sql, rows, expected = PREDICTED[case]
+    database = "predicted"
+    load_state(mariadb, database, backup_sql)
+    info = store.save(Snapshot.capture(mariadb.dsn, database))
+    load_state(mariadb, database, f"{live_sql}; {rows}")
+    plan = RollbackPlanner(store).plan(mariadb.dsn, info.id)
+    assert any(expected in problem and "would fail on the live data" in problem for problem in plan.preflight), \
+        plan.preflight
+    assert any(expected in warning for warning in plan.warnings)
+    # Without the rows the same plan has nothing to refuse.
+    load_state(mariadb, database, live_sql)
+    assert not RollbackPlanner(store).plan(mariadb.dsn, info.id).preflight

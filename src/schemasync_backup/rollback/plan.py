@@ -49,15 +49,25 @@ _INT_RANGES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 
 
 @attrs.frozen
 class Risk:
-    """Data a step may destroy, and the query that measures it on the live database."""
+    """Data a step may destroy, or rows that make it fail (``blocks``), and the query that counts them live."""
 
     description: str
     count_sql: str
     rows: int | None = None
+    #: The step fails on the server when any row counts (a duplicate under a re-added UNIQUE key,
+    #: a value no partition holds): a plan with such rows is refused at plan time.
+    blocks: bool = False
+
+    @property
+    def blocking(self) -> bool:
+        return self.blocks and bool(self.rows)
 
     def __str__(self) -> str:
-        counted = "" if self.rows is None else f": {self.rows} row{'s' if self.rows != 1 else ''} at risk"
-        return f"{self.description}{counted}"
+        if self.rows is None:
+            return self.description
+        if self.blocks:
+            return f"{self.description}: {self.rows} row{'s make' if self.rows != 1 else ' makes'} the step fail"
+        return f"{self.description}: {self.rows} row{'s' if self.rows != 1 else ''} at risk"
 
 
 class StepPhase(enum.StrEnum):
@@ -105,7 +115,7 @@ class RollbackStep:
 
     @property
     def destructive(self) -> bool:
-        return bool(self.risks)
+        return any(not risk.blocks for risk in self.risks)
 
     @property
     def warning(self) -> str | None:
@@ -189,7 +199,7 @@ class RollbackPlan:
     @property
     def warnings(self) -> list[str]:
         return [*self.notes, *(f"{s.object_kind} {quote_identifier(s.object_name)}: {s.warning}"
-                               for s in self.destructive_steps)]
+                               for s in self.steps if s.destructive or any(r.blocking for r in s.risks))]
 
     def to_sql(self) -> str:
         """The plan as a script for the mysql client that runs exactly what ``execute`` runs.
@@ -492,7 +502,9 @@ def _alter_table(live: Table, target: Table, readded: list[tuple[str, ...]]
                                   f"ALTER TABLE {_q(name)}\n  " + ",\n  ".join(clauses), risks=tuple(risks)))
     if repartition and (new.partitioning or not clauses):
         sql = f"ALTER TABLE {_q(name)} " + (new.partitioning or "REMOVE PARTITIONING")
-        steps.append(RollbackStep(StepPhase.ALTER_TABLE_PARTITIONING, "table", name, sql))
+        risk = _partition_risk(name, new.partitioning) if new.partitioning else None
+        steps.append(RollbackStep(StepPhase.ALTER_TABLE_PARTITIONING, "table", name, sql,
+                                  risks=(risk,) if risk else ()))
     return steps, notes
 
 
@@ -543,7 +555,46 @@ def _structure_clauses(live: Table, target: Table, old: TableParts, new: TablePa
         clauses.append("ADD SYSTEM VERSIONING")
     clauses += [f"ADD {line}" for _, line in new.keys[keep_keys:]]
     clauses += [f"ADD {line}" for _, line in new.checks[keep_checks:]]
+    live_keys = set(old.keys)
+    risks += [risk for key in new.keys[keep_keys:] if key not in live_keys
+              for risk in [_duplicate_risk(target, key[0], old_columns)] if risk is not None]
     return clauses, risks
+
+
+def _duplicate_risk(target: Table, key: str, live_columns: Mapping[str, str]) -> Risk | None:
+    """Rows a re-added PRIMARY or UNIQUE key would refuse as duplicates (NULLs never clash in a UNIQUE one)."""
+    index = next((index for index in target.indexes if index.name == key), None)
+    if index is None or index.kind not in ("PRIMARY", "UNIQUE") or any(
+            part.column is None or part.column not in live_columns for part in index.parts):
+        return None  # an expression, or a column the rollback adds: nothing live to count
+    parts = [_q(str(part.column)) if part.prefix_length is None else f"LEFT({_q(str(part.column))}, "
+             f"{part.prefix_length})" for part in index.parts]
+    where = "" if index.kind == "PRIMARY" else " WHERE " + " AND ".join(f"{p} IS NOT NULL" for p in parts)
+    label = "PRIMARY KEY" if index.kind == "PRIMARY" else f"UNIQUE KEY {_q(key)}"
+    return Risk(f"{label} is added over rows with duplicate values",
+                f"SELECT COALESCE(SUM(n), 0) FROM (SELECT COUNT(*) AS n FROM {_q(target.name)}{where} "
+                f"GROUP BY {', '.join(parts)} HAVING COUNT(*) > 1) AS duplicates", blocks=True)
+
+
+def _partition_risk(table: str, partitioning: str) -> Risk | None:
+    """Rows the backup's RANGE or LIST partitions have no place for (the server refuses the ALTER, error 1526)."""
+    head = re.match(r"PARTITION BY (RANGE|LIST)(?:\s*COLUMNS)?\s*\((.+?)\)\s*\n", partitioning)
+    if head is None or (" COLUMNS" in partitioning.split("\n", 1)[0] and "," in head.group(2)):
+        return None
+    kind, expression = head.group(1), head.group(2)
+    if kind == "RANGE":
+        bounds = re.findall(r"VALUES LESS THAN (MAXVALUE|\((.+?)\)) ENGINE", partitioning)
+        if not bounds or bounds[-1][0] == "MAXVALUE":
+            return None
+        where = f"({expression}) >= {bounds[-1][1]}"
+    else:
+        values = ",".join(re.findall(r"VALUES IN \((.+?)\) ENGINE", partitioning))
+        listed = [value.strip() for value in values.split(",")]
+        where = f"({expression}) NOT IN ({', '.join(v for v in listed if v.upper() != 'NULL')})"
+        if "NULL" not in (value.upper() for value in listed):
+            where += f" OR ({expression}) IS NULL"
+    return Risk(f"rows hold values no partition of the backup's {kind} partitioning takes",
+                f"SELECT COUNT(*) FROM {_q(table)} WHERE {where}", blocks=True)
 
 
 def _generation(column: Column, line: str) -> str:

@@ -55,6 +55,9 @@ def check(
         and _SECURITY_DEFINER.search(step.sql) and step.object_kind in ("view", "routine")
     ]
     problems += _missing_collations(connection, target)
+    problems += [f"step {number} ({step.phase} {quote_identifier(step.object_name)}) would fail on the live data: "
+                 f"{risk}; fix those rows first, then plan again"
+                 for number, step in enumerate(steps, start=1) for risk in step.risks if risk.blocking]
     if target.server.flavor != live_flavor:
         warnings.append(f"the backup comes from {target.server.flavor} {target.server.version} and the target is "
                         f"{live_flavor} {live_version}: some definitions may not carry over")

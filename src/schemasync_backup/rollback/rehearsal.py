@@ -193,8 +193,11 @@ def _skipped(reason: str, started: float) -> Rehearsal:
 
 
 def _drop(connection: Connection, scratch: str, *, release: bool = True) -> None:
+    # Only if it exists: a user who may not create it may not name it in DROP DATABASE IF EXISTS either.
+    exists = query(connection, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (scratch,))
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {quote_identifier(scratch)}")
+        if exists:
+            cursor.execute(f"DROP DATABASE {quote_identifier(scratch)}")
         if release:
             cursor.execute("SELECT RELEASE_LOCK(%s)", (scratch,))
 
