@@ -72,8 +72,9 @@ def old_plan(self: RollbackPlan) -> dict[str, Any]:
     return {
         "backup_id": self.backup_id, "database": self.database, "live_hash": self.live_hash,
         "target_hash": self.target_hash, "created_at": self.created_at, "notes": list(self.notes),
-        "preflight": list(self.preflight), "warnings": self.warnings,
+        "preflight": list(self.preflight),
         "rehearsal": {**attrs.asdict(self.rehearsal), "status": self.rehearsal.status.value},
+        "warnings": self.warnings,
         "destructive_steps": len(self.destructive_steps), "steps": [old_step(step) for step in self.steps],
     }
 
