@@ -373,6 +373,9 @@ def test_rollback_commands(session: Session, mariadb: ThrowawayServer, shop: str
     plan = session("rollback", "plan", "--backup-id", backup_id, "--show-sql")
     assert plan.rc == 0 and "DROP TABLE `feature_flag`;" in plan.out and "2 rows at risk" in plan.err
     assert plan.out.startswith("-- schemasync_backup rollback of") and plan.err.splitlines()[0] not in plan.out
+    assert "rehearsal passed" in plan.err
+    unrehearsed = session("rollback", "plan", "--backup-id", backup_id, "--no-rehearsal", "--format", "json").json()
+    assert unrehearsed["rehearsal"]["status"] == "skipped" and unrehearsed["rehearsal"]["reason"] == "not asked for"
     # stdout is a script the client takes whole: run it into an empty database and compare with the backup.
     with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root") as connection:
         connection.cursor().execute(f"CREATE DATABASE {quote_identifier(shop + '_sql')}")

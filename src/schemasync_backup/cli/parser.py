@@ -238,6 +238,11 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
     optimize.add_argument("--dry-run", action="store_true", help="show what it would save, change nothing")
 
 
+def _rehearsal_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-rehearsal", action="store_true",
+                        help="do not rehearse the plan in a scratch database first (the summary says it was skipped)")
+
+
 def _target_database_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-database", metavar="NAME",
                         help="allow a database other than the backup's: names it as the target (without it, "
@@ -256,12 +261,15 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
     plan = commands.add("plan", "show the steps that would turn the live schema into the backup's",
                         cmd_rollback_plan, backup_id="required", database=target)
     _target_database_option(plan)
+    _rehearsal_option(plan)
     plan.add_argument("--show-sql", action="store_true",
                       help="print the SQL script for the mysql client on stdout, the summary on stderr")
     execute = commands.add("execute", "roll the live schema back to the backup's", cmd_rollback_execute,
                            backup_id="required", database=target,
-                           force="do not ask; also run destructive steps and past preflight problems")
+                           force="do not ask; also run destructive steps, past preflight problems and a failed "
+                                 "rehearsal")
     _target_database_option(execute)
+    _rehearsal_option(execute)
     execute.add_argument("--dry-run", action="store_true", help="plan and check everything, change nothing")
     execute.add_argument("--disable-fk-checks", action="store_true",
                          help="SET FOREIGN_KEY_CHECKS=0 for the rollback's session")

@@ -53,8 +53,9 @@ def cmd_rollback_plan(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     dsn, name = _target(ctx, backup_id)
     with ctx.console.activity("Planning"):
-        plan = _planner(ctx).plan(dsn, backup_id, database=name, target_database=ctx.args.target_database)
-    ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps))
+        plan = _planner(ctx).plan(dsn, backup_id, database=name, target_database=ctx.args.target_database,
+                                  rehearse=not ctx.args.no_rehearsal)
+    ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps), rehearsal=str(plan.rehearsal.status))
     data = plan.to_dict()
     if not ctx.args.show_sql:
         return Outcome(data, plan.summary())
@@ -77,7 +78,8 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
                            f"refusing to roll back to {what}: {_failure(result)}")
     planner = _planner(ctx)
     with ctx.console.activity("Planning"):
-        plan = planner.plan(dsn, backup_id, database=name, target_database=ctx.args.target_database)
+        plan = planner.plan(dsn, backup_id, database=name, target_database=ctx.args.target_database,
+                            rehearse=not ctx.args.no_rehearsal)
     ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps), dry_run=ctx.args.dry_run)
     if plan.is_empty:
         return Outcome({"backup_id": backup_id, "database": name, "executed": False, "plan": plan.to_dict(),
