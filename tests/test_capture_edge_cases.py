@@ -1,0 +1,94 @@
+"""Schemas that capture used to get wrong, on the real server: Aria and MyISAM table options the
+information_schema reports differently from SHOW CREATE TABLE, routines made under
+ALLOW_INVALID_DATES, views of a definer that does not exist, and MERGE tables over the tables of
+another database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_snapshot_support import assert_restores, execute, scratch_database
+
+from schemasync_backup import Snapshot
+from schemasync_backup.rollback.planner import RollbackPlanner
+from schemasync_backup.sql.quoting import quote_identifier as q
+from schemasync_backup.store.store import BackupStore
+from schemasync_backup.testing.sandbox import ThrowawayServer
+
+pytestmark = pytest.mark.server
+
+#: MyISAM refuses TRANSACTIONAL (and every engine an option it does not know) unless told to keep
+#: it, and not in a strict mode.
+_KEEP_BAD_OPTIONS = "SET SESSION sql_mode = 'IGNORE_BAD_TABLE_OPTIONS'"
+#: Tables whose options information_schema and SHOW CREATE TABLE report differently.
+_OPTION_TABLES = {
+    "aria": "ENGINE=Aria",
+    "aria_no_checksum": "ENGINE=Aria PAGE_CHECKSUM=0",
+    "aria_checksum": "ENGINE=Aria PAGE_CHECKSUM=1",
+    "aria_not_transactional": "ENGINE=Aria TRANSACTIONAL=0",
+    "aria_transactional": "ENGINE=Aria TRANSACTIONAL=1 PAGE_CHECKSUM=0",
+    "aria_dynamic": "ENGINE=Aria ROW_FORMAT=DYNAMIC",
+    "aria_versioned": "ENGINE=Aria WITH SYSTEM VERSIONING",
+    "aria_partitioned": "ENGINE=Aria PAGE_CHECKSUM=0 PARTITION BY HASH (x) PARTITIONS 2",
+    "myisam_not_transactional": "ENGINE=MyISAM TRANSACTIONAL=0",
+    "myisam_transactional": "ENGINE=MyISAM TRANSACTIONAL=1 PAGE_CHECKSUM=0",
+    # The option words inside the comment and the value must not count, nor end the option early.
+    "myisam_unknown_option": "ENGINE=MyISAM TRANSACTIONAL=0 `colour`='red */ blue' "
+                             "COMMENT='/* TRANSACTIONAL=1 */ PAGE_CHECKSUM=0'",
+    "innodb_not_transactional": "ENGINE=InnoDB TRANSACTIONAL=0",
+}
+
+
+def _option_tables() -> list[str]:
+    statements = [_KEEP_BAD_OPTIONS]
+    statements += [f"CREATE TABLE {q(name)} (x int) {options}" for name, options in _OPTION_TABLES.items()]
+    # An Aria table turned MyISAM keeps its TRANSACTIONAL, which SHOW CREATE then puts in a comment.
+    statements += ["CREATE TABLE converted (x int) ENGINE=Aria TRANSACTIONAL=0", "ALTER TABLE converted ENGINE=MyISAM"]
+    return [*statements, "CREATE SEQUENCE aria_sequence ENGINE=Aria"]
+
+
+@pytest.fixture
+def database(mariadb: ThrowawayServer) -> Iterator[str]:
+    with scratch_database(mariadb) as name:
+        yield name
+
+
+def test_aria_and_myisam_options_restore_with_the_same_hash(mariadb: ThrowawayServer, database: str) -> None:
+    execute(mariadb, database, *_option_tables())
+    snapshot = Snapshot.capture(mariadb.dsn, database)
+    assert "/* TRANSACTIONAL=0 */" in snapshot.table("myisam_not_transactional").create_sql
+    assert "PAGE_CHECKSUM=1" in snapshot.table("aria").create_sql
+    # Restored through restore_snapshot and through the mariadb client: same texts, same hash.
+    assert_restores(mariadb, snapshot)
+
+
+def test_a_rollback_that_recreates_aria_and_myisam_tables_is_verified(
+    mariadb: ThrowawayServer, database: str, tmp_path: Path
+) -> None:
+    execute(mariadb, database, *_option_tables())
+    store = BackupStore.open(str(tmp_path / "backups"))
+    info = store.create(mariadb.dsn, database)
+    execute(mariadb, database, *(f"DROP TABLE {q(name)}" for name in [*_OPTION_TABLES, "converted", "aria_sequence"]))
+    planner = RollbackPlanner(store)
+    assert planner.execute(mariadb.dsn, planner.plan(mariadb.dsn, info.id)).verified
+    assert planner.plan(mariadb.dsn, info.id).is_empty
+
+
+@pytest.mark.parametrize("change", [
+    "ALTER TABLE aria PAGE_CHECKSUM=0",
+    "ALTER TABLE aria TRANSACTIONAL=0",
+    # Already in effect, but now given: SHOW CREATE prints it, and it stays when ROW_FORMAT changes.
+    "ALTER TABLE aria_checksum TRANSACTIONAL=1",
+    "ALTER TABLE myisam_not_transactional TRANSACTIONAL=1",
+    "ALTER TABLE myisam_transactional PAGE_CHECKSUM=1",
+    "ALTER TABLE myisam_unknown_option `colour`='green'",
+])
+def test_a_real_option_change_changes_the_hash(mariadb: ThrowawayServer, database: str, change: str) -> None:
+    execute(mariadb, database, *_option_tables())
+    before = Snapshot.capture(mariadb.dsn, database)
+    execute(mariadb, database, _KEEP_BAD_OPTIONS, change)
+    assert Snapshot.capture(mariadb.dsn, database).schema_hash != before.schema_hash
+
+
