@@ -92,3 +92,21 @@ def test_a_real_option_change_changes_the_hash(mariadb: ThrowawayServer, databas
     assert Snapshot.capture(mariadb.dsn, database).schema_hash != before.schema_hash
 
 
+def test_routines_made_under_allow_invalid_dates_restore(mariadb: ThrowawayServer, database: str) -> None:
+    execute(
+        mariadb, database,
+        "CREATE TABLE t (d date)",
+        "SET SESSION sql_mode = 'ALLOW_INVALID_DATES,STRICT_TRANS_TABLES'",
+        "CREATE PROCEDURE p() INSERT INTO t VALUES ('2024-02-31')",
+        "CREATE FUNCTION f() RETURNS date RETURN '2024-02-30'",
+        "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.d = '2024-04-31'",
+    )
+    snapshot = Snapshot.capture(mariadb.dsn, database)
+    # information_schema.ROUTINES spells the mode INVALID_DATES, which SET sql_mode refuses.
+    assert {routine.sql_mode for routine in snapshot.routines} == {"STRICT_TRANS_TABLES,INVALID_DATES"}
+    assert_restores(mariadb, snapshot)
+    restored = Snapshot.capture(mariadb.dsn, database + "_r")
+    assert [r.sql_mode for r in restored.routines] == [r.sql_mode for r in snapshot.routines]
+    assert [t.sql_mode for t in restored.triggers] == [t.sql_mode for t in snapshot.triggers]
+
+
