@@ -5,11 +5,12 @@ another database."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_snapshot_support import assert_restores, execute, scratch_database
+from test_snapshot_support import assert_restores, connect, execute, literal, scratch_database
 
 from schemasync_backup import Snapshot
 from schemasync_backup.rollback.planner import RollbackPlanner
@@ -110,3 +111,52 @@ def test_routines_made_under_allow_invalid_dates_restore(mariadb: ThrowawayServe
     assert [t.sql_mode for t in restored.triggers] == [t.sql_mode for t in snapshot.triggers]
 
 
+def _views_of_a_missing_definer(source: str, other: str) -> list[str]:
+    """Views the server prints with the source database's name in them, and views that must keep another's."""
+    gone = "DEFINER='departed'@'localhost'"
+    qualified = f"{q(source)}.`t`."
+    return [
+        "CREATE TABLE t (c int, `we``ird` int)",
+        f"CREATE TABLE {q(source)} (c int)",  # a table named like its database
+        "CREATE SEQUENCE s",
+        "CREATE FUNCTION f(a int) RETURNS int RETURN a + 1",
+        f"CREATE TABLE {q(other)}.t (c int)",
+        "CREATE USER IF NOT EXISTS 'departed'@'localhost'",
+        f"CREATE {gone} VIEW plain AS SELECT t.c, t.`we``ird` FROM t",
+        f"CREATE {gone} VIEW named_like_it AS SELECT {q(source)}.c FROM {q(source)}",
+        f"CREATE {gone} VIEW aliased_like_it AS SELECT {q(source)}.c FROM t AS {q(source)}",
+        f"CREATE {gone} VIEW derived AS SELECT d.c FROM (SELECT c FROM t) AS d",
+        f"CREATE {gone} VIEW crossing AS SELECT t.c, o.c AS oc FROM t JOIN {q(other)}.t AS o",
+        f"CREATE {gone} VIEW quoting AS SELECT {literal(qualified)} AS text, "
+        f"{literal(q(source))} AS name FROM t",
+        f"CREATE {gone} VIEW calling AS SELECT nextval(s) AS n, f(1) AS one, {q(source)}.f(2) AS two",
+        # With its definer present, a view that reads another database prints every name qualified.
+        f"CREATE VIEW present AS SELECT t.c, o.c AS oc FROM t JOIN {q(other)}.t AS o",
+        "DROP USER 'departed'@'localhost'",
+    ]
+
+
+def _show_create_view(server: ThrowawayServer, database: str, view: str) -> str:
+    with contextlib.closing(connect(server, database)) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SHOW CREATE VIEW {q(view)}")
+        return str(cursor.fetchone()[1])
+
+
+def test_views_of_a_missing_definer_restore_under_another_name(mariadb: ThrowawayServer, database: str) -> None:
+    source, other = database + "_src`x", database + "_ext"
+    execute(mariadb, database, f"CREATE DATABASE {q(source)}", f"CREATE DATABASE {q(other)}")
+    execute(mariadb, source, *_views_of_a_missing_definer(source, other))
+    assert f"{q(source)}.`t`.`c`" in _show_create_view(mariadb, source, "plain")
+    snapshot = Snapshot.capture(mariadb.dsn, source)
+    views = {view.name: view for view in snapshot.views}
+    assert views["plain"].definition == "select `t`.`c` AS `c`,`t`.`we``ird` AS `we``ird` from `t`"
+    assert views["named_like_it"].definition == f"select {q(source)}.`c` AS `c` from {q(source)}"
+    assert views["aliased_like_it"].definition == f"select {q(source)}.`c` AS `c` from `t` {q(source)}"
+    assert f"join {q(other)}.`t` `o`" in views["crossing"].definition
+    assert f"join {q(other)}.`t` `o`" in views["present"].definition
+    assert views["quoting"].definition.startswith("select " + literal(f"{q(source)}.`t`."))
+    assert views["calling"].definition == "select nextval(`s`) AS `n`,`f`(1) AS `one`,`f`(2) AS `two`"
+    # Restored under other names (restore_snapshot and the mariadb client): same texts, same hash.
+    assert_restores(mariadb, snapshot)
+    for view in ("plain", "crossing", "calling", "present"):
+        assert q(source) not in _show_create_view(mariadb, source + "_r", view), view

@@ -47,6 +47,13 @@ _NUMERIC_TYPES = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint|de
 _ON_UPDATE = re.compile(r"on update (\S+)", re.IGNORECASE)
 _PARTITIONING = re.compile(r"\n\s*(?:/\*!\d+\s*)?(PARTITION BY .*?)(?:\s*\*/)?\s*$", re.DOTALL)
 _VIEW_CHECK_OPTION = re.compile(r"\s+WITH (?:CASCADED|LOCAL) CHECK OPTION$")
+#: One token of a view definition as the server prints it: a string literal (escapes and all), a
+#: quoted name, a word, a run of white space, or any other single character.
+_VIEW_TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`]|``)*`|\w+|\s+|.", re.DOTALL)
+#: Words a table name follows in a view definition (after any parentheses of nested joins).
+_BEFORE_A_TABLE = frozenset({"from", "join", "straight_join"})
+#: Functions whose argument is a sequence, that is a table name.
+_SEQUENCE_FUNCTIONS = frozenset({"nextval", "lastval", "setval"})
 
 Row = dict[str, Any]
 
@@ -61,7 +68,7 @@ def _capture(connection: Connection, database: str) -> Snapshot:
     where = describe(connection)
     schema = query(
         connection,
-        "SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co "
+        "SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co "
         "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
         (database,),
     )
@@ -134,7 +141,8 @@ def _capture(connection: Connection, database: str) -> Snapshot:
             for row in table_rows
             for name in [row["TABLE_NAME"]]
         ),
-        views=tuple(_view(row, texts[("VIEW", row["TABLE_NAME"])]) for row in views),
+        # The name as the server stores it, which is how it prints it in view definitions.
+        views=tuple(_view(row, texts[("VIEW", row["TABLE_NAME"])], schema[0]["name"]) for row in views),
         triggers=tuple(_trigger(row, texts[("TRIGGER", row["TRIGGER_NAME"])]) for row in triggers),
         routines=tuple(
             _routine(row, params_of[row["ROUTINE_NAME"]], texts[(row["ROUTINE_TYPE"], row["ROUTINE_NAME"])])
@@ -471,9 +479,9 @@ def _foreign_keys(rows: list[Row]) -> tuple[ForeignKey, ...]:
     )
 
 
-def _view(row: Row, create_sql: str) -> View:
-    marker = f"VIEW {quote_identifier(row['TABLE_NAME'])} AS "
-    definition = create_sql.split(marker, 1)[1] if marker in create_sql else str(row["VIEW_DEFINITION"])
+def _view(row: Row, create_sql: str, database: str) -> View:
+    head, marker, printed = create_sql.partition(f"VIEW {quote_identifier(row['TABLE_NAME'])} AS ")
+    definition = _without_own_database(printed if marker else str(row["VIEW_DEFINITION"]), database)
     return View(
         name=row["TABLE_NAME"],
         definition=_VIEW_CHECK_OPTION.sub("", definition),
@@ -483,8 +491,44 @@ def _view(row: Row, create_sql: str) -> View:
         definer=row["DEFINER"],
         charset_client=row["CHARACTER_SET_CLIENT"],
         collation_connection=row["COLLATION_CONNECTION"],
-        create_sql=create_sql,
+        create_sql=head + marker + definition if marker else create_sql,
     )
+
+
+def _without_own_database(definition: str, database: str) -> str:
+    """A view definition without the qualifier that names the view's own database.
+
+    The server prints that qualifier wherever it cannot print the short form: in every name of
+    a view that also reads another database, in the column names of a view whose definer does
+    not exist, and in a sequence's name. Created from that text under another name, the view would
+    read the source database, or fail (error 1054: its columns name a table the FROM does not).
+    Without it the view reads the database it is created in, whose server prints it the same way.
+    Names of other databases, and text inside strings and quoted names, stay as they are.
+    """
+    tokens = _VIEW_TOKEN.findall(definition)
+    own = quote_identifier(database)
+    dropped = {index for index, token in enumerate(tokens) if token == own and _names_a_database(tokens, index)}
+    # Each dropped name goes with the dot after it.
+    return "".join(token for index, token in enumerate(tokens) if not {index, index - 1} & dropped)
+
+
+def _names_a_database(tokens: list[str], index: int) -> bool:
+    """Whether the quoted name at ``index`` is a database: ``db``.``t``.``c``, ``db``.``f``(...), or
+    ``db``.``t`` where a table goes; not ``t``.``c``, whose table may be named like a database."""
+    def at(position: int) -> str:
+        return tokens[position] if 0 <= position < len(tokens) else ""
+
+    if at(index - 1) == "." or at(index + 1) != "." or not at(index + 2).startswith("`"):
+        return False  # not the first part of a qualified name
+    if at(index + 3) in (".", "("):
+        return True
+    # Back over the parentheses of nested joins (or of a function call) to the word before them.
+    position, parentheses = index - 1, 0
+    while at(position).isspace() or at(position) == "(":
+        parentheses += at(position) == "("
+        position -= 1
+    word = at(position).lower()
+    return word in _BEFORE_A_TABLE or (parentheses == 1 and word in _SEQUENCE_FUNCTIONS)
 
 
 def _trigger(row: Row, create_sql: str) -> Trigger:
