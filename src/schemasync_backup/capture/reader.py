@@ -18,7 +18,7 @@ import attrs
 
 from schemasync_backup.capture.connection import Connection, Source, describe, open_source, query, query_many
 from schemasync_backup.capture.privileges import current_user, session_grants
-from schemasync_backup.errors import DatabaseNotFoundError, PrivilegeError
+from schemasync_backup.errors import DatabaseNotFoundError, PrivilegeError, QueryError
 from schemasync_backup.model.snapshot import (
     CheckConstraint,
     Column,
@@ -54,6 +54,8 @@ _VIEW_TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`]|``)*`
 _BEFORE_A_TABLE = frozenset({"from", "join", "straight_join"})
 #: Functions whose argument is a sequence, that is a table name.
 _SEQUENCE_FUNCTIONS = frozenset({"nextval", "lastval", "setval"})
+#: ER_ADMIN_WRONG_MRG_TABLE: a MERGE table's UNION names a table the server cannot open.
+_MERGE_UNION_UNUSABLE = 1168
 
 Row = dict[str, Any]
 
@@ -341,11 +343,48 @@ def _show_create(connection: Connection, objects: list[tuple[str, str]]) -> dict
     texts: dict[tuple[str, str], str | None] = {}
     for start in range(0, len(objects), SHOW_CREATE_BATCH):
         batch = objects[start : start + SHOW_CREATE_BATCH]
-        results = query_many(connection, [f"SHOW CREATE {kind} {quote_identifier(name)}" for kind, name in batch])
+        try:
+            results = query_many(connection, [_show_create_statement(kind, name) for kind, name in batch])
+        except QueryError:
+            # The pipeline tells the first error, not whose it was: ask one by one to name the object
+            # (should each answer now, the first error stands).
+            _raise_naming_the_unreadable(connection, batch)
+            raise
         for (kind, name), rows in zip(batch, results, strict=True):
             value = rows[0][_CREATE_TEXT_COLUMN[kind]] if rows else None
             texts[(kind, name)] = value.decode() if isinstance(value, bytes) else value
     return texts
+
+
+def _show_create_statement(kind: str, name: str) -> str:
+    return f"SHOW CREATE {kind} {quote_identifier(name)}"
+
+
+def _raise_naming_the_unreadable(connection: Connection, objects: list[tuple[str, str]]) -> None:
+    for kind, name in objects:
+        try:
+            query(connection, _show_create_statement(kind, name))
+        except QueryError as exc:
+            raise _unreadable(connection, kind, name, exc) from exc
+
+
+def _unreadable(connection: Connection, kind: str, name: str, exc: QueryError) -> QueryError:
+    """The error for an object whose CREATE text the server refuses to print."""
+    if exc.code != _MERGE_UNION_UNUSABLE:
+        return QueryError(f"cannot capture {kind.lower()} {quote_identifier(name)}: {exc.message}; "
+                          "repair or drop it, then capture again", subject=name, code=exc.code)
+    # The server's warnings may name the table it could not open; its error never does.
+    causes = [str(row["Message"]) for row in query(connection, "SHOW WARNINGS") if row["Code"] != exc.code]
+    return QueryError(
+        f"cannot capture MERGE table {quote_identifier(name)}: the server cannot open a table its UNION lists, "
+        f"so it does not print the table's definition ({'; '.join(causes) or exc.message}). A backup holds "
+        "one database, so a table the UNION lists in another database must exist wherever the backup is "
+        "captured: create it (MyISAM, with the merge table's columns), or list only existing tables with "
+        f"ALTER TABLE {quote_identifier(name)} UNION=(...), or drop the merge table; then capture again "
+        f"({describe(connection)})",
+        subject=name,
+        code=exc.code,
+    )
 
 
 def _table(
