@@ -18,7 +18,7 @@ import attrs
 
 from schemasync_backup.capture.connection import Connection, Source, describe, open_source, query, query_many
 from schemasync_backup.capture.privileges import current_user, session_grants
-from schemasync_backup.errors import DatabaseNotFoundError, PrivilegeError
+from schemasync_backup.errors import DatabaseNotFoundError, PrivilegeError, QueryError
 from schemasync_backup.model.snapshot import (
     CheckConstraint,
     Column,
@@ -47,6 +47,15 @@ _NUMERIC_TYPES = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint|de
 _ON_UPDATE = re.compile(r"on update (\S+)", re.IGNORECASE)
 _PARTITIONING = re.compile(r"\n\s*(?:/\*!\d+\s*)?(PARTITION BY .*?)(?:\s*\*/)?\s*$", re.DOTALL)
 _VIEW_CHECK_OPTION = re.compile(r"\s+WITH (?:CASCADED|LOCAL) CHECK OPTION$")
+#: One token of a view definition as the server prints it: a string literal (escapes and all), a
+#: quoted name, a word, a run of white space, or any other single character.
+_VIEW_TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`]|``)*`|\w+|\s+|.", re.DOTALL)
+#: Words a table name follows in a view definition (after any parentheses of nested joins).
+_BEFORE_A_TABLE = frozenset({"from", "join", "straight_join"})
+#: Functions whose argument is a sequence, that is a table name.
+_SEQUENCE_FUNCTIONS = frozenset({"nextval", "lastval", "setval"})
+#: ER_ADMIN_WRONG_MRG_TABLE: a MERGE table's UNION names a table the server cannot open.
+_MERGE_UNION_UNUSABLE = 1168
 
 Row = dict[str, Any]
 
@@ -61,7 +70,7 @@ def _capture(connection: Connection, database: str) -> Snapshot:
     where = describe(connection)
     schema = query(
         connection,
-        "SELECT DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co "
+        "SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS cs, DEFAULT_COLLATION_NAME AS co "
         "FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
         (database,),
     )
@@ -134,7 +143,8 @@ def _capture(connection: Connection, database: str) -> Snapshot:
             for row in table_rows
             for name in [row["TABLE_NAME"]]
         ),
-        views=tuple(_view(row, texts[("VIEW", row["TABLE_NAME"])]) for row in views),
+        # The name as the server stores it, which is how it prints it in view definitions.
+        views=tuple(_view(row, texts[("VIEW", row["TABLE_NAME"])], schema[0]["name"]) for row in views),
         triggers=tuple(_trigger(row, texts[("TRIGGER", row["TRIGGER_NAME"])]) for row in triggers),
         routines=tuple(
             _routine(row, params_of[row["ROUTINE_NAME"]], texts[(row["ROUTINE_TYPE"], row["ROUTINE_NAME"])])
@@ -333,11 +343,48 @@ def _show_create(connection: Connection, objects: list[tuple[str, str]]) -> dict
     texts: dict[tuple[str, str], str | None] = {}
     for start in range(0, len(objects), SHOW_CREATE_BATCH):
         batch = objects[start : start + SHOW_CREATE_BATCH]
-        results = query_many(connection, [f"SHOW CREATE {kind} {quote_identifier(name)}" for kind, name in batch])
+        try:
+            results = query_many(connection, [_show_create_statement(kind, name) for kind, name in batch])
+        except QueryError:
+            # The pipeline tells the first error, not whose it was: ask one by one to name the object
+            # (should each answer now, the first error stands).
+            _raise_naming_the_unreadable(connection, batch)
+            raise
         for (kind, name), rows in zip(batch, results, strict=True):
             value = rows[0][_CREATE_TEXT_COLUMN[kind]] if rows else None
             texts[(kind, name)] = value.decode() if isinstance(value, bytes) else value
     return texts
+
+
+def _show_create_statement(kind: str, name: str) -> str:
+    return f"SHOW CREATE {kind} {quote_identifier(name)}"
+
+
+def _raise_naming_the_unreadable(connection: Connection, objects: list[tuple[str, str]]) -> None:
+    for kind, name in objects:
+        try:
+            query(connection, _show_create_statement(kind, name))
+        except QueryError as exc:
+            raise _unreadable(connection, kind, name, exc) from exc
+
+
+def _unreadable(connection: Connection, kind: str, name: str, exc: QueryError) -> QueryError:
+    """The error for an object whose CREATE text the server refuses to print."""
+    if exc.code != _MERGE_UNION_UNUSABLE:
+        return QueryError(f"cannot capture {kind.lower()} {quote_identifier(name)}: {exc.message}; "
+                          "repair or drop it, then capture again", subject=name, code=exc.code)
+    # The server's warnings may name the table it could not open; its error never does.
+    causes = [str(row["Message"]) for row in query(connection, "SHOW WARNINGS") if row["Code"] != exc.code]
+    return QueryError(
+        f"cannot capture MERGE table {quote_identifier(name)}: the server cannot open a table its UNION lists, "
+        f"so it does not print the table's definition ({'; '.join(causes) or exc.message}). A backup holds "
+        "one database, so a table the UNION lists in another database must exist wherever the backup is "
+        "captured: create it (MyISAM, with the merge table's columns), or list only existing tables with "
+        f"ALTER TABLE {quote_identifier(name)} UNION=(...), or drop the merge table; then capture again "
+        f"({describe(connection)})",
+        subject=name,
+        code=exc.code,
+    )
 
 
 def _table(
@@ -471,9 +518,9 @@ def _foreign_keys(rows: list[Row]) -> tuple[ForeignKey, ...]:
     )
 
 
-def _view(row: Row, create_sql: str) -> View:
-    marker = f"VIEW {quote_identifier(row['TABLE_NAME'])} AS "
-    definition = create_sql.split(marker, 1)[1] if marker in create_sql else str(row["VIEW_DEFINITION"])
+def _view(row: Row, create_sql: str, database: str) -> View:
+    head, marker, printed = create_sql.partition(f"VIEW {quote_identifier(row['TABLE_NAME'])} AS ")
+    definition = _without_own_database(printed if marker else str(row["VIEW_DEFINITION"]), database)
     return View(
         name=row["TABLE_NAME"],
         definition=_VIEW_CHECK_OPTION.sub("", definition),
@@ -483,8 +530,44 @@ def _view(row: Row, create_sql: str) -> View:
         definer=row["DEFINER"],
         charset_client=row["CHARACTER_SET_CLIENT"],
         collation_connection=row["COLLATION_CONNECTION"],
-        create_sql=create_sql,
+        create_sql=head + marker + definition if marker else create_sql,
     )
+
+
+def _without_own_database(definition: str, database: str) -> str:
+    """A view definition without the qualifier that names the view's own database.
+
+    The server prints that qualifier wherever it cannot print the short form: in every name of
+    a view that also reads another database, in the column names of a view whose definer does
+    not exist, and in a sequence's name. Created from that text under another name, the view would
+    read the source database, or fail (error 1054: its columns name a table the FROM does not).
+    Without it the view reads the database it is created in, whose server prints it the same way.
+    Names of other databases, and text inside strings and quoted names, stay as they are.
+    """
+    tokens = _VIEW_TOKEN.findall(definition)
+    own = quote_identifier(database)
+    dropped = {index for index, token in enumerate(tokens) if token == own and _names_a_database(tokens, index)}
+    # Each dropped name goes with the dot after it.
+    return "".join(token for index, token in enumerate(tokens) if not {index, index - 1} & dropped)
+
+
+def _names_a_database(tokens: list[str], index: int) -> bool:
+    """Whether the quoted name at ``index`` is a database: ``db``.``t``.``c``, ``db``.``f``(...), or
+    ``db``.``t`` where a table goes; not ``t``.``c``, whose table may be named like a database."""
+    def at(position: int) -> str:
+        return tokens[position] if 0 <= position < len(tokens) else ""
+
+    if at(index - 1) == "." or at(index + 1) != "." or not at(index + 2).startswith("`"):
+        return False  # not the first part of a qualified name
+    if at(index + 3) in (".", "("):
+        return True
+    # Back over the parentheses of nested joins (or of a function call) to the word before them.
+    position, parentheses = index - 1, 0
+    while at(position).isspace() or at(position) == "(":
+        parentheses += at(position) == "("
+        position -= 1
+    word = at(position).lower()
+    return word in _BEFORE_A_TABLE or (parentheses == 1 and word in _SEQUENCE_FUNCTIONS)
 
 
 def _trigger(row: Row, create_sql: str) -> Trigger:

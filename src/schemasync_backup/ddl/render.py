@@ -38,6 +38,9 @@ TABLE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 DDL_VARIABLE = "@schemasync_ddl"
 _ZONE_VARIABLE = "@schemasync_zone_was"
 DEFINER_POLICIES = ("keep", "rewrite", "strip")
+#: Modes recorded under a name SET sql_mode refuses: MariaDB's information_schema.ROUTINES reads
+#: mysql.proc, whose sql_mode column calls ALLOW_INVALID_DATES INVALID_DATES.
+_SETTABLE_MODES = {"INVALID_DATES": "ALLOW_INVALID_DATES"}
 #: Python codecs that encode exactly what the server's character set holds (or less: MySQL's
 #: latin1 is cp1252 plus five control characters cp1252 refuses, so those fall back to utf8mb4).
 #: A character set not here is sent as utf8mb4 (see the module docstring).
@@ -75,8 +78,11 @@ def apply_definer_policy(create_sql: str, policy: str) -> str:
 
 
 def sql_mode_of(item: Program) -> str:
-    """The sql_mode an object is created under (views: the table mode; they record none)."""
-    return TABLE_SQL_MODE if isinstance(item, View) else item.sql_mode
+    """The sql_mode an object is created under (views: the table mode; they record none), in the
+    spelling SET takes: the server records it back in the spelling it was captured in."""
+    if isinstance(item, View):
+        return TABLE_SQL_MODE
+    return ",".join(_SETTABLE_MODES.get(mode.upper(), mode) for mode in item.sql_mode.split(","))
 
 
 def render(item: Program, *, flavor: str = "mariadb", definer_policy: str = "keep") -> Rendered:

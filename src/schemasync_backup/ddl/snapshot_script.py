@@ -23,6 +23,14 @@ from schemasync_backup.sql.quoting import quote_identifier, quote_string
 #: Names quoted in a view definition that are not table references: column qualifiers
 #: (`t`.`c`, `db`.`t`) and aliases (AS `x`).
 _NOT_A_TABLE = re.compile(r"(?:\.|\bAS )$", re.IGNORECASE)
+#: An option MariaDB's SHOW CREATE TABLE puts in a comment because the engine lacks it (a MyISAM
+#: table's TRANSACTIONAL, an option no engine knows): the server keeps it, so a restore must too.
+#: Quoted strings and names are matched first, so that nothing inside them is read as one.
+_COMMENTED_OPTION = re.compile(
+    r"'(?:[^'\\]|\\.)*'|`(?:[^`]|``)*`|/\* (TRANSACTIONAL=[01]|`(?:[^`]|``)*`='(?:[^'\\]|\\.)*') \*/"
+)
+#: The table mode, with the server told to keep such options (as it did when it printed them).
+_KEEP_OPTIONS_MODE = TABLE_SQL_MODE + ",IGNORE_BAD_TABLE_OPTIONS"
 _SAVE_SESSION = (
     "SET @schemasync_sql_mode = @@SESSION.sql_mode, @schemasync_time_zone = @@SESSION.time_zone, "
     "@schemasync_foreign_key_checks = @@SESSION.foreign_key_checks"
@@ -34,7 +42,13 @@ _RESTORE_SESSION = (
 
 
 def split_foreign_keys(table: Table) -> tuple[str, str | None]:
-    """Split SHOW CREATE TABLE into the CREATE without foreign keys, and an ALTER adding them."""
+    """Split SHOW CREATE TABLE into the statement that creates the table without its foreign keys,
+    and an ALTER adding them."""
+    create, alter = _split_foreign_keys(table)
+    return _keeping_commented_options(create), alter
+
+
+def _split_foreign_keys(table: Table) -> tuple[str, str | None]:
     if not table.foreign_keys:
         return table.create_sql, None
     try:
@@ -47,6 +61,16 @@ def split_foreign_keys(table: Table) -> tuple[str, str | None]:
     alter = f"ALTER TABLE {quote_identifier(table.name)}\n  " + ",\n  ".join(
         "ADD " + line for _, line in parts.foreign_keys)
     return create_table.without_foreign_keys(parts), alter
+
+
+def _keeping_commented_options(create_sql: str) -> str:
+    """The CREATE with the options the server printed in comments made options again, so that it
+    prints them the same way afterwards; the comments alone would be read as nothing at all."""
+    uncommented = _COMMENTED_OPTION.sub(lambda match: match[1] or match[0], create_sql)
+    if uncommented == create_sql:
+        return create_sql
+    # Only for this statement: every engine still refuses options it lacks in the other ones.
+    return f"SET STATEMENT sql_mode = {quote_string(_KEEP_OPTIONS_MODE)} FOR {uncommented}"
 
 
 def view_order(views: Iterable[View]) -> list[View]:

@@ -9,7 +9,9 @@ spelling in SHOW CREATE texts) and folds what is mere spelling:
 - MariaDB's JSON alias (``longtext`` plus an implicit ``json_valid`` CHECK) is ``json``;
 - integer display widths, which MySQL 8 no longer reports (``tinyint(1)`` is kept: it
   still means boolean to clients; so is the width of a ZEROFILL column, which pads to it);
-- ``CURRENT_TIMESTAMP`` / ``now()`` / ``current_timestamp()`` in defaults and ON UPDATE.
+- ``CURRENT_TIMESTAMP`` / ``now()`` / ``current_timestamp()`` in defaults and ON UPDATE;
+- PAGE_CHECKSUM and TRANSACTIONAL, which MariaDB's information_schema and SHOW CREATE TABLE
+  report differently: they are taken as SHOW CREATE prints them, the text a restore replays.
 
 Every other attribute of every object goes into the hash.
 """
@@ -30,6 +32,10 @@ _DISPLAY_WIDTH = re.compile(r"^(tinyint|smallint|mediumint|int|bigint)\(\d+\)", 
 _YEAR_WIDTH = re.compile(r"^year\(4\)", re.IGNORECASE)
 _QUOTED_OR_NOT = re.compile(r"'(?:[^']|'')*'|[^']+")
 _NOW = re.compile(r"^(?:current_timestamp|now|localtime|localtimestamp)(?:\(\s*(\d*)\s*\))?$", re.IGNORECASE)
+#: PAGE_CHECKSUM or TRANSACTIONAL in SHOW CREATE TABLE (the server puts a TRANSACTIONAL the engine
+#: lacks in a comment); quoted strings and names are matched first, so the words inside never count.
+_SHOWN_OPTION = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`]|``)*`|\b(PAGE_CHECKSUM|TRANSACTIONAL)=([01])\b")
+_SHOWN_OPTION_NAMES = frozenset({"page_checksum", "transactional"})
 
 
 def schema_hash(snapshot: Snapshot) -> str:
@@ -95,7 +101,7 @@ def _table(table: Table, database_collation: str) -> dict[str, Any]:
         "engine": (table.engine or "").lower(),
         "collation": None if table_collation == database_collation.lower() else table_collation,
         "comment": table.comment,
-        "options": " ".join(sorted(table.create_options.lower().split())),
+        "options": _options(table),
         "partitioning": table.partitioning,
         "sequence": _sequence_options(table),
         "columns": [_column(column, table_collation, column.name in jsons) for column in table.columns],
@@ -111,6 +117,20 @@ def _table(table: Table, database_collation: str) -> dict[str, Any]:
             if not (check.column in jsons and _is_json_check(check.column, check.clause))
         },
     }
+
+
+def _options(table: Table) -> str:
+    """The create options, with PAGE_CHECKSUM and TRANSACTIONAL as SHOW CREATE TABLE shows them.
+
+    information_schema lists a PAGE_CHECKSUM only where it was given, and an Aria table's
+    TRANSACTIONAL even where it was not; SHOW CREATE prints an Aria table's PAGE_CHECKSUM always
+    and a TRANSACTIONAL only where it was given. A restore replays SHOW CREATE, so only its
+    reading is the same again afterwards (and it is the one the diff compares).
+    """
+    reported = [option for option in table.create_options.lower().split()
+                if option.partition("=")[0] not in _SHOWN_OPTION_NAMES]
+    shown = [f"{name.lower()}={value}" for name, value in _SHOWN_OPTION.findall(table.create_sql) if name]
+    return " ".join(sorted(reported + shown))
 
 
 def _sequence_options(table: Table) -> str | None:
