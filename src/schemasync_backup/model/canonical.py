@@ -27,7 +27,8 @@ from typing import Any
 from schemasync_backup.model.snapshot import Column, Event, Index, Routine, Snapshot, Table, Trigger, View
 from schemasync_backup.sql.quoting import quote_identifier
 
-CANONICAL_VERSION = 1
+#: 2: PAGE_CHECKSUM and TRANSACTIONAL as SHOW CREATE TABLE prints them, not CREATE_OPTIONS.
+CANONICAL_VERSION = 2
 _DISPLAY_WIDTH = re.compile(r"^(tinyint|smallint|mediumint|int|bigint)\(\d+\)", re.IGNORECASE)
 _YEAR_WIDTH = re.compile(r"^year\(4\)", re.IGNORECASE)
 _QUOTED_OR_NOT = re.compile(r"'(?:[^']|'')*'|[^']+")
