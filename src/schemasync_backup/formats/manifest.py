@@ -20,6 +20,7 @@ import cattrs.gen
 from schemasync_backup.converter import unstructure
 from schemasync_backup.errors import BackupFormatError, ManifestAuthenticationError
 from schemasync_backup.formats.backup_id import created_at_of, new_backup_id
+from schemasync_backup.formats.data_index import DataIndex, DataSummary
 from schemasync_backup.formats.framing import ObjectRecord
 from schemasync_backup.plugins.crypto import EncryptionKey, Keyring, manifest_mac
 
@@ -80,6 +81,8 @@ class BackupInfo:
     #: A salvaged backup (``partial_recovery``): it may lack objects the source held, so a
     #: rollback to it never drops a live object it does not hold unless forced.
     partial: bool = False
+    #: The data it holds (tables, rows, bytes); None for a schema-only backup.
+    data: DataSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
@@ -120,6 +123,8 @@ class Manifest:
     authenticated: bool = False
     #: Whether the recorded checksum matched when it was read (only ``load(verify=False)`` gives False).
     checksum_valid: bool = True
+    #: The tables and chunks of the data it holds; None for a schema-only backup.
+    data: DataIndex | None = None
 
     @property
     def snapshot_object(self) -> ObjectRecord:
@@ -137,18 +142,24 @@ _converter.register_unstructure_hook(ObjectRecord, cattrs.gen.make_dict_unstruct
     ObjectRecord, _converter, stored_suffix=cattrs.gen.override(omit_if_default=True)))
 # Dictionaries hold the plain string, as before Status was an enum.
 _converter.register_unstructure_hook(Status, lambda status: status.value)
+# The same for a backup without data: its manifest is what it was before data existed.
+_converter.register_unstructure_hook(BackupInfo, cattrs.gen.make_dict_unstructure_fn(
+    BackupInfo, _converter, data=cattrs.gen.override(omit_if_default=True)))
 
 
 def _body(manifest: Manifest) -> dict[str, Any]:
     info = _converter.unstructure(manifest.info)
     # The checksum covers the body, so it cannot be part of it; the status is not stored at all.
     del info["checksum"], info["status"]
-    return {
+    body = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "backup": info,
         "objects": _converter.unstructure(manifest.objects),
     }
+    if manifest.data is not None:
+        body["data"] = _converter.unstructure(manifest.data)
+    return body
 
 
 def _canonical(body: Mapping[str, Any]) -> bytes:
@@ -216,6 +227,7 @@ def load(
         info = _converter.structure({**document["backup"], "checksum": recorded or "", "status": status}, BackupInfo)
         objects = _converter.structure(document["objects"], tuple[ObjectRecord, ...])
         found_seal = _converter.structure(stored_seal, Seal) if stored_seal is not None else None
+        held = _converter.structure(document["data"], DataIndex) if "data" in document else None
     except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as exc:
         raise BackupFormatError(f"{where}: damaged manifest ({exc})", subject=where) from None
     if backup_id is not None and info.id != backup_id:
@@ -234,4 +246,4 @@ def load(
                 subject=backup_id or info.id,
             )
     return Manifest(info=info, objects=objects, seal=found_seal, authenticated=authenticated,
-                    checksum_valid=recorded == actual)
+                    checksum_valid=recorded == actual, data=held)
