@@ -27,7 +27,8 @@ from typing import Any
 from schemasync_backup.model.snapshot import Column, Event, Index, Routine, Snapshot, Table, Trigger, View
 from schemasync_backup.sql.quoting import quote_identifier
 
-#: 2: PAGE_CHECKSUM and TRANSACTIONAL as SHOW CREATE TABLE prints them, not CREATE_OPTIONS.
+#: 2: PAGE_CHECKSUM, TRANSACTIONAL and ROW_FORMAT as SHOW CREATE TABLE prints them, not CREATE_OPTIONS
+#: (an Aria table asked for ROW_FORMAT=FIXED with a TEXT column is PAGE, and SHOW CREATE says so).
 CANONICAL_VERSION = 2
 _DISPLAY_WIDTH = re.compile(r"^(tinyint|smallint|mediumint|int|bigint)\(\d+\)", re.IGNORECASE)
 _YEAR_WIDTH = re.compile(r"^year\(4\)", re.IGNORECASE)
@@ -35,8 +36,8 @@ _QUOTED_OR_NOT = re.compile(r"'(?:[^']|'')*'|[^']+")
 _NOW = re.compile(r"^(?:current_timestamp|now|localtime|localtimestamp)(?:\(\s*(\d*)\s*\))?$", re.IGNORECASE)
 #: PAGE_CHECKSUM or TRANSACTIONAL in SHOW CREATE TABLE (the server puts a TRANSACTIONAL the engine
 #: lacks in a comment); quoted strings and names are matched first, so the words inside never count.
-_SHOWN_OPTION = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`]|``)*`|\b(PAGE_CHECKSUM|TRANSACTIONAL)=([01])\b")
-_SHOWN_OPTION_NAMES = frozenset({"page_checksum", "transactional"})
+_SHOWN_OPTION = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`]|``)*`|\b(PAGE_CHECKSUM|TRANSACTIONAL|ROW_FORMAT)=(\w+)\b")
+_SHOWN_OPTION_NAMES = frozenset({"page_checksum", "transactional", "row_format"})
 
 
 def schema_hash(snapshot: Snapshot) -> str:
@@ -121,7 +122,7 @@ def _table(table: Table, database_collation: str) -> dict[str, Any]:
 
 
 def _options(table: Table) -> str:
-    """The create options, with PAGE_CHECKSUM and TRANSACTIONAL as SHOW CREATE TABLE shows them.
+    """The create options, with PAGE_CHECKSUM, TRANSACTIONAL and ROW_FORMAT as SHOW CREATE TABLE shows them.
 
     information_schema lists a PAGE_CHECKSUM only where it was given, and an Aria table's
     TRANSACTIONAL even where it was not; SHOW CREATE prints an Aria table's PAGE_CHECKSUM always
@@ -130,7 +131,7 @@ def _options(table: Table) -> str:
     """
     reported = [option for option in table.create_options.lower().split()
                 if option.partition("=")[0] not in _SHOWN_OPTION_NAMES]
-    shown = [f"{name.lower()}={value}" for name, value in _SHOWN_OPTION.findall(table.create_sql) if name]
+    shown = [f"{name.lower()}={value.lower()}" for name, value in _SHOWN_OPTION.findall(table.create_sql) if name]
     return " ".join(sorted(reported + shown))
 
 
