@@ -477,3 +477,31 @@ def test_a_missing_key_exits_1_and_keeps_the_status_while_damage_exits_3(
     record.write_bytes(bytes(data))
     damaged = run_cli(config, "backup", "validate", "--backup-id", backup_id)
     assert damaged.rc == 3, damaged.out + damaged.err
+
+
+def test_data_backups_from_the_command_line(session: Session, mariadb: ThrowawayServer, shop: str,
+                                            tmp_path: Path) -> None:
+    with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", database=shop,
+                         autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute("INSERT INTO customer (email, full_name) VALUES ('a@x', 'A'), ('b@x', 'B')")
+    migration = tmp_path / "migration.sql"
+    migration.write_text("ALTER TABLE customer DROP COLUMN full_name;\n")
+    created = session("backup", "create", "--data", "at-risk", "--migration", str(migration), "--format", "json")
+    assert created.rc == 0, created.err
+    backup_id = created.json()["backup_id"]
+    assert created.json()["data"] == {"mode": "at-risk", "tables": 1, "rows": 2, "size": created.json()["data"]["size"]}
+    assert "at-risk: 1 tables, 2 rows" in session("backup", "list").out
+    assert "at-risk data: 1 table(s), 2 rows" in session("backup", "info", "--backup-id", backup_id).out
+    with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", database=shop,
+                         autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(migration.read_text())
+    plan = session("rollback", "plan", "--backup-id", backup_id)
+    assert "1 x refill columns" in plan.out
+    executed = session("rollback", "execute", "--backup-id", backup_id, "--force", "--load-method", "insert",
+                       "--batch-size", "1")
+    assert executed.rc == 0, executed.err
+    with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", database=shop) as connection, \
+            connection.cursor() as cursor:
+        cursor.execute("SELECT full_name FROM customer ORDER BY id")
+        assert cursor.fetchall() == (("A",), ("B",))
+    assert session("backup", "create", "--data", "at-risk").rc == 2  # no --migration: refused, exit 2

@@ -65,6 +65,7 @@ def old_step(self: RollbackStep) -> dict[str, Any]:
         "sql": self.sql, "session": list(self.session), "statements": list(self.statements),
         "destructive": self.destructive,
         "warning": self.warning, "risks": [attrs.asdict(risk) for risk in self.risks],
+        "data": None, "columns": list(self.columns),
     }
 
 

@@ -51,7 +51,7 @@ def test_known_values() -> None:
     assert {k.value for k in FindingKind} == {"damage", "key", "untrusted"}
     assert {c.value for c in ChangeKind} == {"added", "removed", "changed"}
     assert StepPhase.DROP_TABLE == "drop table" and StepPhase.CREATE_DATABASE == "create database"
-    assert len(StepPhase) == 18
+    assert len(StepPhase) == 21
 
 
 def test_fields_given_strings_hold_members() -> None:

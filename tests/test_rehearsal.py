@@ -9,7 +9,7 @@ import pymysql
 import pytest
 from conftest import run_sql
 
-from schemasync_backup import RehearsalFailedError, RollbackPlanner, Snapshot
+from schemasync_backup import BackupInfo, RehearsalFailedError, RollbackPlanner, Snapshot
 from schemasync_backup.rollback.plan import RehearsalStatus, RollbackStep, StepPhase
 from schemasync_backup.rollback.rehearsal import SCRATCH_PREFIX, rehearse
 from schemasync_backup.sql.quoting import quote_identifier
@@ -29,6 +29,15 @@ def _scratch_databases(root: pymysql.connections.Connection) -> list[str]:
         cursor.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s",
                        (SCRATCH_PREFIX.replace("_", "\\_") + "%",))
         return [row[0] for row in cursor.fetchall()]
+
+
+def _backed_up_then_changed(mariadb: ThrowawayServer, root: pymysql.connections.Connection, store: BackupStore,
+                            database: str, change: str) -> BackupInfo:
+    """A backup of a one-table database, then ``change`` made live."""
+    run_sql(root, database, "CREATE TABLE t (id int PRIMARY KEY)")
+    info = store.create(mariadb.dsn, database)
+    run_sql(root, database, change)
+    return info
 
 
 def _many_tables(root: pymysql.connections.Connection, database: str, count: int) -> None:
@@ -56,9 +65,7 @@ def test_a_plan_is_rehearsed_on_only_what_it_touches(
 def test_a_step_the_server_refuses_fails_the_rehearsal_and_execute_refuses_the_plan(
     mariadb: ThrowawayServer, root: pymysql.connections.Connection, store: BackupStore, fresh_db: str
 ) -> None:
-    run_sql(root, fresh_db, "CREATE TABLE t (id int PRIMARY KEY)")
-    info = store.create(mariadb.dsn, fresh_db)
-    run_sql(root, fresh_db, "ALTER TABLE t ADD COLUMN extra int")
+    info = _backed_up_then_changed(mariadb, root, store, fresh_db, "ALTER TABLE t ADD COLUMN extra int")
     planner = RollbackPlanner(store)
     plan = planner.plan(mariadb.dsn, info.id)
     broken = RollbackStep(StepPhase.ALTER_TABLE, "table", "t", "ALTER TABLE `t` DROP COLUMN `missing`")
@@ -91,9 +98,7 @@ def mariadb_default_mode(root: pymysql.connections.Connection) -> str:
 def test_a_step_that_ends_elsewhere_fails_the_rehearsal_with_the_difference(
     mariadb: ThrowawayServer, root: pymysql.connections.Connection, store: BackupStore, fresh_db: str
 ) -> None:
-    run_sql(root, fresh_db, "CREATE TABLE t (id int PRIMARY KEY)")
-    info = store.create(mariadb.dsn, fresh_db)
-    run_sql(root, fresh_db, "ALTER TABLE t COMMENT 'live'")
+    info = _backed_up_then_changed(mariadb, root, store, fresh_db, "ALTER TABLE t COMMENT 'live'")
     planner = RollbackPlanner(store)
     plan = planner.plan(mariadb.dsn, info.id)
     wrong = attrs.evolve(plan.steps[0], sql="ALTER TABLE `t` COMMENT='not the backup'")
@@ -109,9 +114,7 @@ def test_a_step_that_ends_elsewhere_fails_the_rehearsal_with_the_difference(
 def test_a_scratch_database_left_by_a_crash_is_dropped_by_the_next_plan_but_not_one_in_use(
     mariadb: ThrowawayServer, root: pymysql.connections.Connection, store: BackupStore, fresh_db: str
 ) -> None:
-    run_sql(root, fresh_db, "CREATE TABLE t (id int PRIMARY KEY)")
-    info = store.create(mariadb.dsn, fresh_db)
-    run_sql(root, fresh_db, "ALTER TABLE t ADD COLUMN extra int")
+    info = _backed_up_then_changed(mariadb, root, store, fresh_db, "ALTER TABLE t ADD COLUMN extra int")
     crashed, running = SCRATCH_PREFIX + "0123456789abcdef", SCRATCH_PREFIX + "fedcba9876543210"
     holder = pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", autocommit=True)
     try:
@@ -131,9 +134,7 @@ def test_a_scratch_database_left_by_a_crash_is_dropped_by_the_next_plan_but_not_
 def test_without_the_privilege_the_rehearsal_is_skipped_and_says_which_grant(
     mariadb: ThrowawayServer, root: pymysql.connections.Connection, store: BackupStore, fresh_db: str
 ) -> None:
-    run_sql(root, fresh_db, "CREATE TABLE t (id int PRIMARY KEY)")
-    info = store.create(mariadb.dsn, fresh_db)
-    run_sql(root, fresh_db, "ALTER TABLE t ADD COLUMN extra int")
+    info = _backed_up_then_changed(mariadb, root, store, fresh_db, "ALTER TABLE t ADD COLUMN extra int")
     with root.cursor() as cursor:
         cursor.execute("CREATE USER IF NOT EXISTS 'no_scratch'@'%%' IDENTIFIED BY %s", (PASSWORD,))
         cursor.execute(f"GRANT ALL ON {quote_identifier(fresh_db)}.* TO 'no_scratch'@'%'")
@@ -152,9 +153,7 @@ def test_without_the_privilege_the_rehearsal_is_skipped_and_says_which_grant(
 def test_the_rehearsal_can_run_on_another_server_or_not_at_all(
     mariadb: ThrowawayServer, root: pymysql.connections.Connection, store: BackupStore, fresh_db: str
 ) -> None:
-    run_sql(root, fresh_db, "CREATE TABLE t (id int PRIMARY KEY)")
-    info = store.create(mariadb.dsn, fresh_db)
-    run_sql(root, fresh_db, "ALTER TABLE t ADD COLUMN extra int")
+    info = _backed_up_then_changed(mariadb, root, store, fresh_db, "ALTER TABLE t ADD COLUMN extra int")
     planner = RollbackPlanner(store)
     elsewhere = planner.plan(mariadb.dsn, info.id, rehearse_on=mariadb.dsn)
     assert elsewhere.rehearsal.passed

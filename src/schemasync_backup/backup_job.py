@@ -13,6 +13,7 @@ import attrs
 
 from schemasync_backup.capture.connection import Source
 from schemasync_backup.formats.manifest import BackupInfo, MigrationContext
+from schemasync_backup.store.data_backup import DEFAULT_CHUNK_BYTES, DataRequest, Migration
 from schemasync_backup.store.retention import RetentionPolicy, RetentionReport
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.validate.validator import ValidationResult, Validator
@@ -43,6 +44,9 @@ def create_backup(
     description: str = "",
     tags: Mapping[str, str] | None = None,
     migration_context: MigrationContext | Mapping[str, str] | None = None,
+    data: DataRequest = "none",
+    migration: Migration | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> BackupJobResult:
     """Create a backup of ``database``; validate it; then apply ``retention`` to that database.
 
@@ -50,7 +54,8 @@ def create_backup(
     the store never loses an older backup because of a newer one that proved bad.
     """
     info = store.create(source, database, description=description, tags=tags,
-                        migration_context=migration_context, allow_concurrent=allow_concurrent)
+                        migration_context=migration_context, allow_concurrent=allow_concurrent, data=data,
+                        migration=migration, chunk_bytes=chunk_bytes)
     result = Validator(store).validate(info.id) if validate else None
     applied = None
     if retention is not None and (result is None or result.valid):

@@ -1,7 +1,8 @@
 """The main job on an embedded default: a throwaway MariaDB, a sample schema, and the library at work.
 
-capture -> back up (compressed, encrypted, on local storage) -> validate -> restore-test ->
-a migration that goes wrong -> rollback plan -> execute -> verify.
+capture -> back up (compressed, encrypted, on local storage, with the data the migration would
+destroy) -> validate -> restore-test -> a migration that goes wrong -> rollback plan -> execute ->
+verify, and the dropped column's values are back.
 Run it with ``python -m schemasync_backup.demo`` (or the ``schemasync-demo`` script).
 """
 
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     with ThrowawayServer() as server, tempfile.TemporaryDirectory(prefix="schemasync-backups-") as scratch:
         print(f"started a throwaway MariaDB on 127.0.0.1:{server.port}")
         load_sample(server.dsn, "shop", args.sample)
+        with open_source(server.dsn, "shop") as connection, connection.cursor() as cursor:
+            cursor.execute(_SEED)
 
         started = time.perf_counter()
         snapshot = Snapshot.capture(server.dsn, "shop")
@@ -41,9 +44,13 @@ def main(argv: list[str] | None = None) -> int:
 
         key = EncryptionKey.generate()
         store = BackupStore.open(args.storage or scratch, compression="lz4", encryption_keys=key)
-        info = store.create(server.dsn, "shop", description="demo", tags={"source": "demo"})
+        # What a migration tool calls before every migration: the schema, and the data it would destroy.
+        info = store.create(server.dsn, "shop", description="demo", tags={"source": "demo"}, data="at-risk",
+                            migration=_MIGRATION)
         print(f"\n== backup {info.id} in {store.url}\n   {info.raw_size} bytes raw, {info.stored_size} stored "
-              f"({info.compression}, {info.encryption} with key {info.key_id}), checksum {info.checksum[:16]}...")
+              f"({info.compression}, {info.encryption} with key {info.key_id}), checksum {info.checksum[:16]}...\n"
+              f"   {info.data}")
+        before = _profiles(server.dsn)
 
         validator = Validator(store)
         result = validator.validate(info.id)
@@ -66,12 +73,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== executed {outcome.steps_run} steps (the live state was backed up first as "
               f"{outcome.pre_rollback_backup_id}); live schema hash {check.live_hash[:16]}... "
               f"{'matches the backup' if check.matches else 'DIFFERS'}")
-        return 0 if result.valid and restored.passed and check.matches else 1
+        after = _profiles(server.dsn)
+        print("== the dropped column customer.profile is back, with its values:\n   "
+              + "\n   ".join(f"{email}: {profile}" for email, profile in after))
+        return 0 if result.valid and restored.passed and check.matches and after == before else 1
+
+
+def _profiles(dsn: str) -> list[tuple[str, str | None]]:
+    with open_source(dsn, "shop") as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT email, profile FROM customer WHERE email <> 'ada@example.com' ORDER BY id")
+        return [(str(email), None if profile is None else str(profile)) for email, profile in cursor.fetchall()]
+
+
+_SEED = ("INSERT INTO customer (email, full_name, profile) VALUES "
+         "('grace@example.com', 'Grace Hopper', '{\"tier\": \"gold\", \"newsletter\": true}'), "
+         "('linus@example.com', 'Linus', NULL), ('ada.l@example.com', 'Ada Lovelace', '{\"tier\": \"silver\"}')")
 
 
 _MIGRATION = (
     "ALTER TABLE customer ADD COLUMN loyalty_tier ENUM('bronze','silver') NULL AFTER email, "
-    "DROP INDEX ft_customer_name",
+    "DROP INDEX ft_customer_name, DROP COLUMN profile",
     "INSERT INTO customer (email, full_name, loyalty_tier) VALUES ('ada@example.com', 'Ada', 'silver')",
     "ALTER TABLE order_line DROP FOREIGN KEY fk_line_product",
     "CREATE OR REPLACE VIEW live_product AS SELECT sku, title FROM product WHERE status = 'live'",

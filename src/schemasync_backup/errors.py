@@ -140,7 +140,8 @@ class SnapshotFormatError(SchemaSyncBackupError, ValueError):
 
 
 class UnrecognisedDefinitionError(SchemaSyncBackupError, ValueError):
-    """A CREATE TABLE text laid out in a way this package does not know."""
+    """A CREATE TABLE text laid out in a way this package does not know (or, inside the at-risk analysis, a
+    migration statement it has no rule for: that one falls back on the tables the statement names)."""
 
 
 class SchemaObjectNotFoundError(SchemaSyncBackupError, KeyError):

@@ -16,6 +16,8 @@ import attrs
 import pymysql
 import pymysql.connections
 import pymysql.constants.COMMAND
+import pymysql.constants.CR
+import pymysql.converters
 import pymysql.cursors
 
 from schemasync_backup.errors import (
@@ -147,6 +149,31 @@ def connect(spec: ConnectionSpec, database: str | None = None) -> Connection:
     Never with ``CLIENT.MULTI_STATEMENTS``: each query runs exactly one statement, so a DDL text
     carrying a second statement after a ``;`` fails on the server instead of running it.
     """
+    kwargs = _connect_arguments(spec, database)
+    with translate_errors(spec.redacted(), database=kwargs["database"], connecting=True):
+        return pymysql.connect(**kwargs)
+
+
+def connect_for_data(spec: ConnectionSpec, database: str | None = None, *, init_command: str) -> Connection:
+    """Open a connection for table data: every value arrives as the bytes the server sent.
+
+    No decoders run (a DATETIME stays ``b'0000-00-00 00:00:00'``, a VARCHAR the bytes of its
+    charset), and ``LOAD DATA LOCAL`` can send only what :func:`load_local` hands it.
+    ``init_command`` sets up the session; PyMySQL runs it again on every reconnect.
+    """
+    kwargs = _connect_arguments(spec, database)
+    with translate_errors(spec.redacted(), database=kwargs["database"], connecting=True):
+        connection = _DataConnection(
+            **kwargs, use_unicode=False, conv=_RAW_CONVERSIONS, local_infile=True, init_command=init_command
+        )
+    # local_infile=True only makes the handshake offer LOCAL; PyMySQL's own handler (which opens
+    # whatever file the server names) is switched off. _DataResult never consults this flag, so
+    # if a PyMySQL upgrade ever bypassed it, a LOCAL request fails instead of reading a file.
+    connection._local_infile = False
+    return connection
+
+
+def _connect_arguments(spec: ConnectionSpec, database: str | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "user": spec.user,
         "password": spec.password,
@@ -162,8 +189,87 @@ def connect(spec: ConnectionSpec, database: str | None = None) -> Connection:
         kwargs["port"] = spec.port
     if spec.ssl:
         kwargs["ssl"] = {key.removeprefix("ssl_"): value for key, value in spec.ssl.items()}
-    with translate_errors(spec.redacted(), database=kwargs["database"], connecting=True):
-        return pymysql.connect(**kwargs)
+    return kwargs
+
+
+#: PyMySQL's conversions without its decoders: encoders for query arguments stay, values stay bytes.
+_RAW_CONVERSIONS = {key: value for key, value in pymysql.converters.conversions.items() if not isinstance(key, int)}
+#: How much of a LOAD DATA LOCAL payload goes into one packet.
+_LOCAL_PACKET = 64 * 1024
+
+
+class _DataResult(pymysql.connections.MySQLResult):  # type: ignore[misc]
+    """A result whose answer to a server's LOAD DATA LOCAL request never touches the file system."""
+
+    def _read_load_local_packet(self, first_packet: Any) -> None:
+        # The server names the file it wants; a client that opens that name sends any file the
+        # server asks for (PyMySQL's own handler does). This one ignores the name and sends only
+        # the bytes load_local armed for the statement it is running, once; any other request
+        # (one the server makes on its own) gets an empty file, and the statement fails below.
+        connection = self.connection
+        data, connection.local_data = connection.local_data, None
+        payload = memoryview(data or b"")
+        for start in range(0, len(payload), _LOCAL_PACKET):
+            connection.write_packet(payload[start:start + _LOCAL_PACKET])
+        connection.write_packet(b"")  # the end of the file
+        answer = connection._read_packet()  # raises the server's error, if it sent one
+        if not answer.is_ok_packet():
+            raise pymysql.err.OperationalError(pymysql.constants.CR.CR_COMMANDS_OUT_OF_SYNC, "Commands Out of Sync")
+        self._read_ok_packet(answer)
+        if data is None:
+            raise QueryError(
+                f"the server asked for a local file outside any LOAD DATA of ours ({describe(connection)}); "
+                "it was sent none",
+                subject=describe(connection),
+            )
+
+
+class _DataConnection(pymysql.connections.Connection):  # type: ignore[misc]
+    """A PyMySQL connection whose results are :class:`_DataResult`."""
+
+    #: The bytes the next LOAD DATA LOCAL may send (set by load_local, taken by _DataResult).
+    local_data: bytes | None = None
+
+    def _read_query_result(self, unbuffered: bool = False) -> Any:
+        # PyMySQL's own method, with _DataResult for MySQLResult.
+        self._result = None
+        result = _DataResult(self)
+        if unbuffered:
+            result.init_unbuffered_query()
+        else:
+            result.read()
+        self._result = result
+        if result.server_status is not None:
+            self.server_status = result.server_status
+        return result.affected_rows
+
+
+def is_data_connection(connection: object) -> bool:
+    """Whether ``connection`` came from :func:`connect_for_data`."""
+    return isinstance(connection, _DataConnection)
+
+
+def load_local(connection: Connection, statement: str, data: bytes) -> int:
+    """Run one ``LOAD DATA LOCAL INFILE`` statement that reads ``data``; return the rows it loaded.
+
+    Whatever file name the statement (or the server) gives, ``data`` is what is sent.
+    """
+    connection.local_data = data
+    try:
+        with translate_errors(describe(connection)), connection.cursor() as cursor:
+            return int(cursor.execute(statement))
+    finally:
+        connection.local_data = None
+
+
+def stream(connection: Connection, sql: str) -> Iterator[tuple[Any, ...]]:
+    """Run one query and yield its rows as the server sends them (unbuffered: memory stays flat).
+
+    Nothing else may run on the connection until the rows are read or the iterator is closed.
+    """
+    with translate_errors(describe(connection)), connection.cursor(pymysql.cursors.SSCursor) as cursor:
+        cursor.execute(sql)
+        yield from cursor
 
 
 @contextlib.contextmanager
@@ -352,7 +458,12 @@ def _pipeline(connection: Connection, window: list[bytes]) -> list[list[tuple[An
     return rows
 
 
-def execute(connection: Connection, statement: str) -> None:
-    """Run one statement that returns no rows, errors translated."""
+def text(value: object) -> str:
+    """A value of :func:`query` as text: a data connection (:func:`connect_for_data`) hands back bytes."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def execute(connection: Connection, statement: str) -> int:
+    """Run one statement that returns no rows, errors translated; return the rows it affected."""
     with translate_errors(describe(connection)), connection.cursor() as cursor:
-        cursor.execute(statement)
+        return int(cursor.execute(statement))

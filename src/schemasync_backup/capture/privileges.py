@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import attrs
 
-from schemasync_backup.capture.connection import Connection, query
+from schemasync_backup.capture.connection import Connection, query, text
 
 #: What ``ALL PRIVILEGES`` on a database means.
 ALL_PRIVILEGES = frozenset({
@@ -26,7 +26,7 @@ _GRANT_LINE = re.compile(
 
 
 def current_user(connection: Connection) -> str:
-    value = str(query(connection, "SELECT CURRENT_USER() AS user")[0]["user"])
+    value = text(query(connection, "SELECT CURRENT_USER() AS user")[0]["user"])
     # The host part never holds an @, the user name may.
     user, _, host = value.rpartition("@")
     return f"'{user}'@'{host}'"

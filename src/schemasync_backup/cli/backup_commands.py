@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -39,6 +40,10 @@ from schemasync_backup.validate.validator import ValidationResult, Validator
 def cmd_backup_create(ctx: Context) -> Outcome:
     database = ctx.database()
     assert database is not None
+    if _data_request(ctx) == "at-risk" and ctx.args.migration is None:
+        return Outcome({"backup_id": None}, "", ExitCode.USAGE,
+                       "--data at-risk backs up what a migration would destroy: name it with --migration FILE "
+                       "(its SQL statements, or - for stdin)")
     from schemasync_backup.backup_job import create_backup
     from schemasync_backup.cli.config import retention_policy
 
@@ -51,7 +56,8 @@ def cmd_backup_create(ctx: Context) -> Outcome:
         job = create_backup(ctx.store, ctx.config.database.to_dsn(database), database,
                             validate=validation.enabled and validation.validate_on_create, retention=policy,
                             allow_concurrent=ctx.args.force, description=ctx.args.description,
-                            tags=dict(tag.split("=", 1) for tag in ctx.args.tag))
+                            tags=dict(tag.split("=", 1) for tag in ctx.args.tag), data=_data_request(ctx),
+                            migration=_migration(ctx), chunk_bytes=ctx.config.backup.buffer_size)
     info, result = job.info, job.validation
     ctx.note(backup_id=info.id, raw_size=info.raw_size, stored_size=info.stored_size, compression=info.compression,
              encryption=info.encryption or "none")
@@ -60,7 +66,7 @@ def cmd_backup_create(ctx: Context) -> Outcome:
     data = {"backup_id": info.id, **_info_dict(info),
             "validation": reports.result_dict(result) if result is not None else None,
             "retention": job.retention.to_dict() if job.retention is not None else None}
-    text = (f"Created backup {info.id} of {database}: {human_size(info.raw_size)} schema, "
+    text = (f"Created backup {info.id} of {database} ({info.data or 'schema only'}): {human_size(info.raw_size)}, "
             f"{human_size(info.stored_size)} stored ({info.compression}"
             f"{', ' + info.encryption + ' ' + (info.key_id or '') if info.encryption else ', not encrypted'})")
     if result is not None:
@@ -70,6 +76,20 @@ def cmd_backup_create(ctx: Context) -> Outcome:
     if job.retention is not None:
         text += f"\nretention: {len(job.retention.kept)} kept, {len(job.retention.removed)} removed"
     return Outcome(data, text)
+
+
+def _data_request(ctx: Context) -> str | list[str]:
+    """--data (else backup.data): none, all, at-risk, or table names separated by commas."""
+    asked = ctx.args.data or ctx.config.backup.data
+    return asked if asked in ("none", "all", "at-risk") else [name.strip() for name in asked.split(",") if name.strip()]
+
+
+def _migration(ctx: Context) -> str | None:
+    """The migration's SQL for --data at-risk: --migration FILE, or - for stdin."""
+    path = ctx.args.migration
+    if path is None:
+        return None
+    return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
 
 
 def cmd_backup_list(ctx: Context) -> Outcome:
@@ -95,6 +115,7 @@ def cmd_backup_info(ctx: Context) -> Outcome:
         ("created by", info.created_by), ("description", info.description), ("tags", _tags(info.tags)),
         ("schema hash", info.schema_hash), ("size", f"{human_size(info.raw_size)} raw, "
                                                   f"{human_size(info.stored_size)} stored ({info.compression})"),
+        ("data", str(info.data) if info.data is not None else "schema only"),
         ("encryption", f"{info.encryption} with key {info.key_id}" if info.encryption else "none"),
         ("manifest checksum", info.checksum + ("" if checksum_valid else "  (DOES NOT MATCH the manifest)")),
         ("contents", _kinds(stats["schema_objects"])),

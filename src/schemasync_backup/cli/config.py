@@ -264,6 +264,12 @@ class BackupConfig:
     compression: CompressionConfig = attrs.field(factory=CompressionConfig, metadata=_doc("how objects are compressed"))
     encryption: EncryptionConfig = attrs.field(factory=EncryptionConfig, metadata=_doc("how objects are encrypted"))
     validation: ValidationConfig = attrs.field(factory=ValidationConfig, metadata=_doc("when backups are checked"))
+    data: str = attrs.field(default="none", metadata=_doc(
+        "table data a backup holds besides the schema: none, all, at-risk (with `backup create --migration`), "
+        "or table names separated by commas"))
+    buffer_size: int = attrs.field(default=8 << 20, metadata=_doc(
+        "the size of a data chunk, and so the memory bound of reading and loading data (bytes, or \"64MB\")",
+        kind="size", min=4096))
     notifications: NotificationsConfig = attrs.field(factory=NotificationsConfig, metadata=_doc("who hears about it"))
     logging: LoggingConfig = attrs.field(factory=LoggingConfig, metadata=_doc("the log file"))
 

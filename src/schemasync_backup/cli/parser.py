@@ -173,6 +173,11 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
     create.add_argument("--description", default="", help="free text stored with the backup")
     create.add_argument("--tag", action="append", type=_tag, default=[], metavar="KEY=VALUE",
                         help="a tag stored with the backup (repeatable)")
+    create.add_argument("--data", metavar="WHAT",
+                        help="table data to hold besides the schema: none, all, at-risk (what --migration would "
+                             "destroy), or table names separated by commas (default: backup.data in the config)")
+    create.add_argument("--migration", metavar="FILE",
+                        help="the migration's SQL (- for stdin), for --data at-risk")
     listing = commands.add("list", "list backups, newest first", cmd_backup_list,
                            database="only backups of this database")
     listing.add_argument("--status", type=str.upper, metavar="STATUS",
@@ -273,6 +278,10 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
     execute.add_argument("--dry-run", action="store_true", help="plan and check everything, change nothing")
     execute.add_argument("--disable-fk-checks", action="store_true",
                          help="SET FOREIGN_KEY_CHECKS=0 for the rollback's session")
+    execute.add_argument("--load-method", choices=("load_data", "insert"), default="load_data",
+                         help="how data steps load the backup's rows: LOAD DATA LOCAL INFILE, or multi-row INSERTs")
+    execute.add_argument("--batch-size", type=int, default=1000, metavar="ROWS",
+                         help="rows per INSERT with --load-method insert")
     _target_database_option(commands.add("validate", "check that the live schema equals the backup's",
                                          cmd_rollback_validate, backup_id="required", database=target))
     _target_database_option(commands.add("compare", "show the differences between the live schema and the backup's",

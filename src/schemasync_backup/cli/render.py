@@ -36,8 +36,16 @@ def _backup_rows(backups: Sequence[BackupInfo]) -> str:
     if not backups:
         return "no backups"
     return table([(info.id, info.database, _when(info.created_at), info.status, human_size(info.stored_size),
-                   "yes" if info.encryption else "no", _tags(info.tags), info.description) for info in backups],
-                 ("ID", "DATABASE", "CREATED (UTC)", "STATUS", "SIZE", "ENCRYPTED", "TAGS", "DESCRIPTION"))
+                   _data(info), "yes" if info.encryption else "no", _tags(info.tags), info.description)
+                  for info in backups],
+                 ("ID", "DATABASE", "CREATED (UTC)", "STATUS", "SIZE", "DATA", "ENCRYPTED", "TAGS", "DESCRIPTION"))
+
+
+def _data(info: BackupInfo) -> str:
+    """What data a backup holds, in a listing's few characters."""
+    if info.data is None:
+        return "schema only"
+    return f"{info.data.mode}: {info.data.tables} tables, {info.data.rows:,} rows"
 
 
 def _validation_text(result: ValidationResult) -> str:

@@ -38,6 +38,7 @@ _NOW = re.compile(r"^(?:current_timestamp|now|localtime|localtimestamp)(?:\(\s*(
 #: lacks in a comment); quoted strings and names are matched first, so the words inside never count.
 _SHOWN_OPTION = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`]|``)*`|\b(PAGE_CHECKSUM|TRANSACTIONAL|ROW_FORMAT)=(\w+)\b")
 _SHOWN_OPTION_NAMES = frozenset({"page_checksum", "transactional", "row_format"})
+_ALWAYS_SHOWN = frozenset({"page_checksum", "transactional"})
 
 
 def schema_hash(snapshot: Snapshot) -> str:
@@ -129,9 +130,11 @@ def _options(table: Table) -> str:
     and a TRANSACTIONAL only where it was given. A restore replays SHOW CREATE, so only its
     reading is the same again afterwards (and it is the one the diff compares).
     """
-    reported = [option for option in table.create_options.lower().split()
-                if option.partition("=")[0] not in _SHOWN_OPTION_NAMES]
     shown = [f"{name.lower()}={value.lower()}" for name, value in _SHOWN_OPTION.findall(table.create_sql) if name]
+    # ROW_FORMAT only where the text prints one: the format the server chose over the one asked for.
+    replaced = _SHOWN_OPTION_NAMES if any(o.startswith("row_format=") for o in shown) else _ALWAYS_SHOWN
+    reported = [option for option in table.create_options.lower().split()
+                if option.partition("=")[0] not in replaced]
     return " ".join(sorted(reported + shown))
 
 

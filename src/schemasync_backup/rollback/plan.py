@@ -29,6 +29,8 @@ from schemasync_backup.ddl.render import (
 )
 from schemasync_backup.ddl.snapshot_script import split_foreign_keys, view_order
 from schemasync_backup.errors import UnsafeScriptError
+from schemasync_backup.formats.data_index import TableData
+from schemasync_backup.model import type_change
 from schemasync_backup.model.diff import definition, routine_key
 from schemasync_backup.model.snapshot import Column, Snapshot, Table, Trigger
 from schemasync_backup.sql import client_script, create_table
@@ -44,7 +46,6 @@ _RESET_VALUES = {"KEY_BLOCK_SIZE": "0", "MIN_ROWS": "0", "MAX_ROWS": "0", "AVG_R
                  "DELAY_KEY_WRITE": "0", "INSERT_METHOD": "NO", "CONNECTION": "''", "COMMENT": "''"}
 _PERIOD = "PERIOD FOR "
 SEQUENCE, SYSTEM_VERSIONED = "SEQUENCE", "SYSTEM VERSIONED"
-_INT_RANGES = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 8}
 
 
 @attrs.frozen
@@ -87,13 +88,17 @@ class StepPhase(enum.StrEnum):
     ALTER_TABLE_PARTITIONING = "alter table partitioning"
     ALTER_SEQUENCE = "alter sequence"
     ADD_FOREIGN_KEY = "add foreign key"
+    RELOAD_TABLE = "reload table"
+    RESTORE_ROWS = "restore rows"
+    REFILL_COLUMNS = "refill columns"
     CREATE_ROUTINE = "create routine"
     CREATE_VIEW = "create view"
     CREATE_TRIGGER = "create trigger"
     CREATE_EVENT = "create event"
 
 
-@report("phase", "object_kind", "object_name", "sql", "session", "statements", "destructive", "warning", "risks")
+@report("phase", "object_kind", "object_name", "sql", "session", "statements", "destructive", "warning", "risks",
+        "data", "columns")
 @attrs.frozen
 class RollbackStep:
     phase: StepPhase = attrs.field(converter=StepPhase)
@@ -107,11 +112,19 @@ class RollbackStep:
     #: routine, view, trigger or event as :func:`render.render` creates it (which may run ``sql``
     #: through EXECUTE IMMEDIATE, and resets the session after it).
     sent: tuple[str, ...] = ()
+    #: A data step's table data in the backup (its chunks), and the columns it refills.
+    data: TableData | None = None
+    columns: tuple[str, ...] = ()
 
     @property
     def statements(self) -> tuple[str, ...]:
-        """The statements execute sends for this step, in order."""
+        """The statements execute sends for this step, in order (a data step's ``sql`` shows what it
+        runs per chunk, with the chunk's data streamed from the store)."""
         return self.sent or (*self.session, self.sql)
+
+    @property
+    def is_data(self) -> bool:
+        return self.data is not None
 
     @property
     def destructive(self) -> bool:
@@ -234,7 +247,7 @@ class RollbackPlan:
     def _client_statements(self) -> Iterator[tuple[RollbackStep, str, client_script.Lexed]]:
         """Each statement execute sends, in order, with how the client reads it under the session's mode."""
         # The sql_mode is the server's default until a step sets one.
-        sent = [(step, statement) for step in self.steps for statement in step.statements]
+        sent = [(step, statement) for step in self.steps if not step.is_data for statement in step.statements]
         for (step, _), (statement, lexed, _mode) in zip(
                 sent, client_script.checked(statement for _, statement in sent), strict=True):
             yield step, statement, lexed
@@ -249,6 +262,10 @@ class RollbackPlan:
         if commented:
             lines.append("Some statements hold comments, which the client drops unless run with --comments; "
                          "the first statement stops the script when they were dropped.")
+        lines += [f"WARNING: step {number} ({step.phase} {quote_identifier(step.object_name)}) loads "
+                  f"{step.data.rows:,} rows of the backup's data, which this script cannot carry: only "
+                  "`rollback execute` runs it"
+                  for number, step in enumerate(self.steps, start=1) if step.data is not None]
         return lines + [f"WARNING: {warning}" for warning in self.warnings]
 
     def summary(self) -> str:
@@ -674,49 +691,31 @@ def _charset_risk(table: str, old: str, new: str) -> tuple[Risk, ...]:
     return ()
 
 
-def _base(column_type: str) -> tuple[str, list[str], bool]:
-    match = re.match(r"^(\w+)(?:\((.*)\))?(.*)$", column_type.strip())
-    if match is None:
-        return column_type, [], False
-    args = [arg.strip() for arg in (match.group(2) or "").split(",")] if match.group(2) else []
-    return match.group(1).lower(), args, "unsigned" in match.group(3).lower()
-
-
-def _column_risks(table: str, old: Any, new: Any) -> list[Risk]:
-    """What a column change may destroy, with a query that counts the affected rows."""
+def _column_risks(table: str, old: Column, new: Column) -> list[Risk]:
+    """What a column change may destroy (type_change decides), with a query that counts the affected rows."""
     column = _q(new.name)
     where = f"SELECT COUNT(*) FROM {_q(table)} WHERE "
     risks: list[Risk] = []
-    if old.nullable and not new.nullable:
-        risks.append(Risk(f"column {column} becomes NOT NULL; NULLs are rejected or replaced",
-                          where + f"{column} IS NULL"))
-    if old.collation != new.collation and new.collation and old.collation:
-        charset = new.charset or new.collation.split("_")[0]
-        risks.append(Risk(f"column {column} changes character set/collation {old.collation} -> {new.collation}",
-                          where + f"{column} <> CONVERT({column} USING {charset})"))
-    if old.type == new.type:
-        return risks
-    old_base, old_args, old_unsigned = _base(old.type)
-    new_base, new_args, new_unsigned = _base(new.type)
-    if new_base in ("varchar", "char", "varbinary", "binary") and new_args:
-        if old_base == new_base and old_args and int(old_args[0]) <= int(new_args[0]):
-            return risks
-        risks.append(Risk(f"column {column} narrows from {old.type} to {new.type}; longer values are truncated",
-                          where + f"CHAR_LENGTH({column}) > {int(new_args[0])}"))
-    elif new_base in ("enum", "set") and old_base == new_base:
-        removed = [value for value in old_args if value not in new_args]
-        if removed:
-            test = " OR ".join(f"FIND_IN_SET({value}, {column})" for value in removed) if new_base == "set" \
-                else f"{column} IN ({', '.join(removed)})"
-            risks.append(Risk(f"column {column} loses {new_base.upper()} values {', '.join(removed)}", where + test))
-    elif new_base in _INT_RANGES and old_base in _INT_RANGES:
-        if _INT_RANGES[new_base] >= _INT_RANGES[old_base] and (new_unsigned == old_unsigned):
-            return risks
-        bits = 8 * _INT_RANGES[new_base]
-        low, high = (0, 2**bits - 1) if new_unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-        risks.append(Risk(f"column {column} narrows from {old.type} to {new.type}; values out of range are lost",
-                          where + f"({column} < {low} OR {column} > {high})"))
-    else:
-        risks.append(Risk(f"column {column} changes type from {old.type} to {new.type}; values are converted",
-                          where + f"{column} IS NOT NULL"))
+    for loss in type_change.losses(old, new):
+        match loss:
+            case type_change.NullsRejected():
+                risks.append(Risk(f"column {column} becomes NOT NULL; NULLs are rejected or replaced",
+                                  where + f"{column} IS NULL"))
+            case type_change.CharsetNarrowed(new_charset=charset):
+                risks.append(Risk(f"column {column} changes character set/collation {old.collation} -> "
+                                  f"{new.collation}", where + f"{column} <> CONVERT({column} USING {charset})"))
+            case type_change.Shortened(length=length, in_bytes=in_bytes):
+                measure = "LENGTH" if in_bytes else "CHAR_LENGTH"
+                risks.append(Risk(f"column {column} narrows from {old.type} to {new.type}; longer values are "
+                                  f"truncated", where + f"{measure}({column}) > {length}"))
+            case type_change.ValuesRemoved(kind=kind, values=removed):
+                test = " OR ".join(f"FIND_IN_SET({value}, {column})" for value in removed) if kind == "set" \
+                    else f"{column} IN ({', '.join(removed)})"
+                risks.append(Risk(f"column {column} loses {kind.upper()} values {', '.join(removed)}", where + test))
+            case type_change.OutOfRange(low=low, high=high):
+                risks.append(Risk(f"column {column} narrows from {old.type} to {new.type}; values out of range "
+                                  f"are lost", where + f"({column} < {low} OR {column} > {high})"))
+            case type_change.Converted():
+                risks.append(Risk(f"column {column} changes type from {old.type} to {new.type}; values are "
+                                  f"converted", where + f"{column} IS NOT NULL"))
     return risks

@@ -7,6 +7,7 @@ server lock and a journal in the store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from schemasync_backup.capture import table_data
 from schemasync_backup.capture.connection import (
     Connection,
     ConnectionSpec,
@@ -32,7 +34,9 @@ from schemasync_backup.errors import (
     DatabaseError,
     DatabaseMismatchError,
     DatabaseNotFoundError,
+    IntegrityError,
     InvalidInputError,
+    InvalidSourceError,
     QueryError,
     RehearsalFailedError,
     RollbackConnectionLostError,
@@ -41,10 +45,12 @@ from schemasync_backup.errors import (
     StalePlanError,
 )
 from schemasync_backup.formats.backup_id import check_backup_id
+from schemasync_backup.formats.data_index import ChunkRecord
 from schemasync_backup.formats.manifest import BackupInfo, Status
 from schemasync_backup.model.diff import SchemaDiff, diff
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
-from schemasync_backup.rollback import preflight
+from schemasync_backup.rollback import data_restore, preflight
+from schemasync_backup.rollback.data_steps import data_steps
 from schemasync_backup.rollback.plan import (
     DEFINER_POLICIES,
     NOT_REHEARSED,
@@ -156,6 +162,14 @@ class _Journal:
         entry["started_at" if status == "running" else "finished_at"] = _now()
         self.save()
 
+    def chunk(self, number: int, done: int) -> None:
+        """A data step's chunks done so far: a run that stops goes on from the next one."""
+        self.document["steps"][number - 1]["chunks_done"] = done
+        self.save()
+
+    def data(self, number: int, loaded: Any) -> None:
+        self.document["steps"][number - 1]["loaded"] = unstructure(loaded)
+
     def finish(self, status: str, error: str | None = None) -> None:
         self.document["status"] = status
         self.document["finished_at"] = _now()
@@ -226,6 +240,9 @@ class RollbackPlanner:
                     )
             steps, step_notes = build_steps(live, goal, definer_policy)
             notes += step_notes
+            loads, lost, data_notes = data_steps(live, goal, steps, self.store.data_index(backup_id))
+            steps = _with_data_steps(steps, loads)
+            notes += data_notes + [_lost_note(connection, name, table, columns) for table, columns in lost]
             if not _database_exists(connection, name):
                 steps.insert(0, RollbackStep(StepPhase.CREATE_DATABASE, "database", name,
                                              f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET "
@@ -282,13 +299,21 @@ class RollbackPlanner:
         force: bool = False,
         progress: Progress | None = None,
         destructive_confirmed: bool = False,
+        load_method: str = "load_data",
+        batch_size: int = 1000,
     ) -> ExecutionResult:
         """Run ``plan``; refuses stale plans always, and unless ``force``: a plan with preflight
         problems, and a destructive one that nobody confirmed.
 
         ``destructive_confirmed``: a person reviewed this plan's destructive steps and said yes;
         that is consent for them, but not for preflight problems, which still need ``force``.
+
+        Data steps load the backup's chunks with ``LOAD DATA LOCAL INFILE`` (``load_method="insert"``:
+        multi-row INSERTs of ``batch_size`` rows), each checked after loading.
         """
+        if load_method not in ("load_data", "insert") or batch_size < 1:
+            raise InvalidInputError(f"load_method must be 'load_data' or 'insert' and batch_size at least 1, not "
+                                    f"{load_method!r} and {batch_size}", subject=load_method)
         check_backup_id(plan.backup_id)
         if plan.rehearsal.failed and not force:
             raise RehearsalFailedError(
@@ -318,8 +343,8 @@ class RollbackPlanner:
                     subject=plan.database,
                 )
             try:
-                result = self._run(connection, plan, dry_run=dry_run, disable_fk_checks=disable_fk_checks,
-                                   progress=progress)
+                result = self._run(target, connection, plan, dry_run=dry_run, disable_fk_checks=disable_fk_checks,
+                                   progress=progress, load_method=load_method, batch_size=batch_size)
             except BaseException as exc:
                 # The cleanup must never replace the error that stopped the run.
                 _release(connection, lock, where, failure=exc)
@@ -332,8 +357,9 @@ class RollbackPlanner:
                 self.store.registry.notify("rollback.executed", {"backup_id": plan.backup_id, **result.to_dict()})
             return result
 
-    def _run(self, connection: Connection, plan: RollbackPlan, *, dry_run: bool, disable_fk_checks: bool,
-             progress: Progress | None) -> ExecutionResult:
+    def _run(self, target: Source, connection: Connection, plan: RollbackPlan, *, dry_run: bool,
+             disable_fk_checks: bool, progress: Progress | None, load_method: str,
+             batch_size: int) -> ExecutionResult:
         live, _ = self._live(connection, plan.database, lambda: self.store.snapshot(plan.backup_id))
         if live.schema_hash != plan.live_hash:
             raise StalePlanError(
@@ -344,10 +370,7 @@ class RollbackPlanner:
         if dry_run:
             return ExecutionResult(plan.backup_id, plan.database, True, 0, None, None,
                                    plan.is_empty, live.schema_hash)
-        pre = self.store.save(
-            live, description=f"automatic backup before rollback to {plan.backup_id}",
-            tags={"pre_rollback": "true", "rollback_to": plan.backup_id}, pinned=True,
-        ) if live.objects() else None
+        pre = self._pre_rollback_backup(target, plan, live) if live.objects() else None
         journal = _Journal(self.store, plan, pre.id if pre else "")
         where = describe(connection)
         try:
@@ -362,8 +385,12 @@ class RollbackPlanner:
                         with translate_errors(where, database=plan.database):
                             if step.phase != StepPhase.CREATE_DATABASE:
                                 connection.select_db(plan.database)
-                            for statement in step.statements:
-                                cursor.execute(statement)
+                            if step.is_data:
+                                loaded = self._load(target, plan, step, journal, number, load_method, batch_size)
+                                journal.data(number, loaded)
+                            else:
+                                for statement in step.statements:
+                                    cursor.execute(statement)
                     except (QueryError, DatabaseConnectionError) as exc:
                         raise self._step_failed(journal, plan, number, step, exc) from exc
                     journal.step(number, "done")
@@ -379,6 +406,38 @@ class RollbackPlanner:
         journal.finish("completed" if verified else "completed with differences")
         return ExecutionResult(plan.backup_id, plan.database, False, len(plan.steps), pre.id if pre else None,
                                journal.run_id, verified, after.schema_hash)
+
+    def _pre_rollback_backup(self, target: Source, plan: RollbackPlan, live: Snapshot) -> BackupInfo:
+        """The live state, pinned, with the data the rollback destroys: undoing the undo gives it back too."""
+        description = f"automatic backup before rollback to {plan.backup_id}"
+        tags = {"pre_rollback": "true", "rollback_to": plan.backup_id}
+        if not plan.destructive_steps or not isinstance(target, str):
+            # (Data is read on connections of its own: from a caller's open connection, schema only.)
+            return self.store.save(live, description=description, tags=tags, pinned=True)
+        goal = attrs.evolve(self.store.snapshot(plan.backup_id), database=plan.database)
+        return self.store.create(target, plan.database, description=description, tags=tags, pinned=True,
+                                 data="at-risk", migration=goal, allow_concurrent=True)
+
+    def _load(self, target: Source, plan: RollbackPlan, step: RollbackStep, journal: _Journal,
+              number: int, method: str, batch_size: int) -> data_restore.DataLoaded:
+        """Stream a data step's chunks from the store into the live table, on a data connection of its own."""
+        if not isinstance(target, str):
+            raise InvalidSourceError(
+                f"step {number} loads the backup's data, which needs the target's DSN, not an open connection: "
+                "rows load on a connection of their own", subject=plan.backup_id)
+        found = self.store.authenticated_manifest(plan.backup_id)
+        records = {record.address: record for record in found.objects}
+        table = self.store.snapshot(plan.backup_id).table(step.object_name)
+
+        def read(chunk: ChunkRecord) -> bytes:
+            if chunk.address not in records:
+                raise IntegrityError(f"backup {plan.backup_id} is damaged: no object for chunk {chunk.address}",
+                                     subject=plan.backup_id)
+            return self.store.read_object(records[chunk.address])
+
+        with contextlib.closing(table_data.open_data_connection(target, plan.database)) as loader:
+            return data_restore.run(loader, step, table, read, method=method, batch_size=batch_size,
+                                    chunk_done=lambda done: journal.chunk(number, done))
 
     @staticmethod
     def _step_failed(
@@ -513,6 +572,24 @@ def _keep_unheld(live: Snapshot, goal: Snapshot) -> tuple[Snapshot, list[str]]:
         events=(*goal.events, *kept.get("event", [])),
     )
     return merged, names
+
+
+def _with_data_steps(steps: list[RollbackStep], loads: list[RollbackStep]) -> list[RollbackStep]:
+    """Data steps after the tables are as the backup's, before triggers (which would fire on the rows)."""
+    later = (StepPhase.CREATE_ROUTINE, StepPhase.CREATE_VIEW, StepPhase.CREATE_TRIGGER, StepPhase.CREATE_EVENT)
+    at = next((number for number, step in enumerate(steps) if step.phase in later), len(steps))
+    return [*steps[:at], *loads, *steps[at:]]
+
+
+def _lost_note(connection: Connection, database: str, table: str, columns: tuple[str, ...]) -> str:
+    connection.select_db(database)
+    try:
+        rows = int(next(iter(query(connection, f"SELECT COUNT(*) AS n FROM {quote_identifier(table)}")[0].values())))
+    except DatabaseError:
+        rows = -1
+    counted = f"{rows:,} rows get the default" if rows >= 0 else "every row gets the default"
+    names = ", ".join(f"{table}.{column}" for column in columns)
+    return f"column{'s' if len(columns) > 1 else ''} {names}: values not in the backup: {counted}"
 
 
 def _fit_sequence(connection: Connection, database: str, step: RollbackStep) -> RollbackStep:

@@ -30,7 +30,9 @@ from schemasync_backup.sql.quoting import quote_identifier, quote_string
 
 #: Every scratch database's name starts so (a LIKE pattern needs its underscores escaped).
 SCRATCH_PREFIX = "_schemasync_rehearsal_"
-_NOT_REHEARSED = (StepPhase.CREATE_DATABASE, StepPhase.DROP_EVENT, StepPhase.CREATE_EVENT)
+#: Events would run on their schedule; data steps have no rows to load into a schema without data.
+_NOT_REHEARSED = (StepPhase.CREATE_DATABASE, StepPhase.DROP_EVENT, StepPhase.CREATE_EVENT, StepPhase.RELOAD_TABLE,
+                  StepPhase.RESTORE_ROWS, StepPhase.REFILL_COLUMNS)
 _SESSION = ("sql_mode", "foreign_key_checks", "time_zone", "system_versioning_alter_history")
 
 

@@ -16,6 +16,8 @@ from schemasync_backup.errors import UnrecognisedDefinitionError as Unrecognised
 _AUTO_INCREMENT = re.compile(r" AUTO_INCREMENT=\d+")
 _IDENTIFIER = re.compile(r"`((?:[^`]|``)*)`")
 _VERSIONED = " WITH SYSTEM VERSIONING"
+#: A partition's name in a PARTITION BY clause as the server prints it (after "(" or ","; not SUBPARTITION).
+_PARTITION_NAME = re.compile(r"[(,]\s*PARTITION (`(?:[^`]|``)+`|\w+)")
 _KEY_PREFIXES = ("UNIQUE KEY ", "KEY ", "FULLTEXT KEY ", "SPATIAL KEY ", "VECTOR KEY ")
 
 
@@ -46,6 +48,12 @@ def first_identifier(text: str) -> str:
     if match is None:
         raise UnrecognisedDefinitionError(f"no identifier in {text[:80]!r}")
     return match.group(1).replace("``", "`")
+
+
+def partition_names(partitioning: str) -> list[str]:
+    """The partitions a table's PARTITION BY clause lists by name (none for ``PARTITIONS n``)."""
+    return [name[1:-1].replace("``", "`") if name.startswith("`") else name
+            for name in _PARTITION_NAME.findall(partitioning)]
 
 
 def without_auto_increment(create_sql: str) -> str:

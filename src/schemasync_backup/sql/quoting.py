@@ -1,6 +1,7 @@
 """SQL text helpers: identifier and literal quoting, and DDL parsing with sqlglot.
 
-The only module that imports sqlglot (lazily), so a change of its API touches one file.
+With ``tokens`` (which reads migrations), the only module that imports sqlglot (lazily), so a change
+of its API touches two files.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from schemasync_backup.capture import data_snapshot, table_data
 from schemasync_backup.capture.connection import Source
 from schemasync_backup.errors import (
     BackupFormatError,
@@ -32,6 +33,7 @@ from schemasync_backup.errors import (
     EncryptionKeyError,
     IntegrityError,
     InvalidInputError,
+    InvalidSourceError,
     ManifestAuthenticationError,
     SchemaSyncBackupError,
     StorageError,
@@ -40,6 +42,7 @@ from schemasync_backup.errors import (
 )
 from schemasync_backup.formats import framing, manifest
 from schemasync_backup.formats.backup_id import is_backup_id
+from schemasync_backup.formats.data_index import ChunkRecord, DataIndex, DataMode, DataSummary
 from schemasync_backup.formats.framing import Encoding, ObjectRecord
 from schemasync_backup.formats.manifest import BackupInfo, Manifest, MigrationContext, Status, UnreadBackupInfo
 from schemasync_backup.formats.snapshot_stream import (
@@ -52,6 +55,8 @@ from schemasync_backup.formats.snapshot_stream import (
 from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
 from schemasync_backup.plugins.manager import Registry, default_registry
+from schemasync_backup.store import data_backup
+from schemasync_backup.store.data_backup import DEFAULT_CHUNK_BYTES, DataRequest, Migration
 from schemasync_backup.store.fs import StoreFiles, open_files
 from schemasync_backup.store.locks import heartbeat, pending_creates, wait_for_maintenance
 
@@ -198,13 +203,22 @@ class BackupStore:
         migration_context: MigrationContext | Mapping[str, str] | None = None,
         pinned: bool = False,
         allow_concurrent: bool = False,
+        data: DataRequest = "none",
+        migration: Migration | None = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> BackupInfo:
         """Capture ``database`` from ``source`` and store it as a new backup.
+
+        ``data`` says what table data the backup holds besides the schema: ``"none"``, ``"all"``,
+        ``"at-risk"`` (exactly what ``migration`` would destroy: its SQL statements, or the target
+        Snapshot) or a list of table names. The rows are read in one consistent snapshot, in
+        chunks of about ``chunk_bytes``, each stored as an object (see :mod:`.data_backup`).
 
         Refuses (ConcurrentCreateError) while another create of ``database`` is running, since
         two backups of one moment are one too many and usually a retried job; ``allow_concurrent``
         lets it run anyway. A crashed create's marker never counts (locks.pending_creates).
         """
+        mode = data_backup.data_mode(data, migration)
         running = [holder for holder in pending_creates(self) if holder.database == database and holder.live]
         if running and not allow_concurrent:
             raise ConcurrentCreateError(
@@ -214,8 +228,26 @@ class BackupStore:
         started = _now()
         backup_id = manifest.new_backup_id(started)
         with self._writing(backup_id, database):
-            snapshot = Snapshot.capture(source, database)
-            return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
+            if mode == DataMode.NONE:
+                snapshot = Snapshot.capture(source, database)
+                return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
+            if not isinstance(source, str):
+                raise InvalidSourceError(
+                    f"data={data!r} needs a DSN, not an open connection: the rows are read on connections of "
+                    "their own, inside one consistent snapshot", subject=database)
+            with contextlib.closing(table_data.open_data_connection(source, database)) as reader:
+                position = data_snapshot.start_consistent_snapshot([reader])
+                try:
+                    # The schema is read once the rows' snapshot is open: a table altered in between
+                    # cannot be read in that snapshot (InnoDB error 1412), so rows never mismatch it.
+                    snapshot = Snapshot.capture(source, database)
+                    selections, warnings = data_backup.select(snapshot, mode, data, migration)
+                    held, records = data_backup.write(reader, selections, mode, position, self.store_object,
+                                                      chunk_bytes=chunk_bytes, warnings=warnings)
+                finally:
+                    reader.rollback()
+            return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned,
+                              data=(held, records))
 
     def save(
         self,
@@ -272,10 +304,13 @@ class BackupStore:
         migration_context: MigrationContext | Mapping[str, str] | None,
         pinned: bool,
         partial: bool = False,
+        data: tuple[DataIndex, list[ObjectRecord]] | None = None,
     ) -> BackupInfo:
         plaintext, contents = encode_snapshot(snapshot)
         record = self.store_object(plaintext)
         index = self.store_object(encode_contents(contents))
+        held, chunks = data if data is not None else (None, [])
+        objects = (record, index, *(chunk for chunk in chunks if chunk.address not in (record.address, index.address)))
         context = (
             MigrationContext(**migration_context) if isinstance(migration_context, Mapping) else migration_context
         )
@@ -288,8 +323,8 @@ class BackupStore:
                 description=description,
                 tags=dict(tags or {}),
                 status=Status.COMPLETED,
-                raw_size=record.size + index.size,
-                stored_size=record.stored_size + index.stored_size,
+                raw_size=sum(found.size for found in objects),
+                stored_size=sum(found.stored_size for found in objects),
                 compression=record.codec,
                 encryption=record.cipher,
                 key_id=record.key_id,
@@ -300,8 +335,10 @@ class BackupStore:
                 migration_context=context,
                 pinned=pinned,
                 partial=partial,
+                data=DataSummary.of(held) if held is not None else None,
             ),
-            objects=(record, index),
+            objects=objects,
+            data=held,
         )
         info = self.commit_manifest(draft)
         self.registry.notify("backup.created", info.to_dict())
@@ -490,6 +527,19 @@ class BackupStore:
         path = self.files.object_path(record)
         with self.files.io("read backup", path), self.files.open_read(path) as stream:
             yield from framing.decode(stream, record.address, self.keyring, self.registry, path, record=record)
+
+    def data_index(self, backup_id: str) -> DataIndex | None:
+        """The tables and chunks of the data a backup holds (None: schema only)."""
+        return self.authenticated_manifest(backup_id).data
+
+    def read_chunk(self, backup_id: str, chunk: ChunkRecord) -> bytes:
+        """One chunk of a backup's data, authenticated and checked against its address."""
+        found = self.authenticated_manifest(backup_id)
+        record = next((record for record in found.objects if record.address == chunk.address), None)
+        if record is None:
+            raise IntegrityError(f"backup {backup_id} is damaged: its manifest lists no object for chunk "
+                                 f"{chunk.address}", subject=backup_id)
+        return self.read_object(record)
 
     def read_object(self, record: ObjectRecord) -> bytes:
         """An object's plaintext, every frame authenticated and the address checked."""

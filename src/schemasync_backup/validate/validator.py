@@ -7,6 +7,7 @@ holds and what is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import io
@@ -20,11 +21,13 @@ import attrs
 
 from schemasync_backup.capture.connection import Source, describe, open_source, translate_errors
 from schemasync_backup.capture.restore import restore_snapshot
+from schemasync_backup.capture.table_data import open_data_connection
 from schemasync_backup.errors import (
     BackupFormatError,
     BackupNotFoundError,
     EncryptionKeyError,
     IntegrityError,
+    InvalidSourceError,
     PluginError,
     SchemaSyncBackupError,
     StorageError,
@@ -34,11 +37,13 @@ from schemasync_backup.errors import BackupValidationError as BackupValidationEr
 from schemasync_backup.errors import RecoveryError as RecoveryError  # noqa: PLC0414 - re-export
 from schemasync_backup.formats import framing
 from schemasync_backup.formats.backup_id import check_backup_id, is_backup_id
+from schemasync_backup.formats.data_index import DataScope
 from schemasync_backup.formats.framing import ObjectRecord
 from schemasync_backup.formats.manifest import Manifest, Status
 from schemasync_backup.formats.snapshot_stream import ContentEntry, decode_snapshot
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.sql.quoting import parse_error, quote_identifier
+from schemasync_backup.store.data_backup import reload_chunk
 from schemasync_backup.store.locks import pending_creates
 from schemasync_backup.store.maintenance import prune
 from schemasync_backup.store.store import BackupStore
@@ -126,6 +131,9 @@ class RestoreTestResult:
     restored_hash: str
     scratch_database: str
     statements: int
+    #: The backup's rows loaded into the scratch database, and its chunks proven equal after loading.
+    rows: int = 0
+    chunks_verified: int = 0
 
 
 @attrs.frozen
@@ -438,6 +446,7 @@ class Validator:
         try:
             statements = restore_snapshot(snapshot, scratch_dsn, scratch)
             restored = Snapshot.capture(scratch_dsn, scratch).schema_hash
+            rows, chunks = self._restore_data(backup_id, snapshot, scratch_dsn, scratch)
         except BaseException as exc:
             # The cleanup of a failed test (often: the server went away) must not replace its error.
             try:
@@ -446,7 +455,28 @@ class Validator:
                 exc.add_note(f"the scratch database {scratch} could not be dropped: {cleanup.message}")
             raise
         _drop_database(scratch_dsn, scratch)
-        return RestoreTestResult(backup_id, restored == expected, expected, restored, scratch, statements)
+        return RestoreTestResult(backup_id, restored == expected, expected, restored, scratch, statements, rows,
+                                 chunks)
+
+    def _restore_data(self, backup_id: str, snapshot: Snapshot, scratch_dsn: Source, scratch: str) -> tuple[int, int]:
+        """Load every table's rows the backup holds into the scratch copy, each chunk proven after loading."""
+        held = self.store.data_index(backup_id)
+        if held is None:
+            return 0, 0
+        rows = chunks = 0
+        if not isinstance(scratch_dsn, str):
+            raise InvalidSourceError("restore_test of a backup with data needs the scratch server's DSN, not an open "
+                                     "connection: the rows load on a connection of their own", subject=backup_id)
+        with contextlib.closing(open_data_connection(scratch_dsn, scratch)) as connection:
+            for table in held.tables:
+                if table.scope != DataScope.ROWS:
+                    continue
+                for number, chunk in enumerate(table.chunks, start=1):
+                    rows += reload_chunk(connection, snapshot.table(table.table), table, number, chunk,
+                                         self.store.read_chunk(backup_id, chunk))
+                    connection.commit()
+                    chunks += 1
+        return rows, chunks
 
     # --- recovery ------------------------------------------------------------------------------
 

@@ -1,0 +1,164 @@
+"""Which data a backup holds, writing it chunk by chunk, and loading a chunk back with proof.
+
+``data`` names what to hold: ``"none"``, ``"all"`` (every table's rows), ``"at-risk"`` (what a
+migration would destroy, from :func:`model.at_risk.at_risk`), or a list of table names. Every
+chunk is read inside one consistent snapshot and stored as an object of its own, through the
+same pipeline as the schema (compressed, encrypted, checksummed, content-addressed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+
+from schemasync_backup.capture import data_snapshot, table_data
+from schemasync_backup.capture.connection import Connection
+from schemasync_backup.errors import IntegrityError, InvalidInputError, SchemaObjectNotFoundError
+from schemasync_backup.formats.data_index import (
+    BinlogPosition,
+    ChunkRecord,
+    DataIndex,
+    DataMode,
+    DataScope,
+    TableData,
+)
+from schemasync_backup.formats.framing import ObjectRecord
+from schemasync_backup.model.at_risk import at_risk
+from schemasync_backup.model.snapshot import Snapshot, Table
+from schemasync_backup.sql.quoting import quote_identifier
+
+#: Chunks of about this much data (``backup.buffer_size``): the memory bound of reading and loading.
+DEFAULT_CHUNK_BYTES = 8 << 20
+DataRequest = str | Sequence[str]
+Migration = Sequence[str] | str | Snapshot
+
+
+@attrs.frozen
+class Selection:
+    """One table's data to hold: its rows, or some columns' values with the key."""
+
+    table: Table
+    scope: DataScope
+    columns: tuple[str, ...]
+    reason: str = ""
+
+
+def data_mode(data: DataRequest, migration: Migration | None) -> DataMode:
+    """The mode ``data`` asks for, refusing what cannot be meant (before anything is read)."""
+    if isinstance(data, str):
+        try:
+            mode = DataMode(data)
+        except ValueError:
+            raise InvalidInputError(
+                f"data={data!r} is not one of 'none', 'all', 'at-risk', or a list of table names", subject=data
+            ) from None
+        if mode == DataMode.TABLES:
+            raise InvalidInputError("data='tables': pass the list of table names itself", subject=data)
+    else:
+        if not data or not all(isinstance(name, str) and name for name in data):
+            raise InvalidInputError("data= as a list must name at least one table, each by a non-empty string",
+                                    subject=data)
+        mode = DataMode.TABLES
+    if mode == DataMode.AT_RISK and migration is None:
+        raise InvalidInputError(
+            "data='at-risk' needs migration= (the migration's SQL statements, or the target Snapshot): the data "
+            "at risk is what that migration would destroy", subject=data)
+    return mode
+
+
+def select(snapshot: Snapshot, mode: DataMode, data: DataRequest, migration: Migration | None
+           ) -> tuple[list[Selection], list[str]]:
+    """The tables and columns to hold, and warnings for people."""
+    chosen = _chosen(snapshot, mode, data, migration)
+    warnings = [f"table {quote_identifier(name)} is not transactional: its rows are not of the backup's moment"
+                for name in data_snapshot.non_transactional([selection.table for selection in chosen])]
+    return chosen, warnings
+
+
+def _chosen(snapshot: Snapshot, mode: DataMode, data: DataRequest, migration: Migration | None) -> list[Selection]:
+    tables = {table.name: table for table in snapshot.tables if table.kind != "SEQUENCE"}
+    if mode == DataMode.NONE:
+        return []
+    if mode == DataMode.ALL:
+        return [_rows(table, "") for table in tables.values()]
+    if mode == DataMode.TABLES:
+        missing = [name for name in data if name not in tables]
+        if missing:
+            raise SchemaObjectNotFoundError(
+                f"data= names table(s) {', '.join(map(quote_identifier, missing))} that {snapshot.database} does "
+                "not have (sequences and views hold no rows to back up)", subject=missing[0])
+        return [_rows(tables[name], "asked for") for name in dict.fromkeys(data)]
+    assert migration is not None
+    risk = at_risk(snapshot, migration)
+    chosen = [_rows(tables[name], _reason(risk.reasons, name)) for name in risk.tables if name in tables]
+    for name, columns in risk.columns:
+        if name in tables and name not in risk.tables:
+            table = tables[name]
+            key = table_data.chunk_key(table) or ()
+            stored = set(table_data.data_columns(table))
+            chosen.append(Selection(table, DataScope.COLUMNS,
+                                    tuple(dict.fromkeys([*key, *(c for c in columns if c in stored)])),
+                                    _reason(risk.reasons, name)))
+    return chosen
+
+
+def _rows(table: Table, reason: str) -> Selection:
+    return Selection(table, DataScope.ROWS, table_data.data_columns(table), reason)
+
+
+def _reason(reasons: Iterable[str], table: str) -> str:
+    quoted = quote_identifier(table)
+    return "; ".join(reason for reason in reasons if quoted in reason)
+
+
+def write(
+    connection: Connection,
+    selections: Sequence[Selection],
+    mode: DataMode,
+    position: data_snapshot.Position,
+    store_object: Callable[[bytes], ObjectRecord],
+    *,
+    chunk_bytes: int,
+    warnings: Sequence[str] = (),
+) -> tuple[DataIndex, list[ObjectRecord]]:
+    """Read every selected table in the open consistent snapshot and store its chunks."""
+    held: list[TableData] = []
+    records: dict[str, ObjectRecord] = {}
+    for selection in selections:
+        chunks = []
+        for chunk in table_data.read_chunks(connection, selection.table, selection.columns, chunk_bytes=chunk_bytes):
+            record = store_object(chunk.data)
+            records.setdefault(record.address, record)
+            chunks.append(ChunkRecord(record.address, chunk.rows, len(chunk.data), chunk.first_key, chunk.last_key))
+        held.append(TableData(
+            table=selection.table.name, scope=selection.scope, columns=selection.columns,
+            key=table_data.chunk_key(selection.table) or (), rows=sum(c.rows for c in chunks),
+            size=sum(c.size for c in chunks), chunks=tuple(chunks), reason=selection.reason))
+    index = DataIndex(mode, tuple(held), BinlogPosition(position.binlog_file, position.binlog_position, position.gtid),
+                      tuple(warnings))
+    return index, list(records.values())
+
+
+def as_chunk(held: TableData, number: int, record: ChunkRecord, data: bytes) -> table_data.Chunk:
+    """A stored chunk's plaintext with what the manifest says of it."""
+    return table_data.Chunk(table=held.table, number=number, columns=held.columns, rows=record.rows, data=data,
+                            first_key=record.first_key, last_key=record.last_key, sha256=record.address)
+
+
+def reload_chunk(connection: Connection, table: Table, held: TableData, number: int, record: ChunkRecord,
+                 data: bytes, *, into: str | None = None, method: str = "load_data", batch_size: int = 1000) -> int:
+    """Load one chunk into ``into`` (default: its own table, ``table`` as it is defined there) and prove it:
+    the rows of its key range, read back with the same encoding, must hash to the chunk's address."""
+    name = into or held.table
+    loaded = table_data.load_chunk(connection, name, as_chunk(held, number, record, data), method=method,
+                                   batch_size=batch_size)
+    rows, digest = table_data.chunk_digest(connection, attrs.evolve(table, name=name), held.columns,
+                                           record.first_key, record.last_key)
+    if (rows, digest) != (record.rows, record.address):
+        raise IntegrityError(
+            f"table {quote_identifier(name)} after loading chunk {number} holds {rows} rows hashing to "
+            f"{digest[:12]}, where the backup's chunk has {record.rows} rows hashing to {record.address[:12]}: "
+            "the table was changed while loading, or the server altered values; compare it with the backup",
+            subject=held.table)
+    return loaded
