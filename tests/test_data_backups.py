@@ -155,3 +155,17 @@ def test_restore_test_restores_the_data_too(mariadb: ThrowawayServer, store: Bac
     info = store.create(mariadb.dsn, shop, data="all")
     result = Validator(store).restore_test(info.id, mariadb.dsn)
     assert result.passed and result.rows == 8 and result.chunks_verified == 3
+
+
+def test_a_missing_chunk_is_damage_and_no_restore_passes_without_it(
+    mariadb: ThrowawayServer, store: BackupStore, shop: str
+) -> None:
+    info = store.create(mariadb.dsn, shop, data=["orders"])
+    index = store.data_index(info.id)
+    assert index is not None
+    chunk = index.tables[0].chunks[0]
+    record = next(r for r in store.manifest(info.id).objects if r.address == chunk.address)
+    store.files.fs.rm(store.files.object_path(record))
+    assert Validator(store).validate(info.id).damaged
+    with pytest.raises(Exception, match="missing|not found|No such file|damaged"):
+        Validator(store).restore_test(info.id, mariadb.dsn)

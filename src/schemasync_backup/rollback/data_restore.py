@@ -2,8 +2,8 @@
 
 A reload loads each chunk into the re-created table and proves it (:func:`data_backup.reload_chunk`). A refill and a
 restore of rows load each chunk into a temporary staging table and put it in by key. Each chunk
-is one transaction of its own, so memory stays at one chunk, and a journal records the chunks
-done: a run that stopped goes on from the next chunk.
+is one transaction of its own, so memory stays at one chunk, and the journal records the chunks
+done.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ class DataLoaded:
 
 
 def run(connection: Connection, step: RollbackStep, table: Table, read_chunk: ReadChunk, *, method: str,
-        batch_size: int, done: int = 0, chunk_done: Callable[[int], None] | None = None) -> DataLoaded:
-    """Put the step's chunks (from number ``done`` on) into ``table``; ``chunk_done`` is told each one."""
+        batch_size: int, chunk_done: Callable[[int], None] | None = None) -> DataLoaded:
+    """Put the step's chunks into ``table``; ``chunk_done`` is told the number of each one done."""
     held = step.data
     assert held is not None
     rows = verified = 0
@@ -43,7 +43,7 @@ def run(connection: Connection, step: RollbackStep, table: Table, read_chunk: Re
         # Rows come back table by table, so a child's may come before its parent's.
         cursor.execute("SET @schemasync_fk_checks = @@SESSION.foreign_key_checks, FOREIGN_KEY_CHECKS = 0")
     try:
-        for number, chunk in enumerate(held.chunks[done:], start=done + 1):
+        for number, chunk in enumerate(held.chunks, start=1):
             data = read_chunk(chunk)
             if step.phase == StepPhase.RELOAD_TABLE:
                 rows += reload_chunk(connection, table, held, number, chunk, data, method=method,
@@ -59,7 +59,7 @@ def run(connection: Connection, step: RollbackStep, table: Table, read_chunk: Re
         if connection.open:
             with connection.cursor() as cursor:
                 cursor.execute("SET FOREIGN_KEY_CHECKS = @schemasync_fk_checks")
-    return DataLoaded(rows, len(held.chunks) - done, verified)
+    return DataLoaded(rows, len(held.chunks), verified)
 
 
 def _through_staging(connection: Connection, step: RollbackStep, held: TableData, chunk: table_data.Chunk, *,

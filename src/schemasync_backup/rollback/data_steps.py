@@ -52,7 +52,7 @@ def data_steps(live: Snapshot, goal: Snapshot, steps: Sequence[RollbackStep], da
             assert table is not None
             found.append(_refill(table, refill))
         added = {c.name for c in target.columns} - {c.name for c in live_tables[target.name].columns}
-        missing = tuple(c for c in changed if c in added and c not in refill and c in _stored(target))
+        missing = tuple(c for c in changed if c in added and c not in refill)
         if missing:
             lost.append((target.name, missing))
         if (table is not None and data is not None and data.mode == DataMode.AT_RISK
@@ -66,10 +66,6 @@ def data_steps(live: Snapshot, goal: Snapshot, steps: Sequence[RollbackStep], da
                     "into an empty table; empty it (or restore its rows by hand) and plan again",
                     f"SELECT COUNT(*) FROM {quote_identifier(target.name)}", blocks=True),)))
     return found, lost, notes
-
-
-def _stored(table: Table) -> set[str]:
-    return {column.name for column in table.columns if column.generated is None}
 
 
 def _changed_columns(live: Table, target: Table) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ server lock and a journal in the store.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import secrets
 from collections.abc import Callable, Mapping
@@ -34,7 +35,6 @@ from schemasync_backup.errors import (
     DatabaseError,
     DatabaseMismatchError,
     DatabaseNotFoundError,
-    IntegrityError,
     InvalidInputError,
     InvalidSourceError,
     QueryError,
@@ -45,10 +45,9 @@ from schemasync_backup.errors import (
     StalePlanError,
 )
 from schemasync_backup.formats.backup_id import check_backup_id
-from schemasync_backup.formats.data_index import ChunkRecord
 from schemasync_backup.formats.manifest import BackupInfo, Status
 from schemasync_backup.model.diff import SchemaDiff, diff
-from schemasync_backup.model.snapshot import ServerInfo, Snapshot
+from schemasync_backup.model.snapshot import ServerInfo, Snapshot, Table
 from schemasync_backup.rollback import data_restore, preflight
 from schemasync_backup.rollback.data_steps import data_steps
 from schemasync_backup.rollback.plan import (
@@ -372,6 +371,8 @@ class RollbackPlanner:
                                    plan.is_empty, live.schema_hash)
         pre = self._pre_rollback_backup(target, plan, live) if live.objects() else None
         journal = _Journal(self.store, plan, pre.id if pre else "")
+        # The backup's snapshot, loaded once and only if a data step needs its table definitions.
+        backup = functools.cache(lambda: self.store.snapshot(plan.backup_id))
         where = describe(connection)
         try:
             with translate_errors(where), connection.cursor() as cursor:
@@ -386,7 +387,8 @@ class RollbackPlanner:
                             if step.phase != StepPhase.CREATE_DATABASE:
                                 connection.select_db(plan.database)
                             if step.is_data:
-                                loaded = self._load(target, plan, step, journal, number, load_method, batch_size)
+                                loaded = self._load(target, plan, backup().table(step.object_name), step, journal,
+                                                    number, load_method, batch_size)
                                 journal.data(number, loaded)
                             else:
                                 for statement in step.statements:
@@ -418,26 +420,16 @@ class RollbackPlanner:
         return self.store.create(target, plan.database, description=description, tags=tags, pinned=True,
                                  data="at-risk", migration=goal, allow_concurrent=True)
 
-    def _load(self, target: Source, plan: RollbackPlan, step: RollbackStep, journal: _Journal,
+    def _load(self, target: Source, plan: RollbackPlan, table: Table, step: RollbackStep, journal: _Journal,
               number: int, method: str, batch_size: int) -> data_restore.DataLoaded:
         """Stream a data step's chunks from the store into the live table, on a data connection of its own."""
         if not isinstance(target, str):
             raise InvalidSourceError(
                 f"step {number} loads the backup's data, which needs the target's DSN, not an open connection: "
                 "rows load on a connection of their own", subject=plan.backup_id)
-        found = self.store.authenticated_manifest(plan.backup_id)
-        records = {record.address: record for record in found.objects}
-        table = self.store.snapshot(plan.backup_id).table(step.object_name)
-
-        def read(chunk: ChunkRecord) -> bytes:
-            if chunk.address not in records:
-                raise IntegrityError(f"backup {plan.backup_id} is damaged: no object for chunk {chunk.address}",
-                                     subject=plan.backup_id)
-            return self.store.read_object(records[chunk.address])
-
         with contextlib.closing(table_data.open_data_connection(target, plan.database)) as loader:
-            return data_restore.run(loader, step, table, read, method=method, batch_size=batch_size,
-                                    chunk_done=lambda done: journal.chunk(number, done))
+            return data_restore.run(loader, step, table, self.store.chunk_reader(plan.backup_id), method=method,
+                                    batch_size=batch_size, chunk_done=lambda done: journal.chunk(number, done))
 
     @staticmethod
     def _step_failed(

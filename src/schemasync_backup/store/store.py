@@ -18,7 +18,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -532,14 +532,18 @@ class BackupStore:
         """The tables and chunks of the data a backup holds (None: schema only)."""
         return self.authenticated_manifest(backup_id).data
 
-    def read_chunk(self, backup_id: str, chunk: ChunkRecord) -> bytes:
-        """One chunk of a backup's data, authenticated and checked against its address."""
-        found = self.authenticated_manifest(backup_id)
-        record = next((record for record in found.objects if record.address == chunk.address), None)
-        if record is None:
-            raise IntegrityError(f"backup {backup_id} is damaged: its manifest lists no object for chunk "
-                                 f"{chunk.address}", subject=backup_id)
-        return self.read_object(record)
+    def chunk_reader(self, backup_id: str) -> Callable[[ChunkRecord], bytes]:
+        """Reads chunks of a backup's data, authenticated and checked against their addresses; the
+        manifest is read and authenticated once, not per chunk."""
+        records = {record.address: record for record in self.authenticated_manifest(backup_id).objects}
+
+        def read(chunk: ChunkRecord) -> bytes:
+            if chunk.address not in records:
+                raise IntegrityError(f"backup {backup_id} is damaged: its manifest lists no object for chunk "
+                                     f"{chunk.address}", subject=backup_id)
+            return self.read_object(records[chunk.address])
+
+        return read
 
     def read_object(self, record: ObjectRecord) -> bytes:
         """An object's plaintext, every frame authenticated and the address checked."""

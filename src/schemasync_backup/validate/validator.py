@@ -467,13 +467,14 @@ class Validator:
         if not isinstance(scratch_dsn, str):
             raise InvalidSourceError("restore_test of a backup with data needs the scratch server's DSN, not an open "
                                      "connection: the rows load on a connection of their own", subject=backup_id)
+        read = self.store.chunk_reader(backup_id)
         with contextlib.closing(open_data_connection(scratch_dsn, scratch)) as connection:
             for table in held.tables:
                 if table.scope != DataScope.ROWS:
                     continue
                 for number, chunk in enumerate(table.chunks, start=1):
                     rows += reload_chunk(connection, snapshot.table(table.table), table, number, chunk,
-                                         self.store.read_chunk(backup_id, chunk))
+                                         read(chunk))
                     connection.commit()
                     chunks += 1
         return rows, chunks
