@@ -32,6 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemasync_backup.capture import table_data
 from schemasync_backup.capture.connection import Connection, ConnectionSpec, execute, query
 from schemasync_backup.capture.table_data import (
     Chunk,
@@ -661,3 +662,60 @@ def test_non_transactional_tables_are_named(admin: pymysql.connections.Connectio
     snapshot = Snapshot.capture(admin, database)
     flagged = non_transactional(table for table in snapshot.tables if table.name in names.values())
     assert sorted(flagged) == sorted(names[engine] for engine in ("MyISAM", "Aria", "MEMORY"))
+
+
+# --- grouped reads ----------------------------------------------------------------------------
+
+
+def test_grouped_and_row_by_row_reads_give_the_same_chunks(admin: pymysql.connections.Connection, data: Connection,
+                                                          database: str) -> None:
+    """A table whose values can all be escaped on the server reads a batch of rows as one value; a
+    MEDIUMTEXT column makes it read row by row. The two give byte for byte the same chunks."""
+    grouped, one_by_one = f"t{next(_names)}", f"t{next(_names)}"
+    for name, body in ((grouped, "text"), (one_by_one, "mediumtext")):
+        _run(admin, f"CREATE TABLE {name} (a varchar(20), b int, body {body}, PRIMARY KEY (a, b))")
+        _run(admin, "SET SESSION max_recursive_iterations = 100000")
+        _run(admin, f"INSERT INTO {name} WITH RECURSIVE s(i) AS "
+                    "(SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 30000) SELECT CONCAT('k\\t', i % 97), i, "
+                    "IF(i % 11 = 0, NULL, REPEAT(CONCAT(MD5(i), '\\n\\\\'), i % 4)) FROM s")
+    for name, expected in ((grouped, True), (one_by_one, False)):
+        table = _table(admin, database, name)
+        assert table_data._RowSource.of(table, table.columns).grouped is expected
+    chunks = {name: _read(data, _table(admin, database, name), 64 << 10) for name in (grouped, one_by_one)}
+    assert len(chunks[grouped]) > 10
+    assert [c.data for c in chunks[grouped]] == [c.data for c in chunks[one_by_one]]
+    bounds = {name: [(c.first_key, c.last_key) for c in chunks[name]] for name in chunks}
+    assert bounds[grouped] == bounds[one_by_one]
+    _round_trip(admin, data, _table(admin, database, grouped), chunks[grouped], 64 << 10)
+
+
+def test_grouped_reads_fit_any_max_allowed_packet(admin: pymysql.connections.Connection, mariadb: ThrowawayServer,
+                                                  database: str) -> None:
+    """Batches longer than max_allowed_packet are read in fewer rows, a row longer than that alone,
+    and a chunk longer than that is still hashed on the server."""
+    name = f"t{next(_names)}"
+    _run(admin, f"CREATE TABLE {name} (id int PRIMARY KEY, body text)")
+    _run(admin, f"INSERT INTO {name} SELECT seq, REPEAT(CHAR(65 + seq % 26), 20000) FROM seq_1_to_200")
+    # 50,000 tabs escape to 100,000 bytes: a batch of its own under a 128 KiB packet.
+    _run(admin, f"INSERT INTO {name} VALUES (1000, REPEAT(X'09', 50000))")
+    table = _table(admin, database, name)
+    (packet,), = _run(admin, "SELECT @@GLOBAL.max_allowed_packet")
+    _run(admin, "SET GLOBAL max_allowed_packet = 131072")
+    try:
+        small = open_data_connection(ConnectionSpec(unix_socket=str(mariadb.socket_path)), database)
+        try:
+            chunks = _read(small, table, 1 << 20)
+            assert sum(chunk.rows for chunk in chunks) == 201
+            assert any(len(chunk.data) > 131072 for chunk in chunks)
+            for chunk in chunks:
+                assert chunk_digest(small, table, chunk.columns, chunk.first_key, chunk.last_key) == (
+                    chunk.rows, chunk.sha256)
+        finally:
+            small.close()
+    finally:
+        _run(admin, f"SET GLOBAL max_allowed_packet = {packet}")
+    fresh = open_data_connection(ConnectionSpec(unix_socket=str(mariadb.socket_path)), database)
+    try:
+        assert [c.data for c in _read(fresh, table, 1 << 20)] == [c.data for c in chunks]
+    finally:
+        fresh.close()

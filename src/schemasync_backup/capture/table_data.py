@@ -14,7 +14,10 @@ module is the data layer's one front door.
 from __future__ import annotations
 
 import hashlib
+import math
+import zlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import attrs
 
@@ -44,7 +47,8 @@ from schemasync_backup.sql.value_forms import (
 )
 
 __all__ = [
-    "Chunk", "Position", "chunk_digest", "chunk_key", "data_columns", "load_chunk", "non_transactional",
+    "Chunk", "Position", "chunk_digest", "chunk_key", "data_columns", "estimated_sizes", "load_chunk",
+    "non_transactional",
     "open_data_connection", "read_chunks", "start_consistent_snapshot",
 ]
 
@@ -66,12 +70,27 @@ _SESSION = (
 )
 #: The longest TEXT, BLOB, JSON or spatial value the server escapes (see _RowSource).
 _SERVER_LIMIT = 256 << 10
-#: Rows per keyset query: each query is a short range scan of the key, whatever the table's size.
+#: Rows per keyset query of a table read row by row: each query is a short range scan of the key.
 _BATCH_ROWS = 10_000
-#: Chunks are cut where the rows themselves say (see _Chunker): a row ends one with a chance of
-#: _MEAN_FRACTION per chunk_bytes of its length, never before an eighth of chunk_bytes.
+#: Chunks are cut where the rows themselves say (see _Chunker): about _MEAN_FRACTION ends per
+#: chunk_bytes of text, never before an eighth of chunk_bytes.
 _MEAN_FRACTION = 4
 _MINIMUM_FRACTION = 8
+#: A row may end a chunk when the CRC-32 of its key (of its line, without a key) has this many
+#: low zero bits at least (and as many more as the table's row length calls for, see _Chunker).
+_MARK_BITS = 6
+#: How many rows' average length sets a table's share of row ends (see _Chunker.rate_bits).
+_SAMPLE_ROWS = 1_000
+#: Rows of a grouped read's first batch; later batches hold about _GROUPED_BYTES of text.
+_FIRST_BATCH = 1_000
+_GROUPED_BYTES = 4 << 20
+#: A grouped read marks each row whose key's CRC-32 has _MARK_BITS low zero bits by a raw
+#: carriage return and the CRC in digits after its line: no line holds a raw carriage return
+#: (text escapes it, and numbers and times never print one).
+#: Types whose values may be longer than _SERVER_LIMIT: their tables are read row by row.
+_LONGER_TYPES = frozenset({"mediumtext", "longtext", "mediumblob", "longblob", "json", "geometry", "point",
+                           "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+                           "geometrycollection", "geomcollection"})
 #: The most bytes one INSERT statement of load_chunk carries: well below max_allowed_packet.
 _INSERT_BYTES = 4 << 20
 _METHODS = ("load_data", "insert")
@@ -124,6 +143,14 @@ def chunk_key(table: Table) -> tuple[str, ...] | None:
     return None if index is None else tuple(str(part.column) for part in index.parts)
 
 
+def estimated_sizes(connection: Connection, names: Sequence[str]) -> dict[str, int]:
+    """The bytes the server says each of the named tables (in the connection's database) holds."""
+    rows = query(connection, "SELECT TABLE_NAME AS name, DATA_LENGTH AS size FROM information_schema.TABLES "
+                             "WHERE TABLE_SCHEMA = DATABASE()")
+    wanted = set(names)
+    return {text(row["name"]): int(row["size"] or 0) for row in rows if text(row["name"]) in wanted}
+
+
 def read_chunks(
     connection: Connection, table: Table, columns: Sequence[str] | None = None, *, chunk_bytes: int = 8 << 20
 ) -> Iterator[Chunk]:
@@ -140,14 +167,12 @@ def read_chunks(
     if chunk_bytes < _MINIMUM_FRACTION:
         raise InvalidInputError(f"chunk_bytes must be at least {_MINIMUM_FRACTION}", subject=chunk_bytes)
     source = _RowSource.of(table, _chosen_columns(table, columns))
-    chunker = _Chunker(table.name, source.names, chunk_bytes)
-    for key, line in source.scan(connection):
-        done = chunker.add(key, line)
-        if done is not None:
-            yield done
-    last = chunker.finish()
-    if last is not None:
-        yield last
+    chunker = _Chunker(table.name, source.names, source.key_fields, chunk_bytes)
+    pieces = (source.grouped_batches(connection, min(_GROUPED_BYTES, chunk_bytes // 2)) if source.grouped
+              else _marked(source.scan(connection)))
+    for piece, marks in pieces:
+        yield from chunker.add(piece, marks)
+    yield from chunker.finish()
 
 
 def chunk_digest(
@@ -166,6 +191,8 @@ def chunk_digest(
     source = _RowSource.of(table, tuple(_column(table, name) for name in columns))
     if (first_key is not None or last_key is not None) and not source.key:
         raise InvalidInputError(f"table {table.name} has no key to bound a chunk by", subject=table.name)
+    if source.grouped:
+        return source.grouped_digest(connection, first_key, last_key)
     digest = hashlib.sha256()
     rows = 0
     for _, line in source.lines(connection, source.where(first_key, last_key)):
@@ -213,6 +240,10 @@ def load_chunk(
 # --- reading -------------------------------------------------------------------------------
 
 
+#: One end of a key range: the key's values (as a Chunk holds them, or as bytes), None for no end.
+_Bound = Sequence[str | bytes | None] | None
+
+
 @attrs.frozen
 class _KeyPart:
     sql: str  # the quoted column, as WHERE and ORDER BY name it
@@ -232,6 +263,11 @@ class _RowSource:
     in a field of its own (NULL otherwise) for this module to escape. Escaping on the server makes
     a string that must fit in max_allowed_packet; kept short, the line does, and long values
     travel unescaped.
+
+    A table none of whose values can be that long, with a key to page by, is read ``grouped``:
+    each query returns a batch of rows as one value, the server's GROUP_CONCAT of their lines,
+    so PyMySQL parses one result row per batch instead of one per row (which was most of the
+    time a read took).
     """
 
     table: str
@@ -243,6 +279,12 @@ class _RowSource:
     index_hint: str
     #: Whether keyset queries may page: only when the index itself gives the order (no prefix part).
     batched: bool
+    #: The line's select expression, and that of the bytes a row's mark hashes (its key's, see _unmarked).
+    line: str
+    identity: str
+    #: Where in the line each key column's field stands.
+    key_fields: tuple[int, ...]
+    grouped: bool
 
     @classmethod
     def of(cls, table: Table, columns: Sequence[Column]) -> _RowSource:
@@ -250,7 +292,7 @@ class _RowSource:
         key_columns = [table.column(str(part.column)) for part in index.parts] if index else []
         key = tuple(_KeyPart(quote_identifier(column.name), value_kind(column.type), column.charset, column.collation)
                     for column in key_columns)
-        longs = [at for at, column in enumerate(columns) if value_kind(column.type) is ValueKind.LONG]
+        longs = [at for at, column in enumerate(columns) if _type_name(column.type) in _LONGER_TYPES]
         line = "CONCAT(" + ", X'09', ".join(_server_field(column) for column in columns) + ")"
         fields = [
             *(f"CAST({value_expression(part.sql, part.kind)} AS BINARY)" for part in key),
@@ -258,19 +300,29 @@ class _RowSource:
             *(f"IF(LENGTH({quote_identifier(columns[at].name)}) > {_SERVER_LIMIT}, "
               f"{quote_identifier(columns[at].name)}, NULL)" for at in longs),
         ]
+        identity = (", X'00', ".join(f"CAST({value_expression(part.sql, part.kind)} AS BINARY)" for part in key)
+                    if key else line)
+        if len(key) > 1:
+            identity = f"CONCAT({identity})"
+        names = tuple(column.name for column in columns)
         hint = ""
         if index is not None and index.visible:
             # The optimizer could sort a secondary key's range itself; each query must only walk it.
             name = "PRIMARY" if index.kind == "PRIMARY" else quote_identifier(index.name)
             hint = f" FORCE INDEX ({name})"
+        batched = index is not None and all(part.prefix_length is None for part in index.parts)
         return cls(
             table=table.name,
-            names=tuple(column.name for column in columns),
+            names=names,
             select=", ".join(fields),
             long_fields=tuple(longs),
             key=key,
             index_hint=hint,
-            batched=index is not None and all(part.prefix_length is None for part in index.parts),
+            batched=batched,
+            line=line,
+            identity=identity,
+            key_fields=tuple(names.index(column.name) for column in key_columns),
+            grouped=batched and not any(_type_name(column.type) in _LONGER_TYPES for column in columns),
         )
 
     def scan(self, connection: Connection) -> Iterator[tuple[tuple[bytes, ...], bytes]]:
@@ -291,8 +343,8 @@ class _RowSource:
     def where(self, first: Sequence[str | bytes | None] | None, last: Sequence[str | bytes | None] | None,
               *, inclusive: bool = True) -> str:
         """The WHERE clause of the key range from ``first`` to ``last`` (None: unbounded)."""
-        bounds = [_beyond([part.sql for part in self.key], self._literals(values), op, inclusive=inclusive)
-                  for values, op in ((first, ">"), (last, "<")) if values is not None]
+        bounds = [self._bound(values, op, inclusive=inclusive) for values, op in ((first, ">"), (last, "<"))
+                  if values is not None]
         return f" WHERE {' AND '.join(bounds)}" if bounds else ""
 
     def lines(self, connection: Connection, where: str,
@@ -316,6 +368,76 @@ class _RowSource:
             if row[width + 1:] != none_long:
                 line = self._with_long_values(line, row[width + 1:])
             yield row[:width], line + b"\n"
+
+    def grouped_batches(self, connection: Connection, batch_bytes: int, first: _Bound = None,
+                        last: _Bound = None) -> Iterator[tuple[bytes, list[_Mark]]]:
+        """The lines of the rows from ``first`` to ``last`` (both included; None: unbounded), in key
+        order, as pieces of about ``batch_bytes`` with their rows' marks."""
+        # The result row must fit in max_allowed_packet.
+        execute(connection, "SET SESSION group_concat_max_len = @@GLOBAL.max_allowed_packet - 4096")
+        marked = (f"CONCAT({self.line}, IF(CRC32({self.identity}) & {_MARK_MASK} = 0, "
+                  f"CONCAT(X'0d', CRC32({self.identity})), ''), X'0a')")
+        lower = self._bound(first, ">", inclusive=True)
+        rows = _FIRST_BATCH
+        while True:
+            upper = self._upper(connection, lower, self._bound(last, "<", inclusive=True), rows)
+            upper_bound = self._bound(upper, "<", inclusive=True) if upper is not None else self._bound(
+                last, "<", inclusive=True)
+            where = " WHERE " + " AND ".join(bound for bound in (lower, upper_bound) if bound) if (
+                lower or upper_bound) else ""
+            sql = (f"SELECT COUNT(*), GROUP_CONCAT({marked} SEPARATOR '') "
+                   f"FROM {quote_identifier(self.table)}{self.index_hint}{where}")
+            found, grouped = _single_row(connection, sql)
+            if not int(found):
+                return
+            # GROUP_CONCAT cuts a value short of the limit somewhere in a line: every line whole, each
+            # ended by its newline, proves none was cut.
+            if not grouped.endswith(b"\n") or grouped.count(b"\n") != int(found):  # fewer rows, or one alone
+                if rows > 1:
+                    rows = max(1, rows // 4)
+                    continue
+                yield from _marked(self.lines(connection, where))
+            else:
+                clean, marks = _unmarked(grouped)
+                if upper is not None and self.key_of(clean[clean.rfind(b"\n", 0, len(clean) - 1) + 1:]) != upper:
+                    raise QueryError(
+                        f"the server returned the rows of {self.table} on {describe(connection)} out of key order: "
+                        "its data cannot be read grouped", subject=self.table)
+                yield clean, marks
+                rows = max(1, min(1_000_000, rows * batch_bytes // len(clean)))
+            if upper is None:
+                return
+            lower = self._bound(upper, ">", inclusive=False)
+
+    def grouped_digest(self, connection: Connection, first: _Bound, last: _Bound) -> tuple[int, str]:
+        """(rows, sha256 of their lines) of the rows from ``first`` to ``last``, read grouped."""
+        digest = hashlib.sha256()
+        rows = 0
+        for piece, _ in self.grouped_batches(connection, _GROUPED_BYTES, first, last):
+            digest.update(piece)
+            rows += piece.count(b"\n")
+        return rows, digest.hexdigest()
+
+    def key_of(self, line: bytes) -> tuple[bytes, ...]:
+        """The key's values of the row ``line`` (without its newline) holds."""
+        fields = line.rstrip(b"\n").split(b"\t")
+        return tuple(load_data.unescape(fields[at]) or b"" for at in self.key_fields)
+
+    def _upper(self, connection: Connection, lower: str, upper: str, rows: int) -> tuple[bytes, ...] | None:
+        """The key of the ``rows``-th row within the bounds, or None when fewer rows are within them."""
+        keys = ", ".join(f"CAST({value_expression(part.sql, part.kind)} AS BINARY)" for part in self.key)
+        order = ", ".join(part.sql for part in self.key)
+        bounds = " AND ".join(bound for bound in (lower, upper) if bound)
+        where = f" WHERE {bounds}" if bounds else ""
+        found = list(stream(connection, f"SELECT {keys} FROM {quote_identifier(self.table)}{self.index_hint}{where} "
+                                        f"ORDER BY {order} LIMIT 1 OFFSET {rows - 1}"))
+        return tuple(found[0]) if found else None
+
+    def _bound(self, values: _Bound, op: str, *, inclusive: bool) -> str:
+        """The condition of one end of a key range ("" for an unbounded one)."""
+        if values is None:
+            return ""
+        return _beyond([part.sql for part in self.key], self._literals(values), op, inclusive=inclusive)
 
     def _with_long_values(self, line: bytes, values: Sequence[bytes | None]) -> bytes:
         fields = line.split(b"\t")
@@ -342,12 +464,13 @@ def _server_field(column: Column) -> str:
     """The select expression of ``column``'s field of the line, escaped by the server."""
     name = quote_identifier(column.name)
     kind = value_kind(column.type)
-    field = f"CAST({value_expression(name, kind)} AS BINARY)"
-    if kind in (ValueKind.BYTES, ValueKind.LONG):  # numbers and times hold no byte to escape
-        field = load_data.escape_on_server(field)
-    if kind is ValueKind.LONG:
+    # Numbers and times hold no byte to escape, and CONCAT prints them as CAST would.
+    field = value_expression(name, kind)
+    if kind in (ValueKind.BYTES, ValueKind.LONG):
+        field = load_data.escape_on_server(f"CAST({field} AS BINARY)")
+    if kind is ValueKind.LONG and _type_name(column.type) in _LONGER_TYPES:
         field = f"IF(LENGTH({name}) > {_SERVER_LIMIT}, X'0a', {field})"
-    return f"IF({name} IS NULL, X'{load_data.NULL.hex()}', {field})" if column.nullable else field
+    return f"IFNULL({field}, X'{load_data.NULL.hex()}')" if column.nullable else field
 
 
 def _beyond(columns: Sequence[str], literals: Sequence[str], op: str, *, inclusive: bool) -> str:
@@ -361,68 +484,138 @@ def _beyond(columns: Sequence[str], literals: Sequence[str], op: str, *, inclusi
     return "(" + " OR ".join(terms) + ")"
 
 
+#: A row that may end a chunk: where its line ends in a piece of text, and the CRC-32 it was drawn by.
+_Mark = tuple[int, int]
+_MARK_MASK = (1 << _MARK_BITS) - 1
+
+
+def _marked(rows: Iterator[tuple[tuple[bytes, ...], bytes]]) -> Iterator[tuple[bytes, list[_Mark]]]:
+    """Rows read one by one as the pieces of a grouped read: their lines joined, with the marks
+    the server would have put (the CRC-32 of the key's values joined by a NUL, of the line without a key)."""
+    lines: list[bytes] = []
+    marks: list[_Mark] = []
+    size = 0
+    for key, line in rows:
+        drawn = zlib.crc32(b"\0".join(key) if key else line[:-1])
+        lines.append(line)
+        size += len(line)
+        if drawn & _MARK_MASK == 0:
+            marks.append((size, drawn))
+        if len(lines) == _SAMPLE_ROWS:
+            yield b"".join(lines), marks
+            lines, marks, size = [], [], 0
+    if lines:
+        yield b"".join(lines), marks
+
+
+def _unmarked(text: bytes) -> tuple[bytes, list[_Mark]]:
+    """A grouped read's text without its marks, and the marks."""
+    parts: list[bytes] = []
+    marks: list[_Mark] = []
+    start = removed = 0
+    # find is a memchr: far faster than a regular expression over megabytes with few marks.
+    at = text.find(b"\r")
+    while at >= 0:
+        newline = text.index(b"\n", at)
+        parts.append(text[start:at])
+        removed += newline - at
+        marks.append((newline + 1 - removed, int(text[at + 1:newline])))
+        start = newline
+        at = text.find(b"\r", newline)
+    parts.append(text[start:])
+    return b"".join(parts), marks
+
+
 @attrs.define
 class _Chunker:
     """Cuts the stream of lines into chunks where the rows say, so that boundaries stay put.
 
     A cut by size alone would move every boundary after a row that grew or shrank. Here a row
-    ends a chunk when a hash of its key (of the whole line, without a key) falls below a
-    threshold proportional to the row's length: per byte, the chance is the same for every row
-    (4 in chunk_bytes), and whether a row ends a chunk depends on that row alone. Ends are
-    skipped below chunk_bytes / 8 (no tiny chunks), so chunks average 3/8 of chunk_bytes
-    whatever the rows' sizes; and a chunk is always cut before a row that would take it past
-    chunk_bytes (3% of them). An updated row moves at most its own chunk's end, and only if its
-    length changed enough to matter; inserted and deleted rows change their chunk and, rarely,
-    the next one.
+    ends a chunk when the CRC-32 of its key (of its line, without a key) has ``rate_bits`` low
+    zero bits: whether a row ends a chunk depends on that row's key alone, so an updated row
+    never moves a boundary, and inserted and deleted rows move at most their own chunk's.
+    ``rate_bits`` makes that about _MEAN_FRACTION ends per chunk_bytes of text, from the average
+    line of the table's first _SAMPLE_ROWS rows (rounded to a power of two, so that the rate, and
+    with it every boundary, stays put while that average does not double or halve). Ends are
+    skipped below chunk_bytes / 8 (no tiny chunks), and a chunk is always cut before a row that
+    would take it past chunk_bytes; a row longer than that is a chunk alone.
     """
 
     table: str
     columns: tuple[str, ...]
+    key_fields: tuple[int, ...]
     chunk_bytes: int
     _buffer: bytearray = attrs.field(factory=bytearray)
-    _rows: int = 0
-    _first: tuple[bytes, ...] = ()
-    _last: tuple[bytes, ...] = ()
-    _ends_here: bool = False
     _number: int = 0
+    _rate_mask: int | None = None
+    _held: list[tuple[bytes, list[_Mark]]] = attrs.field(factory=list)
 
-    def add(self, key: tuple[bytes, ...], line: bytes) -> Chunk | None:
-        """Take one row; return the chunk it completed, if any."""
-        done = None
-        if self._rows and (self._ends_here or len(self._buffer) + len(line) > self.chunk_bytes):
-            done = self.finish()
-        if not self._rows:
-            self._first = key
-        self._buffer += line
-        self._rows += 1
-        self._last = key
-        self._ends_here = len(self._buffer) >= self.chunk_bytes // _MINIMUM_FRACTION and self._is_end(key, line)
-        return done
+    def add(self, text: bytes, marks: list[_Mark]) -> Iterator[Chunk]:
+        """Take some whole lines and the marks of their rows; yield the chunks they complete."""
+        if self._rate_mask is None:
+            self._held.append((text, marks))
+            if sum(held.count(b"\n") for held, _ in self._held) >= _SAMPLE_ROWS:
+                yield from self._release()
+            return
+        yield from self._cut(text, marks)
 
-    def finish(self) -> Chunk | None:
-        """The chunk of the rows taken since the last one, if there are any."""
-        if not self._rows:
-            return None
+    def finish(self) -> Iterator[Chunk]:
+        """The chunks of the rows still held."""
+        yield from self._release()
+        if self._buffer:
+            yield self._chunk()
+
+    def _release(self) -> Iterator[Chunk]:
+        if self._rate_mask is None:
+            rows = sum(piece.count(b"\n") for piece, _ in self._held)
+            size = sum(len(piece) for piece, _ in self._held)
+            rows_per_end = self.chunk_bytes / _MEAN_FRACTION / max(1.0, size / max(1, rows))
+            self._rate_mask = (1 << max(_MARK_BITS, min(31, round(math.log2(max(1.0, rows_per_end)))))) - 1
+        held, self._held = self._held, []
+        for piece, marks in held:
+            yield from self._cut(piece, marks)
+
+    def _cut(self, text: bytes, marks: list[_Mark]) -> Iterator[Chunk]:
+        start = 0
+        for end, drawn in marks:
+            if drawn & (self._rate_mask or 0) == 0:
+                yield from self._take(text, start, end)
+                start = end
+                if len(self._buffer) >= self.chunk_bytes // _MINIMUM_FRACTION:
+                    yield self._chunk()
+        yield from self._take(text, start, len(text))
+
+    def _take(self, text: bytes, start: int, stop: int) -> Iterator[Chunk]:
+        """Put the lines text[start:stop] in, cutting before a line that would pass chunk_bytes."""
+        view = memoryview(text)
+        while len(self._buffer) + stop - start > self.chunk_bytes:
+            cut = text.rfind(b"\n", start, start + self.chunk_bytes - len(self._buffer)) + 1
+            if cut <= start:  # not one more line fits
+                if self._buffer:
+                    yield self._chunk()
+                    continue
+                cut = text.index(b"\n", start) + 1
+            self._buffer += view[start:cut]
+            start = cut
+            yield self._chunk()
+        self._buffer += view[start:stop]
+
+    def _chunk(self) -> Chunk:
         data = bytes(self._buffer)
-        self._number += 1
-        chunk = Chunk(
-            table=self.table, number=self._number, columns=self.columns, rows=self._rows, data=data,
-            first_key=_key_text(self._first), last_key=_key_text(self._last),
-            sha256=hashlib.sha256(data).hexdigest(),
-        )
         self._buffer = bytearray()
-        self._rows = 0
-        self._ends_here = False
-        return chunk
+        self._number += 1
+        first = data[:data.index(b"\n")]
+        last = data[data.rfind(b"\n", 0, len(data) - 1) + 1:-1]
+        return Chunk(
+            table=self.table, number=self._number, columns=self.columns, rows=data.count(b"\n"), data=data,
+            first_key=self._key(first), last_key=self._key(last), sha256=hashlib.sha256(data).hexdigest(),
+        )
 
-    def _is_end(self, key: tuple[bytes, ...], line: bytes) -> bool:
-        identity = b"\0".join(key) if key else line
-        draw = int.from_bytes(hashlib.blake2b(identity, digest_size=8).digest(), "big")
-        return draw * self.chunk_bytes < len(line) * _MEAN_FRACTION << 64
-
-
-def _key_text(key: tuple[bytes, ...]) -> tuple[str | None, ...] | None:
-    return tuple(value.decode("latin-1") for value in key) if key else None
+    def _key(self, line: bytes) -> tuple[str | None, ...] | None:
+        if not self.key_fields:
+            return None
+        fields = line.split(b"\t")
+        return tuple((load_data.unescape(fields[at]) or b"").decode("latin-1") for at in self.key_fields)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -486,6 +679,15 @@ def _usable_key_part(table: Table, name: str | None) -> bool:
         return False
     column = table.column(name)
     return not column.nullable and column.generated is None
+
+
+def _single_row(connection: Connection, sql: str) -> tuple[Any, ...]:
+    rows = list(stream(connection, sql))
+    return rows[0]
+
+
+def _type_name(column_type: str) -> str:
+    return column_type.split("(", 1)[0].split(" ", 1)[0].lower()
 
 
 def _column(table: Table, name: str) -> Column:

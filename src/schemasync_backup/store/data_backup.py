@@ -8,6 +8,9 @@ same pipeline as the schema (compressed, encrypted, checksummed, content-address
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
+import threading
 from collections.abc import Callable, Iterable, Sequence
 
 import attrs
@@ -113,31 +116,77 @@ def _reason(reasons: Iterable[str], table: str) -> str:
 
 
 def write(
-    connection: Connection,
+    connections: Sequence[Connection],
     selections: Sequence[Selection],
     mode: DataMode,
     position: data_snapshot.Position,
-    store_object: Callable[[bytes], ObjectRecord],
+    store_object: Callable[[bytes, str], ObjectRecord],
     *,
     chunk_bytes: int,
     warnings: Sequence[str] = (),
 ) -> tuple[DataIndex, list[ObjectRecord]]:
-    """Read every selected table in the open consistent snapshot and store its chunks."""
-    held: list[TableData] = []
+    """Read every selected table in the open consistent snapshot and store its chunks.
+
+    Each connection (all in the same snapshot) reads whole tables, the largest first, so that
+    the server builds the lines of several tables at once; ``store_object`` is called from as
+    many threads and is given each chunk's plaintext and address.
+    """
+    sizes = table_data.estimated_sizes(connections[0], [selection.table.name for selection in selections])
+    waiting = sorted(range(len(selections)), key=lambda at: -sizes.get(selections[at].table.name, 0))
+    held: dict[int, TableData] = {}
     records: dict[str, ObjectRecord] = {}
-    for selection in selections:
-        chunks = []
-        for chunk in table_data.read_chunks(connection, selection.table, selection.columns, chunk_bytes=chunk_bytes):
-            record = store_object(chunk.data)
-            records.setdefault(record.address, record)
-            chunks.append(ChunkRecord(record.address, chunk.rows, len(chunk.data), chunk.first_key, chunk.last_key))
-        held.append(TableData(
-            table=selection.table.name, scope=selection.scope, columns=selection.columns,
-            key=table_data.chunk_key(selection.table) or (), rows=sum(c.rows for c in chunks),
-            size=sum(c.size for c in chunks), chunks=tuple(chunks), reason=selection.reason))
-    index = DataIndex(mode, tuple(held), BinlogPosition(position.binlog_file, position.binlog_position, position.gtid),
-                      tuple(warnings))
+    taken = threading.Lock()
+    stop = threading.Event()
+
+    def reader(connection: Connection) -> None:
+        while not stop.is_set():
+            with taken:
+                if not waiting:
+                    return
+                at = waiting.pop(0)
+            held[at] = _write_table(connection, selections[at], chunk_bytes, store_object, records, stop)
+
+    _run_all([functools.partial(reader, connection) for connection in connections], stop)
+    index = DataIndex(mode, tuple(held[at] for at in range(len(selections))),
+                      BinlogPosition(position.binlog_file, position.binlog_position, position.gtid), tuple(warnings))
     return index, list(records.values())
+
+
+def _write_table(connection: Connection, selection: Selection, chunk_bytes: int,
+                 store_object: Callable[[bytes, str], ObjectRecord], records: dict[str, ObjectRecord],
+                 stop: threading.Event) -> TableData:
+    chunks = []
+    for chunk in table_data.read_chunks(connection, selection.table, selection.columns, chunk_bytes=chunk_bytes):
+        if stop.is_set():
+            break
+        record = store_object(chunk.data, chunk.sha256)
+        records.setdefault(record.address, record)
+        chunks.append(ChunkRecord(record.address, chunk.rows, len(chunk.data), chunk.first_key, chunk.last_key))
+    return TableData(
+        table=selection.table.name, scope=selection.scope, columns=selection.columns,
+        key=table_data.chunk_key(selection.table) or (), rows=sum(c.rows for c in chunks),
+        size=sum(c.size for c in chunks), chunks=tuple(chunks), reason=selection.reason)
+
+
+def _run_all(work: Sequence[Callable[[], None]], stop: threading.Event) -> None:
+    """Run each piece of work on a thread of its own (the first on this one); the first error stops
+    the others after their current chunk and is raised once all have ended."""
+    if len(work) == 1:
+        work[0]()
+        return
+    with concurrent.futures.ThreadPoolExecutor(len(work) - 1, thread_name_prefix="schemasync-data") as pool:
+        futures = [pool.submit(piece) for piece in work[1:]]
+        try:
+            work[0]()
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            for failed in concurrent.futures.as_completed(futures):
+                if failed.exception() is not None:
+                    stop.set()
+        for future in futures:
+            future.result()
 
 
 def as_chunk(held: TableData, number: int, record: ChunkRecord, data: bytes) -> table_data.Chunk:

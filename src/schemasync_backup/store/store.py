@@ -206,19 +206,24 @@ class BackupStore:
         data: DataRequest = "none",
         migration: Migration | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        max_workers: int = 1,
     ) -> BackupInfo:
         """Capture ``database`` from ``source`` and store it as a new backup.
 
         ``data`` says what table data the backup holds besides the schema: ``"none"``, ``"all"``,
         ``"at-risk"`` (exactly what ``migration`` would destroy: its SQL statements, or the target
         Snapshot) or a list of table names. The rows are read in one consistent snapshot, in
-        chunks of about ``chunk_bytes``, each stored as an object (see :mod:`.data_backup`).
+        chunks of about ``chunk_bytes``, each stored as an object (see :mod:`.data_backup`), on
+        ``max_workers`` connections at once (``backup.max_workers``); more than one needs the RELOAD
+        privilege, for the moment's FLUSH TABLES WITH READ LOCK that starts them at one point in time.
 
         Refuses (ConcurrentCreateError) while another create of ``database`` is running, since
         two backups of one moment are one too many and usually a retried job; ``allow_concurrent``
         lets it run anyway. A crashed create's marker never counts (locks.pending_creates).
         """
         mode = data_backup.data_mode(data, migration)
+        if max_workers < 1:
+            raise InvalidInputError(f"max_workers must be at least 1, not {max_workers}", subject=max_workers)
         running = [holder for holder in pending_creates(self) if holder.database == database and holder.live]
         if running and not allow_concurrent:
             raise ConcurrentCreateError(
@@ -235,17 +240,22 @@ class BackupStore:
                 raise InvalidSourceError(
                     f"data={data!r} needs a DSN, not an open connection: the rows are read on connections of "
                     "their own, inside one consistent snapshot", subject=database)
-            with contextlib.closing(table_data.open_data_connection(source, database)) as reader:
-                position = data_snapshot.start_consistent_snapshot([reader])
+            with contextlib.ExitStack() as readers:
+                connections = [readers.enter_context(contextlib.closing(table_data.open_data_connection(source,
+                                                                                                       database)))
+                               for _ in range(max_workers)]
+                position = data_snapshot.start_consistent_snapshot(connections)
                 try:
                     # The schema is read once the rows' snapshot is open: a table altered in between
                     # cannot be read in that snapshot (InnoDB error 1412), so rows never mismatch it.
                     snapshot = Snapshot.capture(source, database)
                     selections, warnings = data_backup.select(snapshot, mode, data, migration)
-                    held, records = data_backup.write(reader, selections, mode, position, self.store_object,
+                    held, records = data_backup.write(connections, selections, mode, position, self.store_object,
                                                       chunk_bytes=chunk_bytes, warnings=warnings)
                 finally:
-                    reader.rollback()
+                    for connection in connections:
+                        if connection.open:
+                            connection.rollback()
             return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned,
                               data=(held, records))
 
@@ -364,8 +374,9 @@ class BackupStore:
             raise IntegrityError(f"{path}: the manifest read back differs from the one written", subject=path)
         return committed
 
-    def store_object(self, plaintext: bytes) -> ObjectRecord:
-        return self._store_chunks([plaintext], hashlib.sha256(plaintext).hexdigest(), len(plaintext))
+    def store_object(self, plaintext: bytes, address: str | None = None) -> ObjectRecord:
+        """Store ``plaintext`` as an object; ``address`` is its sha256 (hex) when the caller knows it already."""
+        return self._store_chunks([plaintext], address or hashlib.sha256(plaintext).hexdigest(), len(plaintext))
 
     def put_object(self, chunks: Iterable[bytes]) -> ObjectRecord:
         """Store a large object from a stream of chunks in bounded memory; returns its record.
