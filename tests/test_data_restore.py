@@ -97,6 +97,16 @@ def test_data_steps_load_on_several_connections(
                                             "skipped": 0}
 
 
+def test_empty_tables_reload_in_parallel(
+    mariadb: ThrowawayServer, root: pymysql.connections.Connection, store: BackupStore, tables: str
+) -> None:
+    run_sql(root, tables, "DELETE FROM child", "DELETE FROM log")
+    backup_id, before = dropped(mariadb, root, store, tables)
+    planner = RollbackPlanner(store)
+    result = planner.execute(mariadb.dsn, planner.plan(mariadb.dsn, backup_id), parallel=2)
+    assert result.verified and contents(root, tables) == before and before["log"] == []
+
+
 def test_parallel_is_at_least_one(mariadb: ThrowawayServer, store: BackupStore, tables: str) -> None:
     info = store.create(mariadb.dsn, tables)
     planner = RollbackPlanner(store)

@@ -67,6 +67,11 @@ class DataStep:
         assert self.step.data is not None
         return self.step.data
 
+    @property
+    def whole(self) -> bool:
+        """A reload of a table without a key: its chunks load in order and prove only together."""
+        return not self.held.key and self.step.phase == StepPhase.RELOAD_TABLE
+
 
 @attrs.frozen
 class Failure:
@@ -102,7 +107,7 @@ def run(connect: Connect, steps: Sequence[DataStep], read_chunk: ReadChunk, *, m
 
 @attrs.frozen
 class _Unit:
-    """What one worker does at a time: one chunk, or all of a keyless table's (in order)."""
+    """What one worker does at a time: one chunk, or all of a table's that loads whole (in order)."""
 
     data: DataStep
     chunks: tuple[int, ...]
@@ -128,8 +133,8 @@ class _Run:
         self.tallies = {data.number: _Tally() for data in steps}
         for data in steps:
             chunks = tuple(range(1, len(data.held.chunks) + 1))
-            units = ([_Unit(data, (number,)) for number in chunks]
-                     if data.held.key or data.step.phase != StepPhase.RELOAD_TABLE else [_Unit(data, chunks)])
+            units = ([_Unit(data, chunks)] if data.whole and chunks
+                     else [_Unit(data, (number,)) for number in chunks])
             for unit in units:
                 self.units.put(unit)
             self.tallies[data.number].units_left = len(units)
@@ -183,7 +188,7 @@ class _Run:
     def load(self, connection: Connection, unit: _Unit) -> Iterator[int]:
         """Load the unit's chunks, yielding each one's number before it starts."""
         data = unit.data
-        if len(unit.chunks) > 1:
+        if data.whole:
             yield from self.keyless(connection, data)
         else:
             number = unit.chunks[0]
