@@ -280,8 +280,10 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
                          help="SET FOREIGN_KEY_CHECKS=0 for the rollback's session")
     execute.add_argument("--load-method", choices=("load_data", "insert"), default="load_data",
                          help="how data steps load the backup's rows: LOAD DATA LOCAL INFILE, or multi-row INSERTs")
-    execute.add_argument("--batch-size", type=int, default=1000, metavar="ROWS",
-                         help="rows per INSERT with --load-method insert")
+    execute.add_argument("--batch-size", type=_positive, metavar="ROWS",
+                         help="rows per INSERT with --load-method insert (default: 1000)")
+    execute.add_argument("--parallel", type=_positive, metavar="N",
+                         help="load data steps on N connections at once (default: 1)")
     _target_database_option(commands.add("validate", "check that the live schema equals the backup's",
                                          cmd_rollback_validate, backup_id="required", database=target))
     _target_database_option(commands.add("compare", "show the differences between the live schema and the backup's",

@@ -81,9 +81,16 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
         plan = planner.plan(dsn, backup_id, database=name, target_database=ctx.args.target_database,
                             rehearse=not ctx.args.no_rehearsal)
     ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps), dry_run=ctx.args.dry_run)
+    loading = [f"--{flag}" for flag, value in (("parallel", ctx.args.parallel), ("batch-size", ctx.args.batch_size))
+               if value is not None]
+    unused = None
+    if loading and not any(step.is_data for step in plan.steps):
+        # Said, not refused: a script passes the same flags whatever the backup holds.
+        unused = (f"{' and '.join(loading)}: no data to load (backup {backup_id} holds the schema only, or the "
+                  "plan needs none of its data), so they change nothing")
     if plan.is_empty:
         return Outcome({"backup_id": backup_id, "database": name, "executed": False, "plan": plan.to_dict(),
-                        "result": None}, plan.summary())
+                        "result": None}, plan.summary(), notice=unused)
     if not ctx.json:
         ctx.console.out(plan.summary())
     force = bool(ctx.args.force)
@@ -99,7 +106,8 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
         executed = planner.execute(
             dsn, plan, dry_run=ctx.args.dry_run, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
             destructive_confirmed=True,  # the prompt above showed the steps, and the person said yes
-            load_method=ctx.args.load_method, batch_size=ctx.args.batch_size,
+            load_method=ctx.args.load_method, batch_size=ctx.args.batch_size or 1000,
+            parallel=ctx.args.parallel or 1,
             progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"))
         bar.update(steps)
     outcome = executed.to_dict()
@@ -108,7 +116,8 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
     data = {"backup_id": backup_id, "database": name, "executed": not executed.dry_run, "plan": plan.to_dict(),
             "result": outcome}
     if executed.dry_run:
-        return Outcome(data, f"Dry run: the plan of {len(plan.steps)} step(s) is current; nothing was changed")
+        return Outcome(data, f"Dry run: the plan of {len(plan.steps)} step(s) is current; nothing was changed",
+                       notice=unused)
     text = (f"Rolled {name} back to {backup_id}: {executed.steps_run} step(s) run; "
             f"{'the schema now matches the backup' if executed.verified else 'the schema STILL DIFFERS'}"
             + (f"; the state before is saved as backup {executed.pre_rollback_backup_id}"
@@ -116,8 +125,8 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
     if not executed.verified:
         return Outcome(data, text, ExitCode.VALIDATION,
                        f"rollback ran but the schema of {name} still differs from backup {backup_id}; "
-                       "run `rollback compare`")
-    return Outcome(data, text)
+                       "run `rollback compare`", notice=unused)
+    return Outcome(data, text, notice=unused)
 
 
 def cmd_rollback_validate(ctx: Context) -> Outcome:

@@ -7,11 +7,11 @@ server lock and a journal in the store.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import secrets
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,12 +42,13 @@ from schemasync_backup.errors import (
     RollbackConnectionLostError,
     RollbackRefusedError,
     RollbackStepError,
+    SchemaSyncBackupError,
     StalePlanError,
 )
 from schemasync_backup.formats.backup_id import check_backup_id
 from schemasync_backup.formats.manifest import BackupInfo, Status
 from schemasync_backup.model.diff import SchemaDiff, diff
-from schemasync_backup.model.snapshot import ServerInfo, Snapshot, Table
+from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.rollback import data_restore, preflight
 from schemasync_backup.rollback.data_steps import data_steps
 from schemasync_backup.rollback.plan import (
@@ -61,6 +62,7 @@ from schemasync_backup.rollback.plan import (
     limitations,
 )
 from schemasync_backup.rollback.rehearsal import rehearse as rehearse_steps
+from schemasync_backup.rollback.resume import merged, resumed_steps
 from schemasync_backup.sql.quoting import quote_identifier
 from schemasync_backup.store.store import BackupStore
 
@@ -131,15 +133,21 @@ class RecoveryInfo:
                 f"{self.done}/{len(self.steps)} steps done")
         if failed is None:
             return f"{head}\n{self.error}" if self.error else head
+        chunks = (f" ({len(failed['chunks_done'])} of {len(failed['data']['chunks'])} chunk(s) done)"
+                  if failed.get("data") and "chunks_done" in failed else "")
         return (f"{head}\nstep {failed['number']} ({failed['phase']} {failed['object_kind']} "
-                f"{quote_identifier(failed['object_name'])}) failed: {failed['error']}\n  {failed['sql']}")
+                f"{quote_identifier(failed['object_name'])}) failed{chunks}: {failed['error']}\n  {failed['sql']}")
 
 
 class _Journal:
-    """The run's record in the store, rewritten after every step so a crash leaves the truth."""
+    """The run's record in the store, rewritten after every step and chunk so a crash leaves the truth.
+
+    Data steps load on several threads at once: each change and its save hold the lock.
+    """
 
     def __init__(self, store: BackupStore, plan: RollbackPlan, pre_backup: str) -> None:
         self.store = store
+        self.lock = threading.RLock()
         self.run_id = f"run-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S-%f')}-{secrets.token_hex(3)}"
         self.document: dict[str, Any] = {
             "run_id": self.run_id, "backup_id": plan.backup_id, "database": plan.database, "started_at": _now(),
@@ -151,30 +159,39 @@ class _Journal:
         self.save()
 
     def save(self) -> None:
-        self.store.put_document(f"journals/{self.document['backup_id']}/{self.run_id}.json",
-                                json.dumps(self.document, indent=1).encode())
+        with self.lock:
+            self.store.put_document(f"journals/{self.document['backup_id']}/{self.run_id}.json",
+                                    json.dumps(self.document, indent=1).encode())
 
     def step(self, number: int, status: str, error: str | None = None) -> None:
-        entry = self.document["steps"][number - 1]
-        entry["status"] = status
-        entry["error"] = error
-        entry["started_at" if status == "running" else "finished_at"] = _now()
-        self.save()
+        with self.lock:
+            entry = self.document["steps"][number - 1]
+            entry["status"] = status
+            entry["error"] = error
+            entry["started_at" if status == "running" else "finished_at"] = _now()
+            if entry.get("data") is not None:
+                entry.setdefault("chunks_done", [])
+            self.save()
 
-    def chunk(self, number: int, done: int) -> None:
-        """A data step's chunks done so far: a run that stops goes on from the next one."""
-        self.document["steps"][number - 1]["chunks_done"] = done
-        self.save()
+    def chunk(self, number: int, chunk: int) -> None:
+        """One more chunk of a data step is in (chunks finish in any order when loading in parallel)."""
+        with self.lock:
+            done = self.document["steps"][number - 1].setdefault("chunks_done", [])
+            done.append(chunk)
+            done.sort()
+            self.save()
 
     def data(self, number: int, loaded: Any) -> None:
-        self.document["steps"][number - 1]["loaded"] = unstructure(loaded)
+        with self.lock:
+            self.document["steps"][number - 1]["loaded"] = unstructure(loaded)
 
     def finish(self, status: str, error: str | None = None) -> None:
-        self.document["status"] = status
-        self.document["finished_at"] = _now()
-        if error is not None:
-            self.document["error"] = error
-        self.save()
+        with self.lock:
+            self.document["status"] = status
+            self.document["finished_at"] = _now()
+            if error is not None:
+                self.document["error"] = error
+            self.save()
 
     @property
     def finished(self) -> bool:
@@ -198,6 +215,7 @@ class RollbackPlanner:
         force: bool = False,
         rehearse: bool = True,
         rehearse_on: Source | None = None,
+        resume: bool = True,
     ) -> RollbackPlan:
         """The steps that turn the live schema on ``target`` into the backup's, with the data at risk.
 
@@ -210,6 +228,10 @@ class RollbackPlanner:
         The plan is rehearsed (``plan.rehearsal``) in a scratch database on the same server, or on
         ``rehearse_on`` (a throwaway server) when given; ``rehearse=False`` skips that, and the
         summary says so. :meth:`execute` refuses a plan whose rehearsal failed unless forced.
+
+        When the latest run to ``backup_id`` stopped before its data steps were done, the plan runs
+        them again for every table it leaves as it is (``resume=False``: it does not; see
+        :mod:`.resume`): planning and executing again gives back every row exactly once.
         """
         for kind, choice in (definer_policy or {}).items():
             if choice not in DEFINER_POLICIES:
@@ -239,9 +261,13 @@ class RollbackPlanner:
                     )
             steps, step_notes = build_steps(live, goal, definer_policy)
             notes += step_notes
-            loads, lost, data_notes = data_steps(live, goal, steps, self.store.data_index(backup_id))
-            steps = _with_data_steps(steps, loads)
-            notes += data_notes + [_lost_note(connection, name, table, columns) for table, columns in lost]
+            index = self.store.data_index(backup_id)
+            loads, lost, data_notes = data_steps(live, goal, steps, index)
+            again, resume_notes = resumed_steps(self._last_run(backup_id) if resume else None, name, live, steps,
+                                                index)
+            steps = _with_data_steps(steps, merged(loads, again))
+            notes += resume_notes + data_notes
+            notes += [_lost_note(connection, name, table, columns) for table, columns in lost]
             if not _database_exists(connection, name):
                 steps.insert(0, RollbackStep(StepPhase.CREATE_DATABASE, "database", name,
                                              f"CREATE DATABASE {quote_identifier(name)} CHARACTER SET "
@@ -300,6 +326,7 @@ class RollbackPlanner:
         destructive_confirmed: bool = False,
         load_method: str = "load_data",
         batch_size: int = 1000,
+        parallel: int = 1,
     ) -> ExecutionResult:
         """Run ``plan``; refuses stale plans always, and unless ``force``: a plan with preflight
         problems, and a destructive one that nobody confirmed.
@@ -308,11 +335,15 @@ class RollbackPlanner:
         that is consent for them, but not for preflight problems, which still need ``force``.
 
         Data steps load the backup's chunks with ``LOAD DATA LOCAL INFILE`` (``load_method="insert"``:
-        multi-row INSERTs of ``batch_size`` rows), each checked after loading.
+        multi-row INSERTs of ``batch_size`` rows), each checked after loading, on ``parallel``
+        connections at once (consecutive data steps share them; see :mod:`.data_restore`).
         """
         if load_method not in ("load_data", "insert") or batch_size < 1:
             raise InvalidInputError(f"load_method must be 'load_data' or 'insert' and batch_size at least 1, not "
                                     f"{load_method!r} and {batch_size}", subject=load_method)
+        if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+            raise InvalidInputError(f"parallel must be a whole number of connections, at least 1, not {parallel!r}",
+                                    subject=parallel)
         check_backup_id(plan.backup_id)
         if plan.rehearsal.failed and not force:
             raise RehearsalFailedError(
@@ -343,7 +374,7 @@ class RollbackPlanner:
                 )
             try:
                 result = self._run(target, connection, plan, dry_run=dry_run, disable_fk_checks=disable_fk_checks,
-                                   progress=progress, load_method=load_method, batch_size=batch_size)
+                                   progress=progress, load=_Loading(load_method, batch_size, parallel))
             except BaseException as exc:
                 # The cleanup must never replace the error that stopped the run.
                 _release(connection, lock, where, failure=exc)
@@ -357,8 +388,7 @@ class RollbackPlanner:
             return result
 
     def _run(self, target: Source, connection: Connection, plan: RollbackPlan, *, dry_run: bool,
-             disable_fk_checks: bool, progress: Progress | None, load_method: str,
-             batch_size: int) -> ExecutionResult:
+             disable_fk_checks: bool, progress: Progress | None, load: _Loading) -> ExecutionResult:
         live, _ = self._live(connection, plan.database, lambda: self.store.snapshot(plan.backup_id))
         if live.schema_hash != plan.live_hash:
             raise StalePlanError(
@@ -378,7 +408,12 @@ class RollbackPlanner:
             with translate_errors(where), connection.cursor() as cursor:
                 if disable_fk_checks:
                     cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
-                for number, step in enumerate(plan.steps, start=1):
+                for batch in _batches(plan.steps):
+                    if batch[0][1].is_data:
+                        self._load(target, plan, [data_restore.DataStep(number, step, backup().table(
+                            step.object_name)) for number, step in batch], journal, load, progress)
+                        continue
+                    number, step = batch[0]
                     if progress is not None:
                         progress(number, len(plan.steps), step)
                     journal.step(number, "running")
@@ -386,13 +421,8 @@ class RollbackPlanner:
                         with translate_errors(where, database=plan.database):
                             if step.phase != StepPhase.CREATE_DATABASE:
                                 connection.select_db(plan.database)
-                            if step.is_data:
-                                loaded = self._load(target, plan, backup().table(step.object_name), step, journal,
-                                                    number, load_method, batch_size)
-                                journal.data(number, loaded)
-                            else:
-                                for statement in step.statements:
-                                    cursor.execute(statement)
+                            for statement in step.statements:
+                                cursor.execute(statement)
                     except (QueryError, DatabaseConnectionError) as exc:
                         raise self._step_failed(journal, plan, number, step, exc) from exc
                     journal.step(number, "done")
@@ -420,27 +450,50 @@ class RollbackPlanner:
         return self.store.create(target, plan.database, description=description, tags=tags, pinned=True,
                                  data="at-risk", migration=goal, allow_concurrent=True)
 
-    def _load(self, target: Source, plan: RollbackPlan, table: Table, step: RollbackStep, journal: _Journal,
-              number: int, method: str, batch_size: int) -> data_restore.DataLoaded:
-        """Stream a data step's chunks from the store into the live table, on a data connection of its own."""
+    def _load(self, target: Source, plan: RollbackPlan, steps: Sequence[data_restore.DataStep], journal: _Journal,
+              load: _Loading, progress: Progress | None) -> None:
+        """Stream data steps' chunks from the store into the live tables, on data connections of their own."""
         if not isinstance(target, str):
             raise InvalidSourceError(
-                f"step {number} loads the backup's data, which needs the target's DSN, not an open connection: "
-                "rows load on a connection of their own", subject=plan.backup_id)
-        with contextlib.closing(table_data.open_data_connection(target, plan.database)) as loader:
-            return data_restore.run(loader, step, table, self.store.chunk_reader(plan.backup_id), method=method,
-                                    batch_size=batch_size, chunk_done=lambda done: journal.chunk(number, done))
+                f"step {steps[0].number} loads the backup's data, which needs the target's DSN, not an open "
+                "connection: rows load on connections of their own", subject=plan.backup_id)
+        for data in steps:
+            if progress is not None:
+                progress(data.number, len(plan.steps), data.step)
+            journal.step(data.number, "running")
+        outcome = data_restore.run(lambda: table_data.open_data_connection(target, plan.database), steps,
+                                   self.store.chunk_reader(plan.backup_id), method=load.method,
+                                   batch_size=load.batch_size, parallel=load.parallel, chunk_done=journal.chunk)
+        failure = outcome.failure
+        for data in steps:
+            loaded = outcome.loaded.get(data.number)
+            if loaded is not None:
+                journal.data(data.number, loaded)
+                journal.step(data.number, "done")
+            elif failure is not None and failure.number != data.number:
+                # Stopped by another step's error: its chunks done are recorded, the rest not loaded.
+                journal.step(data.number, "stopped", f"stopped: step {failure.number} failed")
+        if failure is None:
+            return
+        step = plan.steps[failure.number - 1]
+        if not isinstance(failure.error, SchemaSyncBackupError):
+            journal.step(failure.number, "failed", repr(failure.error))
+            raise failure.error
+        raise self._step_failed(journal, plan, failure.number, step, failure.error,
+                                f"chunk {failure.chunk} of {len(step.data.chunks)}" if failure.chunk and step.data
+                                else "") from failure.error
 
     @staticmethod
     def _step_failed(
-        journal: _Journal, plan: RollbackPlan, number: int, step: RollbackStep,
-        exc: QueryError | DatabaseConnectionError,
+        journal: _Journal, plan: RollbackPlan, number: int, step: RollbackStep, exc: SchemaSyncBackupError,
+        chunk: str = "",
     ) -> RollbackStepError:
-        """Mark the step and the run failed in the journal; the error to raise."""
-        journal.step(number, "failed", exc.message)
-        journal.finish("failed", f"step {number} failed: {exc.message}")
+        """Mark the step and the run failed in the journal; the error to raise (``chunk``: the one it stopped at)."""
+        at = f"{chunk}: " if chunk else ""
+        journal.step(number, "failed", at + exc.message)
+        journal.finish("failed", f"step {number} failed: {at}{exc.message}")
         what = (f"rollback step {number} of {len(plan.steps)} ({step.phase} {step.object_kind} "
-                f"{quote_identifier(step.object_name)})")
+                f"{quote_identifier(step.object_name)}){' at ' + chunk if chunk else ''}")
         follow = f"see recovery_info({plan.backup_id!r}) and manual_steps({plan.backup_id!r})"
         if isinstance(exc, DatabaseConnectionError):
             return RollbackConnectionLostError(
@@ -450,7 +503,7 @@ class RollbackPlanner:
             )
         return RollbackStepError(
             f"{what} failed: {exc.message}; {follow}, or fix the cause and plan again",
-            subject=plan.backup_id, step=number, code=exc.code,
+            subject=plan.backup_id, step=number, code=getattr(exc, "code", None),
         )
 
     def validate(
@@ -474,10 +527,17 @@ class RollbackPlanner:
         return self.validate(target, backup_id, database=database, target_database=target_database).differences
 
     def _journal(self, backup_id: str) -> dict[str, Any]:
+        document = self._last_run(backup_id)
+        if document is None:
+            raise RollbackRefusedError(f"no rollback to {backup_id} has run: nothing to recover", subject=backup_id)
+        return document
+
+    def _last_run(self, backup_id: str) -> dict[str, Any] | None:
+        """The journal of the latest rollback to ``backup_id``, if one ran."""
         check_backup_id(backup_id)
         runs = [name for name in self.store.list_documents(f"journals/{backup_id}") if name.endswith(".json")]
         if not runs:
-            raise RollbackRefusedError(f"no rollback to {backup_id} has run: nothing to recover", subject=backup_id)
+            return None
         document: dict[str, Any] = json.loads(self.store.get_document(f"journals/{backup_id}/{runs[-1]}"))
         return document
 
@@ -495,6 +555,27 @@ class RollbackPlanner:
             for step in self._journal(backup_id)["steps"]
             if step["status"] != "done"
         ]
+
+
+@attrs.frozen
+class _Loading:
+    """How data steps load: the method, rows per INSERT, connections at once."""
+
+    method: str
+    batch_size: int
+    parallel: int
+
+
+def _batches(steps: Sequence[RollbackStep]) -> Iterator[list[tuple[int, RollbackStep]]]:
+    """The numbered steps, each schema step alone and each run of data steps together (they load at once)."""
+    batch: list[tuple[int, RollbackStep]] = []
+    for number, step in enumerate(steps, start=1):
+        if batch and not (step.is_data and batch[-1][1].is_data):
+            yield batch
+            batch = []
+        batch.append((number, step))
+    if batch:
+        yield batch
 
 
 def _release(connection: Connection, lock: str, where: str, *, failure: BaseException | None = None) -> None:
