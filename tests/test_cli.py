@@ -504,4 +504,15 @@ def test_data_backups_from_the_command_line(session: Session, mariadb: Throwaway
             connection.cursor() as cursor:
         cursor.execute("SELECT full_name FROM customer ORDER BY id")
         assert cursor.fetchall() == (("A",), ("B",))
+    validated = session("rollback", "validate", "--backup-id", backup_id)
+    assert validated.rc == 0 and "data: 1 table(s), 2 rows, all 1 chunks equal" in validated.out
+    with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", database=shop,
+                         autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute("UPDATE customer SET full_name = 'Z' WHERE email = 'b@x'")
+    differs = session("rollback", "validate", "--backup-id", backup_id, "--format", "json")
+    assert differs.rc == 3 and "the data of" in differs.err and "customer" in differs.err
+    document = differs.json()
+    assert document["matches"] is True and document["data_matches"] is False
+    assert document["data"]["tables"][0]["first_difference"]["number"] == 1
+    assert session("rollback", "validate", "--backup-id", backup_id, "--no-data").rc == 0
     assert session("backup", "create", "--data", "at-risk").rc == 2  # no --migration: refused, exit 2

@@ -92,7 +92,9 @@ def old_diff(self: SchemaDiff) -> dict[str, Any]:
 def old_validation(self: RollbackValidation) -> dict[str, Any]:
     return {"backup_id": self.backup_id, "database": self.database, "matches": self.matches,
             "live_hash": self.live_hash, "backup_hash": self.backup_hash,
-            "differences": old_diff(self.differences)}
+            "differences": old_diff(self.differences),
+            # Issue 13 added the data comparison (None: no data compared).
+            "data": None if self.data is None else self.data.to_dict(), "data_matches": self.data_matches}
 
 
 def old_recovery(self: RecoveryInfo) -> dict[str, Any]:

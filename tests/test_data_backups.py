@@ -167,5 +167,5 @@ def test_a_missing_chunk_is_damage_and_no_restore_passes_without_it(
     record = next(r for r in store.manifest(info.id).objects if r.address == chunk.address)
     store.files.fs.rm(store.files.object_path(record))
     assert Validator(store).validate(info.id).damaged
-    with pytest.raises(Exception, match="missing|not found|No such file|damaged"):
+    with pytest.raises(Exception, match=r"missing|not found|No such file|damaged"):
         Validator(store).restore_test(info.id, mariadb.dsn)

@@ -284,8 +284,11 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
                          help="rows per INSERT with --load-method insert (default: 1000)")
     execute.add_argument("--parallel", type=_positive, metavar="N",
                          help="load data steps on N connections at once (default: 1)")
-    _target_database_option(commands.add("validate", "check that the live schema equals the backup's",
-                                         cmd_rollback_validate, backup_id="required", database=target))
+    validate = commands.add("validate", "check that the live schema, and the data the backup holds, equal the "
+                            "backup's", cmd_rollback_validate, backup_id="required", database=target)
+    _target_database_option(validate)
+    validate.add_argument("--no-data", action="store_true",
+                          help="compare the schema only, not the rows a backup with data holds")
     _target_database_option(commands.add("compare", "show the differences between the live schema and the backup's",
                                          cmd_rollback_compare, backup_id="required", database=target))
     commands.add("recovery-info", "what the latest rollback to a backup did, and where it failed",

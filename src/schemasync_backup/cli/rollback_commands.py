@@ -133,12 +133,20 @@ def cmd_rollback_validate(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     dsn, name = _target(ctx, backup_id)
     with ctx.console.activity("Comparing"):
-        result = _planner(ctx).validate(dsn, backup_id, database=name, target_database=ctx.args.target_database)
-    ctx.note(matches=result.matches)
+        result = _planner(ctx).validate(dsn, backup_id, database=name, target_database=ctx.args.target_database,
+                                        data=not ctx.args.no_data)
+    ctx.note(matches=result.matches, data_matches=result.data_matches)
+    data_line = "" if result.data is None else f"\n{result.data}"
     if result.matches:
-        return Outcome(result.to_dict(), f"{name} matches backup {backup_id} (schema hash {result.live_hash[:16]}...)")
+        text = f"{name} matches backup {backup_id} (schema hash {result.live_hash[:16]}...){data_line}"
+        if result.data is not None and not result.data.equal:
+            differing = ", ".join(check.table for check in result.data.differing)
+            return Outcome(result.to_dict(), text, ExitCode.VALIDATION,
+                           f"rollback validation failed: the data of {name} differs from backup {backup_id} in "
+                           f"table(s) {differing}")
+        return Outcome(result.to_dict(), text)
     changes = len(result.differences.changes)
-    return Outcome(result.to_dict(), f"{name} differs from backup {backup_id}:\n{result.differences}",
+    return Outcome(result.to_dict(), f"{name} differs from backup {backup_id}:\n{result.differences}{data_line}",
                    ExitCode.VALIDATION, f"rollback validation failed: {name} differs from backup {backup_id} in "
                    f"{changes} object(s); `rollback compare` shows them")
 

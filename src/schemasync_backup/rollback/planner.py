@@ -7,6 +7,7 @@ server lock and a journal in the store.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import secrets
@@ -49,7 +50,8 @@ from schemasync_backup.formats.backup_id import check_backup_id
 from schemasync_backup.formats.manifest import BackupInfo, Status
 from schemasync_backup.model.diff import SchemaDiff, diff
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
-from schemasync_backup.rollback import data_restore, preflight
+from schemasync_backup.rollback import data_check, data_restore, preflight
+from schemasync_backup.rollback.data_check import DataCheck
 from schemasync_backup.rollback.data_steps import data_steps
 from schemasync_backup.rollback.plan import (
     DEFINER_POLICIES,
@@ -91,14 +93,24 @@ class ExecutionResult:
         return unstructure(self)  # type: ignore[no-any-return]
 
 
+@report(..., "data_matches")
 @attrs.frozen
 class RollbackValidation:
     backup_id: str
     database: str
+    #: The live schema equals the backup's (the data has its own verdict: ``data_matches``).
     matches: bool
     live_hash: str
     backup_hash: str
     differences: SchemaDiff
+    #: The live rows compared with the backup's, table by table; None when the backup holds no
+    #: data or the check was skipped (``validate(..., data=False)``).
+    data: DataCheck | None = None
+
+    @property
+    def data_matches(self) -> bool | None:
+        """Whether the live rows are the backed-up ones; None when no data was compared."""
+        return None if self.data is None else self.data.equal
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
@@ -507,24 +519,39 @@ class RollbackPlanner:
         )
 
     def validate(
-        self, target: Source, backup_id: str, *, database: str | None = None, target_database: str | None = None
+        self, target: Source, backup_id: str, *, database: str | None = None, target_database: str | None = None,
+        data: bool = True,
     ) -> RollbackValidation:
-        """Whether the live schema equals the backup's, and what differs if not.
+        """Whether the live schema equals the backup's, and what differs if not; and, when the backup
+        holds data and ``data`` is true, whether the live rows are the backed-up ones
+        (``RollbackValidation.data``, compared chunk by chunk: see :mod:`.data_check`).
 
         The database compared is chosen, and a database other than the backup's refused, as in :meth:`plan`.
+        Comparing data needs ``target`` as a DSN (the rows are read on a connection of their own).
         """
         name = _target_database(target, self.store.get(backup_id), database, target_database)
         wanted = self.store.snapshot(backup_id)
         live = Snapshot.capture(target, name)
         differences = diff(live, attrs.evolve(wanted, database=name))
+        index = self.store.data_index(backup_id) if data else None
+        checked = None
+        if index is not None:
+            if not isinstance(target, str):
+                raise InvalidSourceError(
+                    f"backup {backup_id} holds data, and comparing it needs the target's DSN, not an open "
+                    "connection: rows are read on a connection of their own (or pass data=False)",
+                    subject=backup_id)
+            with contextlib.closing(table_data.open_data_connection(target, name)) as reader:
+                checked = data_check.check(reader, wanted, index, self.store.chunk_reader(backup_id))
         return RollbackValidation(backup_id, name, live.schema_hash == wanted.schema_hash, live.schema_hash,
-                                  wanted.schema_hash, differences)
+                                  wanted.schema_hash, differences, checked)
 
     def compare(
         self, target: Source, backup_id: str, *, database: str | None = None, target_database: str | None = None
     ) -> SchemaDiff:
         """The differences from the live schema (a) to the backup's (b), both ways."""
-        return self.validate(target, backup_id, database=database, target_database=target_database).differences
+        return self.validate(target, backup_id, database=database, target_database=target_database,
+                             data=False).differences
 
     def _journal(self, backup_id: str) -> dict[str, Any]:
         document = self._last_run(backup_id)
