@@ -5,9 +5,9 @@
 One throwaway MariaDB, one database of 50 tables with realistic types and skewed sizes (the
 largest table has --rows rows, the others fall off geometrically, one table of --rows/10). It times:
 
-- ``create(data="all")`` with lz4 and AES-256-GCM, against ``mariadb-dump --single-transaction | lz4``
+- ``create(data="all", max_workers=2)`` with lz4 and AES-256-GCM, against ``mariadb-dump --single-transaction | lz4``
   and ``mydumper -t 2`` (uncompressed, when installed); peak RSS of this process;
-- the restore of that backup (a rollback of the dropped database), against ``mariadb < dump.sql`` and
+- the restore of that backup (a rollback of the dropped database, parallel=2), against ``mariadb < dump.sql`` and
   ``myloader -t 2``;
 - ``create(data="at-risk")`` before a migration that drops a column of the largest table and the
   table of --rows/10 rows, against the full data backup, and the rollback that gives both back;
@@ -70,7 +70,7 @@ def main() -> int:
         print(f"== {len(sizes)} tables, {sum(sizes.values()):,} rows")
         store = BackupStore.open(scratch + "/store", compression="lz4", encryption_keys=EncryptionKey.generate())
         held: list[object] = []
-        ours = timed(lambda: held.append(store.create(server.dsn, "bench", data="all")))
+        ours = timed(lambda: held.append(store.create(server.dsn, "bench", data="all", max_workers=2)))
         info = held[0]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         dump = Path(scratch) / "dump.sql"
@@ -92,7 +92,7 @@ def main() -> int:
 
         planner = RollbackPlanner(store)
         sql(server, "DROP DATABASE bench")
-        restore = timed(lambda: planner.execute(server.dsn, planner.plan(server.dsn, info.id)))  # type: ignore[attr-defined]
+        restore = timed(lambda: planner.execute(server.dsn, planner.plan(server.dsn, info.id), parallel=2))  # type: ignore[attr-defined]
         sql(server, "DROP DATABASE bench; CREATE DATABASE bench")
         reload = timed(lambda: subprocess.run(client(server, "bench"), stdin=dump.open("rb"), check=True))
         print(f"   restore (rollback of the dropped database, every chunk verified): {restore:.2f} s; "
