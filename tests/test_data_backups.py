@@ -169,3 +169,12 @@ def test_a_missing_chunk_is_damage_and_no_restore_passes_without_it(
     assert Validator(store).validate(info.id).damaged
     with pytest.raises(Exception, match=r"missing|not found|No such file|damaged"):
         Validator(store).restore_test(info.id, mariadb.dsn)
+
+
+def test_several_workers_store_the_same_data_as_one(mariadb: ThrowawayServer, store: BackupStore, shop: str) -> None:
+    one = store.create(mariadb.dsn, shop, data="all")
+    three = store.create(mariadb.dsn, shop, data="all", max_workers=3)
+    assert store.data_index(three.id).tables == store.data_index(one.id).tables  # type: ignore[union-attr]
+    with pytest.raises(InvalidInputError, match="max_workers must be at least 1"):
+        store.create(mariadb.dsn, shop, data="all", max_workers=0)
+    assert len(store.list()) == 2

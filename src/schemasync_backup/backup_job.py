@@ -47,6 +47,7 @@ def create_backup(
     data: DataRequest = "none",
     migration: Migration | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    max_workers: int = 1,
 ) -> BackupJobResult:
     """Create a backup of ``database``; validate it; then apply ``retention`` to that database.
 
@@ -55,7 +56,7 @@ def create_backup(
     """
     info = store.create(source, database, description=description, tags=tags,
                         migration_context=migration_context, allow_concurrent=allow_concurrent, data=data,
-                        migration=migration, chunk_bytes=chunk_bytes)
+                        migration=migration, chunk_bytes=chunk_bytes, max_workers=max_workers)
     result = Validator(store).validate(info.id) if validate else None
     applied = None
     if retention is not None and (result is None or result.valid):

@@ -270,6 +270,9 @@ class BackupConfig:
     buffer_size: int = attrs.field(default=8 << 20, metadata=_doc(
         "the size of a data chunk, and so the memory bound of reading and loading data (bytes, or \"64MB\")",
         kind="size", min=4096))
+    max_workers: int = attrs.field(default=1, metadata=_doc(
+        "connections that read a data backup's tables at once, in one consistent snapshot (more than one needs the "
+        "RELOAD privilege), and the default of `rollback execute --parallel`", min=1))
     notifications: NotificationsConfig = attrs.field(factory=NotificationsConfig, metadata=_doc("who hears about it"))
     logging: LoggingConfig = attrs.field(factory=LoggingConfig, metadata=_doc("the log file"))
 

@@ -107,7 +107,7 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
             dsn, plan, dry_run=ctx.args.dry_run, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
             destructive_confirmed=True,  # the prompt above showed the steps, and the person said yes
             load_method=ctx.args.load_method, batch_size=ctx.args.batch_size or 1000,
-            parallel=ctx.args.parallel or 1,
+            parallel=ctx.args.parallel or ctx.config.backup.max_workers,
             progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"))
         bar.update(steps)
     outcome = executed.to_dict()
