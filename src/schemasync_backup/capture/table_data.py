@@ -24,6 +24,7 @@ import attrs
 from schemasync_backup.capture.connection import (
     Connection,
     ConnectionSpec,
+    Source,
     connect_for_data,
     describe,
     execute,
@@ -47,7 +48,7 @@ from schemasync_backup.sql.value_forms import (
 )
 
 __all__ = [
-    "Chunk", "Position", "chunk_digest", "chunk_key", "data_columns", "estimated_sizes", "load_chunk",
+    "Chunk", "Position", "chunk_digest", "chunk_key", "data_columns", "data_source", "estimated_sizes", "load_chunk",
     "non_transactional",
     "open_data_connection", "read_chunks", "start_consistent_snapshot",
 ]
@@ -62,11 +63,14 @@ __all__ = [
 #:   chunk_digest catch); no NO_BACKSLASH_ESCAPES, ANSI_QUOTES or PAD_CHAR_TO_FULL_LENGTH;
 #: - foreign_key_checks = 0: tables load in any order (the rows were consistent when read);
 #: - net_write_timeout an hour: a table without a key is read in one query while the caller
-#:   stores each chunk, and the server must wait for it that long.
+#:   stores each chunk, and the server must wait for it that long;
+#: - group_concat_max_len just under the session's max_allowed_packet: a grouped read's batch is
+#:   one value of a result row, which must fit in a packet.
 _SESSION = (
     "SET SESSION character_set_results = binary, time_zone = '+00:00', "
     "sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION', "
-    "foreign_key_checks = 0, net_write_timeout = 3600"
+    "foreign_key_checks = 0, net_write_timeout = 3600, "
+    "group_concat_max_len = @@SESSION.max_allowed_packet - 4096"
 )
 #: The longest TEXT, BLOB, JSON or spatial value the server escapes (see _RowSource).
 _SERVER_LIMIT = 256 << 10
@@ -125,6 +129,15 @@ def open_data_connection(source: str | ConnectionSpec, database: str | None = No
     """A connection for reading and loading table data (close it when done)."""
     spec = ConnectionSpec.parse(source) if isinstance(source, str) else source
     return connect_for_data(spec, database, init_command=_SESSION)
+
+
+def data_source(source: Source, what: str, subject: object) -> str:
+    """``source`` as the DSN table data needs (``what`` needs it: says so when it is an open connection)."""
+    if not isinstance(source, str):
+        raise InvalidSourceError(
+            f"{what} needs a DSN, not an open connection: table data is read and loaded on connections of its "
+            "own (values as raw bytes, LOAD DATA LOCAL from memory only, its own session settings)", subject=subject)
+    return source
 
 
 def data_columns(table: Table) -> tuple[str, ...]:
@@ -343,9 +356,7 @@ class _RowSource:
     def where(self, first: Sequence[str | bytes | None] | None, last: Sequence[str | bytes | None] | None,
               *, inclusive: bool = True) -> str:
         """The WHERE clause of the key range from ``first`` to ``last`` (None: unbounded)."""
-        bounds = [self._bound(values, op, inclusive=inclusive) for values, op in ((first, ">"), (last, "<"))
-                  if values is not None]
-        return f" WHERE {' AND '.join(bounds)}" if bounds else ""
+        return _where(self._bound(first, ">", inclusive=inclusive), self._bound(last, "<", inclusive=inclusive))
 
     def lines(self, connection: Connection, where: str,
               limit: int | None = None) -> Iterator[tuple[tuple[bytes, ...], bytes]]:
@@ -373,18 +384,14 @@ class _RowSource:
                         last: _Bound = None) -> Iterator[tuple[bytes, list[_Mark]]]:
         """The lines of the rows from ``first`` to ``last`` (both included; None: unbounded), in key
         order, as pieces of about ``batch_bytes`` with their rows' marks."""
-        # The result row must fit in max_allowed_packet.
-        execute(connection, "SET SESSION group_concat_max_len = @@GLOBAL.max_allowed_packet - 4096")
         marked = (f"CONCAT({self.line}, IF(CRC32({self.identity}) & {_MARK_MASK} = 0, "
                   f"CONCAT(X'0d', CRC32({self.identity})), ''), X'0a')")
         lower = self._bound(first, ">", inclusive=True)
+        end = self._bound(last, "<", inclusive=True)
         rows = _FIRST_BATCH
         while True:
-            upper = self._upper(connection, lower, self._bound(last, "<", inclusive=True), rows)
-            upper_bound = self._bound(upper, "<", inclusive=True) if upper is not None else self._bound(
-                last, "<", inclusive=True)
-            where = " WHERE " + " AND ".join(bound for bound in (lower, upper_bound) if bound) if (
-                lower or upper_bound) else ""
+            upper = self._upper(connection, lower, end, rows)
+            where = _where(lower, end if upper is None else self._bound(upper, "<", inclusive=True))
             sql = (f"SELECT COUNT(*), GROUP_CONCAT({marked} SEPARATOR '') "
                    f"FROM {quote_identifier(self.table)}{self.index_hint}{where}")
             found, grouped = _single_row(connection, sql)
@@ -399,7 +406,8 @@ class _RowSource:
                 yield from _marked(self.lines(connection, where))
             else:
                 clean, marks = _unmarked(grouped)
-                if upper is not None and self.key_of(clean[clean.rfind(b"\n", 0, len(clean) - 1) + 1:]) != upper:
+                last_line = clean[clean.rfind(b"\n", 0, len(clean) - 1) + 1:]
+                if upper is not None and _line_key(self.key_fields, last_line) != upper:
                     raise QueryError(
                         f"the server returned the rows of {self.table} on {describe(connection)} out of key order: "
                         "its data cannot be read grouped", subject=self.table)
@@ -418,19 +426,12 @@ class _RowSource:
             rows += piece.count(b"\n")
         return rows, digest.hexdigest()
 
-    def key_of(self, line: bytes) -> tuple[bytes, ...]:
-        """The key's values of the row ``line`` (without its newline) holds."""
-        fields = line.rstrip(b"\n").split(b"\t")
-        return tuple(load_data.unescape(fields[at]) or b"" for at in self.key_fields)
-
     def _upper(self, connection: Connection, lower: str, upper: str, rows: int) -> tuple[bytes, ...] | None:
         """The key of the ``rows``-th row within the bounds, or None when fewer rows are within them."""
         keys = ", ".join(f"CAST({value_expression(part.sql, part.kind)} AS BINARY)" for part in self.key)
         order = ", ".join(part.sql for part in self.key)
-        bounds = " AND ".join(bound for bound in (lower, upper) if bound)
-        where = f" WHERE {bounds}" if bounds else ""
-        found = list(stream(connection, f"SELECT {keys} FROM {quote_identifier(self.table)}{self.index_hint}{where} "
-                                        f"ORDER BY {order} LIMIT 1 OFFSET {rows - 1}"))
+        found = list(stream(connection, f"SELECT {keys} FROM {quote_identifier(self.table)}{self.index_hint}"
+                                        f"{_where(lower, upper)} ORDER BY {order} LIMIT 1 OFFSET {rows - 1}"))
         return tuple(found[0]) if found else None
 
     def _bound(self, values: _Bound, op: str, *, inclusive: bool) -> str:
@@ -473,6 +474,12 @@ def _server_field(column: Column) -> str:
     return f"IFNULL({field}, X'{load_data.NULL.hex()}')" if column.nullable else field
 
 
+def _where(*bounds: str) -> str:
+    """A WHERE clause of the bounds given ("" for none)."""
+    given = [bound for bound in bounds if bound]
+    return f" WHERE {' AND '.join(given)}" if given else ""
+
+
 def _beyond(columns: Sequence[str], literals: Sequence[str], op: str, *, inclusive: bool) -> str:
     """``(columns) op (literals)`` in key order, spelled out term by term: the optimizer reads
     ``a > 1 OR (a = 1 AND b > 2)`` as ranges of the index, a row comparison not always."""
@@ -482,6 +489,12 @@ def _beyond(columns: Sequence[str], literals: Sequence[str], op: str, *, inclusi
         last = op + ("=" if inclusive and at == len(columns) - 1 else "")
         terms.append("(" + " AND ".join([*equal, f"{column} {last} {literal}"]) + ")")
     return "(" + " OR ".join(terms) + ")"
+
+
+def _line_key(key_fields: Sequence[int], line: bytes) -> tuple[bytes, ...]:
+    """The key's values (their exact forms: a key is never NULL) of the row ``line`` holds."""
+    fields = line.rstrip(b"\n").split(b"\t")
+    return tuple(load_data.unescape(fields[at]) or b"" for at in key_fields)
 
 
 #: A row that may end a chunk: where its line ends in a piece of text, and the CRC-32 it was drawn by.
@@ -548,13 +561,18 @@ class _Chunker:
     _buffer: bytearray = attrs.field(factory=bytearray)
     _number: int = 0
     _rate_mask: int | None = None
+    #: The lines taken before the rate is known, and their rows and bytes.
     _held: list[tuple[bytes, list[_Mark]]] = attrs.field(factory=list)
+    _held_rows: int = 0
+    _held_bytes: int = 0
 
     def add(self, text: bytes, marks: list[_Mark]) -> Iterator[Chunk]:
         """Take some whole lines and the marks of their rows; yield the chunks they complete."""
         if self._rate_mask is None:
             self._held.append((text, marks))
-            if sum(held.count(b"\n") for held, _ in self._held) >= _SAMPLE_ROWS:
+            self._held_rows += text.count(b"\n")
+            self._held_bytes += len(text)
+            if self._held_rows >= _SAMPLE_ROWS:
                 yield from self._release()
             return
         yield from self._cut(text, marks)
@@ -567,9 +585,7 @@ class _Chunker:
 
     def _release(self) -> Iterator[Chunk]:
         if self._rate_mask is None:
-            rows = sum(piece.count(b"\n") for piece, _ in self._held)
-            size = sum(len(piece) for piece, _ in self._held)
-            rows_per_end = self.chunk_bytes / _MEAN_FRACTION / max(1.0, size / max(1, rows))
+            rows_per_end = self.chunk_bytes / _MEAN_FRACTION / max(1.0, self._held_bytes / max(1, self._held_rows))
             self._rate_mask = (1 << max(_MARK_BITS, min(31, round(math.log2(max(1.0, rows_per_end)))))) - 1
         held, self._held = self._held, []
         for piece, marks in held:
@@ -614,8 +630,7 @@ class _Chunker:
     def _key(self, line: bytes) -> tuple[str | None, ...] | None:
         if not self.key_fields:
             return None
-        fields = line.split(b"\t")
-        return tuple((load_data.unescape(fields[at]) or b"").decode("latin-1") for at in self.key_fields)
+        return tuple(value.decode("latin-1") for value in _line_key(self.key_fields, line))
 
 
 # --- loading -------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from schemasync_backup.errors import (
     DatabaseMismatchError,
     DatabaseNotFoundError,
     InvalidInputError,
-    InvalidSourceError,
     QueryError,
     RehearsalFailedError,
     RollbackConnectionLostError,
@@ -465,15 +464,12 @@ class RollbackPlanner:
     def _load(self, target: Source, plan: RollbackPlan, steps: Sequence[data_restore.DataStep], journal: _Journal,
               load: _Loading, progress: Progress | None) -> None:
         """Stream data steps' chunks from the store into the live tables, on data connections of their own."""
-        if not isinstance(target, str):
-            raise InvalidSourceError(
-                f"step {steps[0].number} loads the backup's data, which needs the target's DSN, not an open "
-                "connection: rows load on connections of their own", subject=plan.backup_id)
+        dsn = table_data.data_source(target, f"step {steps[0].number}, which loads the backup's data,", plan.backup_id)
         for data in steps:
             if progress is not None:
                 progress(data.number, len(plan.steps), data.step)
             journal.step(data.number, "running")
-        outcome = data_restore.run(lambda: table_data.open_data_connection(target, plan.database), steps,
+        outcome = data_restore.run(lambda: table_data.open_data_connection(dsn, plan.database), steps,
                                    self.store.chunk_reader(plan.backup_id), method=load.method,
                                    batch_size=load.batch_size, parallel=load.parallel, chunk_done=journal.chunk)
         failure = outcome.failure
@@ -536,12 +532,9 @@ class RollbackPlanner:
         index = self.store.data_index(backup_id) if data else None
         checked = None
         if index is not None:
-            if not isinstance(target, str):
-                raise InvalidSourceError(
-                    f"backup {backup_id} holds data, and comparing it needs the target's DSN, not an open "
-                    "connection: rows are read on a connection of their own (or pass data=False)",
-                    subject=backup_id)
-            with contextlib.closing(table_data.open_data_connection(target, name)) as reader:
+            dsn = table_data.data_source(target, f"comparing the data backup {backup_id} holds (or pass data=False)",
+                                         backup_id)
+            with contextlib.closing(table_data.open_data_connection(dsn, name)) as reader:
                 checked = data_check.check(reader, wanted, index, self.store.chunk_reader(backup_id))
         return RollbackValidation(backup_id, name, live.schema_hash == wanted.schema_hash, live.schema_hash,
                                   wanted.schema_hash, differences, checked)

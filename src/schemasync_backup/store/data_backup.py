@@ -139,14 +139,18 @@ def write(
     stop = threading.Event()
 
     def reader(connection: Connection) -> None:
-        while not stop.is_set():
-            with taken:
-                if not waiting:
-                    return
-                at = waiting.pop(0)
-            held[at] = _write_table(connection, selections[at], chunk_bytes, store_object, records, stop)
+        try:
+            while not stop.is_set():
+                with taken:
+                    if not waiting:
+                        return
+                    at = waiting.pop(0)
+                held[at] = _write_table(connection, selections[at], chunk_bytes, store_object, records, stop)
+        except BaseException:
+            stop.set()  # the other readers stop after their current chunk
+            raise
 
-    _run_all([functools.partial(reader, connection) for connection in connections], stop)
+    _run_all([functools.partial(reader, connection) for connection in connections])
     index = DataIndex(mode, tuple(held[at] for at in range(len(selections))),
                       BinlogPosition(position.binlog_file, position.binlog_position, position.gtid), tuple(warnings))
     return index, list(records.values())
@@ -168,23 +172,16 @@ def _write_table(connection: Connection, selection: Selection, chunk_bytes: int,
         size=sum(c.size for c in chunks), chunks=tuple(chunks), reason=selection.reason)
 
 
-def _run_all(work: Sequence[Callable[[], None]], stop: threading.Event) -> None:
-    """Run each piece of work on a thread of its own (the first on this one); the first error stops
-    the others after their current chunk and is raised once all have ended."""
-    if len(work) == 1:
-        work[0]()
-        return
-    with concurrent.futures.ThreadPoolExecutor(len(work) - 1, thread_name_prefix="schemasync-data") as pool:
+def _run_all(work: Sequence[Callable[[], None]]) -> None:
+    """Run each piece of work on a thread of its own (the first on this one); raise the first error
+    once all have ended."""
+    # Threads start only when work is submitted: one piece of work starts none.
+    with concurrent.futures.ThreadPoolExecutor(max(1, len(work) - 1), thread_name_prefix="schemasync-data") as pool:
         futures = [pool.submit(piece) for piece in work[1:]]
         try:
             work[0]()
-        except BaseException:
-            stop.set()
-            raise
         finally:
-            for failed in concurrent.futures.as_completed(futures):
-                if failed.exception() is not None:
-                    stop.set()
+            concurrent.futures.wait(futures)
         for future in futures:
             future.result()
 

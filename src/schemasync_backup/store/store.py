@@ -33,7 +33,6 @@ from schemasync_backup.errors import (
     EncryptionKeyError,
     IntegrityError,
     InvalidInputError,
-    InvalidSourceError,
     ManifestAuthenticationError,
     SchemaSyncBackupError,
     StorageError,
@@ -236,12 +235,9 @@ class BackupStore:
             if mode == DataMode.NONE:
                 snapshot = Snapshot.capture(source, database)
                 return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
-            if not isinstance(source, str):
-                raise InvalidSourceError(
-                    f"data={data!r} needs a DSN, not an open connection: the rows are read on connections of "
-                    "their own, inside one consistent snapshot", subject=database)
+            dsn = table_data.data_source(source, f"data={data!r}", database)
             with contextlib.ExitStack() as readers:
-                connections = [readers.enter_context(contextlib.closing(table_data.open_data_connection(source,
+                connections = [readers.enter_context(contextlib.closing(table_data.open_data_connection(dsn,
                                                                                                        database)))
                                for _ in range(max_workers)]
                 position = data_snapshot.start_consistent_snapshot(connections)
