@@ -301,3 +301,30 @@ def test_rollback_execute_parallel_on_the_command_line(
     assert "--parallel and --batch-size: no data to load" in err
     rc, _, err = _cli(config, "rollback", "execute", "--backup-id", schema_only, "--parallel", "0")
     assert rc != 0 and "at least 1" in err
+
+
+def test_a_forged_journal_steers_no_sql_and_no_text(
+    mariadb: ThrowawayServer, root: pymysql.connections.Connection, store: BackupStore, tables: str
+) -> None:
+    """The journal is a document in the store: a resumed step's SQL is written from the backup, and
+    what the journal says of the run is repeated only in the form the planner writes it."""
+    backup_id, before = dropped(mariadb, root, store, tables)
+    path, kept = _hide_chunk(store, backup_id, "log", 4)
+    planner = RollbackPlanner(store)
+    with pytest.raises(RollbackStepError):
+        planner.execute(mariadb.dsn, planner.plan(mariadb.dsn, backup_id))
+    run_id = planner.recovery_info(backup_id).run_id
+    document = journal(store, backup_id, run_id)
+    document["run_id"] = "run-1\nDROP DATABASE everything"
+    for step in document["steps"]:
+        if step["data"] is not None and step["status"] != "done":
+            step["sql"] = "DROP TABLE parent; -- forged"
+            step["columns"] = ["id`; DROP TABLE parent; --"]
+    store.put_document(f"journals/{backup_id}/{run_id}.json", json.dumps(document).encode())
+    store.files.fs.pipe_file(path, kept)
+    again = planner.plan(mariadb.dsn, backup_id)
+    resumed = [step for step in again.steps if step.sql.startswith("-- resumes")]
+    assert resumed and all("DROP" not in step.sql and "forged" not in step.sql for step in resumed)
+    assert not any("DROP DATABASE" in note for note in again.notes)
+    assert any("of the latest run" in note for note in again.notes)
+    assert planner.execute(mariadb.dsn, again).verified and contents(root, tables) == before

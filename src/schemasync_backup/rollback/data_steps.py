@@ -90,6 +90,17 @@ def _load(into: str, table: TableData) -> str:
             f"({_columns(table.columns)})")
 
 
+def data_step(phase: StepPhase, table: TableData, columns: Sequence[str] = ()) -> RollbackStep:
+    """The data step of ``phase`` for ``table`` (a refill of ``columns``), its SQL written from the backup's index."""
+    if phase == StepPhase.RELOAD_TABLE:
+        return _reload(table)
+    if phase == StepPhase.REFILL_COLUMNS:
+        return _refill(table, tuple(columns))
+    if phase == StepPhase.RESTORE_ROWS:
+        return _restore_rows(table)
+    raise ValueError(f"{phase} is not a data step")
+
+
 def _reload(table: TableData) -> RollbackStep:
     return RollbackStep(StepPhase.RELOAD_TABLE, "table", table.table,
                         f"-- {_summary(table)}, per chunk:\n{_load(table.table, table)}", data=table)

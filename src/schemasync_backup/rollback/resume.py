@@ -12,16 +12,23 @@ table already holds is proven and skipped, a refill or a restore of rows by key 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from schemasync_backup.formats.data_index import DataIndex
 from schemasync_backup.model.snapshot import Snapshot
+from schemasync_backup.rollback.data_steps import data_step
 from schemasync_backup.rollback.plan import RollbackStep, StepPhase
 from schemasync_backup.sql.quoting import quote_identifier
 
 #: Journal statuses of a run that did not finish: it failed, or its process died while it ran.
 _UNFINISHED = ("failed", "running")
+#: What a run id the planner wrote looks like (_Journal.run_id); any other text is not repeated.
+_RUN_ID = re.compile(r"run-[0-9]{8}-[0-9]{6}-[0-9]{6}-[0-9a-f]{6}")
+_DATA_PHASES = (StepPhase.RELOAD_TABLE, StepPhase.REFILL_COLUMNS, StepPhase.RESTORE_ROWS)
 
 
 def resumed_steps(run: Mapping[str, Any] | None, database: str, live: Snapshot, steps: Sequence[RollbackStep],
@@ -36,21 +43,24 @@ def resumed_steps(run: Mapping[str, Any] | None, database: str, live: Snapshot, 
     held = {table.table: table for table in data.tables}
     found: list[RollbackStep] = []
     notes: list[str] = []
+    # The journal is a document in the store: it says which steps to run again, never their SQL,
+    # which is written anew from the backup's index, as the plan writes it.
+    run_id = str(run.get("run_id"))
+    which = f"run {run_id}" if _RUN_ID.fullmatch(run_id) else "the latest run"
     for entry in run.get("steps", ()):
         name = entry.get("object_name")
         if (entry.get("data") is None or entry.get("status") == "done" or name in touched
-                or name not in live_tables or name not in held):
+                or name not in live_tables or name not in held or entry.get("phase") not in _DATA_PHASES):
             continue
         table = held[name]
-        phase = StepPhase(entry["phase"])
+        columns = [column for column in entry.get("columns") or () if column in table.columns]
+        step = data_step(StepPhase(entry["phase"]), table, columns)
+        if step.phase == StepPhase.REFILL_COLUMNS and not columns:
+            continue
         done = len(entry.get("chunks_done") or ())
-        what = (f"step {entry['number']} ({phase} {quote_identifier(name)}) of run {run['run_id']} stopped with "
-                f"{done} of {len(table.chunks)} chunk(s) done")
-        sql = str(entry["sql"])
-        if sql.startswith("-- resumes "):  # a resumed run's step, stopped again: say it once
-            sql = sql.partition("\n")[2]
-        found.append(RollbackStep(phase, "table", name, f"-- resumes {what}\n{sql}", data=table,
-                                  columns=tuple(entry.get("columns") or ())))
+        what = (f"{step.phase} {quote_identifier(name)} of {which} stopped with {done} of {len(table.chunks)} "
+                "chunk(s) done")
+        found.append(attrs.evolve(step, sql=f"-- resumes {what}\n{step.sql}"))
         notes.append(f"{what}: it runs again (chunks the table already holds are proven and skipped)")
     return found, notes
 
