@@ -7,16 +7,25 @@ costs one round trip per object.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
 from schemasync_backup.capture.connection import Connection, Source, describe, open_source, query, query_many
+from schemasync_backup.capture.fingerprints import (
+    ROUTINE_TIME,
+    TABLE_TIME,
+    TRIGGER_TIME,
+    Scope,
+    reusable,
+    table_fingerprint,
+)
 from schemasync_backup.capture.privileges import current_user, session_grants
 from schemasync_backup.errors import DatabaseNotFoundError, PrivilegeError, QueryError
 from schemasync_backup.model.snapshot import (
@@ -60,13 +69,14 @@ _MERGE_UNION_UNUSABLE = 1168
 Row = dict[str, Any]
 
 
-def capture(source: Source, database: str) -> Snapshot:
-    """Capture ``database`` from ``source`` (a DSN or an open PyMySQL connection)."""
+def capture(source: Source, database: str, *, known: Snapshot | None = None) -> Snapshot:
+    """Capture ``database`` from ``source`` (a DSN or an open PyMySQL connection); with ``known``,
+    read only what its fingerprints do not prove unchanged (:mod:`.fingerprints`)."""
     with open_source(source, database) as connection:
-        return _capture(connection, database)
+        return _capture(connection, database, known)
 
 
-def _capture(connection: Connection, database: str) -> Snapshot:
+def _capture(connection: Connection, database: str, known: Snapshot | None = None) -> Snapshot:
     where = describe(connection)
     schema = query(
         connection,
@@ -84,55 +94,47 @@ def _capture(connection: Connection, database: str) -> Snapshot:
     _check_privileges(connection, database, server.flavor, user, where)
     reader = _Reader.for_server(connection, server)
     try:
-        tables = reader.rows("TABLES", "TABLE_SCHEMA", database, order=("TABLE_NAME",))
+        listed = _listing(reader, database)
+        fresh = _Fresh(listed, reusable(known, listed.fingerprints))
+        names = fresh.table_names()
         charsets = {row["COLLATION_NAME"]: row["CHARACTER_SET_NAME"] for row in reader.rows("COLLATIONS")}
-        tables = [{**row, "TABLE_CHARSET": charsets.get(row["TABLE_COLLATION"])} for row in tables]
-        columns = reader.rows("COLUMNS", "TABLE_SCHEMA", database, order=("TABLE_NAME", "ORDINAL_POSITION"))
+        columns = reader.rows("COLUMNS", "TABLE_SCHEMA", database, order=("TABLE_NAME", "ORDINAL_POSITION"),
+                              names=names)
         # No ORDER BY: the server's own order of keys is the order SHOW CREATE TABLE prints.
-        statistics = reader.rows("STATISTICS", "TABLE_SCHEMA", database)
+        statistics = reader.rows("STATISTICS", "TABLE_SCHEMA", database, names=names)
         rules = {(row["TABLE_NAME"], row["CONSTRAINT_NAME"]): row
-                 for row in reader.rows("REFERENTIAL_CONSTRAINTS", "CONSTRAINT_SCHEMA", database)}
+                 for row in reader.rows("REFERENTIAL_CONSTRAINTS", "CONSTRAINT_SCHEMA", database, names=names)}
         fk_columns = [
             {**row, "UPDATE_RULE": rule["UPDATE_RULE"], "DELETE_RULE": rule["DELETE_RULE"]}
             for row in reader.rows("KEY_COLUMN_USAGE", "TABLE_SCHEMA", database,
-                                   order=("TABLE_NAME", "CONSTRAINT_NAME", "ORDINAL_POSITION"))
+                                   order=("TABLE_NAME", "CONSTRAINT_NAME", "ORDINAL_POSITION"), names=names)
             if row["REFERENCED_TABLE_NAME"] is not None
             for rule in [rules.get((row["TABLE_NAME"], row["CONSTRAINT_NAME"]))] if rule is not None
         ]
-        checks = _check_rows(reader, database)
-        views = reader.rows("VIEWS", "TABLE_SCHEMA", database, order=("TABLE_NAME",))
-        triggers = reader.rows("TRIGGERS", "TRIGGER_SCHEMA", database,
-                               order=("EVENT_OBJECT_TABLE", "ACTION_TIMING", "EVENT_MANIPULATION", "ACTION_ORDER"))
-        routines = [row for row in reader.rows("ROUTINES", "ROUTINE_SCHEMA", database,
-                                               order=("ROUTINE_TYPE", "ROUTINE_NAME"))
-                    if row["ROUTINE_TYPE"] in ("PROCEDURE", "FUNCTION")]
-        parameters = reader.rows("PARAMETERS", "SPECIFIC_SCHEMA", database, order=("SPECIFIC_NAME", "ORDINAL_POSITION"))
-        events = reader.rows("EVENTS", "EVENT_SCHEMA", database, order=("EVENT_NAME",))
+        checks = _check_rows(reader, database, names)
     finally:
         reader.close()
 
-    table_rows = [row for row in tables if row["TABLE_TYPE"] in _TABLE_KINDS]
     creates = _show_create(
         connection,
-        [(_show_kind(row), row["TABLE_NAME"]) for row in table_rows]
-        + [("VIEW", row["TABLE_NAME"]) for row in views]
-        + [("TRIGGER", row["TRIGGER_NAME"]) for row in triggers]
-        + [(row["ROUTINE_TYPE"], row["ROUTINE_NAME"]) for row in routines]
-        + [("EVENT", row["EVENT_NAME"]) for row in events],
+        [(_show_kind(row), row["TABLE_NAME"]) for row in fresh.rows("table", listed.tables)]
+        + [("VIEW", row["TABLE_NAME"]) for row in fresh.rows("view", listed.views)]
+        + [("TRIGGER", row["TRIGGER_NAME"]) for row in fresh.rows("trigger", listed.triggers)]
+        + [(row["ROUTINE_TYPE"], row["ROUTINE_NAME"]) for row in fresh.rows("routine", listed.routines)]
+        + [("EVENT", row["EVENT_NAME"]) for row in fresh.rows("event", listed.events)],
     )
     texts = _require_texts(creates, server.flavor, user, where)
     columns_of, stats_of = _group(columns, "TABLE_NAME"), _group(statistics, "TABLE_NAME")
     fks_of, checks_of = _group(fk_columns, "TABLE_NAME"), _group(checks, "TABLE_NAME")
-    # Position 0 is a function's return value, which the routine row already carries.
-    params_of = _group((p for p in parameters if p["ORDINAL_POSITION"]), "SPECIFIC_NAME")
+    params_of = listed.parameters_of()
     return Snapshot(
         database=database,
         charset=schema[0]["cs"],
         collation=schema[0]["co"],
         server=server,
         tables=tuple(
-            _table(
-                row,
+            fresh.get("table", name, Table) or _table(
+                {**row, "TABLE_CHARSET": charsets.get(row["TABLE_COLLATION"])},
                 columns=columns_of[name],
                 statistics=stats_of[name],
                 fk_columns=fks_of[name],
@@ -140,19 +142,99 @@ def _capture(connection: Connection, database: str) -> Snapshot:
                 flavor=server.flavor,
                 create_sql=texts[(_show_kind(row), name)],
             )
-            for row in table_rows
+            for row in listed.tables
             for name in [row["TABLE_NAME"]]
         ),
         # The name as the server stores it, which is how it prints it in view definitions.
-        views=tuple(_view(row, texts[("VIEW", row["TABLE_NAME"])], schema[0]["name"]) for row in views),
-        triggers=tuple(_trigger(row, texts[("TRIGGER", row["TRIGGER_NAME"])]) for row in triggers),
+        views=tuple(fresh.get("view", row["TABLE_NAME"], View)
+                    or _view(row, texts[("VIEW", row["TABLE_NAME"])], schema[0]["name"]) for row in listed.views),
+        triggers=tuple(fresh.get("trigger", row["TRIGGER_NAME"], Trigger)
+                       or _trigger(row, texts[("TRIGGER", row["TRIGGER_NAME"])]) for row in listed.triggers),
         routines=tuple(
-            _routine(row, params_of[row["ROUTINE_NAME"]], texts[(row["ROUTINE_TYPE"], row["ROUTINE_NAME"])])
-            for row in routines
+            fresh.get("routine", f"{row['ROUTINE_TYPE']} {row['ROUTINE_NAME']}", Routine)
+            or _routine(row, params_of[row["ROUTINE_NAME"]], texts[(row["ROUTINE_TYPE"], row["ROUTINE_NAME"])])
+            for row in listed.routines
         ),
-        events=tuple(_event(row, texts[("EVENT", row["EVENT_NAME"])]) for row in events),
+        events=tuple(fresh.get("event", row["EVENT_NAME"], Event)
+                     or _event(row, texts[("EVENT", row["EVENT_NAME"])]) for row in listed.events),
         captured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        fingerprints=listed.fingerprints,
     )
+
+
+@attrs.frozen
+class _Listing:
+    """One row per schema object, read before any definition, with the fingerprints they prove."""
+
+    tables: list[Row]
+    views: list[Row]
+    triggers: list[Row]
+    routines: list[Row]
+    parameters: list[Row]
+    events: list[Row]
+    fingerprints: dict[str, str]
+
+    def parameters_of(self) -> defaultdict[str, list[Row]]:
+        # Position 0 is a function's return value, which the routine row already carries.
+        return _group((p for p in self.parameters if p["ORDINAL_POSITION"]), "SPECIFIC_NAME")
+
+
+def _listing(reader: _Reader, database: str) -> _Listing:
+    """The rows of every object, the times among them read in UTC (see :mod:`.fingerprints`)."""
+    with reader.in_utc() as as_of:
+        tables = [row for row in reader.rows("TABLES", "TABLE_SCHEMA", database, order=("TABLE_NAME",),
+                                             extra=TABLE_TIME) if row["TABLE_TYPE"] in _TABLE_KINDS]
+        triggers = reader.rows("TRIGGERS", "TRIGGER_SCHEMA", database, extra=TRIGGER_TIME,
+                               order=("EVENT_OBJECT_TABLE", "ACTION_TIMING", "EVENT_MANIPULATION", "ACTION_ORDER"))
+        routines = [row for row in reader.rows("ROUTINES", "ROUTINE_SCHEMA", database, extra=ROUTINE_TIME,
+                                               order=("ROUTINE_TYPE", "ROUTINE_NAME"))
+                    if row["ROUTINE_TYPE"] in ("PROCEDURE", "FUNCTION")]
+        events = reader.rows("EVENTS", "EVENT_SCHEMA", database, order=("EVENT_NAME",), extra=ROUTINE_TIME)
+    views = reader.rows("VIEWS", "TABLE_SCHEMA", database, order=("TABLE_NAME",))
+    parameters = reader.rows("PARAMETERS", "SPECIFIC_SCHEMA", database, order=("SPECIFIC_NAME", "ORDINAL_POSITION"))
+    found: dict[str, str | None] = {}
+    if as_of is not None:
+        scope = Scope.of(reader.settings, database, as_of)
+        params = _group(parameters, "SPECIFIC_NAME")
+        found.update((f"table {row['TABLE_NAME']}", table_fingerprint(scope, row)) for row in tables)
+        found.update((f"view {row['TABLE_NAME']}", scope.fingerprint(row, timed=False)) for row in views)
+        found.update((f"trigger {row['TRIGGER_NAME']}", scope.fingerprint(row)) for row in triggers)
+        found.update((f"routine {row['ROUTINE_TYPE']} {row['ROUTINE_NAME']}", scope.fingerprint(
+            row, extra=[p for p in params[row["ROUTINE_NAME"]] if p["ROUTINE_TYPE"] == row["ROUTINE_TYPE"]]))
+            for row in routines)
+        found.update((f"event {row['EVENT_NAME']}", scope.fingerprint(row)) for row in events)
+    return _Listing(tables, views, triggers, routines, parameters, events,
+                    {key: value for key, value in found.items() if value is not None})
+
+
+@attrs.frozen
+class _Fresh:
+    """Which objects a capture reads, and the known ones it takes as they are."""
+
+    listed: _Listing
+    reused: dict[str, Any]
+
+    def get(self, kind: str, name: str, cls: type[Any]) -> Any:
+        found = self.reused.get(f"{kind} {name}")
+        return found if isinstance(found, cls) else None
+
+    def rows(self, kind: str, rows: list[Row]) -> list[Row]:
+        name_of = _NAME_OF[kind]
+        return [row for row in rows if f"{kind} {name_of(row)}" not in self.reused]
+
+    def table_names(self) -> list[str] | None:
+        """The tables to read, or None for all of them (one query with no name list)."""
+        wanted = [row["TABLE_NAME"] for row in self.rows("table", self.listed.tables)]
+        return None if len(wanted) == len(self.listed.tables) else wanted
+
+
+_NAME_OF: dict[str, Any] = {
+    "table": lambda row: row["TABLE_NAME"],
+    "view": lambda row: row["TABLE_NAME"],
+    "trigger": lambda row: row["TRIGGER_NAME"],
+    "routine": lambda row: f"{row['ROUTINE_TYPE']} {row['ROUTINE_NAME']}",
+    "event": lambda row: row["EVENT_NAME"],
+}
 
 
 def _group(rows: Iterable[Row], key: str) -> defaultdict[str, list[Row]]:
@@ -212,14 +294,18 @@ def _check_privileges(connection: Connection, database: str, flavor: str, user: 
         )
 
 
-def _check_rows(reader: _Reader, database: str) -> list[Row]:
+def _check_rows(reader: _Reader, database: str, names: list[str] | None) -> list[Row]:
+    if "TABLE_NAME" in reader.available.get("CHECK_CONSTRAINTS", ()):
+        return sorted(reader.rows("CHECK_CONSTRAINTS", "CONSTRAINT_SCHEMA", database, names=names),
+                      key=lambda row: (row["TABLE_NAME"] or "", row["CONSTRAINT_NAME"]))
     checks = reader.rows("CHECK_CONSTRAINTS", "CONSTRAINT_SCHEMA", database, order=("CONSTRAINT_NAME",))
-    if checks and "TABLE_NAME" not in checks[0]:
+    if checks:
         # MySQL names the table only in TABLE_CONSTRAINTS (there, check names are unique per schema).
         owners = {row["CONSTRAINT_NAME"]: row["TABLE_NAME"]
-                  for row in reader.rows("TABLE_CONSTRAINTS", "CONSTRAINT_SCHEMA", database)
+                  for row in reader.rows("TABLE_CONSTRAINTS", "CONSTRAINT_SCHEMA", database, names=names)
                   if row["CONSTRAINT_TYPE"] == "CHECK"}
-        checks = [{**row, "TABLE_NAME": owners.get(row["CONSTRAINT_NAME"])} for row in checks]
+        checks = [{**row, "TABLE_NAME": owners.get(row["CONSTRAINT_NAME"])} for row in checks
+                  if names is None or row["CONSTRAINT_NAME"] in owners]
     return sorted(checks, key=lambda row: (row["TABLE_NAME"] or "", row["CONSTRAINT_NAME"]))
 
 
@@ -266,6 +352,9 @@ class _Reader:
     connection: Connection
     available: dict[str, frozenset[str]]
     as_json: bool
+    #: Where and how this session reads (part of every fingerprint); empty where fingerprints are
+    #: not kept: MySQL 8 serves CREATE_TIME from a statistics cache that lags behind changes.
+    settings: dict[str, Any] = attrs.field(factory=dict)
 
     @classmethod
     def for_server(cls, connection: Connection, server: ServerInfo) -> _Reader:
@@ -280,20 +369,46 @@ class _Reader:
             available[str(row["TABLE_NAME"]).upper()].add(str(row["COLUMN_NAME"]).upper())
         major_minor = tuple(int(part) for part in re.findall(r"\d+", server.version)[:2])
         as_json = major_minor >= ((10, 5) if server.flavor == "mariadb" else (8, 0))
+        settings: dict[str, Any] = {}
         if as_json and server.flavor == "mariadb":
             # MariaDB caps JSON_ARRAYAGG like GROUP_CONCAT; lift the cap for this session only.
             query(connection, "SET @schemasync_gcml = @@SESSION.group_concat_max_len, "
                               "SESSION group_concat_max_len = 4294967295")
-        return cls(connection, {name: frozenset(columns) for name, columns in available.items()}, as_json)
+            settings = query(connection, "SELECT @@hostname AS host, @@port AS port, @@datadir AS datadir, "
+                                         "@@SESSION.time_zone AS time_zone, @@SESSION.sql_mode AS sql_mode")[0]
+        return cls(connection, {name: frozenset(columns) for name, columns in available.items()}, as_json, settings)
+
+    @contextlib.contextmanager
+    def in_utc(self) -> Iterator[int | None]:
+        """Read in a UTC session, so each time is one instant; yields the server's clock (Unix
+        seconds), or None where this session keeps no fingerprints."""
+        if not self.settings:
+            yield None
+            return
+        query(self.connection, "SET @schemasync_tz = @@SESSION.time_zone, SESSION time_zone = '+00:00'")
+        try:
+            yield int(query(self.connection, "SELECT UNIX_TIMESTAMP() AS now")[0]["now"])
+        finally:
+            if self.connection.open:
+                query(self.connection, "SET SESSION time_zone = @schemasync_tz")
 
     def rows(self, table: str, schema_column: str | None = None, database: str | None = None,
-             order: tuple[str, ...] = ()) -> list[Row]:
+             order: tuple[str, ...] = (), *, extra: Mapping[str, str] | None = None,
+             names: list[str] | None = None) -> list[Row]:
+        """The rows of one information_schema table, with ``extra`` values (alias → SQL) where
+        this session keeps fingerprints; only those of tables ``names`` when given."""
         present = self.available.get(table, frozenset())
         columns = [column for column in _WANTED[table] if column in present]
         where = f" WHERE {schema_column} = %s" if schema_column else ""
-        args = (database,) if schema_column else None
+        args: tuple[str, ...] | None = (database,) if schema_column and database is not None else None
+        if names is not None:
+            if not names:
+                return []
+            where += f" AND TABLE_NAME IN ({', '.join(['%s'] * len(names))})"
+            args = (*(args or ()), *names)
         if self.as_json:
-            pairs = ", ".join(f"'{column}', {column}" for column in columns)
+            pairs = ", ".join([f"'{column}', {column}" for column in columns]
+                              + [f"'{alias}', {sql}" for alias, sql in (extra or {}).items() if self.settings])
             found = query(self.connection,
                           f"SELECT JSON_ARRAYAGG(JSON_OBJECT({pairs})) AS r FROM information_schema.{table}{where}",
                           args)

@@ -35,6 +35,12 @@ def _strict(kind: type[Any]) -> Any:
 
 for _kind in (str, int, bool):
     _converter.register_structure_hook(_kind, _strict(_kind))
+# Fingerprints say what a server showed of each object when it was captured, not what the schema
+# is: a document holds only the schema (an incremental capture from one is a full capture).
+_converter.register_unstructure_hook(Snapshot, cattrs.gen.make_dict_unstructure_fn(
+    Snapshot, _converter, fingerprints=cattrs.gen.override(omit=True)))
+_converter.register_structure_hook(Snapshot, cattrs.gen.make_dict_structure_fn(
+    Snapshot, _converter, _cattrs_forbid_extra_keys=True, fingerprints=cattrs.gen.override(omit=True)))
 
 
 def snapshot_to_document(snapshot: Snapshot) -> dict[str, Any]:

@@ -14,6 +14,7 @@ stored once.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -68,14 +69,30 @@ def encode_snapshot(snapshot: Snapshot) -> tuple[bytes, tuple[ContentEntry, ...]
     return b"".join(lines), tuple(contents)
 
 
-def encode_contents(contents: tuple[ContentEntry, ...]) -> bytes:
-    """The index of a snapshot stream: where each schema object's line lies.
+def encode_contents(contents: tuple[ContentEntry, ...], fingerprints: Mapping[str, str] | None = None) -> bytes:
+    """The index of a snapshot stream: where each schema object's line lies, and the fingerprints
+    of the capture (:mod:`.capture.fingerprints`), which are not schema and so not in the stream.
 
     Stored as its own (encrypted) object: it names every table, which an encrypted backup must
     not show in its manifest, and it is shared by every backup of an unchanged schema.
     """
-    return _line({"format": f"{FORMAT_NAME}-index", "version": FORMAT_VERSION,
-                  "entries": [[entry.kind, entry.name, entry.offset, entry.length] for entry in contents]})
+    document: dict[str, Any] = {"format": f"{FORMAT_NAME}-index", "version": FORMAT_VERSION,
+                                "entries": [[entry.kind, entry.name, entry.offset, entry.length] for entry in contents]}
+    if fingerprints:
+        document["fingerprints"] = dict(fingerprints)
+    return _line(document)
+
+
+def decode_fingerprints(data: bytes) -> dict[str, str]:
+    """The fingerprints an index holds; none from an index written before they existed, or damaged
+    (they only save reading: without them the next capture reads everything)."""
+    try:
+        found = json.loads(data).get("fingerprints") or {}
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {key: value for key, value in found.items() if isinstance(key, str) and isinstance(value, str)}
 
 
 def decode_contents(data: bytes) -> tuple[ContentEntry, ...]:
@@ -121,7 +138,8 @@ def decode_snapshot(data: bytes, captured_at: str, *, lenient: bool = False) -> 
             collation=header["collation"],
             server=server,
             captured_at=captured_at,
-            **{field: tuple(values) for field, values in items.items()},
+            tables=tuple(items["tables"]), routines=tuple(items["routines"]), views=tuple(items["views"]),
+            triggers=tuple(items["triggers"]), events=tuple(items["events"]),
         )
     except (KeyError, TypeError, cattrs.BaseValidationError):
         raise BackupFormatError("damaged snapshot stream: the header line is incomplete", subject=None) from None

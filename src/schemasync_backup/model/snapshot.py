@@ -8,6 +8,7 @@ every one of them imports this one.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -15,7 +16,15 @@ import attrs
 from schemasync_backup.errors import SchemaObjectNotFoundError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from schemasync_backup.capture.connection import Source
+
+def object_key(item: Table | Routine | View | Trigger | Event) -> str:
+    """The one name of a schema object among all kinds: ``table t``, ``routine PROCEDURE p``, ..."""
+    kind = _KIND_OF[type(item)]
+    return f"{kind} {item.kind} {item.name}" if isinstance(item, Routine) else f"{kind} {item.name}"
+
 
 #: Object kinds in the order a restore creates them.
 OBJECT_KINDS = ("table", "routine", "view", "trigger", "event")
@@ -203,13 +212,21 @@ class Snapshot:
     routines: tuple[Routine, ...] = ()
     events: tuple[Event, ...] = ()
     captured_at: str = ""  # ISO 8601, UTC
+    #: What the server said of each object that proves it unchanged since (``object_key`` → digest),
+    #: for an incremental capture; not part of the schema, so not compared, hashed or shown.
+    fingerprints: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
-    def capture(cls, source: Source, database: str) -> Snapshot:
-        """Read ``database`` from a live server (a DSN or an open PyMySQL connection)."""
+    def capture(cls, source: Source, database: str, *, known: Snapshot | None = None) -> Snapshot:
+        """Read ``database`` from a live server (a DSN or an open PyMySQL connection).
+
+        With ``known`` (an earlier capture of the same database on the same server), only the
+        objects whose fingerprints say they may have changed since are read; the rest are taken
+        from ``known``. The result equals a full capture (see :mod:`.capture.fingerprints`).
+        """
         from schemasync_backup.capture.reader import capture
 
-        return capture(source, database)
+        return capture(source, database, known=known)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Snapshot:
@@ -249,6 +266,12 @@ class Snapshot:
                 return table
         raise SchemaObjectNotFoundError(f"snapshot of {self.database} has no table {name}", subject=name)
 
+    def keyed_objects(self) -> Iterator[tuple[str, Table | Routine | View | Trigger | Event]]:
+        """Every schema object with its :func:`object_key`."""
+        for field in ("tables", "routines", "views", "triggers", "events"):
+            for item in getattr(self, field):
+                yield object_key(item), item
+
     def objects(self) -> list[tuple[str, str]]:
         """Every schema object as (kind, name), for reports."""
         found: list[tuple[str, str]] = [("table", t.name) for t in self.tables]
@@ -267,3 +290,6 @@ class Snapshot:
         from schemasync_backup.model.summary import html_summary
 
         return html_summary(self)
+
+
+_KIND_OF: dict[type, str] = {Table: "table", Routine: "routine", View: "view", Trigger: "trigger", Event: "event"}

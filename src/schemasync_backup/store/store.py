@@ -47,6 +47,7 @@ from schemasync_backup.formats.manifest import BackupInfo, Manifest, MigrationCo
 from schemasync_backup.formats.snapshot_stream import (
     ContentEntry,
     decode_contents,
+    decode_fingerprints,
     decode_snapshot,
     encode_contents,
     encode_snapshot,
@@ -314,7 +315,7 @@ class BackupStore:
     ) -> BackupInfo:
         plaintext, contents = encode_snapshot(snapshot)
         record = self.store_object(plaintext)
-        index = self.store_object(encode_contents(contents))
+        index = self.store_object(encode_contents(contents, snapshot.fingerprints))
         held, chunks = data if data is not None else (None, [])
         objects = (record, index, *(chunk for chunk in chunks if chunk.address not in (record.address, index.address)))
         context = (
@@ -568,7 +569,19 @@ class BackupStore:
             raise IntegrityError(
                 f"backup {backup_id} is damaged: object {found.snapshot_object.path} is missing", subject=backup_id
             ) from None
-        return decode_snapshot(data, found.info.captured_at)
+        snapshot = decode_snapshot(data, found.info.captured_at)
+        return attrs.evolve(snapshot, fingerprints=self._fingerprints(found))
+
+    def _fingerprints(self, found: Manifest) -> dict[str, str]:
+        """The capture's fingerprints, kept in the snapshot's index; none when it cannot be read
+        (they only spare the next capture reading what did not change)."""
+        index = found.index_object
+        if index is None:
+            return {}
+        try:
+            return decode_fingerprints(self.read_object(index))
+        except (SchemaSyncBackupError, FileNotFoundError):
+            return {}
 
     def list(
         self,
