@@ -22,6 +22,8 @@ import functools
 import hashlib
 import json
 import re
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from schemasync_backup.model.snapshot import Column, Event, Index, Routine, Snapshot, Table, Trigger, View
@@ -42,8 +44,60 @@ _ALWAYS_SHOWN = frozenset({"page_checksum", "transactional"})
 
 
 def schema_hash(snapshot: Snapshot) -> str:
-    text = json.dumps(canonical_form(snapshot), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 of the canonical form as JSON (sorted keys, no spaces), built from each object's text.
+
+    The text of an object is kept for as long as the object lives: an incremental capture hands
+    unchanged objects on, so hashing the live schema again costs what changed.
+    """
+    collation = snapshot.collation
+    sections = {
+        "canonical_version": _dumps(CANONICAL_VERSION),
+        "charset": _dumps(snapshot.charset.lower()),
+        "collation": _dumps(collation.lower()),
+        "tables": _section({table.name: _MEMO.text(table, collation, functools.partial(_table, table, collation))
+                            for table in snapshot.tables}),
+        "views": _section({view.name: _MEMO.text(view, "", functools.partial(_view, view)) for view in snapshot.views}),
+        "triggers": _section({trigger.name: _MEMO.text(trigger, "", functools.partial(_trigger, trigger))
+                              for trigger in snapshot.triggers}),
+        "routines": _section({f"{routine.kind} {routine.name}": _MEMO.text(routine, "", functools.partial(
+            _routine, routine)) for routine in snapshot.routines}),
+        "events": _section({event.name: _MEMO.text(event, "", functools.partial(_event, event))
+                            for event in snapshot.events}),
+    }
+    return hashlib.sha256(_section(sections).encode("utf-8")).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _section(texts: dict[str, str]) -> str:
+    """A JSON object of already encoded values, as ``_dumps`` of the decoded object would write it."""
+    return "{" + ",".join(f"{_dumps(key)}:{texts[key]}" for key in sorted(texts)) + "}"
+
+
+class _Memo:
+    """Canonical texts by object identity, each forgotten when its object is."""
+
+    def __init__(self) -> None:
+        self._texts: dict[int, tuple[weakref.ref[Any], str, str]] = {}
+
+    def text(self, item: object, context: str, build: Callable[[], Any]) -> str:
+        key = id(item)
+        found = self._texts.get(key)
+        if found is not None and found[0]() is item and found[1] == context:
+            return found[2]
+        text = _dumps(build())
+        self._texts[key] = (weakref.ref(item, functools.partial(self._forget, key)), context, text)
+        return text
+
+    def _forget(self, key: int, ref: weakref.ref[Any]) -> None:
+        found = self._texts.get(key)
+        if found is not None and found[0] is ref:
+            del self._texts[key]
+
+
+_MEMO = _Memo()
 
 
 def canonical_form(snapshot: Snapshot) -> dict[str, Any]:
