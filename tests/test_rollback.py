@@ -361,5 +361,5 @@ def test_one_flavor_rule_for_capture_and_an_absent_target(store: BackupStore, ma
     assert flavor_of("10.11.6-MariaDB-log") == "mariadb" and flavor_of("8.0.36", "MySQL Community Server") == "mysql"
     captured = Snapshot.capture(mariadb.dsn, shop)
     with open_source(mariadb.dsn) as connection:
-        live, server = RollbackPlanner(store)._live(connection, "absent_database", lambda: captured)
+        live, server = RollbackPlanner(store)._live(connection, "absent_database", captured)
     assert live.tables == () and server == live.server == captured.server

@@ -50,6 +50,14 @@ ROUTINE_TIME = {"FP_TIME": "UNIX_TIMESTAMP(LAST_ALTERED)"}
 _TIMED_KINDS = frozenset({"BASE TABLE", "SYSTEM VERSIONED"})
 _TIMED_ENGINES = frozenset({"innodb"})
 
+#: sql_mode flags that only judge data and statements, never change how SHOW CREATE prints: a
+#: rollback's own session sets some of them, and its fingerprints still match the plan's.
+_UNSHOWN_MODES = frozenset({
+    "STRICT_TRANS_TABLES", "STRICT_ALL_TABLES", "ERROR_FOR_DIVISION_BY_ZERO", "NO_AUTO_CREATE_USER",
+    "NO_ENGINE_SUBSTITUTION", "NO_AUTO_VALUE_ON_ZERO", "NO_ZERO_DATE", "NO_ZERO_IN_DATE", "ALLOW_INVALID_DATES",
+    "ONLY_FULL_GROUP_BY", "NO_DIR_IN_CREATE", "TRADITIONAL", "",
+})
+
 SchemaObject = Table | Routine | View | Trigger | Event
 
 
@@ -63,7 +71,9 @@ class Scope:
 
     @classmethod
     def of(cls, settings: Mapping[str, Any], database: str, as_of: int) -> Scope:
-        seen = json.dumps([database, *(str(settings[name]) for name in sorted(settings))])
+        shown = {**settings, "sql_mode": ",".join(
+            sorted(set(str(settings.get("sql_mode") or "").upper().split(",")) - _UNSHOWN_MODES))}
+        seen = json.dumps([database, *(str(shown[name]) for name in sorted(shown))])
         return cls(hashlib.sha256(seen.encode()).digest(), as_of)
 
     def fingerprint(self, row: Mapping[str, Any], *, timed: bool = True, extra: object = None) -> str | None:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import attrs
 
 from schemasync_backup.capture import table_data
-from schemasync_backup.capture.connection import Connection
+from schemasync_backup.capture.connection import Connection, describe, translate_errors
 from schemasync_backup.errors import IntegrityError, RollbackError
 from schemasync_backup.formats.data_index import ChunkRecord, TableData
 from schemasync_backup.model.snapshot import Table
@@ -173,8 +173,10 @@ class _Run:
                         # Rows come back table by table and chunk by chunk in any order, so a child's
                         # may come before its parent's (the data session turns them off too; this says why).
                         cursor.execute("SET SESSION foreign_key_checks = 0")
-                for number in self.load(connection, unit):
-                    at = (unit.data.number, number)
+                # (A commit the server is killed under raises PyMySQL's error: it is a step's failure too.)
+                with translate_errors(describe(connection)):
+                    for number in self.load(connection, unit):
+                        at = (unit.data.number, number)
         except BaseException as exc:  # a worker's every error is the run's to report, Ctrl-C too
             with self.lock:
                 if self.failure is None:

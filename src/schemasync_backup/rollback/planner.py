@@ -214,6 +214,9 @@ class RollbackPlanner:
     """Plans and runs rollbacks to the backups of one store."""
 
     store: BackupStore
+    #: The live captures of recent plans, by (database, live hash): executing a plan reads only what
+    #: changed since its own capture (a plan loaded from a file starts from its backup's snapshot).
+    _captures: dict[tuple[str, str], Snapshot] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     def plan(
         self,
@@ -258,7 +261,7 @@ class RollbackPlanner:
         name = _target_database(target, info, database, target_database)
         wanted = self.store.snapshot(backup_id)
         with open_source(target) as connection:
-            live, server = self._live(connection, name, lambda: wanted)
+            live, server = self._live(connection, name, wanted)
             goal = attrs.evolve(wanted, database=name)
             notes: list[str] = []
             if info.partial and not force:
@@ -292,24 +295,27 @@ class RollbackPlanner:
                     rehearsal = rehearse_steps(scratch_server, live, goal, steps, definer_policy)
             elif rehearse:
                 rehearsal = attrs.evolve(NOT_REHEARSED, reason="the plan is refused by preflight")
+        self._remember(name, live)
         return RollbackPlan(
             backup_id=backup_id, database=name, live_hash=live.schema_hash, target_hash=goal.schema_hash,
             steps=tuple(steps), notes=tuple(notes + warnings), preflight=tuple(problems), created_at=_now(),
             rehearsal=rehearsal,
         )
 
-    def _live(
-        self, connection: Connection, name: str, wanted: Callable[[], Snapshot]
-    ) -> tuple[Snapshot, ServerInfo]:
-        """The live schema; an absent database counts as an empty one with the backup's defaults
-        (``wanted`` is called only then: loading a large snapshot costs seconds)."""
+    def _live(self, connection: Connection, name: str, known: Snapshot) -> tuple[Snapshot, ServerInfo]:
+        """The live schema, read where it may differ from ``known`` (see ``Snapshot.capture``); an
+        absent database counts as an empty one with the defaults of ``known``."""
         try:
-            live = Snapshot.capture(connection, name)
+            live = Snapshot.capture(connection, name, known=known)
         except DatabaseNotFoundError:
-            target = wanted()
             server = server_info(connection)
-            return Snapshot(database=name, charset=target.charset, collation=target.collation, server=server), server
+            return Snapshot(database=name, charset=known.charset, collation=known.collation, server=server), server
         return live, live.server
+
+    def _remember(self, database: str, live: Snapshot) -> None:
+        while len(self._captures) >= _CAPTURES_KEPT:
+            del self._captures[next(iter(self._captures))]
+        self._captures[(database, live.schema_hash)] = live
 
     def _measure(self, connection: Connection, database: str, step: RollbackStep) -> RollbackStep:
         """Fill in how many rows each risk touches, on the live data."""
@@ -400,7 +406,11 @@ class RollbackPlanner:
 
     def _run(self, target: Source, connection: Connection, plan: RollbackPlan, *, dry_run: bool,
              disable_fk_checks: bool, progress: Progress | None, load: _Loading) -> ExecutionResult:
-        live, _ = self._live(connection, plan.database, lambda: self.store.snapshot(plan.backup_id))
+        # The backup's snapshot, loaded once and only if needed: a data step's table definitions,
+        # a destructive plan's pre-rollback data, or a plan made in another process.
+        backup = functools.cache(lambda: self.store.snapshot(plan.backup_id))
+        planned = self._captures.get((plan.database, plan.live_hash))
+        live, _ = self._live(connection, plan.database, planned if planned is not None else backup())
         if live.schema_hash != plan.live_hash:
             raise StalePlanError(
                 f"the plan is stale: the live schema of {quote_identifier(plan.database)} changed since it was made "
@@ -410,10 +420,8 @@ class RollbackPlanner:
         if dry_run:
             return ExecutionResult(plan.backup_id, plan.database, True, 0, None, None,
                                    plan.is_empty, live.schema_hash)
-        pre = self._pre_rollback_backup(target, plan, live) if live.objects() else None
+        pre = self._pre_rollback_backup(target, plan, live, backup) if live.objects() else None
         journal = _Journal(self.store, plan, pre.id if pre else "")
-        # The backup's snapshot, loaded once and only if a data step needs its table definitions.
-        backup = functools.cache(lambda: self.store.snapshot(plan.backup_id))
         where = describe(connection)
         try:
             with translate_errors(where), connection.cursor() as cursor:
@@ -438,7 +446,7 @@ class RollbackPlanner:
                         raise self._step_failed(journal, plan, number, step, exc) from exc
                     journal.step(number, "done")
                 cursor.execute("SET NAMES utf8mb4")
-            after = Snapshot.capture(connection, plan.database)
+            after = Snapshot.capture(connection, plan.database, known=live)
         except BaseException as exc:
             if not journal.finished:
                 done = sum(entry["status"] == "done" for entry in journal.document["steps"])
@@ -450,16 +458,20 @@ class RollbackPlanner:
         return ExecutionResult(plan.backup_id, plan.database, False, len(plan.steps), pre.id if pre else None,
                                journal.run_id, verified, after.schema_hash)
 
-    def _pre_rollback_backup(self, target: Source, plan: RollbackPlan, live: Snapshot) -> BackupInfo:
-        """The live state, pinned, with the data the rollback destroys: undoing the undo gives it back too."""
+    def _pre_rollback_backup(self, target: Source, plan: RollbackPlan, live: Snapshot,
+                             backup: Callable[[], Snapshot]) -> BackupInfo:
+        """The live state, pinned, with the data the rollback destroys: undoing the undo gives it back too.
+
+        Its schema is read where it may differ from ``live`` (just captured): what the backup
+        shares with earlier ones is stored once (content addressing)."""
         description = f"automatic backup before rollback to {plan.backup_id}"
         tags = {"pre_rollback": "true", "rollback_to": plan.backup_id}
         if not plan.destructive_steps or not isinstance(target, str):
             # (Data is read on connections of its own: from a caller's open connection, schema only.)
             return self.store.save(live, description=description, tags=tags, pinned=True)
-        goal = attrs.evolve(self.store.snapshot(plan.backup_id), database=plan.database)
+        goal = attrs.evolve(backup(), database=plan.database)
         return self.store.create(target, plan.database, description=description, tags=tags, pinned=True,
-                                 data="at-risk", migration=goal, allow_concurrent=True)
+                                 data="at-risk", migration=goal, allow_concurrent=True, known=live)
 
     def _load(self, target: Source, plan: RollbackPlan, steps: Sequence[data_restore.DataStep], journal: _Journal,
               load: _Loading, progress: Progress | None) -> None:
@@ -527,7 +539,7 @@ class RollbackPlanner:
         """
         name = _target_database(target, self.store.get(backup_id), database, target_database)
         wanted = self.store.snapshot(backup_id)
-        live = Snapshot.capture(target, name)
+        live = Snapshot.capture(target, name, known=wanted)
         differences = diff(live, attrs.evolve(wanted, database=name))
         index = self.store.data_index(backup_id) if data else None
         checked = None
@@ -584,6 +596,10 @@ class _Loading:
     method: str
     batch_size: int
     parallel: int
+
+
+#: How many plans' live captures a planner keeps in memory.
+_CAPTURES_KEPT = 4
 
 
 def _batches(steps: Sequence[RollbackStep]) -> Iterator[list[tuple[int, RollbackStep]]]:

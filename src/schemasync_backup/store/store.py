@@ -96,6 +96,10 @@ def _keyring(keys: EncryptionKey | Sequence[EncryptionKey] | Keyring | None) -> 
     return Keyring(tuple(keys))
 
 
+#: How many decoded snapshots a store keeps in memory.
+_DECODED_KEPT = 2
+
+
 @attrs.frozen
 class BackupStore:
     """Backups of database schemas on one fsspec location. Build one with :meth:`open`."""
@@ -107,6 +111,9 @@ class BackupStore:
     registry: Registry = attrs.field(repr=False)
     #: Read manifests no key of this store sealed (a store that has keys refuses them otherwise).
     accept_unsealed: bool = False
+    #: Snapshots decoded lately, by the address of their (immutable) stream: planning and then
+    #: executing a rollback reads its backup's snapshot once.
+    _decoded: dict[tuple[str, str], Snapshot] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     @classmethod
     def open(
@@ -207,8 +214,12 @@ class BackupStore:
         migration: Migration | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         max_workers: int = 1,
+        known: Snapshot | None = None,
     ) -> BackupInfo:
         """Capture ``database`` from ``source`` and store it as a new backup.
+
+        ``known``: an earlier capture of the database; only what changed since is read
+        (``Snapshot.capture(..., known=)``), with the same result.
 
         ``data`` says what table data the backup holds besides the schema: ``"none"``, ``"all"``,
         ``"at-risk"`` (exactly what ``migration`` would destroy: its SQL statements, or the target
@@ -234,7 +245,7 @@ class BackupStore:
         backup_id = manifest.new_backup_id(started)
         with self._writing(backup_id, database):
             if mode == DataMode.NONE:
-                snapshot = Snapshot.capture(source, database)
+                snapshot = Snapshot.capture(source, database, known=known)
                 return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
             dsn = table_data.data_source(source, f"data={data!r}", database)
             with contextlib.ExitStack() as readers:
@@ -245,7 +256,7 @@ class BackupStore:
                 try:
                     # The schema is read once the rows' snapshot is open: a table altered in between
                     # cannot be read in that snapshot (InnoDB error 1412), so rows never mismatch it.
-                    snapshot = Snapshot.capture(source, database)
+                    snapshot = Snapshot.capture(source, database, known=known)
                     selections, warnings = data_backup.select(snapshot, mode, data, migration)
                     held, records = data_backup.write(connections, selections, mode, position, self.store_object,
                                                       chunk_bytes=chunk_bytes, warnings=warnings)
@@ -563,13 +574,20 @@ class BackupStore:
     def snapshot(self, backup_id: str) -> Snapshot:
         """The snapshot a backup holds, equal to the one captured."""
         found = self.authenticated_manifest(backup_id)
-        try:
-            data = self.read_object(found.snapshot_object)
-        except FileNotFoundError:
-            raise IntegrityError(
-                f"backup {backup_id} is damaged: object {found.snapshot_object.path} is missing", subject=backup_id
-            ) from None
-        snapshot = decode_snapshot(data, found.info.captured_at)
+        record = found.snapshot_object
+        key = (record.address, found.info.captured_at)
+        snapshot = self._decoded.get(key)
+        if snapshot is None:
+            try:
+                data = self.read_object(record)
+            except FileNotFoundError:
+                raise IntegrityError(
+                    f"backup {backup_id} is damaged: object {record.path} is missing", subject=backup_id
+                ) from None
+            snapshot = decode_snapshot(data, found.info.captured_at)
+            while len(self._decoded) >= _DECODED_KEPT:
+                del self._decoded[next(iter(self._decoded))]
+            self._decoded[key] = snapshot
         return attrs.evolve(snapshot, fingerprints=self._fingerprints(found))
 
     def _fingerprints(self, found: Manifest) -> dict[str, str]:
