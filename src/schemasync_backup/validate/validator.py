@@ -376,7 +376,7 @@ class Validator:
             findings.error(f"object missing: {path}", path, self._held(found, record, every_frame))
             return None
         finally:
-            reading.object_done()
+            reading.object_done(record)
         findings.objects += 1
         findings.bytes += scan.stored_size
         if not scan.stored_intact(record):
@@ -689,8 +689,9 @@ class _Reading:
         self.bytes += stored_size
         self._tell()
 
-    def object_done(self) -> None:
+    def object_done(self, record: ObjectRecord) -> None:
         self.objects += 1
+        self.bytes += record.stored_size - sum(frame.stored_size for frame in record.frames)  # the object header
         self._tell()
 
     def _tell(self) -> None:
