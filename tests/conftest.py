@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,8 @@ pytest_plugins = ["storage_backends"]
 
 CORPUS = Path(os.environ.get("SCHEMASYNC_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 _names = itertools.count()
+# Validation keeps parse verdicts in the user's cache directory: the tests keep theirs apart.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="schemasync-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -329,7 +329,12 @@ def test_inspection_commands(session: Session, shop: str) -> None:
     everything = session("backup", "validate-all", "--format", "json")
     assert everything.rc == 0 and everything.json()["valid"] == 2
     assert session("backup", "integrity-check", "--format", "json").json()["checked"] == 2
-    assert session("backup", "validate", "--backup-id", first).rc == 0
+    validated = session("backup", "validate", "--backup-id", first)
+    assert validated.rc == 0 and len(validated.out.splitlines()) == 2, validated.out
+    assert re.search(r"parse checks: \d+ judged \(\d+ cached\), 0 not parsed by sqlglot", validated.out)
+    assert session("backup", "validate", "--backup-id", first, "--verbose").rc == 0
+    counted = session("backup", "validate", "--backup-id", first, "--format", "json").json()
+    assert counted["parse_checked"] > 0 and counted["parse_failures"] == [] and counted["parse_failed"] == 0
     assert session("backup", "recovery-scan", "--format", "json").json() == []
     assert session("backup", "test-encryption", "--backup-id", first, "--format", "json").json()["opens"]
     assert session("backup", "test-encryption").rc == 0

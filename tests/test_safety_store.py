@@ -37,6 +37,7 @@ from schemasync_backup.plugins.crypto import EncryptionKey
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.testing.samples import load_sample
 from schemasync_backup.testing.sandbox import ThrowawayServer
+from schemasync_backup.validate.parse_checks import ParseCache, default_cache_path
 from schemasync_backup.validate.validator import RecoveryError, Validator
 
 pytestmark = pytest.mark.server
@@ -371,8 +372,12 @@ def test_a_read_only_store_lists_validates_and_exports(tmp_path: Path, mariadb: 
     root = tmp_path / "store"
     store = BackupStore.open(str(root), encryption_keys=KEY)
     info = store.create(mariadb.dsn, shop)
+    # The parse-check cache is read-only too, and warm: it is read, and not written.
+    cache = tmp_path / "cache"
+    warm = Validator(store, ParseCache(default_cache_path({"XDG_CACHE_HOME": str(cache)}))).validate(info.id)
+    assert warm.parse_checked > 0
     before = {path: path.stat().st_mode for path in [root, *root.rglob("*")]}
-    subprocess.run(["chmod", "-R", "a-w", str(root)], check=True)
+    subprocess.run(["chmod", "-R", "a-w", str(root), str(cache)], check=True)
     out = tmp_path / "out"
     out.mkdir()
     code = f"""
@@ -381,16 +386,18 @@ from schemasync_backup.validate.validator import Validator
 from schemasync_backup.plugins.crypto import EncryptionKey
 store = BackupStore.open({str(root)!r}, encryption_keys=EncryptionKey.from_value({KEY.material.hex()!r}))
 print("listed", [info.id for info in store.list()])
-print("valid", Validator(store).validate({info.id!r}).valid)
+result = Validator(store).validate({info.id!r})
+print("valid", result.valid, "cached", result.parse_cached)
 print("exported", store.export({info.id!r}, {str(out / 'copy.tar.gz')!r}))
 """
     try:
         done = subprocess.run(_without_root_override([sys.executable, "-c", code]), capture_output=True, text=True,
-                              check=False, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                              check=False, timeout=120,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore", "XDG_CACHE_HOME": str(cache)})
     finally:
-        subprocess.run(["chmod", "-R", "u+w", str(root)], check=True)
+        subprocess.run(["chmod", "-R", "u+w", str(root), str(cache)], check=True)
     assert done.returncode == 0, done.stderr
-    assert f"listed ['{info.id}']" in done.stdout and "valid True" in done.stdout
+    assert f"listed ['{info.id}']" in done.stdout and f"valid True cached {warm.parse_checked}" in done.stdout
     assert (out / "copy.tar.gz").exists()
     assert "status could not be recorded" in done.stderr  # told, not failed
     subprocess.run(["chmod", "-R", "u+w", str(root)], check=True)

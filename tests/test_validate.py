@@ -11,16 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CORPUS, corpus_entries, load_corpus
+from conftest import CORPUS, corpus_entries, load_corpus, run_sql
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemasync_backup.errors import EncryptionKeyError, IntegrityError
 from schemasync_backup.plugins.crypto import EncryptionKey
+from schemasync_backup.sql.quoting import parse_problem
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.testing.samples import load_sample
 from schemasync_backup.testing.sandbox import ThrowawayServer
-from schemasync_backup.validate.validator import BackupValidationError, RecoveryError, Validator
+from schemasync_backup.validate import parse_checks
+from schemasync_backup.validate.parse_checks import ParseCache
+from schemasync_backup.validate.validator import BackupValidationError, RecoveryError, ValidationProgress, Validator
 
 pytestmark = pytest.mark.server
 KEY = EncryptionKey.generate()
@@ -279,3 +282,114 @@ def test_a_hash_of_an_earlier_canonical_form_is_not_damage(
     assert any("the hash form changed between versions; this is not damage" in w.message for w in result.warnings)
     assert store.get(info.id).status == "COMPLETED"
     assert Validator(store).restore_test(info.id, mariadb.dsn).passed
+
+
+# --- parse checks: judged only where a parser can judge, counted, cached ------------------------
+
+PARSE_SCHEMA = (
+    "CREATE TABLE parent (id INT NOT NULL PRIMARY KEY, amount DECIMAL(10,2) NOT NULL DEFAULT 0)",
+    # MariaDB's INET6 type: sqlglot judges the CREATE TABLE and cannot parse it.
+    "CREATE TABLE tokens (id INET6 NOT NULL PRIMARY KEY, note VARCHAR(20))",
+    "CREATE TABLE history (id INT NOT NULL, at DATE NOT NULL, PRIMARY KEY (id, at)) "
+    "PARTITION BY RANGE (YEAR(at)) (PARTITION p1 VALUES LESS THAN (2030), PARTITION pmax VALUES LESS THAN MAXVALUE)",
+    "CREATE VIEW amounts AS SELECT id, amount FROM parent",
+    "CREATE TRIGGER guard BEFORE UPDATE ON parent FOR EACH ROW BEGIN IF NEW.amount < 0 THEN "
+    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'negative'; END IF; END",
+    "CREATE PROCEDURE counted(IN p_from INT, OUT p_rows INT) READS SQL DATA BEGIN "
+    "DECLARE v INT DEFAULT 0; SELECT COUNT(*) INTO v FROM parent WHERE id >= p_from; SET p_rows = v; END",
+    "CREATE EVENT purge_negative ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM parent WHERE amount < 0",
+)
+
+
+class CountingParser:
+    """The real parse check, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, statement: str) -> tuple[bool, str | None]:
+        self.calls += 1
+        return parse_problem(statement)
+
+
+@pytest.fixture
+def parse_backup(tmp_path: Path, mariadb: ThrowawayServer, root: Any, fresh_db: str) -> tuple[BackupStore, str]:
+    run_sql(root, fresh_db, *PARSE_SCHEMA)
+    store = BackupStore.open(str(tmp_path / "store"), encryption_keys=KEY)
+    return store, store.create(mariadb.dsn, fresh_db).id
+
+
+def test_parse_checks_judge_tables_and_views_only_and_warn_of_nothing(
+    parse_backup: tuple[BackupStore, str], tmp_path: Path
+) -> None:
+    store, backup_id = parse_backup
+    result = Validator(store, ParseCache(tmp_path / "cache.json")).validate(backup_id)
+    assert result.valid and not result.warnings, result.warnings
+    # Three tables (the partitioned one judged without its partition clause) and a view.
+    assert (result.parse_checked, result.parse_cached, result.parse_not_judged) == (4, 0, 3)
+    assert result.parse_failed == 1
+    assert [finding.schema_objects for finding in result.parse_failures] == [("table tokens",)]
+    assert "sqlglot cannot parse the DDL of table `tokens`" in str(result.parse_failures[0])
+
+
+def test_the_cache_is_used_by_the_next_validation(
+    parse_backup: tuple[BackupStore, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, backup_id = parse_backup
+    parser = CountingParser()
+    monkeypatch.setattr(parse_checks, "parse_problem", parser)
+    first = Validator(store, ParseCache(tmp_path / "cache.json")).validate(backup_id)
+    assert parser.calls == first.parse_checked == 4 and first.parse_cached == 0
+    # A new validator (a new process, another backup of the same schema) reads the verdicts back.
+    second = Validator(store, ParseCache(tmp_path / "cache.json")).validate(backup_id)
+    assert parser.calls == 4
+    assert second.parse_cached == second.parse_checked == 4
+    assert second.parse_failures == first.parse_failures
+
+
+@pytest.mark.parametrize("content", [b"", b"not json", b'{"format": "schemasync-parse-checks"}', b"[1, 2]",
+                                     b'{"format": "schemasync-parse-checks", "parser": "sqlglot 0.0", "rules": 1, '
+                                     b'"verdicts": {}}', b"\xff\xfe"])
+def test_a_corrupt_cache_file_is_ignored(parse_backup: tuple[BackupStore, str], tmp_path: Path,
+                                         content: bytes) -> None:
+    store, backup_id = parse_backup
+    cache_file = tmp_path / "cache.json"
+    cache_file.write_bytes(content)
+    result = Validator(store, ParseCache(cache_file)).validate(backup_id)
+    assert result.valid and result.parse_checked == 4 and result.parse_cached == 0
+    # ... and replaced by a good one.
+    assert Validator(store, ParseCache(cache_file)).validate(backup_id).parse_cached == 4
+
+
+def test_a_cache_that_cannot_be_written_is_not_kept(parse_backup: tuple[BackupStore, str], tmp_path: Path) -> None:
+    store, backup_id = parse_backup
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = Validator(store, ParseCache(blocked / "cache.json")).validate(backup_id)
+    assert result.valid and result.parse_checked == 4
+
+
+def test_damage_is_found_with_a_warm_cache(parse_backup: tuple[BackupStore, str], tmp_path: Path) -> None:
+    store, backup_id = parse_backup
+    cache = ParseCache(tmp_path / "cache.json")
+    assert Validator(store, cache).validate(backup_id).valid
+    record = store.manifest(backup_id).snapshot_object
+    object_file = tmp_path / "store" / "objects" / record.path
+    data = bytearray(object_file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    object_file.write_bytes(bytes(data))
+    result = Validator(store, ParseCache(tmp_path / "cache.json")).validate(backup_id)
+    assert not result.valid and result.damaged and store.status_of(backup_id) == "CORRUPTED"
+
+
+def test_progress_counts_frames_bytes_and_statements(parse_backup: tuple[BackupStore, str], tmp_path: Path) -> None:
+    store, backup_id = parse_backup
+    seen: list[ValidationProgress] = []
+    Validator(store, ParseCache(None)).validate(backup_id, progress=seen.append)
+    frames = [step for step in seen if step.stage == "frames"]
+    checks = [step for step in seen if step.stage == "parse checks"]
+    found = store.manifest(backup_id)
+    assert frames[-1].done == frames[-1].total == sum(len(record.frames) for record in found.objects)
+    assert frames[-1].bytes_done == frames[-1].bytes_total == sum(record.stored_size for record in found.objects)
+    assert frames[-1].objects_done == len(found.objects)
+    assert checks[-1].done == checks[-1].total == len(PARSE_SCHEMA)

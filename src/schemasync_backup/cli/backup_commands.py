@@ -17,7 +17,7 @@ from schemasync_backup.cli.config import (
     open_store,
     redacted,
 )
-from schemasync_backup.cli.console import ConfirmationRefused, human_size, key_values, table
+from schemasync_backup.cli.console import ConfirmationRefused, Console, ProgressBar, human_size, key_values, table
 from schemasync_backup.cli.context import Context, ExitCode, Outcome
 from schemasync_backup.cli.render import (
     _backup_rows,
@@ -32,7 +32,7 @@ from schemasync_backup.cli.render import (
     _yaml_dump,
 )
 from schemasync_backup.formats.manifest import Status
-from schemasync_backup.validate.validator import ValidationResult, Validator
+from schemasync_backup.validate.validator import ValidationProgress, ValidationResult, Validator
 
 # --- backup commands ------------------------------------------------------------------------------------
 
@@ -152,22 +152,55 @@ def cmd_backup_stats(ctx: Context) -> Outcome:
 def cmd_backup_validate(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     ctx.note(backup_id=backup_id)
-    with ctx.console.activity(f"Validating {backup_id}"):
-        result = Validator(ctx.store).validate(backup_id)
-    ctx.note(valid=result.valid, bytes_checked=result.bytes_checked)
+    with _ValidationBars(ctx.console, backup_id) as bars:
+        result = Validator(ctx.store).validate(backup_id, progress=bars.update)
+    ctx.note(valid=result.valid, bytes_checked=result.bytes_checked, parse_checked=result.parse_checked,
+             parse_failed=result.parse_failed)
+    text = _validation_text(result, verbose=ctx.args.verbose)
     if not result.valid:
-        return Outcome(reports.result_dict(result), _validation_text(result), _failed_check(result),
-                       _failure(result))
-    return Outcome(reports.result_dict(result), _validation_text(result))
+        return Outcome(reports.result_dict(result), text, _failed_check(result), _failure(result))
+    return Outcome(reports.result_dict(result), text)
+
+
+class _ValidationBars:
+    """One bar per stage of a validation (frames read, statements parse-checked), on a terminal only."""
+
+    def __init__(self, console: Console, backup_id: str) -> None:
+        self.console = console
+        self.backup_id = backup_id
+        self.bar: ProgressBar | None = None
+        self.stage = ""
+
+    def update(self, progress: ValidationProgress) -> None:
+        if progress.stage != self.stage:
+            self.close()
+            self.stage = progress.stage
+            label = f"Validating {self.backup_id}: {progress.stage}"
+            self.bar = self.console.progress(progress.total, label,
+                                             total_bytes=progress.bytes_total or None).__enter__()
+        if self.bar is not None:
+            note = f"{progress.objects_done}/{progress.objects_total} objects" if progress.objects_total else ""
+            self.bar.update(progress.done, note, bytes_done=progress.bytes_done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> _ValidationBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _run_many(ctx: Context, check: Callable[[str], ValidationResult], ids: list[str], label: str,
-              timeout: float | None) -> Outcome:
+              timeout: float | None, *, verbose: bool = False) -> Outcome:
     with ctx.console.progress(len(ids), label) as bar:
         run = reports.validate_many(check, ids, timeout=timeout,
                                     progress=lambda done, total, backup_id: bar.update(done, backup_id))
     ctx.note(checked=len(run.results), invalid=len(run.invalid), skipped=len(run.skipped))
-    lines = [_validation_text(result) for result in run.results]
+    lines = [_validation_text(result, verbose=verbose) for result in run.results]
     lines.append(f"{len(run.results)} checked, {len(run.results) - len(run.invalid)} valid, {len(run.invalid)} "
                  f"invalid" + (f", {len(run.skipped)} skipped (validation_timeout reached)" if run.skipped else ""))
     if run.invalid:
@@ -188,7 +221,7 @@ def _checkable(ctx: Context, database: str | None = None) -> list[str]:
 def cmd_backup_validate_all(ctx: Context) -> Outcome:
     ids = _checkable(ctx, ctx.args.database)
     return _run_many(ctx, Validator(ctx.store).validate, ids, "Validating",
-                     ctx.config.backup.validation.validation_timeout)
+                     ctx.config.backup.validation.validation_timeout, verbose=ctx.args.verbose)
 
 
 def cmd_backup_integrity_check(ctx: Context) -> Outcome:

@@ -192,10 +192,14 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
     commands.add("info", "show a backup's metadata and contents", cmd_backup_info, backup_id="required")
     commands.add("stats", "sizes and compression of one backup, or totals over all", cmd_backup_stats,
                  backup_id="one backup (default: totals over the store)", database="totals for this database only")
-    commands.add("validate", "fully validate a backup: checksums, decryption, snapshot, DDL", cmd_backup_validate,
-                 backup_id="required")
-    commands.add("validate-all", "fully validate every backup", cmd_backup_validate_all,
-                 database="only backups of this database")
+    validate = commands.add("validate", "fully validate a backup: checksums, decryption, snapshot, DDL",
+                            cmd_backup_validate, backup_id="required")
+    validate_all = commands.add("validate-all", "fully validate every backup", cmd_backup_validate_all,
+                                database="only backups of this database")
+    for command in (validate, validate_all):
+        command.add_argument("--verbose", "-v", action="store_true",
+                             help="list every statement sqlglot judged and could not parse (by default only "
+                                  "counted)")
     commands.add("integrity-check", "check stored bytes against the manifest (no key needed)",
                  cmd_backup_integrity_check, backup_id="one backup (default: all)")
     commands.add("recalculate-checksum", "re-record a backup's checksums from objects that prove intact",

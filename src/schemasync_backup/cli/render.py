@@ -48,13 +48,22 @@ def _data(info: BackupInfo) -> str:
     return f"{info.data.mode}: {info.data.tables} tables, {info.data.rows:,} rows"
 
 
-def _validation_text(result: ValidationResult) -> str:
+def _validation_text(result: ValidationResult, *, verbose: bool = False) -> str:
+    """The verdict, its findings, and the parse checks as one line of counts (``verbose``: and every
+    statement sqlglot could not parse)."""
     depth = "full" if result.deep else "integrity"
     verdict = "valid" if result.valid else "INVALID" if result.damaged else "NOT CHECKED"
     head = (f"{result.backup_id}: {verdict} ({depth} check, "
             f"{result.objects_checked} object(s), {human_size(result.bytes_checked)} checked)")
     lines = [head, *(f"  error: {finding}" for finding in result.errors),
              *(f"  warning: {finding}" for finding in result.warnings)]
+    if result.parse_checked or result.parse_not_judged:
+        listing = "" if verbose or not result.parse_failed else " (--verbose lists them)"
+        lines.append(f"  parse checks: {result.parse_checked} judged ({result.parse_cached} cached), "
+                     f"{result.parse_failed} not parsed by sqlglot{listing}, {result.parse_not_judged} not judged "
+                     "(no grammar: trigger, routine and event bodies)")
+    if verbose:
+        lines += [f"  parse: {finding}" for finding in result.parse_failures]
     return "\n".join(lines)
 
 

@@ -126,11 +126,12 @@ def validate_many(
 def result_dict(result: ValidationResult) -> dict[str, Any]:
     """A ValidationResult as JSON-ready data (findings as message, object path and schema objects)."""
     data = attrs.asdict(result, recurse=True)
-    for key in ("errors", "warnings"):
+    for key in ("errors", "warnings", "parse_failures"):
         data[key] = [{"message": str(finding), "object_path": finding.object_path,
                       "schema_objects": list(finding.schema_objects), "kind": finding.kind.value}
                      for finding in getattr(result, key)]
     data["damaged"] = result.damaged
+    data["parse_failed"] = result.parse_failed
     data["keys_needed"] = list(result.keys_needed)
     return data
 

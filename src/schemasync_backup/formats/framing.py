@@ -19,13 +19,14 @@ import io
 import json
 import re
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, BinaryIO, Protocol
 
 import attrs
 
 from schemasync_backup.errors import (
     BackupFormatError,
+    EncryptionKeyError,
     IntegrityError,
     PluginError,
     SchemaSyncBackupError,
@@ -345,6 +346,87 @@ def decode(stream: Readable, address: str, keyring: Keyring, registry: Registry,
         raise IntegrityError(
             f"{where}: checksum mismatch (expected: {address}, got: {digest.hexdigest()})", subject=where
         )
+
+
+def recorded_frame(index: int, final: bool, stored: bytes) -> RawFrame:
+    """A frame whose stored bytes proved equal to the manifest's record: its head is the one written."""
+    return RawFrame(index, final, stored[_FRAME_HEAD.size :], stored)
+
+
+@attrs.frozen
+class ObjectScan:
+    """What one pass over an object's stored bytes found."""
+
+    stored_sha256: str
+    stored_size: int
+    #: The frames whose stored bytes differ from the record (located by recorded sizes).
+    damaged_frames: frozenset[int]
+    #: Why an intact-looking object does not decode: the first frame that failed, or the header;
+    #: None when every frame decoded (or nothing was decoded).
+    problem: IntegrityError | BackupFormatError | EncryptionKeyError | None = None
+    plaintext_sha256: str | None = None
+    plaintext_size: int = 0
+
+    def stored_intact(self, record: ObjectRecord) -> bool:
+        return self.stored_sha256 == record.stored_sha256 and self.stored_size == record.stored_size
+
+
+def scan_object(
+    stream: Readable, record: ObjectRecord, where: str, *, keyring: Keyring | None = None,
+    registry: Registry | None = None, on_frame: Callable[[int, bytes | None], None] | None = None,
+) -> ObjectScan:
+    """Check an object against its manifest record in one pass, holding one frame at a time.
+
+    Each frame's stored bytes are hashed against the record, which locates damage without the
+    key. With a keyring and registry, every frame that proved intact is also decoded (while no
+    frame before it failed) and ``on_frame`` gets its index and plaintext; without, it gets the
+    index and None. Decoding failures are returned in ``problem``, never raised.
+    """
+    whole = hashlib.sha256()
+    count = 0
+
+    def take(size: int) -> bytes:
+        nonlocal count
+        data = bytes(stream.read(size)) if size > 0 else b""
+        whole.update(data)
+        count += len(data)
+        return data
+
+    head = take(record.stored_size - sum(frame.stored_size for frame in record.frames))
+    decoding = keyring is not None and registry is not None
+    problem: IntegrityError | BackupFormatError | EncryptionKeyError | None = None
+    header: ObjectHeader | None = None
+    if decoding and registry is not None:
+        try:
+            header = attrs.evolve(read_header(io.BytesIO(head), where), address=record.address)
+            check_header(header, record, registry, where)
+        except BackupFormatError as exc:
+            problem = exc
+    plain = hashlib.sha256()
+    plain_size = 0
+    damaged = set()
+    last = len(record.frames) - 1
+    for index, frame in enumerate(record.frames):
+        stored = take(frame.stored_size)
+        if hashlib.sha256(stored).hexdigest() != frame.stored_sha256:
+            damaged.add(index)
+            continue
+        data = None
+        if header is not None and keyring is not None and registry is not None and problem is None and not damaged:
+            try:
+                data = decode_frame(header, recorded_frame(index, index == last, stored), keyring, registry, where)
+            except (IntegrityError, BackupFormatError, EncryptionKeyError) as exc:
+                problem = exc
+            else:
+                plain.update(data)
+                plain_size += len(data)
+        if on_frame is not None:
+            on_frame(index, data)
+    # Bytes past the recorded end (an appended tail) count too: the object is not the one recorded.
+    while take(READ_CHUNK) and count <= record.stored_size:
+        pass
+    return ObjectScan(whole.hexdigest(), count, frozenset(damaged), problem,
+                      plain.hexdigest() if decoding else None, plain_size)
 
 
 def _read_exact(stream: Readable, count: int, where: str) -> bytes:

@@ -14,7 +14,7 @@ stored once.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -104,11 +104,20 @@ def decode_contents(data: bytes) -> tuple[ContentEntry, ...]:
         raise BackupFormatError("damaged snapshot index", subject=None) from None
 
 
-def decode_snapshot(data: bytes, captured_at: str, *, lenient: bool = False) -> Snapshot:
+def _lines(data: bytes | bytearray) -> Iterator[bytes | bytearray]:
+    # One line at a time: a large snapshot is not held twice (its bytes and a list of its lines).
+    start = 0
+    while (end := data.find(b"\n", start)) >= 0:
+        yield data[start:end]
+        start = end + 1
+    yield data[start:]
+
+
+def decode_snapshot(data: bytes | bytearray, captured_at: str, *, lenient: bool = False) -> Snapshot:
     """The snapshot from its stream; with ``lenient``, lines that do not parse are skipped."""
-    lines = data.split(b"\n")
+    lines = _lines(data)
     try:
-        header = json.loads(lines[0])
+        header = json.loads(next(lines))
     except (ValueError, UnicodeDecodeError):
         raise BackupFormatError("damaged snapshot stream: the header line does not parse", subject=None) from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
@@ -119,7 +128,7 @@ def decode_snapshot(data: bytes, captured_at: str, *, lenient: bool = False) -> 
             subject=header.get("version"),
         )
     items: dict[str, list[Any]] = {field: [] for field in _FIELDS.values()}
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in enumerate(lines, start=2):
         if not line:
             continue
         try:

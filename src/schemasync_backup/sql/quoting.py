@@ -6,6 +6,7 @@ of its API touches two files.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import re
 
@@ -48,11 +49,18 @@ def qualified(*names: str) -> str:
     return ".".join(quote_identifier(name) for name in names)
 
 
-def parse_error(statement: str) -> str | None:
-    """Why sqlglot's MySQL dialect cannot parse ``statement``, or None when it can.
+def parser_version() -> str:
+    """The SQL parser parse checks run on, with its version: verdicts of another version are not reused."""
+    return f"sqlglot {importlib.metadata.version('sqlglot')}"
 
-    sqlglot falls back to an opaque Command for syntax it does not know (triggers, events,
-    routine bodies) and logs a warning; that counts as "cannot parse", without the log line.
+
+def parse_problem(statement: str) -> tuple[bool, str | None]:
+    """Whether sqlglot's MySQL dialect has a grammar for ``statement``, and why it cannot parse it.
+
+    ``(True, None)``: parsed into real statements; ``(True, problem)``: sqlglot judged it and
+    failed (``problem`` is the first line of its error); ``(False, None)``: sqlglot fell back to an
+    opaque Command (it has no grammar for the statement: triggers, events, routine bodies, some
+    MariaDB table options), which judges nothing. The warning sqlglot logs for that is silenced.
     """
     # Imported here: sqlglot takes a sixth of a second to import, and only validation needs it.
     import sqlglot
@@ -65,9 +73,7 @@ def parse_error(statement: str) -> str | None:
     try:
         parsed = sqlglot.parse(statement, read="mysql")
     except sqlglot.errors.SqlglotError as exc:
-        return str(exc).splitlines()[0]
+        return True, str(exc).splitlines()[0]
     finally:
         sqlglot_log.setLevel(previous)
-    if any(isinstance(expression, exp.Command) for expression in parsed):
-        return "sqlglot has no grammar for this statement (parsed as an opaque command)"
-    return None
+    return not any(isinstance(expression, exp.Command) for expression in parsed), None

@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import attrs
@@ -42,11 +42,12 @@ from schemasync_backup.formats.framing import ObjectRecord
 from schemasync_backup.formats.manifest import Manifest, Status
 from schemasync_backup.formats.snapshot_stream import ContentEntry, decode_snapshot
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
-from schemasync_backup.sql.quoting import parse_error, quote_identifier
+from schemasync_backup.sql.quoting import quote_identifier
 from schemasync_backup.store.data_backup import reload_chunk
 from schemasync_backup.store.locks import pending_creates
 from schemasync_backup.store.maintenance import prune
 from schemasync_backup.store.store import BackupStore
+from schemasync_backup.validate.parse_checks import ParseCache, ParseReport, check_statements
 
 _log = logging.getLogger(__name__)
 
@@ -97,6 +98,18 @@ class ValidationResult:
     deep: bool = True
     #: The key ids that are needed and not configured; their backups are unread, not damaged.
     keys_needed: tuple[str, ...] = ()
+    #: Parse checks of the snapshot's DDL (a full check of an intact backup): the statements sqlglot
+    #: judged, how many of those verdicts came from the cache, and those no parser can judge.
+    parse_checked: int = 0
+    parse_cached: int = 0
+    parse_not_judged: int = 0
+    #: The statements sqlglot judged and could not parse: warnings to list on demand (``--verbose``),
+    #: not in ``warnings``, since a parser's gap is no news about the backup.
+    parse_failures: tuple[Finding, ...] = ()
+
+    @property
+    def parse_failed(self) -> int:
+        return len(self.parse_failures)
 
     @property
     def damaged(self) -> bool:
@@ -111,6 +124,23 @@ class ValidationResult:
                 subject=self.backup_id,
                 result=self,
             )
+
+
+@attrs.frozen
+class ValidationProgress:
+    """How far a validation is: ``stage`` "frames" (stored frames read, of every object) or
+    "parse checks" (statements looked at); ``bytes_done`` of ``bytes_total`` stored bytes read."""
+
+    stage: str
+    done: int
+    total: int
+    objects_done: int = 0
+    objects_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+
+
+Progress = Callable[[ValidationProgress], None]
 
 
 @attrs.frozen
@@ -160,6 +190,7 @@ class _Findings:
         self.objects = 0
         self.bytes = 0
         self.keys_needed: list[str] = []
+        self.parse = ParseReport()
 
     def error(self, message: str, path: str | None = None, held: tuple[str, ...] = (),
               kind: FindingKind = FindingKind.DAMAGE) -> None:
@@ -195,19 +226,22 @@ class Validator:
     """Checks the backups of one store."""
 
     store: BackupStore
+    #: Parse verdicts kept across backups (by default in the user's cache directory; see parse_checks).
+    parse_cache: ParseCache = attrs.field(factory=ParseCache)
 
     # --- checks ------------------------------------------------------------------------------
 
-    def integrity_check(self, backup_id: str) -> ValidationResult:
+    def integrity_check(self, backup_id: str, *, progress: Progress | None = None) -> ValidationResult:
         """The fast check that needs no key: manifest checksum, every object's stored bytes."""
-        return self._reported(self._check(backup_id, deep=False))
+        return self._reported(self._check(backup_id, deep=False, progress=progress))
 
-    def validate(self, backup_id: str) -> ValidationResult:
+    def validate(self, backup_id: str, *, progress: Progress | None = None) -> ValidationResult:
         """Everything: stored bytes, decryption, decompression, plaintext checksums, snapshot, DDL.
 
         Records the outcome as the backup's status: CORRUPTED only for proven damage. A key that
         is not configured, or a manifest nothing authenticates, leaves the status as it was; a
-        store that refuses the write (read-only) still gets validated.
+        store that refuses the write (read-only) still gets validated. ``progress`` is called as
+        frames are read and statements parse-checked.
         """
         check_backup_id(backup_id)
         if not self.store.exists(backup_id):
@@ -218,7 +252,7 @@ class Validator:
         previous = self.store.recorded_status(backup_id)
         self._record(backup_id, Status.VALIDATING)
         try:
-            result = self._check(backup_id, deep=True)
+            result = self._check(backup_id, deep=True, progress=progress)
         except BaseException:
             self._record(backup_id, None, previous=previous)
             raise
@@ -256,7 +290,8 @@ class Validator:
             if info.status != Status.CREATING:
                 yield self.validate(info.id)
 
-    def _check(self, backup_id: str, *, deep: bool, retried: bool = False) -> ValidationResult:
+    def _check(self, backup_id: str, *, deep: bool, progress: Progress | None, retried: bool = False
+               ) -> ValidationResult:
         check_backup_id(backup_id)
         findings = _Findings()
         checksum_valid = True
@@ -276,7 +311,10 @@ class Validator:
                 findings.key_needed(exc, self.store.files.manifest_path(backup_id))
             except UnsealedBackupError as exc:
                 findings.error(exc.message, self.store.files.manifest_path(backup_id), kind=FindingKind.UNTRUSTED)
-        plaintexts = [self._check_object(found, record, findings, deep=deep) for record in found.objects]
+        reading = _Reading(found.objects, progress)
+        snapshot = self._check_object(found, found.snapshot_object, findings, reading, deep=deep, keep=True)
+        for record in found.objects[1:]:
+            self._check_object(found, record, findings, reading, deep=deep, keep=False)
         missing = any(error.message.startswith("object missing") for error in findings.errors)
         if missing and checksum_valid and not retried:
             # optimize may have switched the manifest to new objects and removed the old ones while
@@ -286,10 +324,10 @@ class Validator:
             except (BackupFormatError, IntegrityError):
                 changed = False
             if changed:
-                return self._check(backup_id, deep=deep, retried=True)
-        if deep and not findings.errors and plaintexts and plaintexts[0] is not None:
+                return self._check(backup_id, deep=deep, progress=progress, retried=True)
+        if deep and not findings.errors and snapshot is not None:
             # The snapshot's bytes were just decrypted and checked: load them, don't fetch them again.
-            self._check_snapshot(found, plaintexts[0], findings)
+            self._check_snapshot(found, snapshot, findings, progress)
         return self._result(backup_id, findings, checksum_valid, deep)
 
     def _result(self, backup_id: str, findings: _Findings, checksum_valid: bool, deep: bool) -> ValidationResult:
@@ -304,6 +342,12 @@ class Validator:
             bytes_checked=findings.bytes,
             deep=deep,
             keys_needed=tuple(findings.keys_needed),
+            parse_checked=findings.parse.checked,
+            parse_cached=findings.parse.cached,
+            parse_not_judged=findings.parse.not_judged,
+            parse_failures=tuple(Finding(Severity.WARNING, str(failure),
+                                         schema_objects=(f"{failure.kind} {failure.name}",))
+                                 for failure in findings.parse.failures),
         )
 
     def _held(self, found: Manifest, record: ObjectRecord, frames: set[int]) -> tuple[str, ...]:
@@ -311,44 +355,55 @@ class Validator:
             return ("snapshot index",)
         return _held_by_frames(record, frames, self._contents(found))
 
-    def _check_object(
-        self, found: Manifest, record: ObjectRecord, findings: _Findings, *, deep: bool
-    ) -> bytes | None:
-        """Check one object; with ``deep``, return its verified plaintext (None when it fails)."""
+    def _check_object(self, found: Manifest, record: ObjectRecord, findings: _Findings, reading: _Reading, *,
+                      deep: bool, keep: bool) -> bytearray | None:
+        """Check one object in one pass over its stored bytes, a frame at a time; with ``deep`` and
+        ``keep``, return its verified plaintext (None when it fails)."""
         path = self.store.files.object_path(record)
         every_frame = set(range(len(record.frames)))
+        kept = bytearray() if deep and keep else None
+
+        def on_frame(index: int, plaintext: bytes | None) -> None:
+            if kept is not None and plaintext is not None:
+                kept.extend(plaintext)
+            reading.frame(record.frames[index].stored_size)
+
         try:
-            data = self.store.files.read(path)
+            with self.store.files.io("read backup", path), self.store.files.open_read(path) as stream:
+                scan = framing.scan_object(stream, record, path, keyring=self.store.keyring if deep else None,
+                                           registry=self.store.registry if deep else None, on_frame=on_frame)
         except FileNotFoundError:
             findings.error(f"object missing: {path}", path, self._held(found, record, every_frame))
             return None
+        finally:
+            reading.object_done(record)
         findings.objects += 1
-        findings.bytes += len(data)
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != record.stored_sha256 or len(data) != record.stored_size:
-            damaged = self._damaged_frames(record, data)
+        findings.bytes += scan.stored_size
+        if not scan.stored_intact(record):
+            damaged = set(scan.damaged_frames)
             findings.error(
-                f"checksum mismatch (expected: {record.stored_sha256}, got: {actual}) in {path}, "
-                f"{len(data)} of {record.stored_size} bytes, frames {sorted(damaged) or 'unknown'} damaged",
+                f"checksum mismatch (expected: {record.stored_sha256}, got: {scan.stored_sha256}) in {path}, "
+                f"{scan.stored_size} of {record.stored_size} bytes, frames {sorted(damaged) or 'unknown'} damaged",
                 path,
                 self._held(found, record, damaged or every_frame),
             )
             return None
-        if deep:
-            try:
-                plaintext = b"".join(framing.decode(io.BytesIO(data), record.address, self.store.keyring,
-                                                    self.store.registry, path, record=record))
-            except EncryptionKeyError as exc:
-                findings.key_needed(exc, path)
-                return None
-            except (IntegrityError, BackupFormatError) as exc:
-                findings.error(exc.message, path, self._held(found, record, every_frame))
-                return None
-            if len(plaintext) != record.size:
-                findings.error(f"size mismatch in {path}: expected {record.size} bytes, got {len(plaintext)}", path)
-                return None
-            return plaintext
-        return None
+        if not deep:
+            return None
+        if isinstance(scan.problem, EncryptionKeyError):
+            findings.key_needed(scan.problem, path)
+            return None
+        if scan.problem is not None:
+            findings.error(scan.problem.message, path, self._held(found, record, every_frame))
+            return None
+        if scan.plaintext_sha256 != record.address:
+            findings.error(f"{path}: checksum mismatch (expected: {record.address}, got: {scan.plaintext_sha256})",
+                           path, self._held(found, record, every_frame))
+            return None
+        if scan.plaintext_size != record.size:
+            findings.error(f"size mismatch in {path}: expected {record.size} bytes, got {scan.plaintext_size}", path)
+            return None
+        return kept
 
     def _contents(self, found: Manifest) -> tuple[ContentEntry, ...]:
         """The snapshot's index, or nothing when it cannot be read (damaged, or no key)."""
@@ -368,12 +423,15 @@ class Validator:
             offset += frame.stored_size
         return damaged
 
-    def _check_snapshot(self, found: Manifest, plaintext: bytes, findings: _Findings) -> None:
+    def _check_snapshot(self, found: Manifest, plaintext: bytearray, findings: _Findings,
+                        progress: Progress | None) -> None:
         try:
             snapshot = decode_snapshot(plaintext, found.info.captured_at)
         except SchemaSyncBackupError as exc:
             findings.error(f"the snapshot does not load: {exc}")
             return
+        # The snapshot holds all the checks below need: its bytes need not stay in memory beside it.
+        plaintext.clear()
         if snapshot.schema_hash != found.info.schema_hash:
             # Every byte checked out against the manifest, which is sealed or checksummed: the hash
             # was computed by an earlier canonical form (a new version folds some spelling another
@@ -383,11 +441,11 @@ class Validator:
                 f"this version computes ({snapshot.schema_hash[:12]}) although every byte is intact: the hash "
                 "form changed between versions; this is not damage"
             )
-        for kind, name, statement in _statements(snapshot):
-            problem = parse_error(statement)
-            if problem:
-                findings.warning(f"sqlglot cannot parse the DDL of {kind} {quote_identifier(name)}: {problem}",
-                                 held=(f"{kind} {name}",))
+        total = sum(1 for _ in _statements(snapshot))
+        findings.parse = check_statements(
+            _statements(snapshot), self.parse_cache,
+            progress=None if progress is None else lambda done: progress(ValidationProgress("parse checks", done,
+                                                                                               total)))
 
     # --- repair --------------------------------------------------------------------------------
 
@@ -545,7 +603,7 @@ class Validator:
             offset += frame.stored_size
             plain: bytes | None = None
             if hashlib.sha256(stored).hexdigest() == frame.stored_sha256:
-                raw = framing.RawFrame(index, index == len(record.frames) - 1, stored[5:], stored)
+                raw = framing.recorded_frame(index, index == len(record.frames) - 1, stored)
                 try:
                     plain = framing.decode_frame(header, raw, self.store.keyring, self.store.registry, path)
                 except (IntegrityError, BackupFormatError):
@@ -614,6 +672,32 @@ class Validator:
         except (BackupFormatError, FileNotFoundError, IndexError, PluginError):
             return False
         return len(self._damaged_frames(record, data)) < len(record.frames)
+
+
+class _Reading:
+    """Counts the frames, objects and stored bytes read so far, for the progress callback."""
+
+    def __init__(self, records: tuple[ObjectRecord, ...], progress: Progress | None) -> None:
+        self.progress = progress
+        self.frames_total = sum(len(record.frames) for record in records)
+        self.objects_total = len(records)
+        self.bytes_total = sum(record.stored_size for record in records)
+        self.frames = self.objects = self.bytes = 0
+
+    def frame(self, stored_size: int) -> None:
+        self.frames += 1
+        self.bytes += stored_size
+        self._tell()
+
+    def object_done(self, record: ObjectRecord) -> None:
+        self.objects += 1
+        self.bytes += record.stored_size - sum(frame.stored_size for frame in record.frames)  # the object header
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.progress is not None:
+            self.progress(ValidationProgress("frames", self.frames, self.frames_total, self.objects,
+                                             self.objects_total, self.bytes, self.bytes_total))
 
 
 def _drop_database(source: Source, name: str) -> None:
