@@ -67,6 +67,8 @@ def _against_target(current: Snapshot, target: Snapshot) -> Iterator[Destroyed]:
         if other is None:
             yield Destroyed(table.name, None, f"table {quote_identifier(table.name)} is not in the target")
             continue
+        if other is table:
+            continue  # one object (an incremental capture's unchanged table): nothing changes
         # Partitions the target lists no more lose their rows; a target without partitioning keeps them all.
         kept = {name.lower() for name in partition_names(other.partitioning or "")}
         dropped = [name for name in partition_names(table.partitioning or "") if name.lower() not in kept]

@@ -22,10 +22,10 @@ import functools
 import hashlib
 import json
 import re
-import weakref
 from collections.abc import Callable
 from typing import Any
 
+from schemasync_backup.model.memo import IdentityMemo
 from schemasync_backup.model.snapshot import Column, Event, Index, Routine, Snapshot, Table, Trigger, View
 from schemasync_backup.sql.quoting import quote_identifier
 
@@ -54,17 +54,21 @@ def schema_hash(snapshot: Snapshot) -> str:
         "canonical_version": _dumps(CANONICAL_VERSION),
         "charset": _dumps(snapshot.charset.lower()),
         "collation": _dumps(collation.lower()),
-        "tables": _section({table.name: _MEMO.text(table, collation, functools.partial(_table, table, collation))
+        "tables": _section({table.name: _text(table, collation, functools.partial(_table, table, collation))
                             for table in snapshot.tables}),
-        "views": _section({view.name: _MEMO.text(view, "", functools.partial(_view, view)) for view in snapshot.views}),
-        "triggers": _section({trigger.name: _MEMO.text(trigger, "", functools.partial(_trigger, trigger))
+        "views": _section({view.name: _text(view, "", functools.partial(_view, view)) for view in snapshot.views}),
+        "triggers": _section({trigger.name: _text(trigger, "", functools.partial(_trigger, trigger))
                               for trigger in snapshot.triggers}),
-        "routines": _section({f"{routine.kind} {routine.name}": _MEMO.text(routine, "", functools.partial(
+        "routines": _section({f"{routine.kind} {routine.name}": _text(routine, "", functools.partial(
             _routine, routine)) for routine in snapshot.routines}),
-        "events": _section({event.name: _MEMO.text(event, "", functools.partial(_event, event))
+        "events": _section({event.name: _text(event, "", functools.partial(_event, event))
                             for event in snapshot.events}),
     }
     return hashlib.sha256(_section(sections).encode("utf-8")).hexdigest()
+
+
+def _text(item: object, context: str, build: Callable[[], Any]) -> str:
+    return _MEMO.value(item, context, lambda: _dumps(build()))
 
 
 def _dumps(value: Any) -> str:
@@ -76,28 +80,8 @@ def _section(texts: dict[str, str]) -> str:
     return "{" + ",".join(f"{_dumps(key)}:{texts[key]}" for key in sorted(texts)) + "}"
 
 
-class _Memo:
-    """Canonical texts by object identity, each forgotten when its object is."""
-
-    def __init__(self) -> None:
-        self._texts: dict[int, tuple[weakref.ref[Any], str, str]] = {}
-
-    def text(self, item: object, context: str, build: Callable[[], Any]) -> str:
-        key = id(item)
-        found = self._texts.get(key)
-        if found is not None and found[0]() is item and found[1] == context:
-            return found[2]
-        text = _dumps(build())
-        self._texts[key] = (weakref.ref(item, functools.partial(self._forget, key)), context, text)
-        return text
-
-    def _forget(self, key: int, ref: weakref.ref[Any]) -> None:
-        found = self._texts.get(key)
-        if found is not None and found[0] is ref:
-            del self._texts[key]
-
-
-_MEMO = _Memo()
+#: Canonical texts by object (with the database collation a table's text depends on).
+_MEMO: IdentityMemo[str] = IdentityMemo()
 
 
 def canonical_form(snapshot: Snapshot) -> dict[str, Any]:
