@@ -20,9 +20,12 @@ What makes a row conclusive:
 - A view's row (stored text, definer, security, algorithm, check option, character sets) is all
   that SHOW CREATE VIEW prints: conclusive as it is, so a view replaced by the same text is the
   same view.
-- A trigger's row with its creation time, a routine's row and parameters with its alteration
-  time, an event's row with its alteration time: the table rule (their texts keep spacing and
-  comments the rows do not show, so only the time proves them unchanged).
+- An event's row with its alteration time: SHOW CREATE EVENT is rebuilt from what the row shows,
+  and the time (the table rule) guards what it might not.
+- Triggers and routines: never conclusive. Their texts keep spacing and comments no row shows, so
+  only a time could prove them unchanged, and their times are the changing session's clock, which
+  ``SET timestamp`` moves (replicas and binlog replays do): a re-created trigger or routine can show
+  its predecessor's very row. A RENAME TABLE also rewrites its triggers' texts, not their rows.
 
 Each fingerprint also hashes where and how it was read (server host, port and data directory, the
 database, the session's time zone, which SHOW CREATE uses for TIMESTAMP defaults, and sql_mode):
@@ -44,8 +47,7 @@ from schemasync_backup.model.snapshot import Event, Routine, Snapshot, Table, Tr
 #: The extra information_schema values a fingerprint reads, as (column alias, SQL expression),
 #: taken in a session whose time zone is UTC so that a time is one instant.
 TABLE_TIME = {"FP_TIME": "UNIX_TIMESTAMP(CREATE_TIME)"}
-TRIGGER_TIME = {"FP_TIME": "UNIX_TIMESTAMP(CREATED)"}
-ROUTINE_TIME = {"FP_TIME": "UNIX_TIMESTAMP(LAST_ALTERED)"}
+EVENT_TIME = {"FP_TIME": "UNIX_TIMESTAMP(LAST_ALTERED)"}
 #: Table kinds and engines whose CREATE_TIME changes with every change of their definition.
 _TIMED_KINDS = frozenset({"BASE TABLE", "SYSTEM VERSIONED"})
 _TIMED_ENGINES = frozenset({"innodb"})
@@ -76,13 +78,13 @@ class Scope:
         seen = json.dumps([database, *(str(shown[name]) for name in sorted(shown))])
         return cls(hashlib.sha256(seen.encode()).digest(), as_of)
 
-    def fingerprint(self, row: Mapping[str, Any], *, timed: bool = True, extra: object = None) -> str | None:
+    def fingerprint(self, row: Mapping[str, Any], *, timed: bool = True) -> str | None:
         """The fingerprint of one object's row, or None when the row proves nothing."""
         if timed:
             moment = row.get("FP_TIME")
             if moment is None or float(moment) >= self.as_of:
                 return None
-        text = json.dumps([row, extra], sort_keys=True, default=str, ensure_ascii=False)
+        text = json.dumps(row, sort_keys=True, default=str, ensure_ascii=False)
         return hashlib.sha256(self.digest + text.encode()).hexdigest()
 
 

@@ -19,9 +19,8 @@ import attrs
 
 from schemasync_backup.capture.connection import Connection, Source, describe, open_source, query, query_many
 from schemasync_backup.capture.fingerprints import (
-    ROUTINE_TIME,
+    EVENT_TIME,
     TABLE_TIME,
-    TRIGGER_TIME,
     Scope,
     reusable,
     table_fingerprint,
@@ -184,24 +183,19 @@ def _listing(reader: _Reader, database: str) -> _Listing:
     with reader.in_utc() as as_of:
         tables = [row for row in reader.rows("TABLES", "TABLE_SCHEMA", database, order=("TABLE_NAME",),
                                              extra=TABLE_TIME) if row["TABLE_TYPE"] in _TABLE_KINDS]
-        triggers = reader.rows("TRIGGERS", "TRIGGER_SCHEMA", database, extra=TRIGGER_TIME,
-                               order=("EVENT_OBJECT_TABLE", "ACTION_TIMING", "EVENT_MANIPULATION", "ACTION_ORDER"))
-        routines = [row for row in reader.rows("ROUTINES", "ROUTINE_SCHEMA", database, extra=ROUTINE_TIME,
-                                               order=("ROUTINE_TYPE", "ROUTINE_NAME"))
-                    if row["ROUTINE_TYPE"] in ("PROCEDURE", "FUNCTION")]
-        events = reader.rows("EVENTS", "EVENT_SCHEMA", database, order=("EVENT_NAME",), extra=ROUTINE_TIME)
+        events = reader.rows("EVENTS", "EVENT_SCHEMA", database, order=("EVENT_NAME",), extra=EVENT_TIME)
+    triggers = reader.rows("TRIGGERS", "TRIGGER_SCHEMA", database,
+                           order=("EVENT_OBJECT_TABLE", "ACTION_TIMING", "EVENT_MANIPULATION", "ACTION_ORDER"))
+    routines = [row for row in reader.rows("ROUTINES", "ROUTINE_SCHEMA", database,
+                                           order=("ROUTINE_TYPE", "ROUTINE_NAME"))
+                if row["ROUTINE_TYPE"] in ("PROCEDURE", "FUNCTION")]
     views = reader.rows("VIEWS", "TABLE_SCHEMA", database, order=("TABLE_NAME",))
     parameters = reader.rows("PARAMETERS", "SPECIFIC_SCHEMA", database, order=("SPECIFIC_NAME", "ORDINAL_POSITION"))
     found: dict[str, str | None] = {}
-    if as_of is not None:
+    if as_of is not None:  # (triggers and routines have none: see .fingerprints)
         scope = Scope.of(reader.settings, database, as_of)
-        params = _group(parameters, "SPECIFIC_NAME")
         found.update((f"table {row['TABLE_NAME']}", table_fingerprint(scope, row)) for row in tables)
         found.update((f"view {row['TABLE_NAME']}", scope.fingerprint(row, timed=False)) for row in views)
-        found.update((f"trigger {row['TRIGGER_NAME']}", scope.fingerprint(row)) for row in triggers)
-        found.update((f"routine {row['ROUTINE_TYPE']} {row['ROUTINE_NAME']}", scope.fingerprint(
-            row, extra=[p for p in params[row["ROUTINE_NAME"]] if p["ROUTINE_TYPE"] == row["ROUTINE_TYPE"]]))
-            for row in routines)
         found.update((f"event {row['EVENT_NAME']}", scope.fingerprint(row)) for row in events)
     return _Listing(tables, views, triggers, routines, parameters, events,
                     {key: value for key, value in found.items() if value is not None})
