@@ -14,7 +14,7 @@ import enum
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -343,8 +343,11 @@ def build_steps(
               for (table, fk), line in sorted(new_fks.items()) if old_fks.get((table, fk)) != line]
     steps += _changed(target.routines, live.routines, "routine",
                       lambda r: _program_step(StepPhase.CREATE_ROUTINE, "routine", r, policy["routine"], flavor))
-    steps += _changed(view_order(target.views), live.views, "view",
-                      lambda v: _program_step(StepPhase.CREATE_VIEW, "view", v, policy["view"], flavor))
+    # Ordered among themselves only: the views left as they are exist already (and ordering all of
+    # them costs a search of every definition for every view name).
+    created = _changed(target.views, live.views, "view", lambda view: view)
+    steps += [_program_step(StepPhase.CREATE_VIEW, "view", view, policy["view"], flavor)
+              for view in view_order(created)]
     steps += [_program_step(StepPhase.CREATE_TRIGGER, "trigger", trigger, policy["trigger"], flavor)
               for group in redo for trigger in new_triggers.get(group, [])]
     steps += _changed(target.events, live.events, "event",
@@ -444,9 +447,10 @@ def fit_sequence(step: RollbackStep, next_value: int) -> RollbackStep:
         "from its START value", f"SELECT COUNT(*) FROM {_q(step.object_name)}")))
 
 
-def _changed(
-    ours: Iterable[Any], theirs: Iterable[Any], kind: str, make: Callable[[Any], RollbackStep]
-) -> list[RollbackStep]:
+T = TypeVar("T")
+
+
+def _changed(ours: Iterable[Any], theirs: Iterable[Any], kind: str, make: Callable[[Any], T]) -> list[T]:
     """A step for each of ``ours`` that ``theirs`` lacks or defines differently, in our order."""
     other = {_key(kind, item): item for item in theirs}
     return [make(item) for item in ours

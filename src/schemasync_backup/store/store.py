@@ -113,7 +113,7 @@ class BackupStore:
     accept_unsealed: bool = False
     #: Snapshots decoded lately, by the address of their (immutable) stream: planning and then
     #: executing a rollback reads its backup's snapshot once.
-    _decoded: dict[tuple[str, str], Snapshot] = attrs.field(factory=dict, init=False, repr=False, eq=False)
+    _decoded: dict[tuple[str, str, str], Snapshot] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
     @classmethod
     def open(
@@ -575,20 +575,20 @@ class BackupStore:
         """The snapshot a backup holds, equal to the one captured."""
         found = self.authenticated_manifest(backup_id)
         record = found.snapshot_object
-        key = (record.address, found.info.captured_at)
-        snapshot = self._decoded.get(key)
-        if snapshot is None:
+        key = (record.address, found.info.captured_at, found.index_object.address if found.index_object else "")
+        kept = self._decoded.get(key)
+        if kept is None:
             try:
                 data = self.read_object(record)
             except FileNotFoundError:
                 raise IntegrityError(
                     f"backup {backup_id} is damaged: object {record.path} is missing", subject=backup_id
                 ) from None
-            snapshot = decode_snapshot(data, found.info.captured_at)
+            kept = attrs.evolve(decode_snapshot(data, found.info.captured_at), fingerprints=self._fingerprints(found))
             while len(self._decoded) >= _DECODED_KEPT:
                 del self._decoded[next(iter(self._decoded))]
-            self._decoded[key] = snapshot
-        return attrs.evolve(snapshot, fingerprints=self._fingerprints(found))
+            self._decoded[key] = kept
+        return kept
 
     def _fingerprints(self, found: Manifest) -> dict[str, str]:
         """The capture's fingerprints, kept in the snapshot's index; none when it cannot be read
