@@ -6,6 +6,7 @@ import attrs
 import pytest
 
 from schemasync_backup import Snapshot
+from schemasync_backup.capture import connection
 from schemasync_backup.capture import reader as capture
 from schemasync_backup.testing.samples import load_sample
 from schemasync_backup.testing.sandbox import ThrowawayServer
@@ -24,3 +25,19 @@ def test_row_by_row_reader_matches_the_json_reader(mariadb: ThrowawayServer, mon
     plain = Snapshot.capture(mariadb.dsn, "reader_shop")
     assert attrs.evolve(plain, captured_at="") == attrs.evolve(with_json, captured_at="")
     assert plain.schema_hash == with_json.schema_hash
+
+
+def pymysql_show_create(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make capture read the SHOW CREATE answers through PyMySQL's own result objects."""
+    monkeypatch.setattr(connection, "_RAW_READ_API", (*connection._RAW_READ_API, "_not_in_any_pymysql"))
+
+
+def test_the_raw_packet_reader_gives_the_snapshot_pymysql_gives(
+    mariadb: ThrowawayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_sample(mariadb.dsn, "raw_reader_shop")
+    raw = Snapshot.capture(mariadb.dsn, "raw_reader_shop")
+    pymysql_show_create(monkeypatch)
+    plain = Snapshot.capture(mariadb.dsn, "raw_reader_shop")
+    assert attrs.evolve(plain, captured_at="") == attrs.evolve(raw, captured_at="")
+    assert plain.to_json() == attrs.evolve(raw, captured_at=plain.captured_at).to_json()

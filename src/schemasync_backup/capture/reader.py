@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from schemasync_backup.capture.connection import Connection, Source, describe, open_source, query, query_many
+from schemasync_backup.capture.connection import Connection, Source, describe, open_source, query, texts_many
 from schemasync_backup.capture.privileges import current_user, session_grants
 from schemasync_backup.errors import DatabaseNotFoundError, PrivilegeError, QueryError
 from schemasync_backup.model.snapshot import (
@@ -344,15 +344,14 @@ def _show_create(connection: Connection, objects: list[tuple[str, str]]) -> dict
     for start in range(0, len(objects), SHOW_CREATE_BATCH):
         batch = objects[start : start + SHOW_CREATE_BATCH]
         try:
-            results = query_many(connection, [_show_create_statement(kind, name) for kind, name in batch])
+            results = texts_many(connection, [_show_create_statement(kind, name) for kind, name in batch])
         except QueryError:
             # The pipeline tells the first error, not whose it was: ask one by one to name the object
             # (should each answer now, the first error stands).
             _raise_naming_the_unreadable(connection, batch)
             raise
         for (kind, name), rows in zip(batch, results, strict=True):
-            value = rows[0][_CREATE_TEXT_COLUMN[kind]] if rows else None
-            texts[(kind, name)] = value.decode() if isinstance(value, bytes) else value
+            texts[(kind, name)] = rows[0][_CREATE_TEXT_COLUMN[kind]] if rows else None
     return texts
 
 
