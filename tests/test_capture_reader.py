@@ -6,8 +6,10 @@ import attrs
 import pytest
 
 from schemasync_backup import Snapshot
-from schemasync_backup.capture import connection
+from schemasync_backup.capture import connection, read_ahead
 from schemasync_backup.capture import reader as capture
+from schemasync_backup.capture.connection import ConnectionSpec, connect, open_source
+from schemasync_backup.errors import DatabaseConnectionError
 from schemasync_backup.testing.samples import load_sample
 from schemasync_backup.testing.sandbox import ThrowawayServer
 
@@ -41,3 +43,40 @@ def test_the_raw_packet_reader_gives_the_snapshot_pymysql_gives(
     plain = Snapshot.capture(mariadb.dsn, "raw_reader_shop")
     assert attrs.evolve(plain, captured_at="") == attrs.evolve(raw, captured_at="")
     assert plain.to_json() == attrs.evolve(raw, captured_at=plain.captured_at).to_json()
+
+
+def test_reading_ahead_on_a_second_connection_gives_the_snapshot_one_connection_gives(
+    mariadb: ThrowawayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_sample(mariadb.dsn, "read_ahead_shop")
+    opened: list[object] = []
+
+    def counted(first: capture.Connection) -> capture.Connection | None:
+        second = connection.sibling(first)
+        opened.append(second)
+        return second
+
+    monkeypatch.setattr(read_ahead, "sibling", counted)
+    two = Snapshot.capture(mariadb.dsn, "read_ahead_shop")
+    assert len(opened) == 1 and opened[0] is not None and not opened[0].open  # opened once, closed after
+
+    def refused(first: capture.Connection) -> capture.Connection | None:
+        raise DatabaseConnectionError("too many connections")
+
+    monkeypatch.setattr(read_ahead, "sibling", refused)
+    one = Snapshot.capture(mariadb.dsn, "read_ahead_shop")  # the first connection reads it all
+    assert attrs.evolve(one, captured_at="") == attrs.evolve(two, captured_at="")
+
+
+def test_a_callers_connection_gets_no_second_connection(mariadb: ThrowawayServer) -> None:
+    load_sample(mariadb.dsn, "own_connection_shop")
+    mine = connect(ConnectionSpec.parse(mariadb.dsn))
+    try:
+        assert connection.sibling(mine) is None  # its session (a role, say) is not one a new connection gets
+        with open_source(mariadb.dsn, "own_connection_shop") as ours:
+            second = connection.sibling(ours)
+            assert second is not None
+            second.close()
+        assert Snapshot.capture(mine, "own_connection_shop").tables
+    finally:
+        mine.close()

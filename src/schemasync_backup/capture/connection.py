@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -274,6 +275,12 @@ def stream(connection: Connection, sql: str) -> Iterator[tuple[Any, ...]]:
         yield from cursor
 
 
+#: What each connection :func:`open_source` opened from a DSN was opened with, for :func:`sibling`.
+_OPENED_FROM_DSN: weakref.WeakKeyDictionary[Connection, tuple[ConnectionSpec, str | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @contextlib.contextmanager
 def open_source(source: Source, database: str | None = None) -> Iterator[Connection]:
     """Yield a connection for ``source``; close it afterwards only if we opened it."""
@@ -288,11 +295,25 @@ def open_source(source: Source, database: str | None = None) -> Iterator[Connect
             f"expected a DSN string or a PyMySQL connection, got {type(source).__name__}",
             subject=source,
         )
-    connection = connect(ConnectionSpec.parse(source), database)
+    spec = ConnectionSpec.parse(source)
+    connection = connect(spec, database)
+    _OPENED_FROM_DSN[connection] = (spec, database)
     try:
         yield connection
     finally:
         connection.close()
+
+
+def sibling(connection: Connection) -> Connection | None:
+    """A second connection like ``connection``: the same DSN and database, a session of its own.
+
+    Only for a connection :func:`open_source` opened from a DSN, whose session is the one every
+    new connection of that user gets (this package sets no role on it); None for a caller's own
+    connection, whose session (an active role, say, which decides what the server lists) a new
+    connection would not share.
+    """
+    opened = _OPENED_FROM_DSN.get(connection)
+    return None if opened is None else connect(*opened)
 
 
 def describe(connection: Connection) -> str:

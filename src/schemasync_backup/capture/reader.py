@@ -8,6 +8,7 @@ costs one round trip per object.
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -18,6 +19,7 @@ import attrs
 
 from schemasync_backup.capture.connection import Connection, Source, describe, open_source, query, texts_many
 from schemasync_backup.capture.privileges import current_user, session_grants
+from schemasync_backup.capture.read_ahead import ReadAhead
 from schemasync_backup.errors import DatabaseNotFoundError, PrivilegeError, QueryError
 from schemasync_backup.model.snapshot import (
     CheckConstraint,
@@ -84,6 +86,8 @@ def _capture(connection: Connection, database: str) -> Snapshot:
     _check_privileges(connection, database, server.flavor, user, where)
     reader = _Reader.for_server(connection, server)
     try:
+        # The longest read, on a second connection (when capture opened its own) while this one reads the rest.
+        reader.read_ahead("COLUMNS", "TABLE_SCHEMA", database, order=("TABLE_NAME", "ORDINAL_POSITION"))
         tables = reader.rows("TABLES", "TABLE_SCHEMA", database, order=("TABLE_NAME",))
         charsets = {row["COLLATION_NAME"]: row["CHARACTER_SET_NAME"] for row in reader.rows("COLLATIONS")}
         tables = [{**row, "TABLE_CHARSET": charsets.get(row["TABLE_COLLATION"])} for row in tables]
@@ -223,6 +227,8 @@ def _check_rows(reader: _Reader, database: str) -> list[Row]:
     return sorted(checks, key=lambda row: (row["TABLE_NAME"] or "", row["CONSTRAINT_NAME"]))
 
 
+#: The setting that lets JSON_ARRAYAGG build arrays of any length (see _Reader.for_server).
+_UNCAPPED = "SESSION group_concat_max_len = 4294967295"
 #: The information_schema columns capture reads; those a server lacks are left out (flavors differ).
 _WANTED = {
     "TABLES": ("TABLE_NAME", "TABLE_TYPE", "ENGINE", "ROW_FORMAT", "AUTO_INCREMENT", "TABLE_COLLATION",
@@ -266,6 +272,9 @@ class _Reader:
     connection: Connection
     available: dict[str, frozenset[str]]
     as_json: bool
+    ahead: ReadAhead[list[Row]] = attrs.field(
+        default=attrs.Factory(lambda reader: ReadAhead(reader.connection), takes_self=True), eq=False, repr=False
+    )
 
     @classmethod
     def for_server(cls, connection: Connection, server: ServerInfo) -> _Reader:
@@ -282,29 +291,42 @@ class _Reader:
         as_json = major_minor >= ((10, 5) if server.flavor == "mariadb" else (8, 0))
         if as_json and server.flavor == "mariadb":
             # MariaDB caps JSON_ARRAYAGG like GROUP_CONCAT; lift the cap for this session only.
-            query(connection, "SET @schemasync_gcml = @@SESSION.group_concat_max_len, "
-                              "SESSION group_concat_max_len = 4294967295")
+            query(connection, f"SET @schemasync_gcml = @@SESSION.group_concat_max_len, {_UNCAPPED}")
         return cls(connection, {name: frozenset(columns) for name, columns in available.items()}, as_json)
+
+    def read_ahead(self, table: str, schema_column: str | None = None, database: str | None = None,
+                   order: tuple[str, ...] = ()) -> None:
+        """Start reading what :meth:`rows` with these arguments returns on a second connection; that call
+        then returns it (or reads it on this connection, when there is no second one)."""
+        def read(second: Connection) -> list[Row]:
+            if self.as_json:
+                query(second, f"SET {_UNCAPPED}")  # a session of its own, closed afterwards
+            return _Reader(second, self.available, self.as_json).rows(table, schema_column, database, order)
+
+        self.ahead.start((table, schema_column, database, order), read)
 
     def rows(self, table: str, schema_column: str | None = None, database: str | None = None,
              order: tuple[str, ...] = ()) -> list[Row]:
+        read_ahead = self.ahead.take((table, schema_column, database, order))
+        if read_ahead is not None:
+            return read_ahead
         present = self.available.get(table, frozenset())
         columns = [column for column in _WANTED[table] if column in present]
         where = f" WHERE {schema_column} = %s" if schema_column else ""
         args = (database,) if schema_column else None
         if self.as_json:
-            pairs = ", ".join(f"'{column}', {column}" for column in columns)
-            found = query(self.connection,
-                          f"SELECT JSON_ARRAYAGG(JSON_OBJECT({pairs})) AS r FROM information_schema.{table}{where}",
-                          args)
+            # Arrays, not objects: without the column names the server builds a third of the text.
+            found = query(self.connection, f"SELECT JSON_ARRAYAGG(JSON_ARRAY({', '.join(columns)})) AS r "
+                                           f"FROM information_schema.{table}{where}", args)
             value = found[0]["r"] if found else None
-            rows: list[Row] = json.loads(value) if value else []
-            return sorted(rows, key=lambda row: tuple(row[key] for key in order)) if order else rows
+            rows: list[Row] = [dict(zip(columns, row, strict=True)) for row in json.loads(value)] if value else []
+            return sorted(rows, key=operator.itemgetter(*order)) if order else rows
         ordering = f" ORDER BY {', '.join(order)}" if order else ""
         return query(self.connection, f"SELECT {', '.join(columns)} FROM information_schema.{table}{where}{ordering}",
                      args)
 
     def close(self) -> None:
+        self.ahead.close()
         # On a connection already found broken there is nothing to restore, and trying would
         # replace the error that broke it with "the connection is closed".
         if self.as_json and self.available and self.connection.open:
