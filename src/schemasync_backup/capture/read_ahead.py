@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from schemasync_backup.capture.connection import Connection, sibling
-from schemasync_backup.errors import DatabaseConnectionError
+from schemasync_backup.errors import DatabaseError
 
 T = TypeVar("T")
 
@@ -56,8 +56,9 @@ class ReadAhead(Generic[T]):
     def _run(self, read: Callable[[Connection], T]) -> T | None:
         # Only the worker thread touches the second connection.
         if self._second is None and not self._no_second:
-            # Too many connections, say: then the first connection reads it all, as without a sibling.
-            with contextlib.suppress(DatabaseConnectionError):
+            # Too many connections (error 1040, or 1226 for a user's limit), say: then the first connection
+            # reads it all, as without a sibling. Opening a second connection never fails a capture.
+            with contextlib.suppress(DatabaseError):
                 self._second = sibling(self._connection)
             self._no_second = self._second is None
         return None if self._second is None else read(self._second)
