@@ -7,7 +7,7 @@ Every capture runs in a fresh child process that does nothing else, so its peak 
 capture's own. Results are printed as a table and written to
 ``benchmarks/results/capture-<timestamp>.json``. See benchmarks/README.md.
 
-    .venv/bin/python benchmarks/bench_capture.py [--sizes 100,1000,5000] [--repeat 3]
+    .venv/bin/python benchmarks/bench_capture.py [--sizes 100,1000,5000] [--repeat 3] [--no-mysqldump]
 """
 
 from __future__ import annotations
@@ -448,7 +448,9 @@ def mib(kib: float) -> float:
     return kib / 1024
 
 
-def bench_size(server: ThrowawayServer, size: int, repeat: int, mydumper: Mydumper | None) -> dict[str, Any]:
+def bench_size(
+    server: ThrowawayServer, size: int, repeat: int, mydumper: Mydumper | None, *, mysqldump: bool = True
+) -> dict[str, Any]:
     database = f"bench_{size}"
     schema = generate_schema(size)
     print(f"[{size}] loading {len(schema.statements)} statements ...", flush=True)
@@ -461,11 +463,10 @@ def bench_size(server: ThrowawayServer, size: int, repeat: int, mydumper: Mydump
         captures.append(capture_in_child(server, database, schema.counts))
         return captures[-1]["seconds"], captures[-1]["cpu_seconds"]
 
+    load_average = os.getloadavg()
     capture_runs = repeat_cold_first(server, repeat, one_capture)
-    print(f"[{size}] capture best {capture_runs.best.seconds:.2f} s; mysqldump ...", flush=True)
-    dump_command = mysqldump_command(server, database)
-    dump_runs = repeat_cold_first(server, repeat, lambda: run_command(dump_command))
-    print(f"[{size}] mysqldump best {dump_runs.best.seconds:.2f} s", flush=True)
+    print(f"[{size}] capture best {capture_runs.best.seconds:.2f} s, cold {capture_runs.cold.seconds:.2f} s "
+          f"(load average {load_average[0]:.2f})", flush=True)
     result: dict[str, Any] = {
         "size": size,
         "database": database,
@@ -478,10 +479,15 @@ def bench_size(server: ThrowawayServer, size: int, repeat: int, mydumper: Mydump
             "peak_rss_mib": mib(max(run["peak_kb"] for run in captures)),
             "peak_rss_over_baseline_mib": mib(max(run["peak_kb"] - run["baseline_kb"] for run in captures)),
             "import_seconds": min(run["import_seconds"] for run in captures),
+            "load_average_before": load_average,
         },
-        "mysqldump": {"command": " ".join(dump_command), **dump_runs.to_json()},
-        "mysqldump_over_capture": dump_runs.best.seconds / capture_runs.best.seconds,
     }
+    if mysqldump:
+        dump_command = mysqldump_command(server, database)
+        dump_runs = repeat_cold_first(server, repeat, lambda: run_command(dump_command))
+        print(f"[{size}] mysqldump best {dump_runs.best.seconds:.2f} s", flush=True)
+        result["mysqldump"] = {"command": " ".join(dump_command), **dump_runs.to_json()}
+        result["mysqldump_over_capture"] = dump_runs.best.seconds / capture_runs.best.seconds
     if mydumper is not None:
         mydumper_runs = repeat_cold_first(server, repeat, lambda: mydumper.run(server, database))
         print(f"[{size}] mydumper best {mydumper_runs.best.seconds:.2f} s", flush=True)
@@ -502,25 +508,25 @@ def git_revision() -> str:
 
 
 def table_rows(results: list[dict[str, Any]]) -> Iterator[list[str]]:
-    with_mydumper = any("mydumper" in result for result in results)
+    others = [tool for tool in ("mysqldump", "mydumper") if any(tool in result for result in results)]
     yield [
-        "tables", "capture s", "cold s", "CPU client+server s", "mysqldump s", "mysqldump/capture",
-        *(["mydumper s", "mydumper/capture"] if with_mydumper else []),
-        "peak RSS MiB", "over baseline MiB",
+        "tables", "capture s", "cold s", "CPU client+server s",
+        *(cell for tool in others for cell in (f"{tool} s", f"{tool}/capture")),
+        "peak RSS MiB", "over baseline MiB", "load avg",
     ]
     for result in results:
-        capture, dump = result["capture"], result["mysqldump"]
+        capture = result["capture"]
         cpu = capture["best_cpu_seconds"]
-        mydumper = result.get("mydumper")
-        if mydumper:
-            mydumper_cells = [f"{mydumper['best_seconds']:.2f}", f"{result['mydumper_over_capture']:.1f}x"]
-        else:
-            mydumper_cells = ["-", "-"] if with_mydumper else []
+        other_cells = []
+        for tool in others:
+            runs = result.get(tool)
+            ratio = result.get(f"{tool}_over_capture")
+            other_cells += [f"{runs['best_seconds']:.2f}", f"{ratio:.1f}x"] if runs else ["-", "-"]
         yield [
             f"{result['size']:,}", f"{capture['best_seconds']:.2f}", f"{capture['cold_seconds']:.2f}",
-            f"{cpu['client']:.2f}+{cpu['server']:.2f}", f"{dump['best_seconds']:.2f}",
-            f"{result['mysqldump_over_capture']:.1f}x", *mydumper_cells,
+            f"{cpu['client']:.2f}+{cpu['server']:.2f}", *other_cells,
             f"{capture['peak_rss_mib']:.0f}", f"{capture['peak_rss_over_baseline_mib']:.0f}",
+            f"{capture['load_average_before'][0]:.2f}",
         ]
 
 
@@ -538,6 +544,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         type=lambda text: [int(part) for part in text.split(",") if part.strip()],
                         help="comma-separated table counts (default: 100,1000,5000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool per size; best is reported")
+    parser.add_argument("--no-mysqldump", action="store_true",
+                        help="leave mysqldump out (it takes about 100 s per run on 5,000 tables): for iterating")
     arguments = parser.parse_args(argv)
     if arguments.repeat < 1 or any(size < 100 for size in arguments.sizes):
         parser.error("--repeat must be at least 1 and every size at least 100")
@@ -554,7 +562,8 @@ def main(argv: list[str] | None = None) -> int:
             cursor.execute("SELECT VERSION()")
             version = str(cursor.fetchone()[0])
         print(f"server: MariaDB {version}, extra options {' '.join(SERVER_OPTIONS)}", flush=True)
-        results = [bench_size(server, size, arguments.repeat, mydumper) for size in arguments.sizes]
+        results = [bench_size(server, size, arguments.repeat, mydumper, mysqldump=not arguments.no_mysqldump)
+                   for size in arguments.sizes]
     print()
     print_table(list(table_rows(results)))
     report = {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import attrs
 import pymysql
 import pytest
 from conftest import CORPUS, corpus_entries, load_corpus
+from test_capture_reader import pymysql_show_create
 from test_snapshot_support import create_texts
 
 from schemasync_backup import Snapshot
@@ -20,12 +22,17 @@ pytestmark = [
 
 @pytest.mark.parametrize(("name", "file", "env"), ENTRIES, ids=[entry[0] for entry in ENTRIES])
 def test_restore_reproduces_schema(
-    mariadb: ThrowawayServer, root: pymysql.connections.Connection, name: str, file: str, env: dict[str, str]
+    mariadb: ThrowawayServer, root: pymysql.connections.Connection, name: str, file: str, env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     original_db, copy_db = f"orig_{name}", f"copy_{name}"
     load_corpus(mariadb, original_db, file, env)
     original = Snapshot.capture(mariadb.dsn, original_db)
     assert original.tables, "the corpus schema loaded no tables"
+    with monkeypatch.context() as patch:  # the raw packet reader of SHOW CREATE answers changes nothing
+        pymysql_show_create(patch)
+        assert attrs.evolve(Snapshot.capture(mariadb.dsn, original_db), captured_at="") == attrs.evolve(
+            original, captured_at="")
 
     with root.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{copy_db}`")

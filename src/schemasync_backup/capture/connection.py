@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from collections.abc import Iterator
-from typing import Any, TypeAlias
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
@@ -19,7 +20,9 @@ import pymysql.constants.COMMAND
 import pymysql.constants.CR
 import pymysql.converters
 import pymysql.cursors
+import pymysql.err
 
+from schemasync_backup.capture.pipeline import ProtocolError, ServerError, read_text_result
 from schemasync_backup.errors import (
     AuthenticationError,
     DatabaseConnectionError,
@@ -272,6 +275,12 @@ def stream(connection: Connection, sql: str) -> Iterator[tuple[Any, ...]]:
         yield from cursor
 
 
+#: What each connection :func:`open_source` opened from a DSN was opened with, for :func:`sibling`.
+_OPENED_FROM_DSN: weakref.WeakKeyDictionary[Connection, tuple[ConnectionSpec, str | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @contextlib.contextmanager
 def open_source(source: Source, database: str | None = None) -> Iterator[Connection]:
     """Yield a connection for ``source``; close it afterwards only if we opened it."""
@@ -286,11 +295,25 @@ def open_source(source: Source, database: str | None = None) -> Iterator[Connect
             f"expected a DSN string or a PyMySQL connection, got {type(source).__name__}",
             subject=source,
         )
-    connection = connect(ConnectionSpec.parse(source), database)
+    spec = ConnectionSpec.parse(source)
+    connection = connect(spec, database)
+    _OPENED_FROM_DSN[connection] = (spec, database)
     try:
         yield connection
     finally:
         connection.close()
+
+
+def sibling(connection: Connection) -> Connection | None:
+    """A second connection like ``connection``: the same DSN and database, a session of its own.
+
+    Only for a connection :func:`open_source` opened from a DSN, whose session is the one every
+    new connection of that user gets (this package sets no role on it); None for a caller's own
+    connection, whose session (an active role, say, which decides what the server lists) a new
+    connection would not share.
+    """
+    opened = _OPENED_FROM_DSN.get(connection)
+    return None if opened is None else connect(*opened)
 
 
 def describe(connection: Connection) -> str:
@@ -389,6 +412,12 @@ def query(connection: Connection, sql: str, args: Any = None) -> list[dict[str, 
 #: socket buffer, so the server never waits for us to read while we wait for it to read.
 _PIPELINE_WINDOW = 32 * 1024
 _PIPELINE_API = ("_sock", "_write_bytes", "_read_query_result", "_next_seq_id", "_result")
+#: What :func:`texts_many` reads packets with, besides the pipeline's own.
+_RAW_READ_API = ("_read_bytes", "_force_close", "_read_timeout", "_current_timeout", "encoding")
+#: PyMySQL's own translation of an error packet into its exception (it always raises).
+_raise_server_error: Callable[[bytes], NoReturn] = pymysql.err.raise_mysql_exception
+#: The answer to one pipelined query, read off the connection.
+_Answer: TypeAlias = Callable[[Connection], list[tuple[Any, ...]]]
 
 
 def query_many(connection: Connection, statements: list[str]) -> list[list[tuple[Any, ...]]]:
@@ -399,6 +428,25 @@ def query_many(connection: Connection, statements: list[str]) -> list[list[tuple
     connection never allows multi-statements, so no query can run more than the one statement.
     If one fails, the rest of the window is read off the connection before the first error is raised.
     """
+    return _run_many(connection, statements, _converted_answer)
+
+
+def texts_many(connection: Connection, statements: list[str]) -> list[list[tuple[str | None, ...]]]:
+    """:func:`query_many` with every value as text (``str`` or None), for many small result sets.
+
+    The answers are read straight from the packets (:mod:`.pipeline`), without PyMySQL's objects
+    per packet and per column, when the connection decodes text as UTF-8; the values are then the
+    ones PyMySQL gives, or their UTF-8 decoding where it gives bytes.
+    """
+    with translate_errors(describe(connection)):
+        raw = all(hasattr(connection, name) for name in _RAW_READ_API) and _can_pipeline(connection)
+    if raw and connection.encoding == "utf8":
+        return _run_many(connection, statements, _text_answer)
+    return [[tuple(None if value is None else text(value) for value in row) for row in rows]
+            for rows in query_many(connection, statements)]
+
+
+def _run_many(connection: Connection, statements: list[str], answer: _Answer) -> list[list[tuple[Any, ...]]]:
     results: list[list[tuple[Any, ...]]] = []
     with translate_errors(describe(connection)):
         if not _can_pipeline(connection):
@@ -416,7 +464,7 @@ def query_many(connection: Connection, statements: list[str]) -> list[list[tuple
                 window.append(encoded[start])
                 size += len(encoded[start]) + 5
                 start += 1
-            results.extend(_pipeline(connection, window))
+            results.extend(_pipeline(connection, window, answer))
     return results
 
 
@@ -429,7 +477,7 @@ def _can_pipeline(connection: Connection) -> bool:
     return pending is None or not (pending.unbuffered_active or pending.has_next)
 
 
-def _pipeline(connection: Connection, window: list[bytes]) -> list[list[tuple[Any, ...]]]:
+def _pipeline(connection: Connection, window: list[bytes], answer: _Answer) -> list[list[tuple[Any, ...]]]:
     # Each packet: 3-byte length, sequence number 0, COM_QUERY, the statement (all < 16 MiB).
     if any(len(sql) + 1 >= pymysql.connections.MAX_PACKET_LEN for sql in window):
         raise ValueError("a pipelined statement must be smaller than 16 MiB")
@@ -439,23 +487,42 @@ def _pipeline(connection: Connection, window: list[bytes]) -> list[list[tuple[An
     rows: list[list[tuple[Any, ...]]] = []
     first_error: pymysql.err.MySQLError | None = None
     for _ in window:
-        connection._next_seq_id = 1
         try:
-            connection._read_query_result()
+            rows.append(answer(connection))
         except (pymysql.err.OperationalError, pymysql.err.InternalError) as exc:
             if connection._sock is None:
                 raise  # the connection broke: nothing more to read
             first_error = first_error or exc
             rows.append([])
-            continue
         except pymysql.err.MySQLError as exc:
             first_error = first_error or exc
             rows.append([])
-            continue
-        rows.append(list(connection._result.rows or ()))
     if first_error is not None:
         raise first_error
     return rows
+
+
+def _converted_answer(connection: Connection) -> list[tuple[Any, ...]]:
+    connection._next_seq_id = 1
+    connection._read_query_result()
+    return list(connection._result.rows or ())
+
+
+def _text_answer(connection: Connection) -> list[tuple[str | None, ...]]:
+    if connection._current_timeout != connection._read_timeout:  # as PyMySQL's _read_packet does
+        connection._sock.settimeout(connection._read_timeout)
+        connection._current_timeout = connection._read_timeout
+    try:
+        return read_text_result(connection._read_bytes)
+    except ServerError as exc:
+        _raise_server_error(exc.packet)
+    except ProtocolError as exc:
+        connection._force_close()
+        if exc.lost:
+            raise pymysql.err.OperationalError(
+                pymysql.constants.CR.CR_SERVER_LOST, "Lost connection to MySQL server during query"
+            ) from exc
+        raise pymysql.err.InternalError(str(exc)) from exc
 
 
 def text(value: object) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from schemasync_backup.capture.connection import Connection, Source, describe, open_source, query, query_many
+from schemasync_backup.capture.connection import Connection, Source, describe, open_source, query, texts_many
 from schemasync_backup.capture.fingerprints import (
     EVENT_TIME,
     TABLE_TIME,
@@ -26,6 +27,7 @@ from schemasync_backup.capture.fingerprints import (
     table_fingerprint,
 )
 from schemasync_backup.capture.privileges import current_user, session_grants
+from schemasync_backup.capture.read_ahead import ReadAhead
 from schemasync_backup.errors import DatabaseNotFoundError, PrivilegeError, QueryError
 from schemasync_backup.model.snapshot import (
     CheckConstraint,
@@ -93,12 +95,16 @@ def _capture(connection: Connection, database: str, known: Snapshot | None = Non
     _check_privileges(connection, database, server.flavor, user, where)
     reader = _Reader.for_server(connection, server)
     try:
+        # The longest read, on a second connection (when capture opened its own) while this one reads
+        # the rest; from a known snapshot only once the listing says which tables to read.
+        if known is None:
+            reader.read_ahead("COLUMNS", "TABLE_SCHEMA", database, order=_COLUMN_ORDER)
         listed = _listing(reader, database)
         fresh = _Fresh(listed, reusable(known, listed.fingerprints))
         names = fresh.table_names()
+        if known is not None:
+            reader.read_ahead("COLUMNS", "TABLE_SCHEMA", database, order=_COLUMN_ORDER, names=names)
         charsets = {row["COLLATION_NAME"]: row["CHARACTER_SET_NAME"] for row in reader.rows("COLLATIONS")}
-        columns = reader.rows("COLUMNS", "TABLE_SCHEMA", database, order=("TABLE_NAME", "ORDINAL_POSITION"),
-                              names=names)
         # No ORDER BY: the server's own order of keys is the order SHOW CREATE TABLE prints.
         statistics = reader.rows("STATISTICS", "TABLE_SCHEMA", database, names=names)
         rules = {(row["TABLE_NAME"], row["CONSTRAINT_NAME"]): row
@@ -111,6 +117,8 @@ def _capture(connection: Connection, database: str, known: Snapshot | None = Non
             for rule in [rules.get((row["TABLE_NAME"], row["CONSTRAINT_NAME"]))] if rule is not None
         ]
         checks = _check_rows(reader, database, names)
+        # Last: read ahead, it overlaps the reads above.
+        columns = reader.rows("COLUMNS", "TABLE_SCHEMA", database, order=_COLUMN_ORDER, names=names)
     finally:
         reader.close()
 
@@ -333,6 +341,16 @@ _WANTED = {
 }
 
 
+#: The setting that lets JSON_ARRAYAGG build arrays of any length (see _Reader.for_server).
+_UNCAPPED = "SESSION group_concat_max_len = 4294967295"
+_COLUMN_ORDER = ("TABLE_NAME", "ORDINAL_POSITION")
+
+
+def _read_key(table: str, schema_column: str | None, database: str | None, order: tuple[str, ...],
+              names: list[str] | None) -> tuple[object, ...]:
+    return table, schema_column, database, order, None if names is None else tuple(names)
+
+
 @attrs.frozen
 class _Reader:
     """Reads information_schema in bulk.
@@ -340,7 +358,8 @@ class _Reader:
     Where the server can (MariaDB 10.5+, MySQL 8), each query returns ONE value, a JSON array
     of row objects built by the server: PyMySQL decodes result rows in pure Python, which
     costs seconds for the 50,000 column rows of a 5,000-table schema, while json.loads of
-    the same data takes milliseconds.
+    the same data takes milliseconds. (Arrays of arrays halve the server's text, but building
+    the row dicts from them in Python costs the client more than the server saves.)
     """
 
     connection: Connection
@@ -349,6 +368,9 @@ class _Reader:
     #: Where and how this session reads (part of every fingerprint); empty where fingerprints are
     #: not kept: MySQL 8 serves CREATE_TIME from a statistics cache that lags behind changes.
     settings: dict[str, Any] = attrs.field(factory=dict)
+    ahead: ReadAhead[list[Row]] = attrs.field(
+        default=attrs.Factory(lambda reader: ReadAhead(reader.connection), takes_self=True), eq=False, repr=False
+    )
 
     @classmethod
     def for_server(cls, connection: Connection, server: ServerInfo) -> _Reader:
@@ -366,8 +388,7 @@ class _Reader:
         settings: dict[str, Any] = {}
         if as_json and server.flavor == "mariadb":
             # MariaDB caps JSON_ARRAYAGG like GROUP_CONCAT; lift the cap for this session only.
-            query(connection, "SET @schemasync_gcml = @@SESSION.group_concat_max_len, "
-                              "SESSION group_concat_max_len = 4294967295")
+            query(connection, f"SET @schemasync_gcml = @@SESSION.group_concat_max_len, {_UNCAPPED}")
             settings = query(connection, "SELECT @@hostname AS host, @@port AS port, @@datadir AS datadir, "
                                          "@@SESSION.time_zone AS time_zone, @@SESSION.sql_mode AS sql_mode")[0]
         return cls(connection, {name: frozenset(columns) for name, columns in available.items()}, as_json, settings)
@@ -386,11 +407,26 @@ class _Reader:
             if self.connection.open:
                 query(self.connection, "SET SESSION time_zone = @schemasync_tz")
 
+    def read_ahead(self, table: str, schema_column: str | None = None, database: str | None = None,
+                   order: tuple[str, ...] = (), *, names: list[str] | None = None) -> None:
+        """Start reading what :meth:`rows` with these arguments returns on a second connection; that call
+        then returns it (or reads it on this connection, when there is no second one)."""
+        def read(second: Connection) -> list[Row]:
+            if self.as_json:
+                query(second, f"SET {_UNCAPPED}")  # a session of its own, closed afterwards
+            return _Reader(second, self.available, self.as_json).rows(table, schema_column, database, order,
+                                                                     names=names)
+
+        self.ahead.start(_read_key(table, schema_column, database, order, names), read)
+
     def rows(self, table: str, schema_column: str | None = None, database: str | None = None,
              order: tuple[str, ...] = (), *, extra: Mapping[str, str] | None = None,
              names: list[str] | None = None) -> list[Row]:
         """The rows of one information_schema table, with ``extra`` values (alias → SQL) where
         this session keeps fingerprints; only those of tables ``names`` when given."""
+        read_ahead = self.ahead.take(_read_key(table, schema_column, database, order, names))
+        if read_ahead is not None:
+            return read_ahead
         present = self.available.get(table, frozenset())
         columns = [column for column in _WANTED[table] if column in present]
         where = f" WHERE {schema_column} = %s" if schema_column else ""
@@ -408,12 +444,13 @@ class _Reader:
                           args)
             value = found[0]["r"] if found else None
             rows: list[Row] = json.loads(value) if value else []
-            return sorted(rows, key=lambda row: tuple(row[key] for key in order)) if order else rows
+            return sorted(rows, key=operator.itemgetter(*order)) if order else rows
         ordering = f" ORDER BY {', '.join(order)}" if order else ""
         return query(self.connection, f"SELECT {', '.join(columns)} FROM information_schema.{table}{where}{ordering}",
                      args)
 
     def close(self) -> None:
+        self.ahead.close()
         # On a connection already found broken there is nothing to restore, and trying would
         # replace the error that broke it with "the connection is closed".
         if self.as_json and self.available and self.connection.open:
@@ -453,15 +490,14 @@ def _show_create(connection: Connection, objects: list[tuple[str, str]]) -> dict
     for start in range(0, len(objects), SHOW_CREATE_BATCH):
         batch = objects[start : start + SHOW_CREATE_BATCH]
         try:
-            results = query_many(connection, [_show_create_statement(kind, name) for kind, name in batch])
+            results = texts_many(connection, [_show_create_statement(kind, name) for kind, name in batch])
         except QueryError:
             # The pipeline tells the first error, not whose it was: ask one by one to name the object
             # (should each answer now, the first error stands).
             _raise_naming_the_unreadable(connection, batch)
             raise
         for (kind, name), rows in zip(batch, results, strict=True):
-            value = rows[0][_CREATE_TEXT_COLUMN[kind]] if rows else None
-            texts[(kind, name)] = value.decode() if isinstance(value, bytes) else value
+            texts[(kind, name)] = rows[0][_CREATE_TEXT_COLUMN[kind]] if rows else None
     return texts
 
 
