@@ -21,13 +21,29 @@ import attrs
 import cattrs
 
 from schemasync_backup.errors import BackupFormatError
-from schemasync_backup.model.snapshot import Event, Routine, ServerInfo, Snapshot, Table, Trigger, View
+from schemasync_backup.model.snapshot import (
+    Column,
+    Event,
+    IndexPart,
+    Routine,
+    ServerInfo,
+    Snapshot,
+    Table,
+    Trigger,
+    View,
+)
 
 FORMAT_NAME = "schemasync-snapshot-stream"
 FORMAT_VERSION = 1
 # Detailed validation errors would only say which field of a damaged line failed; the line is
 # reported as a whole anyway, and without them structuring is several times faster.
 _converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=False)
+# Columns and key parts are most of a snapshot's objects, and flat: built straight from their
+# dictionaries (an unknown or missing field is still refused, as a TypeError) they decode in a
+# fraction of the time cattrs' generic path takes. The stream is authenticated, so its values
+# already have their types.
+for _flat in (Column, IndexPart):
+    _converter.register_structure_hook(_flat, lambda document, kind: kind(**document))
 _KINDS: dict[str, type[Any]] = {"table": Table, "routine": Routine, "view": View, "trigger": Trigger, "event": Event}
 _FIELDS = {"table": "tables", "routine": "routines", "view": "views", "trigger": "triggers", "event": "events"}
 

@@ -168,7 +168,10 @@ def _options(table: Table) -> str:
     and a TRANSACTIONAL only where it was given. A restore replays SHOW CREATE, so only its
     reading is the same again afterwards (and it is the one the diff compares).
     """
-    shown = [f"{name.lower()}={value.lower()}" for name, value in _SHOWN_OPTION.findall(table.create_sql) if name]
+    # They are table options, on the line that closes the definitions: no need to scan the columns.
+    text = table.create_sql
+    shown = [f"{name.lower()}={value.lower()}"
+             for name, value in _SHOWN_OPTION.findall(text, max(text.rfind("\n) ENGINE="), 0)) if name]
     # ROW_FORMAT only where the text prints one: the format the server chose over the one asked for.
     replaced = _SHOWN_OPTION_NAMES if any(o.startswith("row_format=") for o in shown) else _ALWAYS_SHOWN
     reported = [option for option in table.create_options.lower().split()

@@ -410,17 +410,13 @@ class RollbackPlanner:
         # a destructive plan's pre-rollback data, or a plan made in another process.
         backup = functools.cache(lambda: self.store.snapshot(plan.backup_id))
         planned = self._captures.get((plan.database, plan.live_hash))
-        live, _ = self._live(connection, plan.database, planned if planned is not None else backup())
-        if live.schema_hash != plan.live_hash:
-            raise StalePlanError(
-                f"the plan is stale: the live schema of {quote_identifier(plan.database)} changed since it was made "
-                f"(planned from {plan.live_hash[:12]}, now {live.schema_hash[:12]}); plan again",
-                subject=plan.backup_id,
-            )
+        known = planned if planned is not None else backup()
         if dry_run:
-            return ExecutionResult(plan.backup_id, plan.database, True, 0, None, None,
-                                   plan.is_empty, live.schema_hash)
-        pre = self._pre_rollback_backup(target, plan, live, backup) if live.objects() else None
+            live, _ = self._live(connection, plan.database, known)
+            _refuse_stale(plan, live)
+            return ExecutionResult(plan.backup_id, plan.database, True, 0, None, None, plan.is_empty,
+                                   live.schema_hash)
+        pre, live = self._pre_rollback_backup(target, connection, plan, known, backup)
         journal = _Journal(self.store, plan, pre.id if pre else "")
         where = describe(connection)
         try:
@@ -458,20 +454,32 @@ class RollbackPlanner:
         return ExecutionResult(plan.backup_id, plan.database, False, len(plan.steps), pre.id if pre else None,
                                journal.run_id, verified, after.schema_hash)
 
-    def _pre_rollback_backup(self, target: Source, plan: RollbackPlan, live: Snapshot,
-                             backup: Callable[[], Snapshot]) -> BackupInfo:
-        """The live state, pinned, with the data the rollback destroys: undoing the undo gives it back too.
+    def _pre_rollback_backup(self, target: Source, connection: Connection, plan: RollbackPlan, known: Snapshot,
+                             backup: Callable[[], Snapshot]) -> tuple[BackupInfo | None, Snapshot]:
+        """The live state, pinned, with the data the rollback destroys (undoing the undo gives it
+        back too), and the live schema it holds; refused, with nothing written, when the plan is stale.
 
-        Its schema is read where it may differ from ``live`` (just captured): what the backup
-        shares with earlier ones is stored once (content addressing)."""
-        description = f"automatic backup before rollback to {plan.backup_id}"
-        tags = {"pre_rollback": "true", "rollback_to": plan.backup_id}
+        A destructive plan's backup captures the schema in the snapshot its data is read in, and
+        that capture is the stale check. (Data is read on connections of its own: from a caller's
+        open connection, the backup holds the schema only.) An empty live database needs none.
+        """
+        description, tags = f"automatic backup before rollback to {plan.backup_id}", {
+            "pre_rollback": "true", "rollback_to": plan.backup_id}
         if not plan.destructive_steps or not isinstance(target, str):
-            # (Data is read on connections of its own: from a caller's open connection, schema only.)
-            return self.store.save(live, description=description, tags=tags, pinned=True)
+            live, _ = self._live(connection, plan.database, known)
+            _refuse_stale(plan, live)
+            saved = self.store.save(live, description=description, tags=tags, pinned=True) if live.objects() else None
+            return saved, live
         goal = attrs.evolve(backup(), database=plan.database)
-        return self.store.create(target, plan.database, description=description, tags=tags, pinned=True,
-                                 data="at-risk", migration=goal, allow_concurrent=True, known=live)
+        seen: list[Snapshot] = []
+
+        def fresh(live: Snapshot) -> None:
+            _refuse_stale(plan, live)
+            seen.append(live)
+
+        info = self.store.create(target, plan.database, description=description, tags=tags, pinned=True,
+                                 data="at-risk", migration=goal, allow_concurrent=True, known=known, check=fresh)
+        return info, seen[0]
 
     def _load(self, target: Source, plan: RollbackPlan, steps: Sequence[data_restore.DataStep], journal: _Journal,
               load: _Loading, progress: Progress | None) -> None:
@@ -596,6 +604,15 @@ class _Loading:
     method: str
     batch_size: int
     parallel: int
+
+
+def _refuse_stale(plan: RollbackPlan, live: Snapshot) -> None:
+    if live.schema_hash != plan.live_hash:
+        raise StalePlanError(
+            f"the plan is stale: the live schema of {quote_identifier(plan.database)} changed since it was made "
+            f"(planned from {plan.live_hash[:12]}, now {live.schema_hash[:12]}); plan again",
+            subject=plan.backup_id,
+        )
 
 
 #: How many plans' live captures a planner keeps in memory.

@@ -215,11 +215,14 @@ class BackupStore:
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         max_workers: int = 1,
         known: Snapshot | None = None,
+        check: Callable[[Snapshot], None] | None = None,
     ) -> BackupInfo:
         """Capture ``database`` from ``source`` and store it as a new backup.
 
         ``known``: an earlier capture of the database; only what changed since is read
-        (``Snapshot.capture(..., known=)``), with the same result.
+        (``Snapshot.capture(..., known=)``), with the same result. ``check`` is called with the
+        captured snapshot before anything of the backup is stored: what it raises ends the create
+        (a rollback refuses a stale plan so, in the very capture its pre-rollback backup holds).
 
         ``data`` says what table data the backup holds besides the schema: ``"none"``, ``"all"``,
         ``"at-risk"`` (exactly what ``migration`` would destroy: its SQL statements, or the target
@@ -246,6 +249,8 @@ class BackupStore:
         with self._writing(backup_id, database):
             if mode == DataMode.NONE:
                 snapshot = Snapshot.capture(source, database, known=known)
+                if check is not None:
+                    check(snapshot)
                 return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
             dsn = table_data.data_source(source, f"data={data!r}", database)
             with contextlib.ExitStack() as readers:
@@ -257,6 +262,8 @@ class BackupStore:
                     # The schema is read once the rows' snapshot is open: a table altered in between
                     # cannot be read in that snapshot (InnoDB error 1412), so rows never mismatch it.
                     snapshot = Snapshot.capture(source, database, known=known)
+                    if check is not None:
+                        check(snapshot)
                     selections, warnings = data_backup.select(snapshot, mode, data, migration)
                     held, records = data_backup.write(connections, selections, mode, position, self.store_object,
                                                       chunk_bytes=chunk_bytes, warnings=warnings)
