@@ -13,6 +13,8 @@ stored once.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -21,10 +23,15 @@ import attrs
 import cattrs
 
 from schemasync_backup.errors import BackupFormatError
+from schemasync_backup.model.memo import IdentityMemo
 from schemasync_backup.model.snapshot import (
+    CheckConstraint,
     Column,
     Event,
+    ForeignKey,
+    Index,
     IndexPart,
+    Parameter,
     Routine,
     ServerInfo,
     Snapshot,
@@ -58,6 +65,22 @@ class ContentEntry:
     length: int
 
 
+def _layout() -> str:
+    """What decides an object's line besides its values: every kind's fields, in order, with defaults."""
+    kinds = sorted({*_KINDS.values(), Column, Index, IndexPart, ForeignKey, CheckConstraint, Parameter},
+                   key=lambda kind: kind.__name__)
+    fields = [[kind.__name__, [[field.name, repr(field.default)] for field in attrs.fields(kind)]] for kind in kinds]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:16]
+
+
+#: In the header: a stream of this layout has exactly the lines this version writes for its objects.
+_LAYOUT = _layout()
+#: Each object's line, by identity (context: its kind): written once, or taken from the stream it was
+#: read from when that stream has this layout. A pre-rollback backup of the schema a plan read from its
+#: backup so encodes only what changed.
+_LINES: IdentityMemo[bytes] = IdentityMemo()
+
+
 def _line(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
@@ -71,18 +94,23 @@ def encode_snapshot(snapshot: Snapshot) -> tuple[bytes, tuple[ContentEntry, ...]
             "charset": snapshot.charset,
             "collation": snapshot.collation,
             "server": _converter.unstructure(snapshot.server),
+            "layout": _LAYOUT,
         })
     ]
     contents = []
     offset = len(lines[0])
     for kind, field in _FIELDS.items():
         for item in getattr(snapshot, field):
-            line = _line({"kind": kind, "item": _converter.unstructure(item)})
+            line = _LINES.value(item, kind, functools.partial(_object_line, kind, item))
             name = f"{item.kind} {item.name}" if kind == "routine" else item.name
             contents.append(ContentEntry(kind, name, offset, len(line)))
             lines.append(line)
             offset += len(line)
     return b"".join(lines), tuple(contents)
+
+
+def _object_line(kind: str, item: object) -> bytes:
+    return _line({"kind": kind, "item": _converter.unstructure(item)})
 
 
 def encode_contents(contents: tuple[ContentEntry, ...], fingerprints: Mapping[str, str] | None = None) -> bytes:
@@ -144,13 +172,17 @@ def decode_snapshot(data: bytes | bytearray, captured_at: str, *, lenient: bool 
             subject=header.get("version"),
         )
     items: dict[str, list[Any]] = {field: [] for field in _FIELDS.values()}
+    same_layout = header.get("layout") == _LAYOUT
     for number, line in enumerate(lines, start=2):
         if not line:
             continue
         try:
             document = json.loads(line)
             kind = document["kind"]
-            items[_FIELDS[kind]].append(_converter.structure(document["item"], _KINDS[kind]))
+            item = _converter.structure(document["item"], _KINDS[kind])
+            items[_FIELDS[kind]].append(item)
+            if same_layout:
+                _LINES.keep(item, kind, bytes(line) + b"\n")
         except (ValueError, KeyError, TypeError, UnicodeDecodeError, cattrs.BaseValidationError):
             if lenient:
                 continue
