@@ -9,8 +9,8 @@ import pytest
 
 from schemasync_backup.capture import connection as conn
 from schemasync_backup.capture.connection import ConnectionSpec, connect, query_many, texts_many
-from schemasync_backup.capture.pipeline import ProtocolError, ServerError, read_text_result
-from schemasync_backup.errors import DatabaseConnectionError, QueryError
+from schemasync_backup.capture.pipeline import read_text_result
+from schemasync_backup.errors import DatabaseConnectionError, ProtocolMismatchError, QueryError, ServerErrorPacket
 from schemasync_backup.testing.sandbox import ThrowawayServer
 
 
@@ -80,12 +80,12 @@ def test_a_row_over_16_mib_spans_packets_and_the_eof_test_looks_at_the_length() 
 def test_an_ok_packet_is_no_rows_and_an_error_packet_is_the_servers_error() -> None:
     assert read_text_result(_reader(_packets(b"\x00\x00\x00\x02\x00\x00\x00"))[1]) == []
     error = b"\xff\x7a\x04#42S02Table 'db.nope' doesn't exist"
-    with pytest.raises(ServerError) as caught:
+    with pytest.raises(ServerErrorPacket) as caught:
         read_text_result(_reader(_packets(error))[1])
     assert caught.value.packet == error
     # An error after some rows (a killed query) ends the answer too.
     killed = _packets(b"\x01", COLUMN, EOF, _value(b"a"), error)
-    with pytest.raises(ServerError):
+    with pytest.raises(ServerErrorPacket):
         read_text_result(_reader(killed)[1])
 
 
@@ -103,7 +103,7 @@ def test_an_ok_packet_is_no_rows_and_an_error_packet_is_the_servers_error() -> N
     ids=["shutdown", "sequence", "no-eof", "local-infile", "more-results", "short-value", "empty"],
 )
 def test_packets_out_of_step_are_a_protocol_error(stream: bytes, lost: bool) -> None:
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(ProtocolMismatchError) as caught:
         read_text_result(_reader(stream)[1])
     assert caught.value.lost is lost
 

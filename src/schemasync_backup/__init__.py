@@ -26,6 +26,7 @@ from schemasync_backup.errors import (
     ManifestAuthenticationError,
     PluginError,
     PrivilegeError,
+    ProtocolMismatchError,
     PruneRunningError,
     QueryError,
     RecoveryError,
@@ -38,6 +39,7 @@ from schemasync_backup.errors import (
     SchemaObjectNotFoundError,
     SchemaSyncBackupError,
     SecretsError,
+    ServerErrorPacket,
     ServerStartError,
     SettingsError,
     SnapshotFormatError,
@@ -52,6 +54,7 @@ from schemasync_backup.errors import (
     UnrecognisedDefinitionError,
     UnsafeScriptError,
     UnsealedBackupError,
+    WireError,
 )
 from schemasync_backup.formats.manifest import BackupInfo, MigrationContext, Status, UnreadBackupInfo
 from schemasync_backup.model.diff import ChangeKind, SchemaDiff, diff
@@ -97,6 +100,7 @@ __all__ = [
     "MigrationContext",
     "PluginError",
     "PrivilegeError",
+    "ProtocolMismatchError",
     "PruneRunningError",
     "QueryError",
     "RecoveryError",
@@ -114,6 +118,7 @@ __all__ = [
     "SchemaObjectNotFoundError",
     "SchemaSyncBackupError",
     "SecretsError",
+    "ServerErrorPacket",
     "ServerStartError",
     "SettingsError",
     "Severity",
@@ -135,6 +140,7 @@ __all__ = [
     "UnsealedBackupError",
     "ValidationResult",
     "Validator",
+    "WireError",
     "__version__",
     "diff",
 ]

@@ -119,6 +119,31 @@ class PrivilegeError(DatabaseError, PermissionError):
     """The user lacks a privilege the operation needs."""
 
 
+class WireError(DatabaseError):
+    """An answer read straight from the server's packets (``capture.pipeline``) that the fast reader
+    does not take as it is; ``capture.connection`` turns it into PyMySQL's own error at once, so a
+    caller meets it only as one of the errors above."""
+
+
+class ServerErrorPacket(WireError):
+    """The server answered with an error packet; ``subject`` is its payload, for PyMySQL to raise."""
+
+    def __init__(self, packet: bytes) -> None:
+        super().__init__("the server answered with an error", subject=packet)
+        self.packet = packet
+
+
+class ProtocolMismatchError(WireError):
+    """The packets are not the answer to one query: the connection is out of step and unusable.
+
+    ``lost`` says the server closed it (MariaDB sends its shutdown error with sequence number 0).
+    """
+
+    def __init__(self, message: str, *, lost: bool = False) -> None:
+        super().__init__(message)
+        self.lost = lost
+
+
 class QueryError(DatabaseError):
     """A statement failed on the server for a reason none of the above covers."""
 

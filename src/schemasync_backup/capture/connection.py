@@ -22,7 +22,7 @@ import pymysql.converters
 import pymysql.cursors
 import pymysql.err
 
-from schemasync_backup.capture.pipeline import ProtocolError, ServerError, read_text_result
+from schemasync_backup.capture.pipeline import read_text_result
 from schemasync_backup.errors import (
     AuthenticationError,
     DatabaseConnectionError,
@@ -30,8 +30,10 @@ from schemasync_backup.errors import (
     DatabaseNotFoundError,
     InvalidSourceError,
     PrivilegeError,
+    ProtocolMismatchError,
     QueryError,
     SchemaSyncBackupError,
+    ServerErrorPacket,
 )
 
 Connection: TypeAlias = pymysql.connections.Connection
@@ -517,9 +519,9 @@ def _text_answer(connection: Connection) -> list[tuple[str | None, ...]]:
         connection._current_timeout = connection._read_timeout
     try:
         return read_text_result(connection._read_bytes)
-    except ServerError as exc:
+    except ServerErrorPacket as exc:
         _raise_server_error(exc.packet)
-    except ProtocolError as exc:
+    except ProtocolMismatchError as exc:
         connection._force_close()
         if exc.lost:
             raise pymysql.err.OperationalError(

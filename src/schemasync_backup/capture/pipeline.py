@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from schemasync_backup.errors import ProtocolMismatchError, ServerErrorPacket
+
 #: A packet of this length continues in the next one (a payload of 16 MiB or more).
 _MAX_PACKET = 0xFFFFFF
 #: First bytes of a packet: OK, end of file (a short packet), error, LOCAL INFILE request.
@@ -26,23 +28,6 @@ _MORE_RESULTS = 0x08
 TextRow = tuple[str | None, ...]
 
 
-class ServerError(Exception):
-    """The server answered with an error packet; ``packet`` is its payload, for PyMySQL to raise."""
-
-    def __init__(self, packet: bytes) -> None:
-        super().__init__(packet)
-        self.packet = packet
-
-
-class ProtocolError(Exception):
-    """The packets are not the answer to one query: the connection is out of step and unusable.
-
-    ``lost`` says the server closed it (MariaDB sends its shutdown error with sequence number 0).
-    """
-
-    def __init__(self, message: str, *, lost: bool = False) -> None:
-        super().__init__(message)
-        self.lost = lost
 
 
 def read_text_result(read: Callable[[int], bytes]) -> list[TextRow]:
@@ -58,25 +43,25 @@ def read_text_result(read: Callable[[int], bytes]) -> list[TextRow]:
     if first[0] == _OK:
         return []
     if first[0] == _ERROR:
-        raise ServerError(first)
+        raise ServerErrorPacket(first)
     if first[0] == _LOCAL_INFILE:
-        raise ProtocolError("the server asked for a local file where a result set belongs")
+        raise ProtocolMismatchError("the server asked for a local file where a result set belongs")
     columns = _length(first, 0)[0]
     if columns is None:
-        raise ProtocolError("a result set without a column count")
+        raise ProtocolMismatchError("a result set without a column count")
     for _ in range(columns):
         packets.next()
     if not _is_eof(packets.next()):
-        raise ProtocolError("no EOF packet after the column definitions")
+        raise ProtocolMismatchError("no EOF packet after the column definitions")
     rows: list[TextRow] = []
     while True:
         packet = packets.next()
         if _is_eof(packet):
             if packet[3] & _MORE_RESULTS:
-                raise ProtocolError("a query answered with more than one result set")
+                raise ProtocolMismatchError("a query answered with more than one result set")
             return rows
         if packet[0] == _ERROR:  # no row starts with 0xFF: it is no length prefix
-            raise ServerError(packet)
+            raise ServerErrorPacket(packet)
         rows.append(_row(packet, columns))
 
 
@@ -97,7 +82,7 @@ def _row(packet: bytes, columns: int) -> TextRow:
             values.append(packet[at : at + length].decode())
             at += length
     if at > end:
-        raise ProtocolError("a row's value runs past the end of its packet")
+        raise ProtocolMismatchError("a row's value runs past the end of its packet")
     return tuple(values)
 
 
@@ -110,7 +95,7 @@ def _length(packet: bytes, at: int) -> tuple[int | None, int]:
         return None, at + 1
     size = {_TWO: 2, _THREE: 3, _EIGHT: 8}.get(first)
     if size is None:
-        raise ProtocolError(f"no length-encoded integer starts with 0x{first:02X}")
+        raise ProtocolMismatchError(f"no length-encoded integer starts with 0x{first:02X}")
     return int.from_bytes(packet[at + 1 : at + 1 + size], "little"), at + 1 + size
 
 
@@ -127,7 +112,7 @@ class _Packets:
             header = self._read(4)
             length = header[0] | header[1] << 8 | header[2] << 16
             if header[3] != self._sequence:
-                raise ProtocolError(
+                raise ProtocolMismatchError(
                     f"packet sequence number {header[3]}, expected {self._sequence}", lost=header[3] == 0
                 )
             self._sequence = (self._sequence + 1) & 0xFF
@@ -136,5 +121,5 @@ class _Packets:
                 break
         payload = parts[0] if len(parts) == 1 else b"".join(parts)
         if not payload:
-            raise ProtocolError("an empty packet where an answer belongs")
+            raise ProtocolMismatchError("an empty packet where an answer belongs")
         return payload

@@ -58,7 +58,7 @@ def cmd_backup_create(ctx: Context) -> Outcome:
                             allow_concurrent=ctx.args.force, description=ctx.args.description,
                             tags=dict(tag.split("=", 1) for tag in ctx.args.tag), data=_data_request(ctx),
                             migration=_migration(ctx), chunk_bytes=ctx.config.backup.buffer_size,
-                            max_workers=ctx.config.backup.max_workers)
+                            max_workers=ctx.config.backup.workers)
     info, result = job.info, job.validation
     ctx.note(backup_id=info.id, raw_size=info.raw_size, stored_size=info.stored_size, compression=info.compression,
              encryption=info.encryption or "none")

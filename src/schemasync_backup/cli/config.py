@@ -14,7 +14,9 @@ clear: :func:`redacted` replaces them and :meth:`Config.secrets` lists them for 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
+import math
 import os
 import re
 import types
@@ -141,6 +143,15 @@ class S3Storage:
     access_key: str | None = attrs.field(default=None, metadata=_doc(
         "access key id; default: the AWS credential chain (env, profile, instance role)", secret=True))
     secret_key: str | None = attrs.field(default=None, metadata=_doc("secret access key", secret=True))
+    multipart_threshold: int | None = attrs.field(default=None, metadata=_doc(
+        "objects larger than this are uploaded in parts (s3fs: one block; with multipart_chunksize, that wins)",
+        kind="size", min=5 << 20))
+    multipart_chunksize: int | None = attrs.field(default=None, metadata=_doc(
+        "the size of each uploaded part (s3fs default_block_size; S3 needs at least 5 MiB)", kind="size", min=5 << 20))
+    max_concurrency: int | None = attrs.field(default=None, metadata=_doc(
+        "parts uploaded at once (s3fs max_concurrency; default 10)", min=1))
+    use_accelerate_endpoint: bool = attrs.field(default=False, metadata=_doc(
+        "S3 Transfer Acceleration (botocore s3.use_accelerate_endpoint; the bucket must have it enabled)"))
 
 
 @attrs.frozen
@@ -153,6 +164,11 @@ class AzureStorage:
         "blob service endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1 for Azurite", kind="url"))
     connection_string: str | None = attrs.field(default=None, metadata=_doc(
         "a whole connection string instead of account_name/account_key/endpoint", secret=True))
+    connection_timeout: float | None = attrs.field(default=None, metadata=_doc(
+        "how long opening a connection to the blob service may take (adlfs connection_timeout; \"5m\")",
+        kind="duration", min=1))
+    read_timeout: float | None = attrs.field(default=None, metadata=_doc(
+        "how long the service may take between bytes of an answer (adlfs read_timeout)", kind="duration", min=1))
 
 
 @attrs.frozen
@@ -273,8 +289,18 @@ class BackupConfig:
     max_workers: int = attrs.field(default=1, metadata=_doc(
         "connections that read a data backup's tables at once, in one consistent snapshot (more than one needs the "
         "RELOAD privilege), and the default of `rollback execute --parallel`", min=1))
+    parallel_operations: bool = attrs.field(default=True, metadata=_doc(
+        "false: every backup and rollback runs on one connection, whatever max_workers says"))
+    streaming: bool = attrs.field(default=True, metadata=_doc(
+        "objects and table data stream through memory a frame and a chunk (buffer_size) at a time; the only way "
+        "they are handled, so false is refused"))
     notifications: NotificationsConfig = attrs.field(factory=NotificationsConfig, metadata=_doc("who hears about it"))
     logging: LoggingConfig = attrs.field(factory=LoggingConfig, metadata=_doc("the log file"))
+
+    @property
+    def workers(self) -> int:
+        """The connections a backup or rollback may use at once."""
+        return self.max_workers if self.parallel_operations else 1
 
 
 @attrs.frozen
@@ -366,7 +392,8 @@ def parse_config(text: str, *, source: str = "<string>", environ: Mapping[str, s
 
 def from_mapping(document: Any, *, source: str = "<mapping>", environ: Mapping[str, str] | None = None) -> Config:
     problems: list[str] = []
-    expanded = _expand(document, "", os.environ if environ is None else environ, problems)
+    expanded = _canonical_layout(_expand(document, "", os.environ if environ is None else environ, problems),
+                                 problems)
     try:
         config = _converter.structure(expanded, Config)
     except (cattrs.ClassValidationError, ValueError) as exc:
@@ -376,6 +403,52 @@ def from_mapping(document: Any, *, source: str = "<mapping>", environ: Mapping[s
     if problems:
         raise ConfigError(problems, source=source)
     return attrs.evolve(config, source=source)
+
+
+# --- the two layouts --------------------------------------------------------------------------------
+
+#: Sections of ``backup`` that a configuration may also write at the top level (the original tool's
+#: layout, which the operator's guide uses); ``backup.<section>`` is the canonical place.
+TOP_LEVEL_ALIASES = ("storage", "retention", "compression", "encryption", "validation", "notifications", "logging")
+
+
+def _canonical_layout(document: Any, problems: list[str]) -> Any:
+    """``document`` with top-level backup sections moved under ``backup``; both places at once is a problem."""
+    if not isinstance(document, Mapping) or not any(name in document for name in TOP_LEVEL_ALIASES):
+        return document
+    backup = document.get("backup")
+    if backup is not None and not isinstance(backup, Mapping):
+        return document  # the structuring says what is wrong with it
+    moved = dict(backup or {})
+    for name in TOP_LEVEL_ALIASES:
+        if name not in document:
+            continue
+        if name in moved:
+            problems.append(f"{name}: also given as backup.{name}; keep one (backup.{name} is the canonical place, "
+                            f"{name} at the top level its alias)")
+        moved[name] = document[name]
+    return {**{key: value for key, value in document.items() if key not in TOP_LEVEL_ALIASES}, "backup": moved}
+
+
+def _elsewhere(name: str, path: str) -> str:
+    """Where else in the schema a key ``name`` is valid, as a hint for an unknown key at ``path``."""
+    places = [place for place in _key_places().get(name, ()) if place != path]
+    return f"; {name} is a key of {' and '.join(places)}" if places else ""
+
+
+@functools.cache
+def _key_places() -> dict[str, list[str]]:
+    """Every key of the schema, by name: the sections it is valid in."""
+    return _places(Config, "", {})
+
+
+def _places(cls: type, path: str, found: dict[str, list[str]]) -> dict[str, list[str]]:
+    for name, field in _public_fields(cls).items():
+        found.setdefault(name, []).append(path or "the top level")
+        annotation, _ = _unwrap(field.type)
+        if attrs.has(annotation):
+            _places(annotation, _join(path, name), found)
+    return found
 
 
 # --- ${VAR} expansion ------------------------------------------------------------------------------
@@ -501,7 +574,8 @@ def _problems(error: Exception, path: str) -> Iterator[tuple[str, str]]:
     elif isinstance(error, cattrs.ForbiddenExtraKeysError):
         fields = list(_public_fields(error.cl))
         for name in map(str, error.extra_fields):
-            yield (_join(path, name), f"unknown key{_hint(name, fields)}; allowed in {path or 'the top level'}: "
+            hint = _elsewhere(name, path or "the top level") or _hint(name, fields)
+            yield (_join(path, name), f"unknown key{hint}; allowed in {path or 'the top level'}: "
                    f"{', '.join(fields)}")
     elif isinstance(error, ValueError):  # a SettingsError's subject names a key inside the value (retention)
         key = error.subject if isinstance(error, SettingsError) else None
@@ -706,6 +780,9 @@ def _check_backup(backup: BackupConfig, problems: list[str]) -> None:
     notifications = backup.notifications
     if notifications.enabled and not notifications.webhook_url:
         problems.append("backup.notifications.webhook_url: required when notifications are enabled")
+    if not backup.streaming:
+        problems.append("backup.streaming: false is not supported: objects and table data always stream, a frame "
+                        "and a chunk of at most backup.buffer_size in memory at a time; write true or remove the key")
 
 
 # --- redaction -----------------------------------------------------------------------------------------
@@ -773,6 +850,15 @@ def _s3_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
     client = {key: value for key, value in (("endpoint_url", s3.endpoint), ("region_name", s3.region)) if value}
     if client:
         options["client_kwargs"] = client
+    # s3fs uploads a file in one request while it fits one block and in parts of a block beyond: the
+    # block size is both the threshold and the part size.
+    block = s3.multipart_chunksize or s3.multipart_threshold
+    if block:
+        options["default_block_size"] = block
+    if s3.max_concurrency:
+        options["max_concurrency"] = s3.max_concurrency
+    if s3.use_accelerate_endpoint:
+        options["config_kwargs"] = {"s3": {"use_accelerate_endpoint": True}}
     return _url("s3", s3.bucket, s3.prefix), options
 
 
@@ -790,6 +876,9 @@ def _azure_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
         options = {"account_name": azure.account_name}
         if azure.account_key:
             options["account_key"] = azure.account_key
+    for name, seconds in (("connection_timeout", azure.connection_timeout), ("read_timeout", azure.read_timeout)):
+        if seconds is not None:
+            options[name] = math.ceil(seconds)
     return _url("az", azure.container_name, azure.prefix), options
 
 
