@@ -6,6 +6,7 @@ import http.server
 import io
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import attrs
 import pytest
 
 from schemasync_backup.capture.connection import ConnectionSpec
@@ -361,3 +363,121 @@ def test_progress_bar_drawing_and_tables(monkeypatch: pytest.MonkeyPatch) -> Non
     assert table([("a", 1), ("bbb", None)], ("NAME", "N")) == "NAME  N\na     1\nbbb"
     assert table([("[bold]x[/]", ":smile:")], ("A", "B")) == "A           B\n[bold]x[/]  :smile:"  # not markup
 assert human_size(512) == "512 B" and human_size(5016) == "4.9 KiB"
+
+
+# --- the operator guide's layout and keys (issue 15) -------------------------------------------------
+
+_GUIDE_CONFIG = """
+database:
+  host: localhost
+  database: shop
+storage:
+  provider: s3
+  s3:
+    bucket: backups
+    multipart_threshold: "64MB"
+    multipart_chunksize: "16MB"
+    max_concurrency: 10
+    use_accelerate_endpoint: true
+  azure:
+    connection_timeout: 300
+    read_timeout: 300
+retention:
+  max_backups: 5
+  max_age: "72h"
+compression:
+  enabled: true
+  algorithm: "lz4"
+  level: 1
+  threshold: 10240
+backup:
+  parallel_operations: true
+  max_workers: 4
+  buffer_size: "64MB"
+  streaming: true
+"""
+
+
+def test_the_guides_top_level_layout_is_the_canonical_one_moved() -> None:
+    guide = parse_config(_GUIDE_CONFIG)
+    moved = {"database": {"host": "localhost", "database": "shop"}, "backup": {
+        "storage": {"provider": "s3", "s3": {"bucket": "backups", "multipart_threshold": "64MB",
+                                             "multipart_chunksize": "16MB", "max_concurrency": 10,
+                                             "use_accelerate_endpoint": True},
+                    "azure": {"connection_timeout": 300, "read_timeout": 300}},
+        "retention": {"max_backups": 5, "max_age": "72h"},
+        "compression": {"enabled": True, "algorithm": "lz4", "level": 1, "threshold": 10240},
+        "parallel_operations": True, "max_workers": 4, "buffer_size": "64MB", "streaming": True}}
+    assert guide == cfg.from_mapping(moved, source="<string>")
+    assert guide.backup.retention == {"max_backups": 5, "max_age": "72h"}
+    assert (guide.backup.compression.level, guide.backup.compression.threshold) == (1, 10240)
+    assert guide.backup.workers == 4 and guide.backup.buffer_size == 64 << 20
+
+
+def test_the_guides_s3_and_azure_keys_reach_the_filesystems_options() -> None:
+    guide = parse_config(_GUIDE_CONFIG)
+    url, options = cfg.storage_location(guide.backup.storage)
+    assert url == "s3://backups"
+    assert options == {"default_block_size": 16 << 20, "max_concurrency": 10,
+                       "config_kwargs": {"s3": {"use_accelerate_endpoint": True}}}
+    azure = attrs.evolve(guide.backup.storage, provider="azure", azure=attrs.evolve(
+        guide.backup.storage.azure, account_name="acct", container_name="c", connection_timeout=2.5))
+    _, options = cfg.storage_location(azure)
+    assert options == {"account_name": "acct", "connection_timeout": 3, "read_timeout": 300}
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("parallel_operations: true\n", "parallel_operations: unknown key; parallel_operations is a key of backup"),
+    ("backup:\n  s3: {}\n", "backup.s3: unknown key; s3 is a key of backup.storage"),
+    ("storage: {}\nbackup:\n  storage: {}\n", "storage: also given as backup.storage; keep one"),
+    ("backup:\n  storage:\n    azure:\n      connection_timeot: 3\n", "(did you mean 'connection_timeout'?)"),
+    ("backup:\n  streaming: false\n", "backup.streaming: false is not supported"),
+    ("storage:\n  s3:\n    multipart_chunksize: 1MB\n", "backup.storage.s3.multipart_chunksize: '1MB' is out of range"),
+])
+def test_a_key_in_the_wrong_place_names_where_it_belongs(text: str, said: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert said in str(caught.value)
+
+
+def test_parallel_operations_false_means_one_connection() -> None:
+    assert parse_config("backup:\n  max_workers: 4\n  parallel_operations: false\n").backup.workers == 1
+    assert parse_config("backup:\n  max_workers: 4\n").backup.workers == 4
+
+
+def test_a_codec_or_provider_whose_package_is_missing_fails_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name in ("zstandard", "gcsfs") else found(name, *rest))
+    with pytest.raises(ConfigError) as caught:
+        parse_config("compression:\n  algorithm: zstd\nstorage:\n  provider: gcs\n  gcs:\n    bucket: b\n")
+    problems = "\n".join(caught.value.problems)
+    assert "backup.compression.algorithm: zstd needs the zstandard package" in problems
+    assert "backup.storage.provider: gcs needs the gcsfs package" in problems
+    assert "pip install 'schemasync_backup[gcs]'" in problems
+    assert parse_config("compression:\n  algorithm: zstd\n  enabled: false\n").backup.compression.codec == "none"
+
+
+def test_the_guides_multipart_settings_upload_in_parts_on_the_s3_emulator(s3_emulator: Any) -> None:
+    import boto3
+    from storage_backends import S3_KEY, S3_SECRET
+
+    bucket = f"multipart-{abs(hash(s3_emulator.endpoint)) % 10**8}"
+    client = boto3.client("s3", endpoint_url=s3_emulator.endpoint, aws_access_key_id=S3_KEY,
+                          aws_secret_access_key=S3_SECRET, region_name="us-east-1")
+    client.create_bucket(Bucket=bucket)
+    settings = (f"storage:\n  provider: s3\n  s3:\n    bucket: {bucket}\n    endpoint: {s3_emulator.endpoint}\n"
+                f"    access_key: {S3_KEY}\n    secret_key: {S3_SECRET}\n")
+
+    def parts(extra: str) -> int:
+        store = cfg.open_store(parse_config(settings + extra + "compression:\n  enabled: false\n"))
+        record = store.store_object(os.urandom(12 << 20))
+        etag = client.head_object(Bucket=bucket, Key=store.files.object_path(record).removeprefix(f"{bucket}/"))
+        # S3 (and moto) give a multipart object the ETag "<md5 of the parts' md5s>-<number of parts>".
+        count = etag["ETag"].strip('"').partition("-")[2]
+        return int(count) if count else 1
+
+    assert parts("    multipart_chunksize: 5MB\n    max_concurrency: 2\n") >= 2  # parts of a block or a frame
+    assert parts("    multipart_threshold: 16MB\n") == 1  # one block holds it: one request

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import importlib.util
 import math
 import os
 import re
@@ -58,6 +59,9 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _LEVELS = {"gzip": (0, 9), "lz4": (0, 16), "zstd": (1, 22)}
 _BOOL_WORDS = ("true", "false")
+#: Codecs and storage providers that need a package of an extra: (package, extra).
+_CODEC_PACKAGES = {"zstd": ("zstandard", "zstd")}
+_PROVIDER_PACKAGES = {"s3": "s3fs", "azure": "adlfs", "gcs": "gcsfs"}
 
 NOTIFICATION_EVENTS = (
     "backup.created",
@@ -780,6 +784,15 @@ def _check_backup(backup: BackupConfig, problems: list[str]) -> None:
     notifications = backup.notifications
     if notifications.enabled and not notifications.webhook_url:
         problems.append("backup.notifications.webhook_url: required when notifications are enabled")
+    if compression.enabled and compression.algorithm in _CODEC_PACKAGES:
+        package, extra = _CODEC_PACKAGES[compression.algorithm]
+        if importlib.util.find_spec(package) is None:
+            problems.append(f"backup.compression.algorithm: {compression.algorithm} needs the {package} package, which "
+                            f"is not installed: pip install 'schemasync_backup[{extra}]', or choose lz4 or gzip")
+    provider = backup.storage.provider
+    if provider in _PROVIDER_PACKAGES and importlib.util.find_spec(_PROVIDER_PACKAGES[provider]) is None:
+        problems.append(f"backup.storage.provider: {provider} needs the {_PROVIDER_PACKAGES[provider]} package, which "
+                        f"is not installed: pip install 'schemasync_backup[{provider}]'")
     if not backup.streaming:
         problems.append("backup.streaming: false is not supported: objects and table data always stream, a frame "
                         "and a chunk of at most backup.buffer_size in memory at a time; write true or remove the key")

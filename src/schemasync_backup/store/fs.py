@@ -51,7 +51,11 @@ def open_files(url: str, storage_options: Mapping[str, Any] | None, *, file_mode
             subject=url,
             url=url,
         ) from exc
-    return StoreFiles(url=url, fs=fs, root=root.rstrip("/"), file_mode=file_mode, dir_mode=dir_mode)
+    # A block size the caller chose (s3fs's default_block_size: the multipart part size) is the upload
+    # buffer; otherwise ours, far below s3fs's 50 MiB.
+    block = int((storage_options or {}).get("default_block_size") or _UPLOAD_BLOCK)
+    return StoreFiles(url=url, fs=fs, root=root.rstrip("/"), file_mode=file_mode, dir_mode=dir_mode,
+                      upload_block=block)
 
 
 @attrs.frozen
@@ -61,6 +65,8 @@ class StoreFiles:
     root: str
     file_mode: int = 0o600
     dir_mode: int = 0o700
+    #: The buffer of one upload (an object storage's part size).
+    upload_block: int = _UPLOAD_BLOCK
 
     # --- the layout -----------------------------------------------------------------------------
 
@@ -141,7 +147,7 @@ class StoreFiles:
         with self.io(action, path):
             if self.atomic_put:
                 # A bounded upload buffer: s3fs otherwise holds 50 MiB per part, and copies it.
-                with self.fs.open(path, "xb" if exclusive else "wb", block_size=_UPLOAD_BLOCK) as sink:
+                with self.fs.open(path, "xb" if exclusive else "wb", block_size=self.upload_block) as sink:
                     return write(sink)
             parent = path.rsplit("/", 1)[0]
             self.makedirs(parent, action)
