@@ -460,7 +460,7 @@ class BackupStore:
             return path, self.files.read(path)
         except FileNotFoundError:
             raise BackupNotFoundError(
-                f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
+                f"backup {backup_id} not found in {self.url} (`backup list` shows them)", subject=backup_id
             ) from None
 
     def authenticated_manifest(self, backup_id: str) -> Manifest:
