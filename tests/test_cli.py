@@ -203,7 +203,7 @@ def test_documented_errors_and_exit_codes(mariadb: ThrowawayServer, shop: str, t
     session = Session(write_config(tmp_path, mariadb, shop, store))
     missing = session("backup", "info", "--backup-id", "backup-20200101-000000-00000000")
     assert missing.rc == 5 and "not found" in missing.err
-    assert "`mysql-schema-sync backup list` shows them" in missing.err
+    assert "(`backup list` shows them)" in missing.err and "store.list()" not in missing.err
 
     usage = session("backup", "list", "--limit", "none")
     assert usage.rc == 2 and usage.err.startswith("Error: argument --limit: expected a whole number")
@@ -320,6 +320,11 @@ def test_inspection_commands(session: Session, shop: str) -> None:
     assert session("backup", "list", "--limit", "1", "--format", "json").json()[0]["id"] == second
     assert [b["id"] for b in session("backup", "list", "--tag", "k", "--format", "json").json()] == [first]
     assert session("backup", "list", "--created-after", "2999-01-01", "--format", "json").json() == []
+    assert len(session("backup", "list", "--created-after", "24h", "--created-before", "now", "--format",
+                       "json").json()) == 2
+    assert session("backup", "list", "--created-before", "yesterday", "--format", "json").json() == []
+    bad_time = session("backup", "list", "--created-after", "tomorrow")
+    assert bad_time.rc == 2 and "duration ago" in bad_time.err
     info = session("backup", "info", "--backup-id", first, "--format", "json").json()
     assert info["manifest_checksum_valid"] and info["schema_objects"]["table"] == 5 and info["key_id"] == KEY.key_id
     assert "schema hash:" in session("backup", "info", "--backup-id", first).out
@@ -399,17 +404,62 @@ def test_rollback_commands(session: Session, mariadb: ThrowawayServer, shop: str
     assert session("rollback", "compare", "--backup-id", backup_id).rc == 0
     dry = session("rollback", "execute", "--backup-id", backup_id, "--dry-run", "--format", "json")
     assert dry.rc == 0 and dry.json()["executed"] is False
+    # The guide's bare --parallel: accepted; on a schema-only backup said to change nothing, exit 0.
+    bare = session("rollback", "execute", "--backup-id", backup_id, "--dry-run", "--parallel")
+    assert bare.rc == 0 and "--parallel: no data to load" in bare.err, bare.err
+    numbered = session("rollback", "execute", "--backup-id", backup_id, "--dry-run", "--parallel", "3",
+                       "--batch-size", "10")
+    assert numbered.rc == 0 and "--parallel and --batch-size: no data to load" in numbered.err
     assert session("rollback", "validate", "--backup-id", backup_id).rc == 3
     unconfirmed = session("rollback", "execute", "--backup-id", backup_id)
     assert unconfirmed.rc == 4 and "pass --force" in unconfirmed.err
-    no_journal = session("rollback", "recovery-info", "--backup-id", backup_id)
-    assert no_journal.rc == 4 and "no rollback to" in no_journal.err
+    nothing = f"no rollback of backup {backup_id} has run: nothing to recover"
+    for command in ("recovery-info", "manual-steps"):
+        no_journal = session("rollback", command, "--backup-id", backup_id)
+        assert no_journal.rc == 0 and no_journal.out.strip() == nothing, no_journal
+        as_json = session("rollback", command, "--backup-id", backup_id, "--format", "json")
+        assert as_json.rc == 0 and as_json.json()["ran"] is False and as_json.json()["summary"] == nothing
+        assert as_json.json()["steps"] == []
     executed = session("rollback", "execute", "--backup-id", backup_id, "--force", "--disable-fk-checks")
     assert executed.rc == 0 and "the schema now matches the backup" in executed.out
     info = session("rollback", "recovery-info", "--backup-id", backup_id, "--format", "json").json()
-    assert info["status"] == "completed" and info["steps_done"] == 2
+    assert info["status"] == "completed" and info["steps_done"] == 2 and info["ran"] is True
     assert session("rollback", "manual-steps", "--backup-id", backup_id).out.strip() == "nothing left to run"
     assert session("rollback", "validate", "--backup-id", backup_id).rc == 0
+
+
+def test_restore_test_command(session: Session, mariadb: ThrowawayServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemasync_backup.validate.validator import RestoreTestResult, Validator
+
+    backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
+    passed = session("backup", "restore-test", "--backup-id", backup_id)
+    assert passed.rc == 0 and passed.out.startswith(f"Restore test of {backup_id} passed:"), passed
+    given = session("backup", "restore-test", "--backup-id", backup_id, "--scratch-dsn", mariadb.dsn,
+                    "--format", "json")
+    assert given.rc == 0 and given.json()["passed"] is True and given.json()["statements"] > 0
+    with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root") as connection:
+        cursor = connection.cursor()
+        cursor.execute("SHOW DATABASES LIKE 'ssb\\_restore\\_test\\_%'")
+        assert cursor.fetchall() == ()  # each scratch database was dropped
+    assert session("backup", "restore-test", "--backup-id", "backup-20260101-000000-00000000").rc == 5
+    differs = RestoreTestResult(backup_id, False, "a" * 64, "b" * 64, "ssb_restore_test_x", 7)
+    monkeypatch.setattr(Validator, "restore_test", lambda self, wanted, scratch: differs)
+    failed = session("backup", "restore-test", "--backup-id", backup_id, "--format", "json")
+    assert failed.rc == 3 and failed.json()["passed"] is False and "differs from the backup's" in failed.err
+
+
+def test_bare_parallel_is_the_library_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemasync_backup.cli.parser import build_parser
+    from schemasync_backup.rollback.data_restore import default_parallel
+
+    execute = ["rollback", "execute", "--backup-id", "backup-20260101-000000-00000000"]
+    assert build_parser().parse_args([*execute, "--parallel"]).parallel == 0
+    assert build_parser().parse_args([*execute, "--parallel", "3"]).parallel == 3
+    assert build_parser().parse_args(execute).parallel is None
+    monkeypatch.setattr("os.cpu_count", lambda: 32)
+    assert (default_parallel(6), default_parallel(1)) == (6, 8)
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    assert default_parallel(1) == 1
 
 
 @pytest.mark.usefixtures("in_process")

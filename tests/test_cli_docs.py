@@ -16,7 +16,8 @@ from schemasync_backup.cli import context, parser, reference
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 PROMISED = [
     "backup create", "backup list", "backup info", "backup stats", "backup validate", "backup validate-all",
-    "backup integrity-check", "backup recalculate-checksum", "backup partial-recovery", "backup recovery-scan",
+    "backup restore-test", "backup integrity-check", "backup recalculate-checksum", "backup partial-recovery",
+    "backup recovery-scan",
     "backup delete", "backup export", "backup import", "backup move", "backup test-encryption",
     "backup test-connection", "backup validate-config", "backup health-check", "backup report",
     "backup cleanup", "backup storage-usage", "backup storage-health", "backup storage-optimize",
@@ -51,7 +52,8 @@ def test_every_promised_command_exists_with_its_options() -> None:
     for command, option in [("backup create", "--tag KEY=VALUE"), ("backup list", "--created-after TIME"),
                             ("backup export", "--output PATH"), ("backup import", "--file PATH"),
                             ("backup move", "--destination URL"), ("rollback plan", "--show-sql"),
-                            ("rollback execute", "--disable-fk-checks"), ("schema compare", "--backup-id ID")]:
+                            ("rollback execute", "--disable-fk-checks"), ("rollback execute", "--parallel [N]"),
+                            ("backup restore-test", "--scratch-dsn DSN"), ("schema compare", "--backup-id ID")]:
         assert option in commands[command], (command, option)
 
 

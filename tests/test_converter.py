@@ -100,7 +100,9 @@ def old_validation(self: RollbackValidation) -> dict[str, Any]:
 def old_recovery(self: RecoveryInfo) -> dict[str, Any]:
     return {"backup_id": self.backup_id, "run_id": self.run_id, "status": self.status,
             "pre_rollback_backup_id": self.pre_rollback_backup_id, "steps_done": self.done,
-            "failed_step": self.failed_step, "error": self.error, "steps": list(self.steps)}
+            "failed_step": self.failed_step, "error": self.error, "steps": list(self.steps),
+            # Appended by issue 15: whether a rollback ran at all, and the text the command line prints.
+            "ran": self.ran, "summary": str(self)}
 
 
 def old_check(self: Check) -> dict[str, Any]:
@@ -329,6 +331,7 @@ def test_plans_diffs_and_results() -> None:
                      "object_name": "u", "sql": "ALTER TABLE `u`", "error": "boom", "extra": ["a", ("b",)]})
     same(RecoveryInfo("b", "run-1", "failed", "backup-pre", step_records, error="boom"))
     same(RecoveryInfo("b", "run-2", "completed", None, ()))
+    same(RecoveryInfo.not_run("b"))
 
 
 def test_hand_built_reports_with_every_optional_part() -> None:

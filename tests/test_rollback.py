@@ -227,9 +227,15 @@ def test_failed_step_leaves_recovery_info_and_planning_again_converges(
             "INSERT INTO order_line (order_id, line_no, sku) VALUES (1, 1, 'NO-SUCH-SKU')",
             "SET FOREIGN_KEY_CHECKS = 1")
     planner = RollbackPlanner(store)
+    nothing = planner.recovery_info(info.id)
+    assert not nothing.ran and nothing.status == "not run" and nothing.steps == ()
+    assert str(nothing) == f"no rollback of backup {info.id} has run: nothing to recover"
     plan = planner.plan(mariadb.dsn, info.id)
     with pytest.raises(RollbackStepError, match="foreign key constraint fails") as caught:
         planner.execute(mariadb.dsn, plan, force=True)
+    # The message names the commands an operator runs, not the library's methods.
+    assert f"see `rollback recovery-info --backup-id {info.id}` and `rollback manual-steps" in caught.value.message
+    assert "recovery_info(" not in caught.value.message
     recovery = planner.recovery_info(info.id)
     assert recovery.status == "failed" and recovery.failed_step is not None
     assert recovery.failed_step["number"] == caught.value.step

@@ -221,8 +221,9 @@ def test_list_filters(tmp_path: Path, mariadb: ThrowawayServer, shop: str) -> No
     assert store.list(created_after="2999-01-01") == []
     assert len(store.list(created_before="2999-01-01", created_after="2000-01-01")) == 3
     assert [i.id for i in store.list(created_after=b.created_at)] == [c.id, b.id]
+    assert len(store.list(created_after="1h")) == 3 and store.list(created_before="yesterday") == []
     with pytest.raises(ValueError, match="ISO 8601"):
-        store.list(created_after="yesterday")
+        store.list(created_after="tomorrow")
 
 
 # --- compression -----------------------------------------------------------------------------

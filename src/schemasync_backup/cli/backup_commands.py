@@ -162,6 +162,27 @@ def cmd_backup_validate(ctx: Context) -> Outcome:
     return Outcome(reports.result_dict(result), text)
 
 
+def cmd_backup_restore_test(ctx: Context) -> Outcome:
+    backup_id = ctx.args.backup_id
+    ctx.note(backup_id=backup_id, scratch="given" if ctx.args.scratch_dsn else "configured server")
+    # The configured server by default: the restore goes to a throwaway database the test drops.
+    scratch = ctx.args.scratch_dsn or ctx.config.database.to_dsn()
+    with ctx.console.activity(f"Restoring {backup_id} into a scratch database"):
+        result = Validator(ctx.store).restore_test(backup_id, scratch)
+    ctx.note(passed=result.passed, statements=result.statements, rows=result.rows)
+    data = attrs.asdict(result)
+    done = (f"{result.statements} statement(s)"
+            + (f", {result.rows} row(s) in {result.chunks_verified} chunk(s) verified" if result.chunks_verified
+               else ""))
+    if result.passed:
+        return Outcome(data, f"Restore test of {backup_id} passed: {done} rebuilt its schema (hash "
+                             f"{result.expected_hash[:16]}...) in {result.scratch_database}, dropped since")
+    text = (f"Restore test of {backup_id} FAILED: {done} rebuilt a schema of hash {result.restored_hash[:16]}..., "
+            f"the backup's is {result.expected_hash[:16]}...")
+    return Outcome(data, text, ExitCode.VALIDATION,
+                   f"restore test failed: the schema restored from {backup_id} differs from the backup's")
+
+
 class _ValidationBars:
     """One bar per stage of a validation (frames read, statements parse-checked), on a terminal only."""
 

@@ -19,7 +19,7 @@ from schemasync_backup.cli.config import (
     ConfigError,
 )
 from schemasync_backup.cli.console import ConfirmationRefused, Console
-from schemasync_backup.cli.context import PROG, Context, ExitCode
+from schemasync_backup.cli.context import Context, ExitCode
 from schemasync_backup.cli.parser import build_parser
 from schemasync_backup.errors import (
     BackupFormatError,
@@ -59,9 +59,6 @@ def _message(exc: BaseException) -> str:
         return "interrupted"
     if isinstance(exc, ConcurrentCreateError):
         return exc.message.replace("pass allow_concurrent=True", "pass --force")
-    if isinstance(exc, BackupNotFoundError):
-        # The library points Python callers at store.list(); people at a shell want the command.
-        return exc.message.replace("list backups with store.list()", f"`{PROG} backup list` shows them")
     if isinstance(exc, SchemaSyncBackupError):
         return exc.message
     if isinstance(exc, ConfirmationRefused | logsetup.LogSettingsError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import shutil
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, NoReturn
 
 from schemasync_backup import __version__
@@ -23,6 +22,7 @@ from schemasync_backup.cli.backup_commands import (
     cmd_backup_recalculate,
     cmd_backup_recovery_scan,
     cmd_backup_report,
+    cmd_backup_restore_test,
     cmd_backup_rotate_key,
     cmd_backup_stats,
     cmd_backup_test_connection,
@@ -51,7 +51,9 @@ from schemasync_backup.cli.storage_commands import (
     cmd_backup_storage_optimize,
     cmd_backup_storage_usage,
 )
+from schemasync_backup.errors import InvalidInputError
 from schemasync_backup.formats.manifest import Status
+from schemasync_backup.model.moments import moment
 
 # --- argument parsing ----------------------------------------------------------------------------------
 
@@ -76,11 +78,11 @@ def _tag(text: str) -> str:
 
 
 def _time(text: str) -> str:
+    """Checked here so a bad time is a usage error; the store reads it with the same grammar."""
     try:
-        datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid time {text!r}: use ISO 8601, e.g. 2026-11-25 or 2026-11-25T14:00:00Z") from None
+        moment(text)
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
     return text
 
 
@@ -184,8 +186,11 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
                          choices=(Status.COMPLETED, Status.CREATING, Status.VALIDATING, Status.FAILED,
                                   Status.CORRUPTED, "ALL"),
                          help="only backups in this status: completed, creating, validating, failed, corrupted, all")
-    listing.add_argument("--created-after", type=_time, metavar="TIME", help="only backups created at or after TIME")
-    listing.add_argument("--created-before", type=_time, metavar="TIME", help="only backups created at or before TIME")
+    listing.add_argument("--created-after", type=_time, metavar="TIME",
+                         help="only backups created at or after TIME: ISO 8601 (UTC without a zone), a duration ago "
+                              "(24h, 7d, 2w) or now, today, yesterday (UTC midnights)")
+    listing.add_argument("--created-before", type=_time, metavar="TIME",
+                         help="only backups created at or before TIME (the forms of --created-after)")
     listing.add_argument("--tag", action="append", default=[], metavar="KEY[=VALUE]",
                          help="only backups with this tag (repeatable; all must match)")
     listing.add_argument("--limit", type=_positive, metavar="N", help="at most N backups")
@@ -200,6 +205,12 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
         command.add_argument("--verbose", "-v", action="store_true",
                              help="list every statement sqlglot judged and could not parse (by default only "
                                   "counted)")
+    restore_test = commands.add("restore-test", "restore a backup into a scratch database, compare it, drop it",
+                                cmd_backup_restore_test, backup_id="required")
+    restore_test.add_argument("--scratch-dsn", metavar="DSN",
+                              help="server to restore on, as mysql://user:password@host:port (default: the "
+                                   "configured database's server; a database named ssb_restore_test_* is created "
+                                   "there and dropped)")
     commands.add("integrity-check", "check stored bytes against the manifest (no key needed)",
                  cmd_backup_integrity_check, backup_id="one backup (default: all)")
     commands.add("recalculate-checksum", "re-record a backup's checksums from objects that prove intact",
@@ -286,8 +297,11 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
                          help="how data steps load the backup's rows: LOAD DATA LOCAL INFILE, or multi-row INSERTs")
     execute.add_argument("--batch-size", type=_positive, metavar="ROWS",
                          help="rows per INSERT with --load-method insert (default: 1000)")
-    execute.add_argument("--parallel", type=_positive, metavar="N",
-                         help="load data steps on N connections at once (default: 1)")
+    # Bare --parallel is 0: "pick for me", resolved by the library's default_parallel.
+    execute.add_argument("--parallel", type=_positive, nargs="?", const=0, metavar="N",
+                         help="load data steps on N connections at once; bare --parallel: backup.max_workers "
+                              "when above 1, else the machine's CPU count, at most 8 (default: "
+                              "backup.max_workers)")
     validate = commands.add("validate", "check that the live schema, and the data the backup holds, equal the "
                             "backup's", cmd_rollback_validate, backup_id="required", database=target)
     _target_database_option(validate)

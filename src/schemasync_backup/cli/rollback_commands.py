@@ -107,7 +107,7 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
             dsn, plan, dry_run=ctx.args.dry_run, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
             destructive_confirmed=True,  # the prompt above showed the steps, and the person said yes
             load_method=ctx.args.load_method, batch_size=ctx.args.batch_size or 1000,
-            parallel=ctx.args.parallel or ctx.config.backup.max_workers,
+            parallel=_parallel(ctx),
             progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"))
         bar.update(steps)
     outcome = executed.to_dict()
@@ -127,6 +127,17 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
                        f"rollback ran but the schema of {name} still differs from backup {backup_id}; "
                        "run `rollback compare`", notice=unused)
     return Outcome(data, text, notice=unused)
+
+
+def _parallel(ctx: Context) -> int:
+    """--parallel N, bare --parallel (0: the library picks), else the configured workers
+    (backup.max_workers, or 1 with backup.parallel_operations false)."""
+    from schemasync_backup.rollback.data_restore import default_parallel
+
+    asked, backup = ctx.args.parallel, ctx.config.backup
+    if asked is None:
+        return backup.workers
+    return asked or default_parallel(backup.max_workers)
 
 
 def cmd_rollback_validate(ctx: Context) -> Outcome:
@@ -166,15 +177,21 @@ def cmd_rollback_recovery_info(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     ctx.note(backup_id=backup_id)
     info = _planner(ctx).recovery_info(backup_id)
+    ctx.note(ran=info.ran)
     return Outcome(info.to_dict(), str(info))
 
 
 def cmd_rollback_manual_steps(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     ctx.note(backup_id=backup_id)
-    steps = _planner(ctx).manual_steps(backup_id)
+    planner = _planner(ctx)
+    info = planner.recovery_info(backup_id)
+    ctx.note(ran=info.ran)
+    if not info.ran:
+        return Outcome({"backup_id": backup_id, "ran": False, "steps": [], "summary": str(info)}, str(info))
+    steps = planner.manual_steps(backup_id)
     text = "\n\n".join(f"-- step {index}\n{sql};" for index, sql in enumerate(steps, start=1)) or "nothing left to run"
-    return Outcome({"backup_id": backup_id, "steps": steps}, text)
+    return Outcome({"backup_id": backup_id, "ran": True, "steps": steps, "summary": text}, text)
 
 
 def cmd_test_connection(ctx: Context) -> Outcome:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,6 +42,17 @@ ReadChunk = Callable[[ChunkRecord], bytes]
 Connect = Callable[[], Connection]
 #: Told (step number, chunk number) of each chunk done, from whichever worker did it.
 ChunkDone = Callable[[int, int], None]
+#: The most connections :func:`default_parallel` picks: past that the server's disk, not ours, is the limit.
+MOST_PARALLEL = 8
+
+
+def default_parallel(max_workers: int) -> int:
+    """Connections for data steps when a caller asks for parallel loading without a number: the
+    workers configured for captures (``max_workers``) when more than one, else the machine's CPUs,
+    at most :data:`MOST_PARALLEL` (a setting of 1 means "not configured", not "do not parallelise")."""
+    if max_workers > 1:
+        return max_workers
+    return max(1, min(os.cpu_count() or 1, MOST_PARALLEL))
 
 
 @attrs.frozen

@@ -115,17 +115,28 @@ class RollbackValidation:
         return unstructure(self)  # type: ignore[no-any-return]
 
 
+# "ran" and "summary" (issue 15) come last: the keys before them keep their order for existing readers.
 @report("backup_id", "run_id", "status", "pre_rollback_backup_id", "steps_done", "failed_step", "error", "steps",
-        steps_done=lambda info: info.done)
+        "ran", "summary", steps_done=lambda info: info.done, summary=str)
 @attrs.frozen
 class RecoveryInfo:
     backup_id: str
-    run_id: str
-    status: str  # running, failed, completed
+    #: None when no rollback to the backup has run (``status`` is then "not run").
+    run_id: str | None
+    status: str  # running, failed, completed, not run
     pre_rollback_backup_id: str | None
     steps: tuple[dict[str, Any], ...]
     #: Why the run failed, when it did (the failed step's error, or what broke between steps).
     error: str | None = None
+
+    @classmethod
+    def not_run(cls, backup_id: str) -> RecoveryInfo:
+        """The answer when no rollback to ``backup_id`` has run: a fact to report, not an error."""
+        return cls(backup_id, None, "not run", None, ())
+
+    @property
+    def ran(self) -> bool:
+        return self.run_id is not None
 
     @property
     def failed_step(self) -> dict[str, Any] | None:
@@ -139,6 +150,8 @@ class RecoveryInfo:
         return unstructure(self)  # type: ignore[no-any-return]
 
     def __str__(self) -> str:
+        if not self.ran:
+            return f"no rollback of backup {self.backup_id} has run: nothing to recover"
         failed = self.failed_step
         head = (f"run {self.run_id} of rollback to {self.backup_id}: {self.status}, "
                 f"{self.done}/{len(self.steps)} steps done")
@@ -522,11 +535,12 @@ class RollbackPlanner:
         journal.finish("failed", f"step {number} failed: {at}{exc.message}")
         what = (f"rollback step {number} of {len(plan.steps)} ({step.phase} {step.object_kind} "
                 f"{quote_identifier(step.object_name)}){' at ' + chunk if chunk else ''}")
-        follow = f"see recovery_info({plan.backup_id!r}) and manual_steps({plan.backup_id!r})"
+        follow = (f"see `rollback recovery-info --backup-id {plan.backup_id}` and "
+                  f"`rollback manual-steps --backup-id {plan.backup_id}`")
         if isinstance(exc, DatabaseConnectionError):
             return RollbackConnectionLostError(
                 f"{what} failed: {exc.message}. The server may or may not have applied the step: when it is "
-                f"back, compare the live schema with the backup (validate/compare), {follow}, and plan again",
+                f"back, compare the live schema with the backup (`rollback compare`), {follow}, and plan again",
                 subject=plan.backup_id, step=number,
             )
         return RollbackStepError(
@@ -569,7 +583,7 @@ class RollbackPlanner:
     def _journal(self, backup_id: str) -> dict[str, Any]:
         document = self._last_run(backup_id)
         if document is None:
-            raise RollbackRefusedError(f"no rollback to {backup_id} has run: nothing to recover", subject=backup_id)
+            raise RollbackRefusedError(str(RecoveryInfo.not_run(backup_id)), subject=backup_id)
         return document
 
     def _last_run(self, backup_id: str) -> dict[str, Any] | None:
@@ -582,8 +596,11 @@ class RollbackPlanner:
         return document
 
     def recovery_info(self, backup_id: str) -> RecoveryInfo:
-        """Which steps of the latest rollback to ``backup_id`` ran, and which failed with what error."""
-        document = self._journal(backup_id)
+        """Which steps of the latest rollback to ``backup_id`` ran, and which failed with what error;
+        :meth:`RecoveryInfo.not_run` when none has run."""
+        document = self._last_run(backup_id)
+        if document is None:
+            return RecoveryInfo.not_run(backup_id)
         return RecoveryInfo(backup_id, document["run_id"], document["status"],
                             document.get("pre_rollback_backup_id") or None, tuple(document["steps"]),
                             document.get("error"))

@@ -52,6 +52,7 @@ from schemasync_backup.formats.snapshot_stream import (
     encode_contents,
     encode_snapshot,
 )
+from schemasync_backup.model.moments import moment
 from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
 from schemasync_backup.plugins.manager import Registry, default_registry
@@ -459,7 +460,7 @@ class BackupStore:
             return path, self.files.read(path)
         except FileNotFoundError:
             raise BackupNotFoundError(
-                f"backup {backup_id} not found in {self.url}; list backups with store.list()", subject=backup_id
+                f"backup {backup_id} not found in {self.url} (`backup list` shows them)", subject=backup_id
             ) from None
 
     def authenticated_manifest(self, backup_id: str) -> Manifest:
@@ -618,7 +619,10 @@ class BackupStore:
         created_before: datetime | str | None = None,
         limit: int | None = None,
     ) -> list[BackupInfo]:
-        """Backups, newest first. Backups still being written list as CREATING, never COMPLETED."""
+        """Backups, newest first. Backups still being written list as CREATING, never COMPLETED.
+
+        ``created_after`` and ``created_before`` are datetimes or what :func:`~schemasync_backup.model.moments.moment`
+        reads: ISO 8601, a duration ago (``"24h"``, ``"7d"``) or ``"now"``, ``"today"``, ``"yesterday"`` (UTC)."""
         after, before = _as_time(created_after), _as_time(created_before)
 
         def in_window(backup_id: str) -> bool:
@@ -840,15 +844,7 @@ def _pending_marker(backup_id: str, database: str, started: datetime, refreshed:
 
 
 def _as_time(value: datetime | str | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value.astimezone(UTC) if value is not None and value.tzinfo else (
-            value.replace(tzinfo=UTC) if value is not None else None)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInputError(f"invalid time {value!r}: use ISO 8601, e.g. 2026-11-25 or 2026-11-25T14:00:00Z",
-                                subject=value) from None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None if value is None else moment(value)
 
 
 def _matches(

@@ -246,7 +246,7 @@ class Validator:
         check_backup_id(backup_id)
         if not self.store.exists(backup_id):
             raise BackupNotFoundError(
-                f"backup {backup_id} not found in {self.store.url}; list backups with store.list()",
+                f"backup {backup_id} not found in {self.store.url} (`backup list` shows them)",
                 subject=backup_id,
             )
         previous = self.store.recorded_status(backup_id)
