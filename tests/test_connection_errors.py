@@ -72,6 +72,14 @@ def _assert_no_password(error: BaseException) -> None:
         assert "S3cret" not in text
 
 
+def test_a_host_that_does_not_resolve_is_an_unknown_host() -> None:
+    # .invalid never resolves (RFC 2606), so no server and no network are involved.
+    error = _failure(lambda: Snapshot.capture(f"mysql://root:{PASSWORD}@no-such-host.invalid/", "mysql"),
+                     DatabaseConnectionError)
+    assert "failed to connect to database: unknown host 'no-such-host.invalid'" in str(error)
+    assert "refused" not in str(error)
+
+
 def test_unreachable_server(mariadb: ThrowawayServer) -> None:
     error = _failure(lambda: Snapshot.capture(_dsn(mariadb, port=_closed_port()), "mysql"), DatabaseConnectionError)
     assert "failed to connect to database: connection refused" in str(error)

@@ -7,6 +7,7 @@ package's own exceptions with messages a user can act on.
 from __future__ import annotations
 
 import contextlib
+import socket
 import struct
 import weakref
 from collections.abc import Callable, Iterator
@@ -356,6 +357,12 @@ def translate_errors(where: str, *, database: str | None = None, connecting: boo
         ) from exc
 
 
+def _unresolved(exc: BaseException) -> bool:
+    """Whether connecting failed because the host name does not resolve (PyMySQL raises its error
+    while handling the resolver's, and says only "Can't connect")."""
+    return any(isinstance(cause, socket.gaierror) for cause in (exc.__cause__, exc.__context__))
+
+
 def translate(
     exc: pymysql.err.MySQLError, where: str, *, database: str | None = None, connecting: bool = False
 ) -> DatabaseError:
@@ -395,6 +402,13 @@ def translate(
             return DatabaseConnectionError(
                 f"{LOST_CONNECTION} ({where}): {text}; check that the server is running "
                 "(its error log says why it stopped), then see what the interrupted operation left behind",
+                subject=where,
+            )
+        if _unresolved(exc):
+            host = text.split(" on '", 1)[1].split("'", 1)[0] if " on '" in text else where
+            return DatabaseConnectionError(
+                f"failed to connect to database: unknown host {host!r} ({where}); the name does not resolve: "
+                "check the host name in the DSN or database.host, and the machine's DNS",
                 subject=where,
             )
         reason = "connection refused" if "refused" in text.lower() or code == 2003 else text or "connection closed"
