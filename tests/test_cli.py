@@ -199,11 +199,19 @@ def test_documented_errors_and_exit_codes(mariadb: ThrowawayServer, shop: str, t
                      "backup", "create")
     assert denied.rc == 1 and denied.err.startswith("Error: access denied for user 'nobody'@'")
     assert PASSWORD not in denied.err
+    denied_json = run_cli(write_config(tmp_path, mariadb, shop, store, user="nobody", password=PASSWORD),
+                          "backup", "create", "--format", "json")
+    assert denied_json.json()["exit_code"] == 1 and PASSWORD not in denied_json.out
 
     session = Session(write_config(tmp_path, mariadb, shop, store))
     missing = session("backup", "info", "--backup-id", "backup-20200101-000000-00000000")
     assert missing.rc == 5 and "not found" in missing.err
     assert "(`backup list` shows them)" in missing.err and "store.list()" not in missing.err
+    # With --format json a program reads the failure from stdout, in the form it reads (the line on stderr stays).
+    as_json = session("backup", "info", "--backup-id", "backup-20200101-000000-00000000", "--format", "json")
+    assert as_json.rc == 5 and as_json.err.startswith("Error: ")
+    assert as_json.json() == {"error": {"type": "BackupNotFoundError", "message": as_json.err[len("Error: "):].strip(),
+                                        "subject": "backup-20200101-000000-00000000"}, "exit_code": 5}
 
     usage = session("backup", "list", "--limit", "none")
     assert usage.rc == 2 and usage.err.startswith("Error: argument --limit: expected a whole number")

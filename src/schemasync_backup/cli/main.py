@@ -9,9 +9,9 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
-from typing import TextIO
+from typing import Any, TextIO
 
 from schemasync_backup.cli import logsetup
 from schemasync_backup.cli.config import (
@@ -68,6 +68,14 @@ def _message(exc: BaseException) -> str:
     return f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
 
 
+def _error_document(exc: BaseException, message: str, code: ExitCode, scrub: Callable[[str], str]) -> dict[str, Any]:
+    """``{"error": {"type", "message", "subject"}, "exit_code": N}``: what ``--format json`` prints on a failure."""
+    subject = getattr(exc, "subject", None)
+    return {"error": {"type": type(exc).__name__, "message": message,
+                      "subject": None if subject is None else scrub(str(subject))},
+            "exit_code": int(code)}
+
+
 def _setup_logging(ctx: Context, debug: bool, stderr: TextIO) -> logsetup.LogSetup:
     try:
         config: Config | None = ctx.config
@@ -118,9 +126,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             raise
         if debug:
             err.write(ctx.scrub("".join(traceback.format_exception(exc))))
-        err.write(f"Error: {ctx.scrub(_message(exc))}\n")
+        message, code = ctx.scrub(_message(exc)), classify(exc)
+        err.write(f"Error: {message}\n")
         err.flush()
-        return classify(exc)
+        if args.format == "json":  # a program reading stdout gets the failure in the form it reads
+            with _stdout_closed_ok():
+                out.write(json.dumps(_error_document(exc, message, code, ctx.scrub), indent=2, ensure_ascii=False)
+                          + "\n")
+                out.flush()
+        return code
     finally:
         if logs is not None:
             logs.close()
