@@ -64,6 +64,14 @@ def test_long_summaries_are_cut_with_a_note() -> None:
     assert "210 tables" in str(snapshot)
 
 
+def test_repr_counts_objects_and_stays_short() -> None:
+    large = _snapshot(table_count=2000)
+    shown = repr(large)
+    assert len(shown) < 200, shown
+    assert "tables=2000" in shown and repr(large.database) in shown
+    assert "Column(" not in shown  # no object's contents (a 2,000-table repr was 16.9 MB)
+
+
 @pytest.mark.server
 def test_summary_of_a_captured_schema(mariadb: ThrowawayServer, fresh_db: str) -> None:
     execute(

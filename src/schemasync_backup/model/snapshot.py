@@ -281,6 +281,13 @@ class Snapshot:
         found += [("event", e.name) for e in self.events]
         return found
 
+    def __repr__(self) -> str:
+        # Counts, not contents: the whole schema would be megabytes in a notebook or a traceback.
+        counts = ", ".join(f"{field}={len(getattr(self, field))}"
+                           for field in ("tables", "views", "triggers", "routines", "events"))
+        return (f"Snapshot(database={self.database!r}, server={self.server.flavor} {self.server.version}, "
+                f"{counts}, captured_at={self.captured_at!r})")
+
     def __str__(self) -> str:
         from schemasync_backup.model.summary import text_summary
 
