@@ -42,7 +42,7 @@ from typing import Any
 
 import attrs
 
-from schemasync_backup.model.snapshot import Event, Routine, Snapshot, Table, Trigger, View
+from schemasync_backup.model.snapshot import Event, Routine, Snapshot, Table, Trigger, View, key_of
 
 #: The extra information_schema values a fingerprint reads, as (column alias, SQL expression),
 #: taken in a session whose time zone is UTC so that a time is one instant.
@@ -102,5 +102,5 @@ def reusable(known: Snapshot | None, fingerprints: Mapping[str, str]) -> dict[st
             if key in fingerprints and known.fingerprints.get(key) == fingerprints[key]}
     # A table's foreign keys print the referenced tables as they are now: read it again with them.
     return {key: item for key, item in same.items()
-            if not isinstance(item, Table) or all(
-                fk.referenced_schema is None and f"table {fk.referenced_table}" in same for fk in item.foreign_keys)}
+            if not isinstance(item, Table) or all(fk.referenced_schema is None and key_of("table", fk.referenced_table)
+                                                  in same for fk in item.foreign_keys)}

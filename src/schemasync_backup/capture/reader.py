@@ -43,6 +43,7 @@ from schemasync_backup.model.snapshot import (
     Table,
     Trigger,
     View,
+    key_of,
 )
 from schemasync_backup.sql.quoting import quote_identifier, quote_string
 
@@ -140,7 +141,7 @@ def _capture(connection: Connection, database: str, known: Snapshot | None = Non
         collation=schema[0]["co"],
         server=server,
         tables=tuple(
-            fresh.get("table", name, Table) or _table(
+            fresh.get("table", row) or _table(
                 {**row, "TABLE_CHARSET": charsets.get(row["TABLE_COLLATION"])},
                 columns=columns_of[name],
                 statistics=stats_of[name],
@@ -153,16 +154,16 @@ def _capture(connection: Connection, database: str, known: Snapshot | None = Non
             for name in [row["TABLE_NAME"]]
         ),
         # The name as the server stores it, which is how it prints it in view definitions.
-        views=tuple(fresh.get("view", row["TABLE_NAME"], View)
+        views=tuple(fresh.get("view", row)
                     or _view(row, texts[("VIEW", row["TABLE_NAME"])], schema[0]["name"]) for row in listed.views),
-        triggers=tuple(fresh.get("trigger", row["TRIGGER_NAME"], Trigger)
+        triggers=tuple(fresh.get("trigger", row)
                        or _trigger(row, texts[("TRIGGER", row["TRIGGER_NAME"])]) for row in listed.triggers),
         routines=tuple(
-            fresh.get("routine", f"{row['ROUTINE_TYPE']} {row['ROUTINE_NAME']}", Routine)
+            fresh.get("routine", row)
             or _routine(row, params_of[row["ROUTINE_NAME"]], texts[(row["ROUTINE_TYPE"], row["ROUTINE_NAME"])])
             for row in listed.routines
         ),
-        events=tuple(fresh.get("event", row["EVENT_NAME"], Event)
+        events=tuple(fresh.get("event", row)
                      or _event(row, texts[("EVENT", row["EVENT_NAME"])]) for row in listed.events),
         captured_at=datetime.now(UTC).isoformat(timespec="seconds"),
         fingerprints=listed.fingerprints,
@@ -202,9 +203,9 @@ def _listing(reader: _Reader, database: str) -> _Listing:
     found: dict[str, str | None] = {}
     if as_of is not None:  # (triggers and routines have none: see .fingerprints)
         scope = Scope.of(reader.settings, database, as_of)
-        found.update((f"table {row['TABLE_NAME']}", table_fingerprint(scope, row)) for row in tables)
-        found.update((f"view {row['TABLE_NAME']}", scope.fingerprint(row, timed=False)) for row in views)
-        found.update((f"event {row['EVENT_NAME']}", scope.fingerprint(row)) for row in events)
+        found.update((key_of("table", _NAME_OF["table"](row)), table_fingerprint(scope, row)) for row in tables)
+        found.update((key_of("view", _NAME_OF["view"](row)), scope.fingerprint(row, timed=False)) for row in views)
+        found.update((key_of("event", _NAME_OF["event"](row)), scope.fingerprint(row)) for row in events)
     return _Listing(tables, views, triggers, routines, parameters, events,
                     {key: value for key, value in found.items() if value is not None})
 
@@ -216,13 +217,12 @@ class _Fresh:
     listed: _Listing
     reused: dict[str, Any]
 
-    def get(self, kind: str, name: str, cls: type[Any]) -> Any:
-        found = self.reused.get(f"{kind} {name}")
-        return found if isinstance(found, cls) else None
+    def get(self, kind: str, row: Row) -> Any:
+        """The known object to take for ``row``, or None: it is read."""
+        return self.reused.get(key_of(kind, _NAME_OF[kind](row)))
 
     def rows(self, kind: str, rows: list[Row]) -> list[Row]:
-        name_of = _NAME_OF[kind]
-        return [row for row in rows if f"{kind} {name_of(row)}" not in self.reused]
+        return [row for row in rows if self.get(kind, row) is None]
 
     def table_names(self) -> list[str] | None:
         """The tables to read, or None for all of them (one query with no name list)."""

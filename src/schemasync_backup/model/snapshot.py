@@ -23,7 +23,12 @@ if TYPE_CHECKING:
 def object_key(item: Table | Routine | View | Trigger | Event) -> str:
     """The one name of a schema object among all kinds: ``table t``, ``routine PROCEDURE p``, ..."""
     kind = _KIND_OF[type(item)]
-    return f"{kind} {item.kind} {item.name}" if isinstance(item, Routine) else f"{kind} {item.name}"
+    return key_of(kind, f"{item.kind} {item.name}" if isinstance(item, Routine) else item.name)
+
+
+def key_of(kind: str, name: str) -> str:
+    """:func:`object_key` from a kind and a name (a routine's name: ``PROCEDURE p``)."""
+    return f"{kind} {name}"
 
 
 #: Object kinds in the order a restore creates them.
