@@ -177,7 +177,8 @@ def test_a_filesystem_registered_with_fsspec_is_usable_by_its_protocol(tmp_path:
     ({"url": "nosuchfs://bucket"}, "backup.storage.url: unknown storage protocol 'nosuchfs': available: "),
     ({"provider": "nosuchfs"}, "backup.storage.provider: unknown storage protocol 'nosuchfs': available: "),
     ({"provider": "memory"}, "backup.storage.url: required when backup.storage.provider is memory"),
-    ({"provider": "s3", "url": "memory://x"}, "backup.storage.url: its protocol is memory, but backup.storage.provider"),
+    ({"provider": "s3", "url": "memory://x"},
+     "backup.storage.url: its protocol is memory, but backup.storage.provider"),
     ({"url": "/var/backups"}, "backup.storage.url: '/var/backups' is not a URL"),
 ])
 def test_an_unknown_or_incomplete_provider_is_refused(tmp_path: Path, storage: dict[str, Any], expected: str) -> None:
@@ -222,7 +223,8 @@ def test_plugins_installed_as_packages_are_found_through_their_entry_points(tmp_
                       "encryption:\n  enabled: true\n  algorithm: chacha20-poly1305\n")
     done = subprocess.run(
         [sys.executable, "-c", _THROUGH_ENTRY_POINTS, str(config)], capture_output=True, text=True, timeout=120,
-        check=False, env={"PYTHONPATH": ":".join(map(str, [site, *sources, SRC])), "BACKUP_ENCRYPTION_KEY": KEY.material.hex(),
+        check=False, env={"PYTHONPATH": ":".join(map(str, [site, *sources, SRC])),
+                          "BACKUP_ENCRYPTION_KEY": KEY.material.hex(),
                           "MYSQL_SCHEMA_SYNC_LOG_FILE": str(tmp_path / "log"), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])

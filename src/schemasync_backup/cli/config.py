@@ -299,7 +299,7 @@ class BackupConfig:
     storage: StorageConfig = attrs.field(factory=StorageConfig, metadata=_doc("where backups live"))
     retention: dict[str, Any] = attrs.field(factory=dict, metadata=_doc(
         "which backups to keep: max_backups, max_age, keep_daily, keep_weekly, keep_monthly, keep_tags, timezone, "
-        "databases (docs/retention.md); apply_on_create (bool: `backup create` applies the policy after each "
+        "pre_rollback_max_age (default 30d; unlimited: never), databases (docs/retention.md); apply_on_create (bool: `backup create` applies the policy after each "
         "backup); cleanup_interval is accepted and ignored", kind="retention"))
     compression: CompressionConfig = attrs.field(factory=CompressionConfig, metadata=_doc("how objects are compressed"))
     encryption: EncryptionConfig = attrs.field(factory=EncryptionConfig, metadata=_doc("how objects are encrypted"))
@@ -877,8 +877,9 @@ def _check_backup(backup: BackupConfig, problems: list[str]) -> None:
             problems.append(f"backup.compression.algorithm: {compression.algorithm} needs the {package} package, which "
                             f"is not installed: pip install 'schemasync_backup[{extra}]', or choose lz4 or gzip")
     provider = backup.storage.provider
-    if backup.storage.url is None and provider in _PROVIDER_PACKAGES and importlib.util.find_spec(_PROVIDER_PACKAGES[provider]) is None:
-        problems.append(f"backup.storage.provider: {provider} needs the {_PROVIDER_PACKAGES[provider]} package, which "
+    provider_package = _PROVIDER_PACKAGES.get(provider) if backup.storage.url is None else None
+    if provider_package is not None and importlib.util.find_spec(provider_package) is None:
+        problems.append(f"backup.storage.provider: {provider} needs the {provider_package} package, which "
                         f"is not installed: pip install 'schemasync_backup[{provider}]'")
     if not backup.streaming:
         problems.append("backup.streaming: false is not supported: objects and table data always stream, a frame "
