@@ -175,7 +175,7 @@ def test_pre_rollback_backups_retire_but_never_the_way_back(infos: list[BackupIn
                                                            data: st.DataObject) -> None:
     pre = sorted(i.id for i in infos if _pre_rollback(i))
     needed = frozenset(data.draw(st.lists(st.sampled_from(pre), unique=True)) if pre else [])
-    decisions = decide(infos, policy, now=NOW, needed={backup_id: "run X failed" for backup_id in needed})
+    decisions = decide(infos, policy, now=NOW, needed=dict.fromkeys(needed, "run X failed"))
     check_decisions(infos, policy, decisions, needed)
     by_id = {d.backup_id: d for d in decisions}
     for info in infos:
@@ -521,7 +521,8 @@ def test_apply_retention_keeps_what_an_unfinished_rollback_needs(tmp_path: Path)
     assert actions == {newest.id: ("keep", "pinned"), failed.id: ("keep", "pinned"),
                        done.id: ("remove", "pre_rollback_max_age"), unparsed.id: ("remove", "pre_rollback_max_age"),
                        by_hand.id: ("keep", "pinned")}
-    assert "run-20261010-100000-000000-aaaaaa) is failed" in {d.backup_id: d for d in report.decisions}[failed.id].reason
+    reasons = {d.backup_id: d.reason for d in report.decisions}
+    assert "run-20261010-100000-000000-aaaaaa) is failed" in reasons[failed.id]
 
     # A latest journal that cannot be parsed keeps every pre-rollback backup of a rollback to its backup.
     store.put_document(journal.path(other, "run-20261003-100000-000000-dddddd.json"), b"{not json")

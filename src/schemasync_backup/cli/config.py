@@ -299,8 +299,9 @@ class BackupConfig:
     storage: StorageConfig = attrs.field(factory=StorageConfig, metadata=_doc("where backups live"))
     retention: dict[str, Any] = attrs.field(factory=dict, metadata=_doc(
         "which backups to keep: max_backups, max_age, keep_daily, keep_weekly, keep_monthly, keep_tags, timezone, "
-        "pre_rollback_max_age (default 30d; unlimited: never), databases (docs/retention.md); apply_on_create (bool: `backup create` applies the policy after each "
-        "backup); cleanup_interval is accepted and ignored", kind="retention"))
+        "pre_rollback_max_age (default 30d; unlimited: never), databases (docs/retention.md); apply_on_create "
+        "(bool: `backup create` applies the policy after each backup); cleanup_interval is accepted and ignored",
+        kind="retention"))
     compression: CompressionConfig = attrs.field(factory=CompressionConfig, metadata=_doc("how objects are compressed"))
     encryption: EncryptionConfig = attrs.field(factory=EncryptionConfig, metadata=_doc("how objects are encrypted"))
     validation: ValidationConfig = attrs.field(factory=ValidationConfig, metadata=_doc("when backups are checked"))
