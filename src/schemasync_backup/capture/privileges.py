@@ -1,17 +1,22 @@
-"""What the connected session may do, as SHOW GRANTS says.
+"""What the connected session may do, as SHOW GRANTS says, and what a backup needs: the one rule.
 
 SHOW GRANTS, not information_schema: MariaDB lists only the user's own rows there, never
 those of its active role (and the roles that role holds) or of PUBLIC.
+
+:func:`backup_shortfalls` is the rule capture refuses by and ``backup health-check`` reports
+by; each :class:`Shortfall` carries the GRANT statement that ends it.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 
 import attrs
 
 from schemasync_backup.capture.connection import Connection, query, text
+from schemasync_backup.sql.quoting import quote_identifier, quote_string
 
 #: What ``ALL PRIVILEGES`` on a database means.
 ALL_PRIVILEGES = frozenset({
@@ -19,6 +24,19 @@ ALL_PRIVILEGES = frozenset({
     "CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE", "CREATE VIEW", "SHOW VIEW", "CREATE ROUTINE",
     "ALTER ROUTINE", "EVENT", "TRIGGER", "DELETE HISTORY",
 })
+#: What ``ALL PRIVILEGES ON *.*`` adds: the privileges that exist only server-wide.
+GLOBAL_ONLY_PRIVILEGES = frozenset({
+    "RELOAD", "SHUTDOWN", "PROCESS", "FILE", "SHOW DATABASES", "SUPER", "REPLICATION SLAVE", "REPLICATION CLIENT",
+    "CREATE USER", "CREATE TABLESPACE", "BINLOG ADMIN", "BINLOG MONITOR", "BINLOG REPLAY", "CONNECTION ADMIN",
+    "FEDERATED ADMIN", "READ_ONLY ADMIN", "REPLICATION MASTER ADMIN", "SLAVE MONITOR", "SET USER",
+})
+#: On the database: without any one of them the server silently hides objects from a capture.
+CAPTURE_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT")
+#: Any one of these on the database makes the server list all of its routines; it shows their
+#: definitions only to their definer.
+ROUTINE_PRIVILEGES = frozenset({"EXECUTE", "ALTER ROUTINE", "CREATE ROUTINE"})
+#: Server-wide: the FLUSH TABLES WITH READ LOCK that starts a data backup's connections at one moment.
+SNAPSHOT_LOCK_PRIVILEGE = "RELOAD"
 _IDENTIFIER = r"(?:\*|`(?:[^`]|``)*`)"
 _GRANT_LINE = re.compile(
     rf"GRANT (?P<privileges>.+?) ON (?P<schema>{_IDENTIFIER})\.(?P<table>{_IDENTIFIER}) TO ", re.DOTALL
@@ -26,10 +44,50 @@ _GRANT_LINE = re.compile(
 
 
 def current_user(connection: Connection) -> str:
+    """The account the server checks privileges against, quoted as a GRANT's TO names it."""
     value = text(query(connection, "SELECT CURRENT_USER() AS user")[0]["user"])
     # The host part never holds an @, the user name may.
     user, _, host = value.rpartition("@")
-    return f"'{user}'@'{host}'"
+    return f"{quote_string(user)}@{quote_string(host)}"
+
+
+def database_target(database: str) -> str:
+    """``database``.* as a GRANT names exactly this database.
+
+    A GRANT's database is a LIKE pattern: unescaped, a ``_`` or ``%`` in the name would grant on
+    other databases too (a database named ``%`` on all of them).
+    """
+    return quote_identifier(re.sub(r"([\\_%])", r"\\\1", database)) + ".*"
+
+
+@attrs.frozen
+class Shortfall:
+    """Privileges the session lacks for one purpose, where they are lacking, and the GRANT that gives them."""
+
+    privileges: tuple[str, ...]
+    #: Where they are lacking, as the message says it: ```shop```, ``mysql.proc``, ``the server``.
+    scope: str
+    #: The GRANT's ON clause: ```shop`.*``, ``mysql.proc``, ``*.*``.
+    target: str
+    #: CURRENT_USER(), quoted as the GRANT's TO names it.
+    account: str
+    #: What goes wrong without them ("so the server would hide part of the schema").
+    consequence: str
+    #: The object the shortfall is about: the database, a routine, the account.
+    subject: str
+
+    @property
+    def grant(self) -> str:
+        return f"GRANT {', '.join(self.privileges)} ON {self.target} TO {self.account};"
+
+    @property
+    def lack(self) -> str:
+        """What is lacking where, and what for, without the account: ``lacks EVENT on `shop`, so ...``."""
+        return f"lacks {', '.join(self.privileges)} on {self.scope}, {self.consequence}"
+
+    @property
+    def message(self) -> str:
+        return f"user {self.account} {self.lack}; run {self.grant}"
 
 
 @attrs.frozen
@@ -37,6 +95,10 @@ class Grants:
     """What SHOW GRANTS says the session holds: privileges by (database pattern, table)."""
 
     by_target: dict[tuple[str, str], frozenset[str]]
+
+    @property
+    def global_privileges(self) -> frozenset[str]:
+        return self.by_target.get(("*", "*"), frozenset())
 
     def privileges_on(self, database: str) -> frozenset[str]:
         """Global privileges plus those of every database-level grant whose pattern matches."""
@@ -50,7 +112,7 @@ class Grants:
         """Whether the session sees every routine's definition, whoever defined it."""
         if flavor == "mariadb":
             return "SELECT" in self.privileges_on("mysql") | self.by_target.get(("mysql", "proc"), frozenset())
-        return bool({"SELECT", "SHOW_ROUTINE"} & self.by_target.get(("*", "*"), frozenset()))
+        return bool({"SELECT", "SHOW_ROUTINE"} & self.global_privileges)
 
 
 def session_grants(connection: Connection, flavor: str) -> Grants:
@@ -65,13 +127,77 @@ def session_grants(connection: Connection, flavor: str) -> Grants:
         match = _GRANT_LINE.match(str(next(iter(row.values()))))
         if match:
             target = (_unquote(match["schema"]), _unquote(match["table"]))
-            by_target[target] |= _privilege_names(match["privileges"])
+            by_target[target] |= _privilege_names(match["privileges"], server_wide=target == ("*", "*"))
     return Grants({target: frozenset(names) for target, names in by_target.items()})
 
 
-def _privilege_names(text: str) -> set[str]:
+def database_shortfall(grants: Grants, database: str, needed: Iterable[str], account: str,
+                       consequence: str) -> Shortfall | None:
+    """The ``needed`` privileges the session lacks on ``database`` (held there or server-wide), or None."""
+    held = grants.privileges_on(database)
+    lacking = tuple(privilege for privilege in needed if privilege not in held)
+    if not lacking:
+        return None
+    return Shortfall(lacking, quote_identifier(database), database_target(database), account, consequence, database)
+
+
+def routine_shortfall(flavor: str, account: str, consequence: str, subject: str) -> Shortfall:
+    """Reading every routine's definition, whoever defined it: SELECT on mysql.proc, or MySQL's SHOW_ROUTINE."""
+    if flavor == "mariadb":
+        return Shortfall(("SELECT",), "mysql.proc", "mysql.proc", account, consequence, subject)
+    return Shortfall(("SHOW_ROUTINE",), "the server", "*.*", account, consequence, subject)
+
+
+def snapshot_lock_shortfall(account: str, workers: int) -> Shortfall:
+    return Shortfall((SNAPSHOT_LOCK_PRIVILEGE,), "the server", "*.*", account,
+                     f"which a consistent snapshot on {workers} connections needs (for a moment's FLUSH TABLES WITH "
+                     "READ LOCK); or read on one connection, which needs no lock", account)
+
+
+def hidden_definition(flavor: str, account: str, kind: str, name: str, *, others: int = 0) -> Shortfall:
+    """The definition of routine ``name`` (and of ``others`` more), hidden from all but its definer."""
+    more = f" (and of {others} more)" if others else ""
+    return routine_shortfall(flavor, account, f"so the server hides the definition of {kind.lower()} "
+                             f"{quote_identifier(name)}{more} from all but its definer (or connect as the definer)",
+                             name)
+
+
+def backup_shortfalls(connection: Connection, flavor: str, database: str, *, data: bool = False,
+                      workers: int = 1) -> list[Shortfall]:
+    """What the session lacks to back ``database`` up, each with its GRANT; empty when it may.
+
+    - :data:`CAPTURE_PRIVILEGES` on the database: without them the server hides objects.
+    - Every routine's definition: the server lists routines only to a user who can read their
+      definitions server-wide or holds one of :data:`ROUTINE_PRIVILEGES` on the database, and
+      shows a definition (information_schema's ROUTINE_DEFINITION, SHOW CREATE) only to its
+      definer or to who reads them server-wide.
+    - With ``data`` on more than one connection (``workers``), RELOAD server-wide.
+    """
+    grants = session_grants(connection, flavor)
+    account = current_user(connection)
+    found = [database_shortfall(grants, database, CAPTURE_PRIVILEGES, account,
+                                "so the server would hide part of the schema")]
+    if not grants.reads_routines(flavor):
+        if not grants.privileges_on(database) & ROUTINE_PRIVILEGES:
+            found.append(routine_shortfall(flavor, account, f"so the server would hide the stored routines of "
+                                           f"{quote_identifier(database)}", database))
+        else:
+            hidden = query(connection, "SELECT ROUTINE_TYPE AS kind, ROUTINE_NAME AS name FROM information_schema."
+                                       "ROUTINES WHERE ROUTINE_SCHEMA = %s AND ROUTINE_DEFINITION IS NULL "
+                                       "ORDER BY ROUTINE_TYPE, ROUTINE_NAME", (database,))
+            if hidden:
+                found.append(hidden_definition(flavor, account, text(hidden[0]["kind"]), text(hidden[0]["name"]),
+                                               others=len(hidden) - 1))
+    if data and workers > 1 and SNAPSHOT_LOCK_PRIVILEGE not in grants.global_privileges:
+        found.append(snapshot_lock_shortfall(account, workers))
+    return [shortfall for shortfall in found if shortfall is not None]
+
+
+def _privilege_names(text: str, *, server_wide: bool) -> set[str]:
     names = {name.strip().upper() for name in text.split(",")}
-    return set(ALL_PRIVILEGES) if "ALL PRIVILEGES" in names or "ALL" in names else names
+    if "ALL PRIVILEGES" not in names and "ALL" not in names:
+        return names
+    return set(ALL_PRIVILEGES | GLOBAL_ONLY_PRIVILEGES) if server_wide else set(ALL_PRIVILEGES)
 
 
 def _unquote(name: str) -> str:
