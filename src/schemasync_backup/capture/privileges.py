@@ -39,7 +39,9 @@ ROUTINE_PRIVILEGES = frozenset({"EXECUTE", "ALTER ROUTINE", "CREATE ROUTINE"})
 SNAPSHOT_LOCK_PRIVILEGE = "RELOAD"
 _IDENTIFIER = r"(?:\*|`(?:[^`]|``)*`)"
 _GRANT_LINE = re.compile(
-    rf"GRANT (?P<privileges>.+?) ON (?P<schema>{_IDENTIFIER})\.(?P<table>{_IDENTIFIER}) TO ", re.DOTALL
+    rf"GRANT (?P<privileges>.+?) ON (?P<schema>{_IDENTIFIER})\.(?P<table>{_IDENTIFIER}) "
+    r"TO (?P<grantee>`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?|'(?:[^']|'')*'(?:@'(?:[^']|'')*')?|\S+)",
+    re.DOTALL,
 )
 
 
@@ -75,15 +77,20 @@ class Shortfall:
     consequence: str
     #: The object the shortfall is about: the database, a routine, the account.
     subject: str
+    #: Privileges the GRANT repeats: held now through a pattern grant, which the server stops
+    #: using for this database once an exact grant exists (see :class:`Grants`).
+    keeps: tuple[str, ...] = ()
 
     @property
     def grant(self) -> str:
-        return f"GRANT {', '.join(self.privileges)} ON {self.target} TO {self.account};"
+        return f"GRANT {', '.join(self.privileges + self.keeps)} ON {self.target} TO {self.account};"
 
     @property
     def lack(self) -> str:
         """What is lacking where, and what for, without the account: ``lacks EVENT on `shop`, so ...``."""
-        return f"lacks {', '.join(self.privileges)} on {self.scope}, {self.consequence}"
+        repeats = f" (the GRANT repeats {', '.join(self.keeps)}, held now through a pattern grant that a grant on " \
+                  "exactly this database hides)" if self.keeps else ""
+        return f"lacks {', '.join(self.privileges)} on {self.scope}, {self.consequence}{repeats}"
 
     @property
     def message(self) -> str:
@@ -92,27 +99,57 @@ class Shortfall:
 
 @attrs.frozen
 class Grants:
-    """What SHOW GRANTS says the session holds: privileges by (database pattern, table)."""
+    """What SHOW GRANTS says the session holds: privileges by (grantee, database pattern, table).
 
-    by_target: dict[tuple[str, str], frozenset[str]]
+    The grantees are the user, its active role (and the roles that role holds) and PUBLIC; each
+    one's privileges on a database are its global ones plus those of its *most specific*
+    database-level grant that matches: the server uses only that one (an exact name before a
+    pattern, a longer text before the first wildcard first), so a pattern grant adds nothing
+    where an exact grant of the same grantee exists.
+    """
+
+    by_target: dict[tuple[str, str, str], frozenset[str]]
 
     @property
     def global_privileges(self) -> frozenset[str]:
-        return self.by_target.get(("*", "*"), frozenset())
+        return frozenset().union(*(privileges for (_, schema, table), privileges in self.by_target.items()
+                                   if (schema, table) == ("*", "*")))
 
     def privileges_on(self, database: str) -> frozenset[str]:
-        """Global privileges plus those of every database-level grant whose pattern matches."""
-        held: set[str] = set()
-        for (schema, table), privileges in self.by_target.items():
-            if table == "*" and (schema == "*" or _grant_pattern(schema).fullmatch(database)):
-                held |= privileges
+        """What the session may do in ``database``: every grantee's global and effective database privileges."""
+        held = set(self.global_privileges)
+        for grantee in {grantee for grantee, _, _ in self.by_target}:
+            held |= self._effective(grantee, database)[1]
         return frozenset(held)
+
+    def table_privileges(self, schema: str, table: str) -> frozenset[str]:
+        return frozenset().union(*(privileges for (_, on_schema, on_table), privileges in self.by_target.items()
+                                   if (on_schema, on_table) == (schema, table)))
+
+    def hidden_by_exact_grant(self, database: str) -> frozenset[str]:
+        """What the user holds on ``database`` through a pattern grant, which a GRANT on exactly
+        ``database`` would hide (the server then uses that one alone)."""
+        users = {grantee for grantee, _, _ in self.by_target if _is_user(grantee)}
+        hidden: set[str] = set()
+        for user in users:
+            pattern, privileges = self._effective(user, database)
+            if pattern is not None and _has_wildcard(pattern):
+                hidden |= privileges
+        return frozenset(hidden)
 
     def reads_routines(self, flavor: str) -> bool:
         """Whether the session sees every routine's definition, whoever defined it."""
         if flavor == "mariadb":
-            return "SELECT" in self.privileges_on("mysql") | self.by_target.get(("mysql", "proc"), frozenset())
+            return "SELECT" in self.privileges_on("mysql") | self.table_privileges("mysql", "proc")
         return bool({"SELECT", "SHOW_ROUTINE"} & self.global_privileges)
+
+    def _effective(self, grantee: str, database: str) -> tuple[str | None, frozenset[str]]:
+        """The grantee's database-level grant the server uses for ``database``, and its privileges."""
+        matching = [(schema, privileges) for (who, schema, table), privileges in self.by_target.items()
+                    if who == grantee and table == "*" and schema != "*" and _grant_pattern(schema).fullmatch(database)]
+        if not matching:
+            return None, frozenset()
+        return min(matching, key=lambda entry: _specificity(entry[0]))
 
 
 def session_grants(connection: Connection, flavor: str) -> Grants:
@@ -122,12 +159,12 @@ def session_grants(connection: Connection, flavor: str) -> Grants:
         role = str(query(connection, "SELECT CURRENT_ROLE() AS role")[0]["role"] or "NONE")
         if role != "NONE":
             statement = f"SHOW GRANTS FOR CURRENT_USER() USING {role}"
-    by_target: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+    by_target: defaultdict[tuple[str, str, str], set[str]] = defaultdict(set)
     for row in query(connection, statement):
         match = _GRANT_LINE.match(str(next(iter(row.values()))))
         if match:
-            target = (_unquote(match["schema"]), _unquote(match["table"]))
-            by_target[target] |= _privilege_names(match["privileges"], server_wide=target == ("*", "*"))
+            target = (match["grantee"], _unquote(match["schema"]), _unquote(match["table"]))
+            by_target[target] |= _privilege_names(match["privileges"], server_wide=target[1:] == ("*", "*"))
     return Grants({target: frozenset(names) for target, names in by_target.items()})
 
 
@@ -138,7 +175,10 @@ def database_shortfall(grants: Grants, database: str, needed: Iterable[str], acc
     lacking = tuple(privilege for privilege in needed if privilege not in held)
     if not lacking:
         return None
-    return Shortfall(lacking, quote_identifier(database), database_target(database), account, consequence, database)
+    kept = grants.hidden_by_exact_grant(database) - set(lacking)
+    keeps = ("ALL PRIVILEGES",) if kept >= ALL_PRIVILEGES else tuple(sorted(kept))
+    return Shortfall(lacking, quote_identifier(database), database_target(database), account, consequence, database,
+                     keeps)
 
 
 def routine_shortfall(flavor: str, account: str, consequence: str, subject: str) -> Shortfall:
@@ -198,6 +238,22 @@ def _privilege_names(text: str, *, server_wide: bool) -> set[str]:
     if "ALL PRIVILEGES" not in names and "ALL" not in names:
         return names
     return set(ALL_PRIVILEGES | GLOBAL_ONLY_PRIVILEGES) if server_wide else set(ALL_PRIVILEGES)
+
+
+def _is_user(grantee: str) -> bool:
+    """An account (user@host), not a role or PUBLIC."""
+    return re.fullmatch(r"(`(?:[^`]|``)*`|'(?:[^']|'')*')@.+", grantee, re.DOTALL) is not None
+
+
+def _has_wildcard(pattern: str) -> bool:
+    return re.search(r"(?<!\\)(?:\\\\)*[%_]", pattern) is not None
+
+
+def _specificity(pattern: str) -> tuple[int, int]:
+    """How the server orders database grants: an exact name first, then the longer text before the first wildcard."""
+    literal = re.match(r"(?:\\.|[^%_\\])*", pattern, re.DOTALL)
+    prefix = len(literal.group(0)) if literal else 0
+    return (1, -prefix) if _has_wildcard(pattern) else (0, 0)
 
 
 def _unquote(name: str) -> str:

@@ -144,12 +144,13 @@ def check_privileges(config: Config, database: str | None, *, require_rollback: 
 
 
 def _lacks(shortfalls: Sequence[Shortfall]) -> str:
-    return "; ".join(f"{shortfall.lack} — {shortfall.grant}" for shortfall in shortfalls)
+    # Each GRANT ends in its own semicolon, which separates it from the next.
+    return " ".join(f"{shortfall.lack} — {shortfall.grant}" for shortfall in shortfalls)
 
 
 def _missing(shortfalls: Sequence[Shortfall]) -> dict[str, Any]:
     return {"missing": [{"privileges": list(shortfall.privileges), "on": shortfall.target, "why": shortfall.consequence,
-                         "grant": shortfall.grant} for shortfall in shortfalls],
+                         "repeats": list(shortfall.keeps), "grant": shortfall.grant} for shortfall in shortfalls],
             "grants": [shortfall.grant for shortfall in shortfalls]}
 
 
