@@ -403,7 +403,8 @@ def cmd_backup_validate_config(ctx: Context) -> Outcome:
 def cmd_backup_health_check(ctx: Context) -> Outcome:
     database = ctx.database(required=False)
     with ctx.console.activity("Checking"):
-        report = health.health_check(ctx.config, database=database, max_age=timedelta(seconds=ctx.args.max_age))
+        report = health.health_check(ctx.config, database=database, max_age=timedelta(seconds=ctx.args.max_age),
+                                     require_rollback=ctx.args.require_rollback)
     ctx.note(status=report.status, database=database)
     text = "\n".join([*(f"{check.status.upper():<8} {check.name}: {check.message}" for check in report.checks),
                       f"overall: {report.status}"])

@@ -237,10 +237,14 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
                  cmd_backup_test_connection)
     commands.add("validate-config", "check the configuration file and show it with secrets redacted",
                  cmd_backup_validate_config)
-    check = commands.add("health-check", "config, database, storage, keys and the last backup in one report",
-                         cmd_backup_health_check, database="database whose last backup is checked")
+    check = commands.add("health-check", "config, database, privileges, storage, keys and the last backup in one "
+                         "report", cmd_backup_health_check,
+                         database="database whose privileges and last backup are checked")
     check.add_argument("--max-age", type=_duration, default=26 * 3600.0, metavar="DURATION",
                        help="the newest backup must be younger than this (default: 26h)")
+    check.add_argument("--require-rollback", action="store_true",
+                       help="fail, not warn, when the user may back up but not roll back (docs/rollback.md, "
+                            "\"Privileges\")")
     report = commands.add("report", "a JSON report of every backup with an integrity check", cmd_backup_report,
                           database="only backups of this database")
     report.add_argument("--output", metavar="PATH", help="write the JSON report here (default: print it)")
