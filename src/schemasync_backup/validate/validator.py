@@ -135,8 +135,9 @@ class ValidationResult(Shown):
         if self.keys_needed:
             facts.append(("keys needed", ", ".join(self.keys_needed)))
         if self.parse_checked or self.parse_not_judged:
-            facts.append(("parse checks", f"{self.parse_checked} judged ({self.parse_cached} cached), {self.parse_failed} "
-                                          f"not parsed by sqlglot, {self.parse_not_judged} not judged"))
+            facts.append(("parse checks", f"{self.parse_checked} judged ({self.parse_cached} cached), "
+                                          f"{self.parse_failed} not parsed by sqlglot, "
+                                          f"{self.parse_not_judged} not judged"))
         return Card(f"Validation of backup {self.backup_id}: {self.verdict}", tuple(facts),
                     notes=(*(f"error: {finding}" for finding in self.errors),
                            *(f"warning: {finding}" for finding in self.warnings)),
