@@ -157,7 +157,8 @@ def cmd_rollback_validate(ctx: Context) -> Outcome:
                            f"table(s) {differing}")
         return Outcome(result.to_dict(), text)
     changes = len(result.differences.changes)
-    return Outcome(result.to_dict(), f"{name} differs from backup {backup_id}:\n{result.differences}{data_line}",
+    listing = result.differences.listing()
+    return Outcome(result.to_dict(), f"{name} differs from backup {backup_id}:\n{listing}{data_line}",
                    ExitCode.VALIDATION, f"rollback validation failed: {name} differs from backup {backup_id} in "
                    f"{changes} object(s); `rollback compare` shows them")
 
@@ -169,7 +170,7 @@ def cmd_rollback_compare(ctx: Context) -> Outcome:
         differences = _planner(ctx).compare(dsn, backup_id, database=name, target_database=ctx.args.target_database)
     ctx.note(changes=len(differences.changes))
     text = (f"{name} is identical to backup {backup_id}" if differences.is_empty else
-            f"from live {name} (a) to backup {backup_id} (b):\n{differences}")
+            f"from live {name} (a) to backup {backup_id} (b):\n{differences.listing()}")
     return Outcome(differences.to_dict(), text)
 
 

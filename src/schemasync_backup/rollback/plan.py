@@ -28,6 +28,7 @@ from schemasync_backup.ddl.render import (
     render,
 )
 from schemasync_backup.ddl.snapshot_script import split_foreign_keys, view_order
+from schemasync_backup.display import Card, Rows, Shown, brief_repr
 from schemasync_backup.errors import UnsafeScriptError
 from schemasync_backup.formats.data_index import TableData
 from schemasync_backup.model import type_change
@@ -185,8 +186,8 @@ NOT_REHEARSED = Rehearsal(RehearsalStatus.SKIPPED, reason="not asked for")
 
 @report("backup_id", "database", "live_hash", "target_hash", "created_at", "notes", "preflight", "rehearsal",
         "warnings", "destructive_steps", "steps", destructive_steps=lambda plan: len(plan.destructive_steps))
-@attrs.frozen
-class RollbackPlan:
+@attrs.frozen(repr=False)
+class RollbackPlan(Shown):
     backup_id: str
     database: str
     live_hash: str
@@ -281,6 +282,27 @@ class RollbackPlan:
         lines += [f"  PREFLIGHT {problem}" for problem in self.preflight]
         lines.append(f"  REHEARSAL FAILED: {self.rehearsal}" if self.rehearsal.failed else f"  {self.rehearsal}")
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return brief_repr(self, backup_id=self.backup_id, database=self.database, steps=len(self.steps),
+                          destructive=len(self.destructive_steps), rehearsal=str(self.rehearsal.status))
+
+    def _card(self) -> Card:
+        if self.is_empty:
+            title = f"Rollback of `{self.database}` to backup {self.backup_id}: the live schema already matches"
+        else:
+            title = (f"Rollback of `{self.database}` to backup {self.backup_id}: {len(self.steps)} steps, "
+                     f"{len(self.destructive_steps)} destructive")
+        facts: tuple[tuple[str, object], ...] = (
+            ("live hash", self.live_hash), ("target hash", self.target_hash), ("rehearsal", self.rehearsal))
+        if self.created_at:
+            facts = (("planned", self.created_at), *facts)
+        steps = Rows("steps", ("#", "phase", "object", "destructive", "sql"),
+                     [(number, step.phase, step.object_name, "DESTRUCTIVE" if step.destructive else "", step.sql)
+                      for number, step in enumerate(self.steps, start=1)])
+        return Card(title, facts, notes=(*(f"WARNING {warning}" for warning in self.warnings),
+                                         *(f"PREFLIGHT {problem}" for problem in self.preflight)),
+                    tables=(steps,), kind="plan")
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]

@@ -30,6 +30,7 @@ from schemasync_backup.capture.connection import (
 )
 from schemasync_backup.capture.reader import server_info
 from schemasync_backup.converter import report, unstructure
+from schemasync_backup.display import Card, Rows, Shown, brief_repr, yes_no
 from schemasync_backup.errors import (
     ConcurrentRollbackError,
     DatabaseConnectionError,
@@ -48,7 +49,7 @@ from schemasync_backup.errors import (
 from schemasync_backup.formats import journal as journal_format
 from schemasync_backup.formats.backup_id import check_backup_id
 from schemasync_backup.formats.manifest import BackupInfo, Status
-from schemasync_backup.model.diff import SchemaDiff, diff
+from schemasync_backup.model.diff import SchemaDiff, changes_table, diff
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.rollback import data_check, data_restore, preflight
 from schemasync_backup.rollback.data_check import DataCheck
@@ -79,7 +80,7 @@ def _now() -> str:
 
 
 @attrs.frozen
-class ExecutionResult:
+class ExecutionResult(Shown):
     backup_id: str
     database: str
     dry_run: bool
@@ -92,10 +93,20 @@ class ExecutionResult:
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
 
+    def _card(self) -> Card:
+        done = "dry run: nothing sent" if self.dry_run else f"{self.steps_run} steps run"
+        facts: list[tuple[str, object]] = [("verified", yes_no(self.verified)), ("final hash", self.final_hash)]
+        if self.pre_rollback_backup_id:
+            facts.append(("pre-rollback backup", self.pre_rollback_backup_id))
+        if self.run_id:
+            facts.append(("run", self.run_id))
+        return Card(f"Rollback of `{self.database}` to backup {self.backup_id}: {done}", tuple(facts),
+                    kind="execution")
+
 
 @report(..., "data_matches")
-@attrs.frozen
-class RollbackValidation:
+@attrs.frozen(repr=False)
+class RollbackValidation(Shown):
     backup_id: str
     database: str
     #: The live schema equals the backup's (the data has its own verdict: ``data_matches``).
@@ -115,12 +126,26 @@ class RollbackValidation:
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
 
+    def __repr__(self) -> str:
+        return brief_repr(self, backup_id=self.backup_id, database=self.database, matches=self.matches,
+                          differences=len(self.differences.changes), data_matches=self.data_matches)
+
+    def _card(self) -> Card:
+        verdict = ("matches" if self.matches else f"DIFFERS in {len(self.differences.changes)} object(s)")
+        if self.data_matches is False:
+            verdict += "; its data DIFFERS"
+        return Card(f"`{self.database}` against backup {self.backup_id}: {verdict}",
+                    (("live hash", self.live_hash), ("backup hash", self.backup_hash),
+                     ("data", "not compared" if self.data is None else self.data.headline)),
+                    notes=tuple(map(str, self.data.differing)) if self.data is not None else (),
+                    tables=(changes_table(self.differences.changes),), kind="rollback-validation")
+
 
 # "ran" and "summary" (issue 15) come last: the keys before them keep their order for existing readers.
 @report("backup_id", "run_id", "status", "pre_rollback_backup_id", "steps_done", "failed_step", "error", "steps",
         "ran", "summary", steps_done=lambda info: info.done, summary=str)
-@attrs.frozen
-class RecoveryInfo:
+@attrs.frozen(repr=False)
+class RecoveryInfo(Shown):
     backup_id: str
     #: None when no rollback to the backup has run (``status`` is then "not run").
     run_id: str | None
@@ -149,6 +174,18 @@ class RecoveryInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return brief_repr(self, backup_id=self.backup_id, run_id=self.run_id, status=self.status,
+                          steps=len(self.steps), done=self.done)
+
+    def _card(self) -> Card:
+        # The text (``str``) is the one the report's "summary" holds: its first line titles the HTML.
+        head, *rest = str(self).splitlines()
+        return Card(head, notes=tuple(rest), kind="recovery-info", tables=(Rows(
+            "steps", ("#", "status", "phase", "object", "error"),
+            [(step.get("number"), step.get("status"), step.get("phase"), step.get("object_name"), step.get("error"))
+             for step in self.steps]),))
 
     def __str__(self) -> str:
         if not self.ran:

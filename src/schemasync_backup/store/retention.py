@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from schemasync_backup.converter import report, unstructure
+from schemasync_backup.display import Card, Rows, Shown, brief_repr, headline
 from schemasync_backup.errors import RetentionPolicyError as RetentionPolicyError  # noqa: PLC0414 - re-export
 from schemasync_backup.formats.journal import is_pre_rollback
 from schemasync_backup.formats.manifest import BackupInfo, Status, UnreadBackupInfo
@@ -391,8 +392,8 @@ def _limit(count: int) -> str:
 
 @report("dry_run", "policy", "decided_at", "keep_count", "remove_count", ...,
         keep_count=lambda report: len(report.kept), remove_count=lambda report: len(report.to_remove))
-@attrs.frozen
-class RetentionReport:
+@attrs.frozen(repr=False)
+class RetentionReport(Shown):
     """What :func:`apply_retention` decided and, unless ``dry_run``, did."""
 
     dry_run: bool
@@ -416,3 +417,23 @@ class RetentionReport:
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return brief_repr(self, dry_run=self.dry_run, decisions=len(self.decisions), keep=len(self.kept),
+                          remove=len(self.to_remove), removed=len(self.removed))
+
+    def _card(self) -> Card:
+        rules = {key: value for key, value in unstructure(self.policy).items() if value and key != "databases"}
+        facts: list[tuple[str, object]] = [
+            ("policy", ", ".join(f"{key} {value}" for key, value in rules.items()) or "keeps everything"),
+            ("decided", self.decided_at)]
+        if self.prune is not None:
+            facts.append(("prune", headline(self.prune)))
+        if self.prune_skipped:
+            facts.append(("prune skipped", self.prune_skipped))
+        removal = f"would remove {len(self.to_remove)}" if self.dry_run else f"removed {len(self.removed)}"
+        return Card(f"Retention{' (dry run)' if self.dry_run else ''}: keep {len(self.kept)}, {removal}", tuple(facts),
+                    tables=(Rows("decisions", ("backup", "database", "created", "action", "rule", "reason"),
+                                 [(decision.backup_id, decision.database, decision.created_at, decision.action,
+                                   decision.rule, decision.reason) for decision in self.decisions]),),
+                    kind="retention")
