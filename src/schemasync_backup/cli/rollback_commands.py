@@ -94,7 +94,8 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
                            f"refusing to roll back to {what}: {_failure(result)}")
     planner = _planner(ctx)
     plan = _plan_to_run(ctx, planner, dsn, name, saved)
-    disable_fk_checks = bool(ctx.args.disable_fk_checks or (saved is not None and saved.disable_fk_checks))
+    # A saved plan runs as reviewed (a --disable-fk-checks it lacks was refused above).
+    disable_fk_checks = saved.disable_fk_checks if saved is not None else bool(ctx.args.disable_fk_checks)
     ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps), dry_run=ctx.args.dry_run)
     loading = [f"--{flag}" for flag, value in (("parallel", ctx.args.parallel), ("batch-size", ctx.args.batch_size))
                if value is not None]
