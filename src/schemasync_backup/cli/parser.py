@@ -288,15 +288,25 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
     _rehearsal_option(plan)
     plan.add_argument("--show-sql", action="store_true",
                       help="print the SQL script for the mysql client on stdout, the summary on stderr")
+    plan.add_argument("--output", metavar="FILE",
+                      help="also save the plan to FILE for review (replacing it); `rollback execute --plan-file "
+                           "FILE` runs it only while the backup and the live schema are as they were")
+    plan.add_argument("--disable-fk-checks", action="store_true",
+                      help="with --output: the saved plan runs with SET FOREIGN_KEY_CHECKS=0")
     execute = commands.add("execute", "roll the live schema back to the backup's", cmd_rollback_execute,
-                           backup_id="required", database=target,
+                           backup_id="the backup (required without --plan-file; with it, must be the file's)",
+                           database=target,
                            force="do not ask; also run destructive steps, past preflight problems and a failed "
                                  "rehearsal")
+    execute.add_argument("--plan-file", metavar="FILE",
+                         help="run the plan `rollback plan --output FILE` saved, after review; refused when the "
+                              "backup, the live schema or the file changed since")
     _target_database_option(execute)
     _rehearsal_option(execute)
     execute.add_argument("--dry-run", action="store_true", help="plan and check everything, change nothing")
     execute.add_argument("--disable-fk-checks", action="store_true",
-                         help="SET FOREIGN_KEY_CHECKS=0 for the rollback's session")
+                         help="SET FOREIGN_KEY_CHECKS=0 for the rollback's session (a --plan-file saved with "
+                              "it runs so without it)")
     execute.add_argument("--load-method", choices=("load_data", "insert"), default="load_data",
                          help="how data steps load the backup's rows: LOAD DATA LOCAL INFILE, or multi-row INSERTs")
     execute.add_argument("--batch-size", type=_positive, metavar="ROWS",

@@ -38,7 +38,7 @@ from schemasync_backup.sql import client_script, create_table
 from schemasync_backup.sql.create_table import TableParts
 from schemasync_backup.sql.quoting import quote_identifier, quote_string
 
-__all__ = ["DEFINER_POLICIES", "NOT_REHEARSED", "Rehearsal", "RehearsalStatus", "Risk", "RollbackPlan",
+__all__ = ["DEFINER_POLICIES", "NOT_REHEARSED", "PlanOptions", "Rehearsal", "RehearsalStatus", "Risk", "RollbackPlan",
            "RollbackStep", "apply_definer_policy", "build_steps",
            "fit_sequence", "limitations"]
 _OPTION_KEYS = re.compile(r"(?:^|\s)((?:DEFAULT )?[A-Z_]+|`(?:[^`]|``)+`)=")
@@ -184,6 +184,23 @@ class Rehearsal:
 NOT_REHEARSED = Rehearsal(RehearsalStatus.SKIPPED, reason="not asked for")
 
 
+@attrs.frozen
+class PlanOptions:
+    """What a plan was made with besides the backup and the live schema: a saved plan is made
+    again with them when it is executed (see :mod:`.plan_file`)."""
+
+    #: (kind, policy) pairs, sorted: the definer policy asked for.
+    definer_policy: tuple[tuple[str, str], ...] = ()
+    #: Planned with force: a partial backup drops what it does not hold, a CORRUPTED one is a target.
+    force: bool = False
+    #: Data steps an unfinished run left were planned again.
+    resume: bool = True
+
+    @classmethod
+    def of(cls, definer_policy: Mapping[str, str] | None, *, force: bool, resume: bool) -> PlanOptions:
+        return cls(tuple(sorted((definer_policy or {}).items())), force, resume)
+
+
 @report("backup_id", "database", "live_hash", "target_hash", "created_at", "notes", "preflight", "rehearsal",
         "warnings", "destructive_steps", "steps", destructive_steps=lambda plan: len(plan.destructive_steps))
 @attrs.frozen(repr=False)
@@ -197,6 +214,7 @@ class RollbackPlan(Shown):
     preflight: tuple[str, ...] = ()
     created_at: str = ""
     rehearsal: Rehearsal = NOT_REHEARSED
+    options: PlanOptions = PlanOptions()
 
     @property
     def is_empty(self) -> bool:
