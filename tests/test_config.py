@@ -89,7 +89,8 @@ def test_a_missing_variable_names_the_key_path_and_the_variable() -> None:
     ("database:\n  port: 70000\n", "database.port: 70000 is out of range; allowed: from 1 to 65535"),
     ("database:\n  port: many\n", "database.port: expected a whole number, got str 'many'"),
     ("backup:\n  compression:\n    algorithm: bzip2\n",
-     "backup.compression.algorithm: 'bzip2' is not allowed (did you mean 'gzip'?); allowed: gzip, lz4, zstd"),
+     "backup.compression.algorithm: unknown compression codec 'bzip2': available: gzip, lz4, none, xor-zlib, zstd; "
+     "install a plugin that provides it"),
     ("backup:\n  compression:\n    level: 30\n",
      "backup.compression.level: 30 is out of range for lz4; allowed: from 0 to 16"),
     ("backup:\n  compression:\n    threshold: lots\n", "backup.compression.threshold: expected a size in bytes"),

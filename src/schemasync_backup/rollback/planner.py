@@ -45,6 +45,7 @@ from schemasync_backup.errors import (
     SchemaSyncBackupError,
     StalePlanError,
 )
+from schemasync_backup.formats import journal as journal_format
 from schemasync_backup.formats.backup_id import check_backup_id
 from schemasync_backup.formats.manifest import BackupInfo, Status
 from schemasync_backup.model.diff import SchemaDiff, diff
@@ -184,7 +185,7 @@ class _Journal:
 
     def save(self) -> None:
         with self.lock:
-            self.store.put_document(f"journals/{self.document['backup_id']}/{self.run_id}.json",
+            self.store.put_document(journal_format.path(self.document["backup_id"], f"{self.run_id}.json"),
                                     json.dumps(self.document, indent=1).encode())
 
     def step(self, number: int, status: str, error: str | None = None) -> None:
@@ -476,8 +477,8 @@ class RollbackPlanner:
         that capture is the stale check. (Data is read on connections of its own: from a caller's
         open connection, the backup holds the schema only.) An empty live database needs none.
         """
-        description, tags = f"automatic backup before rollback to {plan.backup_id}", {
-            "pre_rollback": "true", "rollback_to": plan.backup_id}
+        description = f"automatic backup before rollback to {plan.backup_id}"
+        tags = journal_format.pre_rollback_tags(plan.backup_id)
         if not plan.destructive_steps or not isinstance(target, str):
             live, _ = self._live(connection, plan.database, known)
             _refuse_stale(plan, live)
@@ -588,11 +589,10 @@ class RollbackPlanner:
 
     def _last_run(self, backup_id: str) -> dict[str, Any] | None:
         """The journal of the latest rollback to ``backup_id``, if one ran."""
-        check_backup_id(backup_id)
-        runs = [name for name in self.store.list_documents(f"journals/{backup_id}") if name.endswith(".json")]
-        if not runs:
+        latest = journal_format.latest(self.store.list_documents(journal_format.folder(backup_id)))
+        if latest is None:
             return None
-        document: dict[str, Any] = json.loads(self.store.get_document(f"journals/{backup_id}/{runs[-1]}"))
+        document: dict[str, Any] = json.loads(self.store.get_document(journal_format.path(backup_id, latest)))
         return document
 
     def recovery_info(self, backup_id: str) -> RecoveryInfo:

@@ -23,12 +23,13 @@ import contextlib
 import hashlib
 import io
 import itertools
+import json
 import logging
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,9 +46,10 @@ from schemasync_backup.errors import (
 from schemasync_backup.errors import CreateRunningError as CreateRunningError  # noqa: PLC0414 - re-export
 from schemasync_backup.errors import PruneRunningError as PruneRunningError  # noqa: PLC0414 - re-export
 from schemasync_backup.errors import StoreBusyError as StoreBusyError  # noqa: PLC0414 - re-export
-from schemasync_backup.formats import framing
+from schemasync_backup.formats import framing, journal
+from schemasync_backup.formats.backup_id import is_backup_id
 from schemasync_backup.formats.framing import ObjectRecord
-from schemasync_backup.formats.manifest import Manifest, Status
+from schemasync_backup.formats.manifest import BackupInfo, Manifest, Status
 from schemasync_backup.store.catalog import Catalog, address_of, read_catalog, stored_objects
 from schemasync_backup.store.locks import (
     LockHolder,
@@ -732,6 +734,36 @@ def _rerecord(store: BackupStore, found: Manifest, path: str, new: ObjectRecord)
 # --- retention, applied -------------------------------------------------------------------------
 
 
+def needed_by_rollbacks(store: BackupStore, backups: Iterable[BackupInfo]) -> dict[str, str]:
+    """The pre-rollback backups an unfinished rollback still needs (the way back from where it
+    stopped), each with why: those the latest run to each backup names when it failed or is
+    running. A latest journal that cannot be parsed keeps every pre-rollback backup of a rollback to
+    that backup; one that cannot be read raises (nothing is removed on a guess)."""
+    infos = list(backups)
+    needed: dict[str, str] = {}
+    for target in filter(is_backup_id, store.list_documents(journal.FOLDER)):  # the planner writes no other name
+        latest = journal.latest(store.list_documents(journal.folder(target)))
+        if latest is None:
+            continue
+        try:
+            document = json.loads(store.get_document(journal.path(target, latest)))
+        except FileNotFoundError:  # removed meanwhile: no run to finish
+            continue
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            for info in infos:
+                if journal.is_pre_rollback(info) and info.tags.get(journal.ROLLBACK_TO_TAG) == target:
+                    needed[info.id] = (f"the journal of the latest rollback to {target} ({latest}) cannot be parsed, "
+                                       f"so its state is unknown (see `rollback recovery-info --backup-id {target}`)")
+            continue
+        pre = journal.unfinished_pre_rollback(document)
+        if pre is not None:
+            needed[pre] = (f"the latest rollback to {target} ({latest.removesuffix('.json')}) is "
+                           f"{document['status']} (see `rollback recovery-info --backup-id {target}`)")
+    return needed
+
+
 def apply_retention(
     store: BackupStore,
     policy: RetentionPolicy,
@@ -754,7 +786,8 @@ def apply_retention(
     """
     moment = now if now is not None else datetime.now(UTC)
     store.fs.invalidate_cache()  # decide from what the storage holds now, not a cached listing
-    decisions = decide(store.list(database=database), policy, now=moment)
+    backups = store.list(database=database)
+    decisions = decide(backups, policy, now=moment, needed=needed_by_rollbacks(store, backups))
     decided_at = moment.isoformat(timespec="seconds")
     if dry_run:
         return RetentionReport(True, policy, decided_at, decisions)
