@@ -14,7 +14,6 @@ import sys
 import types
 from pathlib import Path
 
-import attrs
 import pytest
 import yaml
 
@@ -196,13 +195,20 @@ def as_module(name: str, source: str) -> types.ModuleType:
     return module
 
 
-def test_the_guide_shows_the_example_codec_as_it_is() -> None:
-    shipped = ROOT / "tests" / "plugins" / "example_codec" / "src" / "schemasync_example_codec" / "__init__.py"
-    assert guide_block("class XorZlibCodec") == shipped.read_text()
+PLUGINS = ROOT / "tests" / "plugins"
+
+
+@pytest.mark.parametrize(("marker", "shipped"), [
+    ("class XorZlibCodec", "example_codec/src/schemasync_example_codec/__init__.py"),
+    ("class ChaChaPoly", "example_cipher/src/schemasync_example_cipher/__init__.py"),
+    ("class ExampleFileSystem", "example_storage/src/schemasync_example_storage/__init__.py"),
+], ids=["codec", "cipher", "storage"])
+def test_the_guide_shows_the_example_plugins_as_they_are(marker: str, shipped: str) -> None:
+    assert guide_block(marker) == (PLUGINS / shipped).read_text()
 
 
 def test_the_guides_cipher_and_notifier_work_on_a_store(tmp_path: Path) -> None:
-    cipher = as_module("guide_cipher", guide_block("class ChaCha20Cipher"))
+    cipher = as_module("guide_cipher", guide_block("class ChaChaPoly"))
     notifiers = as_module("guide_notifier", guide_block("class JsonLinesNotifier"))
     manager = get_plugin_manager(load_entry_points=False)
     manager.register(cipher, name="chacha-plugin")
@@ -212,8 +218,8 @@ def test_the_guides_cipher_and_notifier_work_on_a_store(tmp_path: Path) -> None:
     assert registry.provider("cipher", "chacha20-poly1305") == "chacha-plugin"
 
     key = EncryptionKey.generate()
-    opened = BackupStore.open(str(tmp_path / "store"), encryption_keys=key, registry=registry)
-    store = attrs.evolve(opened, encoding=attrs.evolve(opened.encoding, cipher="chacha20-poly1305"))
+    store = BackupStore.open(str(tmp_path / "store"), encryption_keys=key, cipher="chacha20-poly1305",
+                             registry=registry)
     snapshot = Snapshot("app", "utf8mb4", "utf8mb4_general_ci", ServerInfo("mariadb", "11.4", "", 0))
     info = store.save(snapshot)
     assert info.encryption == "chacha20-poly1305"
@@ -221,14 +227,13 @@ def test_the_guides_cipher_and_notifier_work_on_a_store(tmp_path: Path) -> None:
     assert '"event": "backup.created"' in events.read_text() and key.material.hex() not in events.read_text()
 
     # Authenticated: moved data (other associated data) fails with ValueError, which the store calls damage.
-    codec = cipher.ChaCha20Cipher()
+    codec = cipher.ChaChaPoly()
     sealed = codec.encrypt(key.material, b"frame", b"address:0:1")
     assert codec.decrypt(key.material, sealed, b"address:0:1") == b"frame"
     with pytest.raises(ValueError, match=r"^authentication failed$"):
         codec.decrypt(key.material, sealed, b"address:1:1")
-    record = store.manifest(info.id).snapshot_object
-    path = Path(store.files.object_path(record))
-    path.write_bytes(path.read_bytes()[:-1] + bytes([path.read_bytes()[-1] ^ 1]))
-    store.files.fs.invalidate_cache()
+    path = Path(store.files.object_path(store.manifest(info.id).snapshot_object))
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(IntegrityError):
         BackupStore.open(str(tmp_path / "store"), encryption_keys=key, registry=registry).snapshot(info.id)
