@@ -267,9 +267,10 @@ _HOSTILE = st.text(st.sampled_from("ab_%`'\\\"@. -;"), min_size=1, max_size=12)
 def test_hostile_names_get_a_grant_that_means_exactly_them(
     mariadb: ThrowawayServer, root: pymysql.connections.Connection, database: str, user: str
 ) -> None:
-    # The server refuses a database name that ends in a space, and compares user names without trailing ones.
+    # The server refuses a database name that ends in a space, and compares user names without trailing ones;
     database, user = database.rstrip(" "), user.rstrip(" ")
-    if not database or not user:
+    # MariaDB 10.11 logs a client that sends the name '' (two quotes) in as the anonymous user ''.
+    if not database or not user or user == "''":
         return
     made: list[str] = []
     sibling = database.replace("_", "x").replace("%", "y")

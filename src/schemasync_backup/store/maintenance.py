@@ -542,7 +542,7 @@ def health(store: BackupStore, *, stale_after: timedelta | str | None = None) ->
     backups = [info for info in listed if info.status != Status.CREATING]
     corrupted = tuple(info.id for info in backups if info.status == Status.CORRUPTED)
     for backup_id in corrupted:
-        warnings.append(f"backup {backup_id} is CORRUPTED; Validator.partial_recovery salvages what is intact")
+        warnings.append(f"backup {backup_id} is CORRUPTED; `backup partial-recovery` salvages what is intact")
     spans: dict[str, list[Any]] = {}
     for info in backups:
         if info.database:

@@ -280,7 +280,7 @@ def decide(
             decisions.append(RetentionDecision(
                 info.id, info.database, info.created_at, info.status, True, "unreadable", ("unreadable",),
                 "unreadable: the manifest cannot be read, so its database and pinned flag are unknown; "
-                "kept until someone looks (Validator.recovery_scan)", info.pinned,
+                "kept until someone looks (`backup recovery-scan` lists it)", info.pinned,
             ))
             continue
         groups.setdefault(info.database, []).append(info)
@@ -316,8 +316,8 @@ def _decide_database(
                 "database, and no unfinished rollback needs it; no other rule keeps it")
         elif info.status in UNUSABLE:
             rule, rules, reason = "unusable", (), (
-                f"{info.status} backups count toward no keep rule (Validator.partial_recovery salvages what is "
-                "left; pin or tag a backup to keep it)")
+                f"{info.status} backups count toward no keep rule (`backup partial-recovery` salvages what is left; "
+                "pin or tag a backup to keep it)")
         else:
             rule, rules, reason = "none", (), "no rule keeps it"
         decisions.append(RetentionDecision(info.id, info.database, info.created_at, info.status, bool(found), rule,

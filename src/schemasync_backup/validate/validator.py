@@ -518,7 +518,7 @@ class Validator:
             except (IntegrityError, BackupFormatError) as exc:
                 raise IntegrityError(
                     f"cannot recalculate the checksum of {backup_id}: object {path} is damaged ({exc.message}); "
-                    "try partial_recovery instead",
+                    "try `backup partial-recovery` instead",
                     subject=backup_id,
                 ) from exc
             rebuilt = framing.record_from_bytes(self.store.files.read(path), record.address, len(plaintext), path)
