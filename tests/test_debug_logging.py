@@ -147,6 +147,19 @@ def configured(tmp_path: Path) -> Iterator[tuple[Path, io.StringIO]]:
     setup.close()
 
 
+@pytest.mark.parametrize(("level", "debug", "wanted"), [
+    (logging.INFO, False, False), (logging.WARNING, False, False), (logging.DEBUG, False, True),
+    (logging.INFO, True, True)])
+def test_statements_are_formatted_only_when_a_handler_takes_them(tmp_path: Path, level: int, debug: bool,
+                                                                 wanted: bool) -> None:
+    setup = logsetup.configure(level=level, debug=debug, file=tmp_path / "backup.log", scrub=lambda text: text,
+                               stderr=io.StringIO())
+    try:
+        assert statement_log.enabled() is wanted
+    finally:
+        setup.close()
+
+
 def test_storage_lines_reach_the_file_and_stderr_under_debug(configured: tuple[Path, io.StringIO]) -> None:
     log, err = configured
     logging.getLogger("schemasync_backup.storage").debug("storage write objects/ab/cd 12.3 KiB duration=0.004s")
@@ -168,6 +181,32 @@ def test_a_failed_statement_is_logged_with_its_error_type_not_its_message(
     log, _ = configured
     [line] = [line for line in log.read_text().splitlines() if "no_such_database" in line]
     assert "failed=ProgrammingError" in line and "duration=" in line and "row data" not in line
+
+
+def test_table_data_statements_show_their_size_not_their_rows(
+        mariadb: ThrowawayServer, fresh_db: str, configured: tuple[Path, io.StringIO]) -> None:
+    from schemasync_backup.capture.connection import ConnectionSpec, connect_for_data, execute, load_local, stream
+
+    spec = ConnectionSpec.parse(mariadb.dsn_for(fresh_db))
+    connection = connect_for_data(spec, fresh_db, init_command="SET SESSION foreign_key_checks = 0")
+    try:
+        execute(connection, "CREATE TABLE person (id int PRIMARY KEY, name varchar(40))")
+        rows = b"1\tAda Lovelace\n2\tGrace Hopper\n"
+        assert load_local(connection, "LOAD DATA LOCAL INFILE 'x' INTO TABLE person", rows) == 2
+        insert = "INSERT INTO person (id, name) VALUES (3, 'Alan Turing'), (4, 'Edsger Dijkstra')"
+        assert execute(connection, insert) == 2
+        assert len(list(stream(connection, "SELECT * FROM person"))) == 4
+    finally:
+        connection.close()
+    text = configured[0].read_text()
+    assert "Ada" not in text and "Alan" not in text
+    lines = text.splitlines()
+    assert any("sql SET SESSION foreign_key_checks = 0 duration=" in line for line in lines)  # the init_command
+    assert any("LOAD DATA LOCAL INFILE 'x' INTO TABLE person duration=" in line
+               and f"rows=2 sent_bytes={len(rows)}" in line for line in lines)
+    assert any(re.search(r"sql INSERT INTO person \(id, name\) VALUES … \(\d+ chars\) duration=\S+ rows=2$", line)
+               for line in lines)
+    assert any(re.search(r"sql SELECT \* FROM person duration=\S+ streamed$", line) for line in lines)
 
 
 # --- the statement as a log shows it ---------------------------------------------------------------------------
@@ -196,6 +235,11 @@ def test_no_secret_of_the_connection_gets_through(secret: str, template: str, be
     statement = before + template.format(escaped) + after
     for shown in (loggable(statement, [secret]), loggable(statement * 50, [secret, quote(secret, safe="")])):
         assert secret not in shown
+
+
+def test_no_secret_is_made_where_the_cut_text_meets_its_length() -> None:
+    assert "aaaa … (400" not in loggable("a" * 400, ["aaaa … (400"])
+    assert "pass word" not in loggable("SELECT 'pass\n   word'", ["pass word"])
 
 
 @given(password=st.text(min_size=1, alphabet=st.characters(blacklist_categories=("Cs",))))

@@ -192,7 +192,6 @@ def configure(*, level: int, debug: bool, file: Path | None, scrub: Callable[[st
     too instead of on the terminal."""
     root = logging.getLogger()
     setup = LogSetup(level=level, file=file, root_level=root.level)
-    root.setLevel(logging.DEBUG)
     logger.setLevel(logging.DEBUG)
     _tracebacks["enabled"] = level <= logging.DEBUG
     logger.propagate = True
@@ -218,6 +217,9 @@ def configure(*, level: int, debug: bool, file: Path | None, scrub: Callable[[st
         console.setFormatter(ScrubbingFormatter("Warning: %(message)s", scrub))
     root.addHandler(console)
     setup.handlers.append(console)
+    # No lower than a handler takes: the library checks its loggers' level before it formats or
+    # times anything (every statement at debug), so at info that work is never done.
+    root.setLevel(min(handler.level for handler in setup.handlers))
     return setup
 
 
