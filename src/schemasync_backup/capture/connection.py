@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeAlias
@@ -23,6 +24,7 @@ import pymysql.converters
 import pymysql.cursors
 import pymysql.err
 
+from schemasync_backup.capture import statement_log
 from schemasync_backup.capture.pipeline import read_text_result
 from schemasync_backup.errors import (
     AuthenticationError,
@@ -156,8 +158,8 @@ def connect(spec: ConnectionSpec, database: str | None = None) -> Connection:
     carrying a second statement after a ``;`` fails on the server instead of running it.
     """
     kwargs = _connect_arguments(spec, database)
-    with translate_errors(spec.redacted(), database=kwargs["database"], connecting=True):
-        return pymysql.connect(**kwargs)
+    with _connecting(spec, kwargs["database"]):
+        return _LoggedConnection(**kwargs)
 
 
 def connect_for_data(spec: ConnectionSpec, database: str | None = None, *, init_command: str) -> Connection:
@@ -168,7 +170,7 @@ def connect_for_data(spec: ConnectionSpec, database: str | None = None, *, init_
     ``init_command`` sets up the session; PyMySQL runs it again on every reconnect.
     """
     kwargs = _connect_arguments(spec, database)
-    with translate_errors(spec.redacted(), database=kwargs["database"], connecting=True):
+    with _connecting(spec, kwargs["database"]):
         connection = _DataConnection(
             **kwargs, use_unicode=False, conv=_RAW_CONVERSIONS, local_infile=True, init_command=init_command
         )
@@ -177,6 +179,17 @@ def connect_for_data(spec: ConnectionSpec, database: str | None = None, *, init_
     # if a PyMySQL upgrade ever bypassed it, a LOCAL request fails instead of reading a file.
     connection._local_infile = False
     return connection
+
+
+@contextlib.contextmanager
+def _connecting(spec: ConnectionSpec, database: str | None) -> Iterator[None]:
+    """Translate the errors of opening a connection, and log how long it took."""
+    started = time.perf_counter()
+    with translate_errors(spec.redacted(), database=database, connecting=True):
+        yield
+    if statement_log.enabled():
+        statement_log.SQL_LOGGER.debug("connect %s database=%s duration=%.3fs", spec.redacted(), database or "",
+                                       time.perf_counter() - started)
 
 
 def _connect_arguments(spec: ConnectionSpec, database: str | None) -> dict[str, Any]:
@@ -233,11 +246,43 @@ class _DataResult(pymysql.connections.MySQLResult):  # type: ignore[misc]
             )
 
 
-class _DataConnection(pymysql.connections.Connection):  # type: ignore[misc]
+class _LoggedConnection(pymysql.connections.Connection):  # type: ignore[misc]
+    """A PyMySQL connection that logs each statement it runs (:mod:`.statement_log`).
+
+    Every cursor's ``execute`` ends in ``query``, so the statements of the modules that use a
+    cursor directly are logged too. The connection's first statements (its ``init_command``) run
+    inside ``__init__``, before the instance has settled, and are logged like any other.
+    """
+
+    def query(self, sql: str | bytes, unbuffered: bool = False) -> int:
+        if not statement_log.enabled():
+            return int(super().query(sql, unbuffered))
+        sent, started = self._sending(), time.perf_counter()
+        try:
+            affected = int(super().query(sql, unbuffered))
+        except BaseException as exc:
+            statement_log.log_statement(sql, time.perf_counter() - started, sent=sent, failed=exc,
+                                        secrets=statement_log.password_forms(self.password))
+            raise
+        # An unbuffered result has only begun to arrive: its rows are counted by no one.
+        statement_log.log_statement(sql, time.perf_counter() - started, rows=None if unbuffered else affected,
+                                    how="streamed" if unbuffered else "", sent=sent,
+                                    secrets=statement_log.password_forms(self.password))
+        return affected
+
+    def _sending(self) -> int | None:
+        """The bytes the next statement sends besides its text."""
+        return None
+
+
+class _DataConnection(_LoggedConnection):
     """A PyMySQL connection whose results are :class:`_DataResult`."""
 
     #: The bytes the next LOAD DATA LOCAL may send (set by load_local, taken by _DataResult).
     local_data: bytes | None = None
+
+    def _sending(self) -> int | None:
+        return None if self.local_data is None else len(self.local_data)
 
     def _read_query_result(self, unbuffered: bool = False) -> Any:
         # PyMySQL's own method, with _DataResult for MySQLResult.
@@ -500,25 +545,43 @@ def _pipeline(connection: Connection, window: list[bytes], answer: _Answer) -> l
     # Each packet: 3-byte length, sequence number 0, COM_QUERY, the statement (all < 16 MiB).
     if any(len(sql) + 1 >= pymysql.connections.MAX_PACKET_LEN for sql in window):
         raise ValueError("a pipelined statement must be smaller than 16 MiB")
+    logged = statement_log.enabled()
+    answered = time.perf_counter() if logged else 0.0
     connection._write_bytes(b"".join(
         struct.pack("<iB", len(sql) + 1, pymysql.constants.COMMAND.COM_QUERY) + sql for sql in window
     ))
     rows: list[list[tuple[Any, ...]]] = []
     first_error: pymysql.err.MySQLError | None = None
-    for _ in window:
+    for sql in window:
+        failed: pymysql.err.MySQLError | None = None
         try:
             rows.append(answer(connection))
         except (pymysql.err.OperationalError, pymysql.err.InternalError) as exc:
             if connection._sock is None:
+                if logged:
+                    _log_pipelined(connection, sql, answered, None, exc)
                 raise  # the connection broke: nothing more to read
-            first_error = first_error or exc
-            rows.append([])
+            failed = exc
         except pymysql.err.MySQLError as exc:
-            first_error = first_error or exc
+            failed = exc
+        if failed is not None:
+            first_error = first_error or failed
             rows.append([])
+        if logged:
+            answered = _log_pipelined(connection, sql, answered, rows[-1], failed)
     if first_error is not None:
         raise first_error
     return rows
+
+
+def _log_pipelined(connection: Connection, sql: bytes, since: float, rows: list[tuple[Any, ...]] | None,
+                   failed: BaseException | None) -> float:
+    """Log a pipelined statement whose answer took from ``since`` (the previous answer) to now; return now."""
+    now = time.perf_counter()
+    statement_log.log_statement(sql.decode(connection.encoding, "replace"), now - since,
+                                rows=None if failed else len(rows or ()), how="pipelined", failed=failed,
+                                secrets=statement_log.password_forms(getattr(connection, "password", b"")))
+    return now
 
 
 def _converted_answer(connection: Connection) -> list[tuple[Any, ...]]:

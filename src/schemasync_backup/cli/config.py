@@ -348,9 +348,14 @@ class Config:
             found.add(quote(self.database.password, safe=""))
         return {secret for secret in found if len(secret) >= _MIN_SEARCHABLE_SECRET}
 
+    @functools.cached_property
+    def _scrubbed_secrets(self) -> tuple[str, ...]:
+        # Once per configuration: scrub runs on every log line, and at debug there is one per statement.
+        return tuple(sorted(self.secrets(), key=len, reverse=True))
+
     def scrub(self, text: str) -> str:
         """``text`` with every secret of this configuration replaced by ``***``."""
-        for secret in sorted(self.secrets(), key=len, reverse=True):
+        for secret in self._scrubbed_secrets:
             text = text.replace(secret, REDACTED)
         return text
 

@@ -32,7 +32,8 @@ LEVEL_ENV_VAR = "MYSQL_SCHEMA_SYNC_LOG_LEVEL"
 FILE_ENV_VAR = "MYSQL_SCHEMA_SYNC_LOG_FILE"
 SYSTEM_LOG_FILE = Path("/var/log/mysql-schema-sync/backup.log")
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-_TRUE = {"1", "true", "yes", "on"}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 logger = logging.getLogger(LOGGER_NAME)
 #: Whether failures carry their traceback into the log (set by :func:`configure` at debug level).
@@ -46,17 +47,40 @@ def debug_requested(flag: bool, environ: Mapping[str, str] | None = None) -> boo
             or environ.get(LEVEL_ENV_VAR, "").strip().lower() == "debug")
 
 
-def resolve_level(debug: bool, configured: str = "info", environ: Mapping[str, str] | None = None) -> int:
-    """--debug / MYSQL_SCHEMA_SYNC_DEBUG, then MYSQL_SCHEMA_SYNC_LOG_LEVEL, then the config, then info."""
+def resolve_level(debug: bool, configured: str = "info", environ: Mapping[str, str] | None = None, *,
+                  strict: bool = True) -> int:
+    """--debug / MYSQL_SCHEMA_SYNC_DEBUG, then MYSQL_SCHEMA_SYNC_LOG_LEVEL, then the config, then info.
+
+    An invalid MYSQL_SCHEMA_SYNC_LOG_LEVEL raises :class:`LogSettingsError`, or with ``strict=False``
+    is passed over (:func:`environment_problems` says what is wrong with it)."""
     environ = os.environ if environ is None else environ
     if debug:
         return logging.DEBUG
     named = environ.get(LEVEL_ENV_VAR, "").strip().lower()
-    if named:
-        if named not in LEVELS:
-            raise LogSettingsError(f"{LEVEL_ENV_VAR}={named!r} is not a log level; allowed: {', '.join(LEVELS)}")
+    if named in LEVELS:
         return LEVELS[named]
+    if named and strict:
+        raise LogSettingsError(_level_problem(named))
     return LEVELS.get(configured, logging.INFO)
+
+
+def _level_problem(named: str) -> str:
+    return f"{LEVEL_ENV_VAR}={named!r} is not a log level; allowed: {', '.join(LEVELS)}"
+
+
+def environment_problems(environ: Mapping[str, str] | None = None) -> list[str]:
+    """What is wrong with the values of MYSQL_SCHEMA_SYNC_DEBUG and MYSQL_SCHEMA_SYNC_LOG_LEVEL, one
+    sentence each naming the values allowed; a variable with a wrong value is read as unset."""
+    environ = os.environ if environ is None else environ
+    problems = []
+    debug = environ.get(DEBUG_ENV_VAR, "").strip().lower()
+    if debug and debug not in _TRUE + _FALSE:
+        problems.append(f"{DEBUG_ENV_VAR}={debug!r} is not true or false; allowed: {', '.join(_TRUE + _FALSE)}; "
+                        "debug stays off")
+    level = environ.get(LEVEL_ENV_VAR, "").strip().lower()
+    if level and level not in LEVELS:
+        problems.append(f"{_level_problem(level)}; the configured level is used")
+    return problems
 
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -111,6 +135,21 @@ class ScrubbingFormatter(logging.Formatter):
         return self._scrub(super().format(record))
 
 
+class _ConsoleFormatter(ScrubbingFormatter):
+    """Leaves out the traceback of a record marked :data:`TRACEBACK_SHOWN_BY_CLI`: the command line
+    prints that one itself, with its ``Error:`` line, so it reaches stderr once."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and getattr(record, "traceback_shown_by_cli", False):
+            # A copy: the record's other handlers (the file) still show the traceback.
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record)
+
+
+#: Pass as ``extra=`` with ``exc_info`` when the command line prints the exception's traceback itself.
+TRACEBACK_SHOWN_BY_CLI = {"traceback_shown_by_cli": True}
+
+
 class _ForPeople(logging.Filter):
     """Without --debug, stderr shows only records logged with ``extra=TO_CONSOLE`` (warnings for people)."""
 
@@ -153,7 +192,6 @@ def configure(*, level: int, debug: bool, file: Path | None, scrub: Callable[[st
     too instead of on the terminal."""
     root = logging.getLogger()
     setup = LogSetup(level=level, file=file, root_level=root.level)
-    root.setLevel(logging.DEBUG)
     logger.setLevel(logging.DEBUG)
     _tracebacks["enabled"] = level <= logging.DEBUG
     logger.propagate = True
@@ -172,13 +210,16 @@ def configure(*, level: int, debug: bool, file: Path | None, scrub: Callable[[st
     if debug:
         console.setLevel(logging.DEBUG)
         console.addFilter(_Ours())
-        console.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", scrub))
+        console.setFormatter(_ConsoleFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", scrub))
     else:
         console.setLevel(logging.WARNING)
         console.addFilter(_ForPeople())
         console.setFormatter(ScrubbingFormatter("Warning: %(message)s", scrub))
     root.addHandler(console)
     setup.handlers.append(console)
+    # No lower than a handler takes: the library checks its loggers' level before it formats or
+    # times anything (every statement at debug), so at info that work is never done.
+    root.setLevel(min(handler.level for handler in setup.handlers))
     return setup
 
 
@@ -219,7 +260,7 @@ def operation(name: str, fields: Mapping[str, Any] | None = None, *,
     """Log ``name`` with its fields and duration when it ends; failures at ERROR with the error,
     exceptions of the ``refused`` types at WARNING as refused."""
     op = Operation(name, dict(fields or {}))
-    logger.debug("%s started %s", name, format_fields(op.fields))
+    logger.debug("%s started%s", name, f" {format_fields(op.fields)}" if op.fields else "")
     try:
         yield op
     except BaseException as exc:
@@ -230,7 +271,7 @@ def operation(name: str, fields: Mapping[str, Any] | None = None, *,
             raise
         op.fields["duration"] = f"{op.duration:.3f}s"
         logger.error("%s failed: %s %s", name, message, format_fields({**op.fields, "error_type": type(exc).__name__}),
-                     exc_info=_tracebacks["enabled"])
+                     exc_info=_tracebacks["enabled"], extra=TRACEBACK_SHOWN_BY_CLI)
         raise
     op.fields["duration"] = f"{op.duration:.3f}s"
     level = {"ok": logging.INFO, "refused": logging.WARNING}.get(op.outcome, logging.ERROR)

@@ -82,11 +82,14 @@ def _setup_logging(ctx: Context, debug: bool, stderr: TextIO) -> logsetup.LogSet
     except ConfigError:
         config = None  # the command reports it; log with the defaults meanwhile
     settings = config.backup.logging if config is not None else None
-    level = logsetup.resolve_level(debug, settings.level if settings else "info")
+    level = logsetup.resolve_level(debug, settings.level if settings else "info", strict=False)
     file = None
     if settings is None or settings.file_logging:
         file = logsetup.choose_log_file(logsetup.log_file_candidates(settings.file if settings else None))
-    return logsetup.configure(level=level, debug=debug, file=file, scrub=ctx.scrub, stderr=stderr)
+    setup = logsetup.configure(level=level, debug=debug, file=file, scrub=ctx.scrub, stderr=stderr)
+    for problem in logsetup.environment_problems():  # a typo in a variable is no reason to refuse the command
+        logsetup.logger.warning("%s", problem, extra=logsetup.TO_CONSOLE)
+    return setup
 
 
 @contextmanager
@@ -124,7 +127,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
-        if debug:
+        if debug:  # the one traceback on stderr: the operation's log record leaves it to this
             err.write(ctx.scrub("".join(traceback.format_exception(exc))))
         message, code = ctx.scrub(_message(exc)), classify(exc)
         err.write(f"Error: {message}\n")
