@@ -54,13 +54,34 @@ def classify(exc: BaseException) -> ExitCode:
     return ExitCode.ERROR
 
 
+#: What a library message tells its caller to pass, as the command line says it: one table, checked against
+#: every message in the package (tests/test_messages.py).
+CLI_WORDING = {
+    "pass allow_concurrent=True": "pass --force",
+    "plan with resume=False": "plan with --no-resume",
+    "open the store with accept_unsealed=True (config: backup.encryption.accept_unsealed: true)":
+        "set backup.encryption.accept_unsealed: true in the config",
+    "pass encryption_keys=, e.g. EncryptionKey.from_env('BACKUP_ENCRYPTION_KEY')":
+        "set BACKUP_ENCRYPTION_KEY (backup.encryption.key_env_var)",
+    "data= names table(s)": "--data names table(s)",
+    "data= as a list must name at least one table, each by a non-empty string": "--data must name at least one table",
+    " (or pass wait= seconds)": "",
+    "pass new_key= or configure one": "configure one in backup.encryption",
+}
+
+
+def cli_wording(message: str) -> str:
+    """``message`` with each library phrase of :data:`CLI_WORDING` in the command line's words."""
+    for phrase, words in CLI_WORDING.items():
+        message = message.replace(phrase, words)
+    return message
+
+
 def _message(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
-    if isinstance(exc, ConcurrentCreateError):
-        return exc.message.replace("pass allow_concurrent=True", "pass --force")
     if isinstance(exc, SchemaSyncBackupError):
-        return exc.message
+        return cli_wording(exc.message)
     if isinstance(exc, ConfirmationRefused | logsetup.LogSettingsError):
         return str(exc)
     if isinstance(exc, OSError) and exc.strerror:

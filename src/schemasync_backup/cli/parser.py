@@ -267,6 +267,11 @@ def _rehearsal_option(parser: argparse.ArgumentParser) -> None:
                         help="do not rehearse the plan in a scratch database first (the summary says it was skipped)")
 
 
+def _resume_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-resume", action="store_true",
+                        help="plan from scratch: do not bring back the unfinished data steps of the latest failed run")
+
+
 def _target_database_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-database", metavar="NAME",
                         help="allow a database other than the backup's: names it as the target (without it, "
@@ -286,6 +291,7 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
                         cmd_rollback_plan, backup_id="required", database=target)
     _target_database_option(plan)
     _rehearsal_option(plan)
+    _resume_option(plan)
     plan.add_argument("--show-sql", action="store_true",
                       help="print the SQL script for the mysql client on stdout, the summary on stderr")
     plan.add_argument("--output", metavar="FILE",
@@ -303,6 +309,7 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
                               "backup, the live schema or the file changed since")
     _target_database_option(execute)
     _rehearsal_option(execute)
+    _resume_option(execute)
     execute.add_argument("--dry-run", action="store_true", help="plan and check everything, change nothing")
     execute.add_argument("--disable-fk-checks", action="store_true",
                          help="SET FOREIGN_KEY_CHECKS=0 for the rollback's session (a --plan-file saved with "

@@ -60,7 +60,7 @@ def cmd_rollback_plan(ctx: Context) -> Outcome:
     planner = _planner(ctx)
     with ctx.console.activity("Planning"):
         plan = planner.plan(dsn, backup_id, database=name, target_database=ctx.args.target_database,
-                            rehearse=not ctx.args.no_rehearsal)
+                            rehearse=not ctx.args.no_rehearsal, resume=not ctx.args.no_resume)
     ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps), rehearsal=str(plan.rehearsal.status))
     data = plan.to_dict()
     summary = plan.summary()
@@ -157,7 +157,7 @@ def _plan_to_run(ctx: Context, planner: RollbackPlanner, dsn: str, name: str, sa
             return planner.current_plan(dsn, saved, rehearse=rehearse)
     with ctx.console.activity("Planning"):
         return planner.plan(dsn, ctx.args.backup_id, database=name,
-                            target_database=ctx.args.target_database, rehearse=rehearse)
+                            target_database=ctx.args.target_database, rehearse=rehearse, resume=not ctx.args.no_resume)
 
 
 def _saved_plan(ctx: Context) -> SavedPlan | Outcome | None:

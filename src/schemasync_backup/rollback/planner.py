@@ -781,7 +781,7 @@ def _target_database(
     """The database a rollback changes; a database other than the backup's only when named as the target."""
     if database is not None and target_database is not None and database != target_database:
         raise DatabaseMismatchError(
-            f"database={database!r} and target_database={target_database!r} disagree: name the database "
+            f"the database {database!r} and the target database {target_database!r} disagree: name the database "
             "the rollback is to change once",
             subject=info.id, backup_database=info.database, target_database=database,
         )
