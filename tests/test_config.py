@@ -179,6 +179,29 @@ def test_storage_locations_for_every_provider() -> None:
     assert local.backup.storage.local.permissions == 0o750
 
 
+@pytest.mark.parametrize(("url", "keys"), [
+    ("/srv/new", {"backup.storage.provider": "local", "backup.storage.local.base_path": "/srv/new"}),
+    ("s3://b/some/prefix/", {"backup.storage.provider": "s3", "backup.storage.s3.bucket": "b",
+                             "backup.storage.s3.prefix": "some/prefix"}),
+    ("az://c", {"backup.storage.provider": "azure", "backup.storage.azure.container_name": "c",
+                "backup.storage.azure.prefix": ""}),
+    ("gs://b/p", {"backup.storage.provider": "gcs", "backup.storage.gcs.bucket": "b",
+                  "backup.storage.gcs.prefix": "p"}),
+    ("memory://x", None),
+])
+def test_storage_keys_point_a_configuration_at_a_url(url: str, keys: dict[str, str] | None) -> None:
+    assert cfg.storage_keys(url) == keys
+    if keys is not None and keys["backup.storage.provider"] != "local":  # and back: the same URL
+        document: dict[str, Any] = {}
+        for path, value in {**keys, "backup.storage.azure.account_name": "acct"}.items():
+            *sections, name = path.split(".")
+            target = document
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[name] = value
+        assert cfg.storage_location(cfg.from_mapping(document, environ={}).backup.storage)[0] == url.rstrip("/")
+
+
 def test_keys_from_env_file_and_direct_with_older_keys_after_them(tmp_path: Path) -> None:
     new, old = EncryptionKey.generate(), EncryptionKey.generate()
     (tmp_path / "old.key").write_bytes(old.material)

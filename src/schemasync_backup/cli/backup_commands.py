@@ -16,6 +16,7 @@ from schemasync_backup.cli.config import (
     ConfigError,
     open_store,
     redacted,
+    storage_keys,
 )
 from schemasync_backup.cli.console import ConfirmationRefused, Console, ProgressBar, human_size, key_values, table
 from schemasync_backup.cli.context import Context, ExitCode, Outcome
@@ -358,7 +359,17 @@ def cmd_backup_move(ctx: Context) -> Outcome:
             moved.append(backup_id)
             bar.advance(note=backup_id, nbytes=copied.stored_size)
     ctx.note(moved=len(moved))
-    return Outcome({"moved": moved, "destination": target.url}, f"Moved {len(moved)} backup(s) to {target.url}")
+    keys = storage_keys(target.url)
+    if keys is None:
+        where = "the configuration cannot name it (only local folders, s3://, az:// and gs:// URLs)"
+    else:
+        settings = ", ".join(f"{key}: {value}" for key, value in keys.items() if value)
+        credentials = "" if keys["backup.storage.provider"] == ctx.config.backup.storage.provider else (
+            " with that provider's credentials")
+        where = (f"set {settings} in {ctx.config.source}{credentials}, or the next commands look in "
+                 f"{ctx.store.url}")
+    return Outcome({"moved": moved, "destination": target.url, "config": keys},
+                   f"Moved {len(moved)} backup(s) to {target.url}\nBackups now live at {target.url}: {where}")
 
 
 def cmd_backup_test_encryption(ctx: Context) -> Outcome:

@@ -941,6 +941,24 @@ def _url(scheme: str, bucket: str, prefix: str) -> str:
     return f"{scheme}://{bucket}" + (f"/{prefix}" if prefix else "")
 
 
+#: The provider of each URL scheme and the key naming its bucket or container (the inverse of _url).
+_SCHEME_PROVIDERS = {"s3": ("s3", "bucket"), "s3a": ("s3", "bucket"), "az": ("azure", "container_name"),
+                     "abfs": ("azure", "container_name"), "gs": ("gcs", "bucket"), "gcs": ("gcs", "bucket")}
+
+
+def storage_keys(url: str) -> dict[str, str] | None:
+    """The ``backup.storage`` keys that point a configuration at ``url``; None when no provider reaches it."""
+    scheme, _, rest = url.partition("://") if "://" in url else ("file", "", url)
+    if scheme == "file":
+        return {"backup.storage.provider": "local", "backup.storage.local.base_path": rest}
+    if scheme not in _SCHEME_PROVIDERS:
+        return None
+    provider, bucket_key = _SCHEME_PROVIDERS[scheme]
+    bucket, _, prefix = rest.partition("/")
+    return {"backup.storage.provider": provider, f"backup.storage.{provider}.{bucket_key}": bucket,
+            f"backup.storage.{provider}.prefix": prefix.strip("/")}
+
+
 def encryption_keys(encryption: EncryptionConfig) -> list[EncryptionKey]:
     """The configured keys, the writing key first; empty when encryption is off and no old keys are named."""
     keys: list[EncryptionKey] = []
