@@ -209,13 +209,23 @@ def s3_section(endpoint: str, bucket: str, key: str = S3_KEY, secret: str = S3_S
                                      "secret_key": secret, "retry_attempts": 0}}
 
 
-def test_a_missing_s3_bucket_is_named(s3_emulator: Emulator, tmp_path: Path) -> None:
-    config = write(tmp_path, s3_section(s3_emulator.endpoint, "no-such-bucket-here"))
+@pytest.mark.parametrize("provider", ["s3", "azure"])
+def test_a_missing_bucket_or_container_is_named(provider: str, request: pytest.FixtureRequest,
+                                                tmp_path: Path) -> None:
+    if provider == "s3":
+        section = s3_section(request.getfixturevalue("s3_emulator").endpoint, "no-such-bucket-here")
+        expected = ("storage bucket 'no-such-bucket-here' does not exist on s3:// (s3://no-such-bucket-here/backups):"
+                    " create it, or fix backup.storage.s3.bucket")
+    else:
+        emulator = request.getfixturevalue("azure_emulator")
+        section = {"provider": "azure", "azure": {"connection_string": emulator.connection_string,
+                                                  "container_name": "no-such-container", "retry_attempts": 0}}
+        expected = ("storage container 'no-such-container' does not exist on az:// (az://no-such-container): "
+                    "create it, or fix backup.storage.azure.container_name")
+    config = write(tmp_path, section)
     store = cfg.open_store(cfg.load_config(config, environ={}))
     with pytest.raises(StorageNotFoundError) as caught:
-        store.list()
-    expected = ("storage bucket 'no-such-bucket-here' does not exist on s3:// (s3://no-such-bucket-here/backups): "
-                "create it, or fix backup.storage.s3.bucket")
+        store.list()  # not an empty store
     assert caught.value.message == expected
     done = run(config, "backup", "test-connection", env=clean_env(tmp_path), timeout=60)
     assert done.returncode == 1 and expected in done.stderr, done.stderr

@@ -235,6 +235,11 @@ class StoreFiles:
         return self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
 
     @property
+    def scheme(self) -> str:
+        """The protocol of the store's URL, as the user wrote it (``az``, where adlfs says ``abfs``)."""
+        return self.url.split("://", 1)[0] if "://" in self.url else self.protocols[0]
+
+    @property
     def atomic_put(self) -> bool:
         return bool(_ATOMIC_PUT_PROTOCOLS & set(self.protocols))
 
@@ -280,9 +285,9 @@ class StoreFiles:
         if isinstance(exc, PermissionError) or _status(exc) in (401, 403) or str(exc).startswith("Forbidden"):
             if self.is_local or not self.atomic_put:
                 return StoragePermissionError(f"failed to {action}: permission denied: {shown_path}", **where)
-            hint = _ACCESS_HINTS.get(self.protocols[0], "check the credentials and the storage's access policy")
+            hint = _ACCESS_HINTS.get(self.scheme, "check the credentials and the storage's access policy")
             return StoragePermissionError(
-                f"failed to {action}: access denied to {self.protocols[0]}://{shown_path}: {hint}", **where)
+                f"failed to {action}: access denied to {self.scheme}://{shown_path}: {hint}", **where)
         if isinstance(exc, OSError):
             if exc.errno == errno.ENOSPC:
                 return StorageFullError("failed to write backup file: no space left on device", **where)
@@ -296,11 +301,11 @@ class StoreFiles:
         """A StorageNotFoundError when ``exc`` says the bucket or container itself does not exist."""
         if not any(_code(cause) in _MISSING_CONTAINER_CODES for cause in _chain(exc)):
             return None
-        noun, key = _CONTAINERS.get(self.protocols[0], ("bucket", "the storage's bucket"))
+        noun, key = _CONTAINERS.get(self.scheme, ("bucket", "the storage's bucket"))
         container = self.root.split("/", 1)[0]
         url = shown(self.url)
         return StorageNotFoundError(
-            f"storage {noun} '{container}' does not exist on {self.protocols[0]}:// ({url}): create it, or fix {key}",
+            f"storage {noun} '{container}' does not exist on {self.scheme}:// ({url}): create it, or fix {key}",
             subject=container, url=url, path=container)
 
     def makedirs(self, path: str, action: str = "create backup") -> None:
