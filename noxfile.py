@@ -1,4 +1,4 @@
-"""Developer sessions: tests, lint, typing, bench."""
+"""Developer sessions: tests, lint, typing, docs, bench."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def typing(session: nox.Session) -> None:
     session.install("-e", ".", "mypy", "import-linter")
     session.run("mypy")
     session.run("lint-imports")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The docs site (mkdocs.yml) into site/, warnings as errors, as tests/test_docs_site.py builds it."""
+    session.install("mkdocs>=1.6")
+    session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
 @nox.session

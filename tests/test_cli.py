@@ -597,3 +597,56 @@ def test_data_backups_from_the_command_line(session: Session, mariadb: Throwaway
     assert document["data"]["tables"][0]["first_difference"]["number"] == 1
     assert session("rollback", "validate", "--backup-id", backup_id, "--no-data").rc == 0
     assert session("backup", "create", "--data", "at-risk").rc == 2  # no --migration: refused, exit 2
+
+
+def test_rollback_plan_file(session: Session, mariadb: ThrowawayServer, shop: str, tmp_path: Path) -> None:
+    """plan --output F, review, execute --plan-file F: the console script runs the reviewed plan; every change in
+    between (the file, the live schema, the flags) is refused with nothing changed."""
+    backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
+    migrate(mariadb, shop)
+    plan_file = tmp_path / "rollback-plan.json"
+    planned = run_cli(session.config, "rollback", "plan", "--backup-id", backup_id, "--output", str(plan_file))
+    assert planned.rc == 0, planned.err
+    assert f"Plan saved to {plan_file}: review it, then run `rollback execute --plan-file {plan_file}`" in planned.out
+    assert "2 rows at risk" in planned.out and json.loads(plan_file.read_text())["backup"]["id"] == backup_id
+    shown = session("rollback", "plan", "--backup-id", backup_id, "--show-sql", "--output", str(tmp_path / "b.json"))
+    assert shown.out.startswith("-- schemasync_backup") and "Plan saved to" in shown.err
+    assert session("rollback", "plan", "--backup-id", backup_id, "--disable-fk-checks").rc == 2
+    assert session("rollback", "execute").rc == 2
+
+    before = Snapshot.capture(mariadb.dsn, shop).schema_hash
+    other = "backup-20200101-000000-00000000"
+    wrong = session("rollback", "execute", "--plan-file", str(plan_file), "--backup-id", other, "--force")
+    assert wrong.rc == 2 and f"--backup-id {other} disagree with plan file {plan_file}" in wrong.err
+    assert session("rollback", "execute", "--plan-file", str(plan_file), "--database", "elsewhere").rc == 2
+    assert session("rollback", "execute", "--plan-file", str(plan_file), "--disable-fk-checks").rc == 2
+    unconfirmed = session("rollback", "execute", "--plan-file", str(plan_file), "--backup-id", backup_id)
+    assert unconfirmed.rc == 4 and "pass --force" in unconfirmed.err
+    dry = session("rollback", "execute", "--plan-file", str(plan_file), "--dry-run", "--format", "json")
+    assert dry.rc == 0 and dry.json()["executed"] is False and dry.json()["plan_file"] == str(plan_file)
+
+    edited = tmp_path / "edited.json"
+    edited.write_text(plan_file.read_text().replace("DROP TABLE `feature_flag`", "DROP TABLE `customer`"))
+    tampered = session("rollback", "execute", "--plan-file", str(edited), "--force", "--format", "json")
+    assert tampered.rc == 4 and tampered.json()["error"]["type"] == "PlanFileError"
+    assert f"plan file {edited} was changed after it was saved" in tampered.err
+    assert f"`rollback plan --backup-id ID --output {edited}`" in tampered.err
+    missing = session("rollback", "execute", "--plan-file", str(tmp_path / "nowhere.json"), "--force")
+    assert missing.rc == 1 and "No such file" in missing.err
+
+    with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", database=shop) as connection:
+        connection.cursor().execute("ALTER TABLE product ADD COLUMN late int")
+    stale = session("rollback", "execute", "--plan-file", str(plan_file), "--force")
+    assert stale.rc == 4 and f"plan file {plan_file} no longer applies" in stale.err, stale.err
+    assert Snapshot.capture(mariadb.dsn, shop).schema_hash != before  # only the ALTER above changed it
+    with pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", database=shop) as connection:
+        connection.cursor().execute("ALTER TABLE product DROP COLUMN late")
+    assert Snapshot.capture(mariadb.dsn, shop).schema_hash == before
+
+    executed = run_cli(session.config, "rollback", "execute", "--plan-file", str(plan_file), "--force",
+                       "--format", "json")
+    assert executed.rc == 0, executed.err
+    assert executed.json()["result"]["verified"] and executed.json()["plan_file"] == str(plan_file)
+    assert session("rollback", "validate", "--backup-id", backup_id).rc == 0
+    again = session("rollback", "execute", "--plan-file", str(plan_file), "--force")
+    assert again.rc == 4 and "no longer applies" in again.err  # a plan runs once: the live schema moved on

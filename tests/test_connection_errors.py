@@ -116,7 +116,10 @@ def test_missing_privilege_names_the_grant(mariadb: ThrowawayServer, root: pymys
     with _user(root, "select_only", f"SELECT ON `{fresh_db}`.*"):
         error = _failure(lambda: Snapshot.capture(_dsn(mariadb, "select_only"), fresh_db), PrivilegeError)
     assert "lacks SHOW VIEW, TRIGGER, EVENT" in str(error)
-    assert f"GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `{fresh_db}`.* TO 'select_only'@'%'" in str(error)
+    # On exactly this database (a GRANT's _ is a wildcard unless escaped): what is lacking, and the
+    # SELECT the pattern grant gives, which the server stops using once an exact grant exists.
+    escaped = fresh_db.replace("_", "\\_")
+    assert f"GRANT SHOW VIEW, TRIGGER, EVENT, SELECT ON `{escaped}`.* TO 'select_only'@'%';" in str(error)
     assert isinstance(error, PermissionError)
 
 

@@ -101,7 +101,8 @@ def test_diff_and_backup_info_dicts_are_plain_strings() -> None:
     _plain(data)
     assert [(c["kind"], c["name"], c["change"]) for c in data["changes"]] == [
         ("table", "gone", "removed"), ("table", "new", "added")]
-    assert str(changes) == "- table `gone`\n+ table `new`"
+    assert changes.listing() == "- table `gone`\n+ table `new`"
+    assert str(changes).splitlines()[0].endswith(": 2 object(s) differ, 1 added, 1 removed, 0 changed")
     assert changes.only_in_a()[0].change is ChangeKind.REMOVED
     info = BackupInfo(
         id="backup-20260101-000000-00000000", database="shop", created_at="2026-01-01T00:00:00Z", created_by="me",

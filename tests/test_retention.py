@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemasync_backup.formats import manifest
+from schemasync_backup.formats import journal, manifest
 from schemasync_backup.formats.manifest import BackupInfo, Status, UnreadBackupInfo
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.store.retention import (
@@ -56,7 +57,8 @@ ENTRY = st.tuples(
     st.sampled_from(["app", "app", "crm"]),
     st.sampled_from([Status.COMPLETED] * 6 + [Status.CORRUPTED, Status.FAILED, Status.VALIDATING]),
     st.integers(0, 9).map(lambda n: n == 0),  # pinned, now and then
-    st.sampled_from([{}, {}, {}, {"keep": "yes"}, {"env": "prod"}, {"env": "dev"}]),
+    st.sampled_from([{}, {}, {}, {"keep": "yes"}, {"env": "prod"}, {"env": "dev"},
+                     journal.pre_rollback_tags("backup-20260101-000000-00000001")]),
 )
 
 
@@ -79,6 +81,7 @@ POLICIES = st.builds(
     keep_monthly=COUNTS,
     keep_tags=st.frozensets(st.sampled_from(TAGS), max_size=2),
     timezone=st.sampled_from(ZONES),
+    pre_rollback_max_age=st.one_of(st.none(), st.integers(0, 60 * 86400).map(lambda s: timedelta(seconds=s))),
 ).filter(lambda policy: not policy.is_empty)
 
 
@@ -91,11 +94,21 @@ def _usable(infos: Sequence[BackupInfo]) -> list[BackupInfo]:
                   key=lambda i: (_time(i), i.id), reverse=True)
 
 
-def _expected(infos: Sequence[BackupInfo], policy: RetentionPolicy) -> dict[str, set[str]]:
+def _pre_rollback(info: BackupInfo) -> bool:
+    return info.pinned and info.tags.get("pre_rollback") == "true"
+
+
+def _expected(infos: Sequence[BackupInfo], policy: RetentionPolicy, needed: frozenset[str] = frozenset()
+              ) -> dict[str, set[str]]:
     """Each rule's set of backup ids, computed a second way: from the rule's wording, not its algorithm."""
     usable = _usable(infos)
     wanted: dict[str, set[str]] = {rule: set() for rule in RULES}
-    wanted["pinned"] = {i.id for i in infos if i.pinned}
+    # A person's pin holds for ever; a pre-rollback backup's while it is younger than the limit, or the
+    # newest usable one of its database, or one an unfinished rollback needs.
+    newest_pre = [i.id for i in usable if _pre_rollback(i)][:1]
+    limit = policy.pre_rollback_max_age
+    wanted["pinned"] = {i.id for i in infos if i.pinned and (
+        not _pre_rollback(i) or limit is None or i.id in needed or i.id in newest_pre or NOW - _time(i) <= limit)}
     wanted["keep_tags"] = {i.id for i in infos if any(
         key in i.tags and (not value or i.tags[key] == value)
         for key, _, value in (tag.partition("=") for tag in policy.keep_tags))}
@@ -118,15 +131,15 @@ def _expected(infos: Sequence[BackupInfo], policy: RetentionPolicy) -> dict[str,
     return wanted
 
 
-def check_decisions(infos: Sequence[BackupInfo], policy: RetentionPolicy, decisions: Sequence[RetentionDecision]
-                    ) -> None:
+def check_decisions(infos: Sequence[BackupInfo], policy: RetentionPolicy, decisions: Sequence[RetentionDecision],
+                    needed: frozenset[str] = frozenset()) -> None:
     assert sorted(d.backup_id for d in decisions) == sorted(i.id for i in infos if i.status != Status.CREATING)
     assert [(d.created_at, d.backup_id) for d in decisions] == sorted(
         ((d.created_at, d.backup_id) for d in decisions), reverse=True)
     by_id = {d.backup_id: d for d in decisions}
     for database in {i.database for i in infos}:
         group = [i for i in infos if i.database == database]
-        wanted = _expected(group, policy.for_database(database))
+        wanted = _expected(group, policy.for_database(database), needed)
         for info in group:
             decision = by_id[info.id]
             got = set(decision.rules)
@@ -136,7 +149,9 @@ def check_decisions(infos: Sequence[BackupInfo], policy: RetentionPolicy, decisi
             assert decision.rule == (decision.rules[0] if decision.keep else decision.rule)
             assert list(decision.rules) == sorted(decision.rules, key=RULES.index)
             # ... a damaged backup counts toward no keep rule ...
-            if info.status in (Status.CORRUPTED, Status.FAILED):
+            if not decision.keep and info.pinned:  # only an automatic pre-rollback backup's pin expires
+                assert _pre_rollback(info) and info.id not in needed and decision.rule == "pre_rollback_max_age"
+            elif info.status in (Status.CORRUPTED, Status.FAILED):
                 assert got <= {"pinned", "keep_tags"}, decision
                 assert decision.keep or decision.rule == "unusable"
         # ... no rule is violated (every backup a rule selects is kept) ...
@@ -152,6 +167,25 @@ def check_decisions(infos: Sequence[BackupInfo], policy: RetentionPolicy, decisi
 @given(infos=timelines(), policy=POLICIES)
 def test_every_decision_follows_the_rules(infos: list[BackupInfo], policy: RetentionPolicy) -> None:
     check_decisions(infos, policy, decide(infos, policy, now=NOW))
+
+
+@settings(max_examples=200, deadline=None)
+@given(infos=timelines(), policy=POLICIES, data=st.data())
+def test_pre_rollback_backups_retire_but_never_the_way_back(infos: list[BackupInfo], policy: RetentionPolicy,
+                                                           data: st.DataObject) -> None:
+    pre = sorted(i.id for i in infos if _pre_rollback(i))
+    needed = frozenset(data.draw(st.lists(st.sampled_from(pre), unique=True)) if pre else [])
+    decisions = decide(infos, policy, now=NOW, needed=dict.fromkeys(needed, "run X failed"))
+    check_decisions(infos, policy, decisions, needed)
+    by_id = {d.backup_id: d for d in decisions}
+    for info in infos:
+        if info.pinned and not _pre_rollback(info):
+            assert by_id[info.id].keep  # a person's pin is never retired
+        if info.id in needed:
+            assert by_id[info.id].keep and "run X failed" in by_id[info.id].reason
+    for database in {i.database for i in infos}:
+        newest = [i for i in _usable([i for i in infos if i.database == database]) if _pre_rollback(i)][:1]
+        assert all(by_id[i.id].keep for i in newest)
 
 
 @settings(max_examples=100, deadline=None)
@@ -426,3 +460,84 @@ def test_every_duration_user_refuses_the_same_spellings(text: str) -> None:
             config.parse_duration(value)
         with pytest.raises(RetentionPolicyError):
             parse_duration(value)
+
+
+# --- automatic pre-rollback backups ------------------------------------------------------------
+
+
+TARGET = "backup-20261001-100000-0000abcd"
+
+
+def test_docs_example_pre_rollback_backups_retire() -> None:
+    """docs/retention.md: four pre-rollback backups of app, one a person pinned, 30 days (the default)."""
+    pre = journal.pre_rollback_tags(TARGET)
+    infos = [backup(NOW - timedelta(days=1), index=1),                              # an ordinary backup
+             backup(NOW - timedelta(days=40), index=2, pinned=True, tags=pre),     # the newest pre-rollback
+             backup(NOW - timedelta(days=50), index=3, pinned=True, tags=pre),     # its failed run's way back
+             backup(NOW - timedelta(days=60), index=4, pinned=True, tags=pre),     # retired
+             backup(NOW - timedelta(days=90), index=5, pinned=True),               # pinned by a person
+             backup(NOW - timedelta(days=10), "crm", index=6, pinned=True, tags=pre)]
+    decisions = {d.backup_id[-1]: d for d in decide(infos, RetentionPolicy(max_backups=1), now=NOW,
+                                                   needed={infos[2].id: "the latest rollback is failed"})}
+    assert {name: (d.action, d.rule) for name, d in decisions.items()} == {
+        "1": ("keep", "max_backups"), "2": ("keep", "pinned"), "3": ("keep", "pinned"),
+        "4": ("remove", "pre_rollback_max_age"), "5": ("keep", "pinned"), "6": ("keep", "pinned")}
+    assert "the newest usable one of its database" in decisions["2"].reason
+    assert "the way back while the latest rollback is failed" in decisions["3"].reason
+    assert decisions["4"].reason.startswith("pre_rollback_max_age: an automatic pre-rollback backup older than 30d")
+    assert "never retired automatically" in decisions["5"].reason
+    # Off, every pin holds; and other rules still keep a retired one.
+    never = RetentionPolicy.from_dict({"max_backups": 1, "pre_rollback_max_age": "unlimited"})
+    assert never.pre_rollback_max_age is None and all(d.keep for d in decide(infos, never, now=NOW))
+    assert all(d.keep for d in decide(infos, RetentionPolicy(max_backups=5), now=NOW))
+    assert RetentionPolicy.from_dict(RetentionPolicy(max_backups=1, pre_rollback_max_age="7d").to_dict()) == \
+        RetentionPolicy(max_backups=1, pre_rollback_max_age="7d")
+    with pytest.raises(RetentionPolicyError, match="pre_rollback_max_age: invalid duration") as caught:
+        RetentionPolicy.from_dict({"max_backups": 1, "pre_rollback_max_age": "a month"})
+    assert caught.value.subject == "pre_rollback_max_age"
+
+
+def _journal(store: BackupStore, target: str, run: str, status: str, pre: str) -> None:
+    store.put_document(journal.path(target, f"{run}.json"), json.dumps(
+        {"run_id": run, "backup_id": target, "status": status, "pre_rollback_backup_id": pre, "steps": []}).encode())
+
+
+def test_apply_retention_keeps_what_an_unfinished_rollback_needs(tmp_path: Path) -> None:
+    from schemasync_backup.cli import main as cli
+
+    store = BackupStore.open(str(tmp_path / "store"))
+    other = "backup-20261002-100000-0000abce"
+    newest = plant(store, NOW - timedelta(days=35), 1, pinned=True, tags=journal.pre_rollback_tags(TARGET))
+    failed = plant(store, NOW - timedelta(days=45), 2, pinned=True, tags=journal.pre_rollback_tags(TARGET))
+    done = plant(store, NOW - timedelta(days=55), 3, pinned=True, tags=journal.pre_rollback_tags(other))
+    unparsed = plant(store, NOW - timedelta(days=65), 4, pinned=True, tags=journal.pre_rollback_tags(other))
+    by_hand = plant(store, NOW - timedelta(days=400), 5, pinned=True)
+    # The rollback to TARGET failed (its latest run); the one to `other` failed once, then completed.
+    _journal(store, TARGET, "run-20261010-100000-000000-aaaaaa", "failed", failed.id)
+    _journal(store, other, "run-20261001-100000-000000-bbbbbb", "failed", done.id)
+    _journal(store, other, "run-20261002-100000-000000-cccccc", "completed", done.id)
+    report = store.apply_retention(RetentionPolicy(max_backups=1), now=NOW)
+    actions = {d.backup_id: (d.action, d.rule) for d in report.decisions}
+    assert actions == {newest.id: ("keep", "pinned"), failed.id: ("keep", "pinned"),
+                       done.id: ("remove", "pre_rollback_max_age"), unparsed.id: ("remove", "pre_rollback_max_age"),
+                       by_hand.id: ("keep", "pinned")}
+    reasons = {d.backup_id: d.reason for d in report.decisions}
+    assert "run-20261010-100000-000000-aaaaaa) is failed" in reasons[failed.id]
+
+    # A latest journal that cannot be parsed keeps every pre-rollback backup of a rollback to its backup.
+    store.put_document(journal.path(other, "run-20261003-100000-000000-dddddd.json"), b"{not json")
+    kept = {d.backup_id for d in store.apply_retention(RetentionPolicy(max_backups=1), now=NOW).kept}
+    assert {done.id, unparsed.id} <= kept
+    store.remove_document(journal.path(other, "run-20261003-100000-000000-dddddd.json"))
+
+    # The CLI's dry run names the rule that retires each; the cleanup then removes exactly those.
+    config = tmp_path / "config.yaml"
+    config.write_text(f"storage:\n  local:\n    base_path: {tmp_path / 'store'}\n"
+                      "retention:\n  max_backups: 1\n  pre_rollback_max_age: 30d\n")
+    out = io.StringIO()
+    assert cli.main(["backup", "cleanup", "--dry-run", "--config", str(config)], stdout=out, stderr=io.StringIO()) == 0
+    rows = {line.split()[0]: line.split() for line in out.getvalue().splitlines() if line.startswith("backup-")}
+    assert rows[done.id][-2:] == ["remove", "pre_rollback_max_age"] and rows[failed.id][-2:] == ["keep", "pinned"]
+    assert cli.main(["backup", "cleanup", "--force", "--config", str(config)], stdout=io.StringIO(),
+                    stderr=io.StringIO()) == 0
+    assert {info.id for info in store.list()} == {newest.id, failed.id, by_hand.id}

@@ -24,6 +24,7 @@ from schemasync_backup.errors import (
     InvalidSourceError,
     LogSettingsError,
     ManifestAuthenticationError,
+    PlanFileError,
     PluginError,
     PrivilegeError,
     ProtocolMismatchError,
@@ -63,6 +64,7 @@ from schemasync_backup.model.diff import ChangeKind, SchemaDiff, diff
 from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
 from schemasync_backup.rollback.plan import StepPhase
+from schemasync_backup.rollback.plan_file import SavedPlan
 from schemasync_backup.rollback.planner import RollbackPlan, RollbackPlanner, RollbackStep
 from schemasync_backup.store.retention import RetentionPolicy
 from schemasync_backup.store.store import BackupStore
@@ -100,6 +102,7 @@ __all__ = [
     "LogSettingsError",
     "ManifestAuthenticationError",
     "MigrationContext",
+    "PlanFileError",
     "PluginError",
     "PrivilegeError",
     "ProtocolMismatchError",
@@ -116,6 +119,7 @@ __all__ = [
     "RollbackRefusedError",
     "RollbackStep",
     "RollbackStepError",
+    "SavedPlan",
     "SchemaDiff",
     "SchemaObjectNotFoundError",
     "SchemaSyncBackupError",

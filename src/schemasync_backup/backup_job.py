@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import attrs
 
 from schemasync_backup.capture.connection import Source
+from schemasync_backup.display import Card, Shown, headline
 from schemasync_backup.formats.manifest import BackupInfo, MigrationContext
 from schemasync_backup.store.data_backup import DEFAULT_CHUNK_BYTES, DataRequest, Migration
 from schemasync_backup.store.retention import RetentionPolicy, RetentionReport
@@ -20,7 +21,7 @@ from schemasync_backup.validate.validator import ValidationResult, Validator
 
 
 @attrs.frozen
-class BackupJobResult:
+class BackupJobResult(Shown):
     """What :func:`create_backup` did: the backup, its validation (None: not asked), the retention run."""
 
     info: BackupInfo
@@ -31,6 +32,12 @@ class BackupJobResult:
     @property
     def ok(self) -> bool:
         return self.validation is None or self.validation.valid
+
+    def _card(self) -> Card:
+        # Each part's own title line: the job is the backup, its validation and the retention run.
+        parts = (self.info, self.validation, self.retention)
+        return Card(f"Backup job: {'ok' if self.ok else 'FAILED'}",
+                    notes=tuple(headline(part) for part in parts if part is not None), kind="backup-job")
 
 
 def create_backup(

@@ -304,7 +304,13 @@ class RehearsalFailedError(RollbackRefusedError):
 
 
 class StalePlanError(RollbackRefusedError):
-    """The live schema changed since the plan was made: plan again."""
+    """The live schema changed since the plan was made (for a saved plan: or the backup, or what the
+    plan made now runs): plan again."""
+
+
+class PlanFileError(RollbackRefusedError, ValueError):
+    """A saved plan file that cannot be executed: not a plan file, an unknown format version, or
+    changed after it was saved (its digest does not match); ``subject`` is the file."""
 
 
 class ConcurrentRollbackError(RollbackRefusedError):

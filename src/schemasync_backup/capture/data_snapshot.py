@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from schemasync_backup.capture.connection import Connection, describe, execute, query, text
-from schemasync_backup.capture.privileges import current_user
+from schemasync_backup.capture.privileges import current_user, snapshot_lock_shortfall
 from schemasync_backup.errors import InvalidInputError, PrivilegeError
 from schemasync_backup.model.snapshot import Table
 
@@ -47,7 +47,7 @@ def start_consistent_snapshot(connections: Sequence[Connection]) -> Position:
         _begin(connections[0])
         return _position(connections[0])
     first = connections[0]
-    _lock_commits(first)
+    _lock_commits(first, len(connections))
     try:
         for connection in connections:
             _begin(connection)
@@ -68,17 +68,13 @@ def _begin(connection: Connection) -> None:
     execute(connection, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
 
 
-def _lock_commits(connection: Connection) -> None:
+def _lock_commits(connection: Connection, workers: int) -> None:
     try:
         execute(connection, "FLUSH TABLES WITH READ LOCK")
     except PrivilegeError as exc:
-        user = current_user(connection)
-        raise PrivilegeError(
-            f"a consistent snapshot on several connections needs the RELOAD privilege on {describe(connection)} "
-            f"(for a moment's FLUSH TABLES WITH READ LOCK): GRANT RELOAD ON *.* TO {user}; "
-            "or read on one connection, which needs no lock",
-            subject=user,
-        ) from exc
+        shortfall = snapshot_lock_shortfall(current_user(connection), workers)
+        raise PrivilegeError(f"missing privilege on {describe(connection)}: {shortfall.message}",
+                             subject=shortfall.subject) from exc
 
 
 def _position(connection: Connection) -> Position:

@@ -26,7 +26,7 @@ from schemasync_backup.capture.fingerprints import (
     reusable,
     table_fingerprint,
 )
-from schemasync_backup.capture.privileges import current_user, session_grants
+from schemasync_backup.capture.privileges import backup_shortfalls, current_user, hidden_definition
 from schemasync_backup.capture.read_ahead import ReadAhead
 from schemasync_backup.errors import DatabaseNotFoundError, PrivilegeError, QueryError
 from schemasync_backup.model.snapshot import (
@@ -50,10 +50,6 @@ from schemasync_backup.sql.quoting import quote_identifier, quote_string
 #: How many SHOW CREATE statements go to the server in one round trip.
 SHOW_CREATE_BATCH = 500
 _TABLE_KINDS = ("BASE TABLE", "SYSTEM VERSIONED", "SEQUENCE")
-_REQUIRED_PRIVILEGES = ("SELECT", "SHOW VIEW", "TRIGGER", "EVENT")
-#: Any one of these on the database makes the server list all of its routines.
-_ROUTINE_PRIVILEGES = frozenset({"EXECUTE", "ALTER ROUTINE", "CREATE ROUTINE"})
-#: What ALL PRIVILEGES grants, as far as capture cares.
 _NUMERIC_TYPES = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint|decimal|float|double|bit)\b")
 _ON_UPDATE = re.compile(r"on update (\S+)", re.IGNORECASE)
 _PARTITIONING = re.compile(r"\n\s*(?:/\*!\d+\s*)?(PARTITION BY .*?)(?:\s*\*/)?\s*$", re.DOTALL)
@@ -92,8 +88,7 @@ def _capture(connection: Connection, database: str, known: Snapshot | None = Non
             subject=database,
         )
     server = server_info(connection)
-    user = current_user(connection)
-    _check_privileges(connection, database, server.flavor, user, where)
+    _check_privileges(connection, database, server.flavor, where)
     reader = _Reader.for_server(connection, server)
     try:
         # The longest read, on a second connection (when capture opened its own) while this one reads
@@ -131,7 +126,7 @@ def _capture(connection: Connection, database: str, known: Snapshot | None = Non
         + [(row["ROUTINE_TYPE"], row["ROUTINE_NAME"]) for row in fresh.rows("routine", listed.routines)]
         + [("EVENT", row["EVENT_NAME"]) for row in fresh.rows("event", listed.events)],
     )
-    texts = _require_texts(creates, server.flavor, user, where)
+    texts = _require_texts(connection, creates, server.flavor, where)
     columns_of, stats_of = _group(columns, "TABLE_NAME"), _group(statistics, "TABLE_NAME")
     fks_of, checks_of = _group(fk_columns, "TABLE_NAME"), _group(checks, "TABLE_NAME")
     params_of = listed.parameters_of()
@@ -268,32 +263,10 @@ def server_info(connection: Connection) -> ServerInfo:
     )
 
 
-def _check_privileges(connection: Connection, database: str, flavor: str, user: str, where: str) -> None:
-    """Refuse to capture a partial schema: without these the server silently hides objects.
-
-    The grants come from SHOW GRANTS, not from information_schema: MariaDB lists only the
-    user's own rows there, never those of its active role (and the roles that role holds)
-    or of PUBLIC, and SHOW GRANTS shows all of them.
-    """
-    grants = session_grants(connection, flavor)
-    held = grants.privileges_on(database)
-    missing = [privilege for privilege in _REQUIRED_PRIVILEGES if privilege not in held]
-    if missing:
-        raise PrivilegeError(
-            f"missing privilege: user {user} lacks {', '.join(missing)} on {quote_identifier(database)} "
-            f"({where}), so the server would hide part of the schema; run "
-            f"GRANT {', '.join(_REQUIRED_PRIVILEGES)} ON {quote_identifier(database)}.* TO {user}",
-            subject=database,
-        )
-    # Routines are hidden outright from a user who can neither read their definitions
-    # server-wide nor holds some routine privilege on the database.
-    if not grants.reads_routines(flavor) and not held & _ROUTINE_PRIVILEGES:
-        grant = "GRANT SELECT ON mysql.proc" if flavor == "mariadb" else "GRANT SHOW_ROUTINE ON *.*"
-        raise PrivilegeError(
-            f"missing privilege: user {user} cannot see the stored routines of {quote_identifier(database)} "
-            f"({where}), so the server would hide them; run {grant} TO {user}",
-            subject=database,
-        )
+def _check_privileges(connection: Connection, database: str, flavor: str, where: str) -> None:
+    """Refuse to capture a partial schema: without its privileges the server silently hides objects."""
+    for shortfall in backup_shortfalls(connection, flavor, database):
+        raise PrivilegeError(f"missing privilege on {where}: {shortfall.message}", subject=shortfall.subject)
 
 
 def _check_rows(reader: _Reader, database: str, names: list[str] | None) -> list[Row]:
@@ -467,19 +440,15 @@ def _show_kind(row: Row) -> str:
 
 
 def _require_texts(
-    creates: dict[tuple[str, str], str | None], flavor: str, user: str, where: str
+    connection: Connection, creates: dict[tuple[str, str], str | None], flavor: str, where: str
 ) -> dict[tuple[str, str], str]:
-    """The CREATE texts, refusing when the server hid one (a routine the user did not define)."""
+    """The CREATE texts, refusing when the server hid one (a routine redefined by another account
+    since the privilege check)."""
     texts: dict[tuple[str, str], str] = {}
     for (kind, name), text in creates.items():
         if text is None:
-            grant = "GRANT SELECT ON mysql.proc" if flavor == "mariadb" else "GRANT SHOW_ROUTINE ON *.*"
-            raise PrivilegeError(
-                f"missing privilege on {where}: the server hides the definition of {kind.lower()} "
-                f"{quote_identifier(name)} from all but its definer; connect as the definer or run "
-                f"{grant} TO {user}",
-                subject=name,
-            )
+            shortfall = hidden_definition(flavor, current_user(connection), kind, name)
+            raise PrivilegeError(f"missing privilege on {where}: {shortfall.message}", subject=name)
         texts[(kind, name)] = text
     return texts
 

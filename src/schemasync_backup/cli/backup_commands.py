@@ -360,14 +360,12 @@ def cmd_backup_move(ctx: Context) -> Outcome:
             bar.advance(note=backup_id, nbytes=copied.stored_size)
     ctx.note(moved=len(moved))
     keys = storage_keys(target.url)
-    if keys is None:
-        where = "the configuration cannot name it (only local folders, s3://, az:// and gs:// URLs)"
-    else:
-        settings = ", ".join(f"{key}: {value}" for key, value in keys.items() if value)
-        credentials = "" if keys["backup.storage.provider"] == ctx.config.backup.storage.provider else (
-            " with that provider's credentials")
-        where = (f"set {settings} in {ctx.config.source}{credentials}, or the next commands look in "
-                 f"{ctx.store.url}")
+    storage = ctx.config.backup.storage
+    settings = ", ".join(f"{key}: {value}" for key, value in keys.items() if value)
+    credentials = "" if keys["backup.storage.provider"] == storage.provider else " with that provider's credentials"
+    stale_url = " and remove backup.storage.url" if storage.url and "backup.storage.url" not in keys else ""
+    where = (f"set {settings}{stale_url} in {ctx.config.source}{credentials}, or the next commands look in "
+             f"{ctx.store.url}")
     return Outcome({"moved": moved, "destination": target.url, "config": keys},
                    f"Moved {len(moved)} backup(s) to {target.url}\nBackups now live at {target.url}: {where}")
 
@@ -414,7 +412,8 @@ def cmd_backup_validate_config(ctx: Context) -> Outcome:
 def cmd_backup_health_check(ctx: Context) -> Outcome:
     database = ctx.database(required=False)
     with ctx.console.activity("Checking"):
-        report = health.health_check(ctx.config, database=database, max_age=timedelta(seconds=ctx.args.max_age))
+        report = health.health_check(ctx.config, database=database, max_age=timedelta(seconds=ctx.args.max_age),
+                                     require_rollback=ctx.args.require_rollback)
     ctx.note(status=report.status, database=database)
     text = "\n".join([*(f"{check.status.upper():<8} {check.name}: {check.message}" for check in report.checks),
                       f"overall: {report.status}"])

@@ -34,7 +34,7 @@ from schemasync_backup.capture.connection import ConnectionSpec, redact_dsn
 from schemasync_backup.errors import ConfigError as ConfigError  # noqa: PLC0414 - re-export
 from schemasync_backup.errors import InvalidSourceError, SchemaSyncBackupError, SettingsError
 from schemasync_backup.model import durations
-from schemasync_backup.plugins.crypto import DEFAULT_KEY_ENV_VAR, EncryptionKey
+from schemasync_backup.plugins.crypto import DEFAULT_CIPHER, DEFAULT_KEY_ENV_VAR, EncryptionKey
 
 if typing.TYPE_CHECKING:
     from schemasync_backup.plugins.manager import Registry
@@ -60,6 +60,8 @@ _LEVELS = {"gzip": (0, 9), "lz4": (0, 16), "zstd": (1, 22)}
 _BOOL_WORDS = ("true", "false")
 #: Codecs and storage providers that need a package of an extra: (package, extra).
 _CODEC_PACKAGES = {"zstd": ("zstandard", "zstd")}
+#: The original tool's cipher names, for the names the cipher plugins register.
+_CIPHER_ALIASES = {"aes256": DEFAULT_CIPHER}
 _PROVIDER_PACKAGES = {"s3": "s3fs", "azure": "adlfs", "gcs": "gcsfs"}
 
 NOTIFICATION_EVENTS = (
@@ -208,24 +210,36 @@ class GcsStorage:
         kind="duration", min=1))
 
 
+#: The providers with a section of their own; ``url`` reaches any other protocol fsspec knows.
 PROVIDERS = ("local", "s3", "azure", "gcs")
 
 
 @attrs.frozen
 class StorageConfig:
-    provider: str = attrs.field(default="local", metadata=_doc("where backups are stored", choices=PROVIDERS))
+    provider: str = attrs.field(default="local", metadata=_doc(
+        "where backups are stored: local, s3, azure, gcs (their sections below), or any protocol fsspec knows "
+        "(with url)", kind="protocol"))
     local: LocalStorage = attrs.field(factory=LocalStorage, metadata=_doc("provider local"))
     s3: S3Storage = attrs.field(factory=S3Storage, metadata=_doc("provider s3"))
     azure: AzureStorage = attrs.field(factory=AzureStorage, metadata=_doc("provider azure"))
     gcs: GcsStorage = attrs.field(factory=GcsStorage, metadata=_doc("provider gcs"))
+    url: str | None = attrs.field(default=None, metadata=_doc(
+        "the store as an fsspec URL, protocol://path, for a provider without a section: one a package registers "
+        "under the fsspec.specs entry point, or fsspec.register_implementation; provider may then be left out",
+        kind="storage_url"))
+    options: dict[str, Any] = attrs.field(factory=dict, metadata=_doc(
+        "keyword arguments for the filesystem of url (host, username, ...), values as written", kind="options",
+        secret=True))
 
 
 @attrs.frozen
 class CompressionConfig:
     enabled: bool = attrs.field(default=True, metadata=_doc("compress stored objects"))
-    algorithm: str = attrs.field(default="lz4", metadata=_doc("codec", choices=("gzip", "lz4", "zstd")))
+    algorithm: str = attrs.field(default="lz4", metadata=_doc(
+        "gzip, lz4, zstd (extra zstd), or a codec a plugin registers, by its name (an unknown name is refused "
+        "with the list of those installed)", kind="codec"))
     level: int | None = attrs.field(default=None, metadata=_doc(
-        "codec level: gzip 0-9, lz4 0-16, zstd 1-22; default the codec's"))
+        "codec level: gzip 0-9, lz4 0-16, zstd 1-22, a plugin's as it says; default the codec's"))
     threshold: int = attrs.field(default=256, metadata=_doc(
         "objects smaller than this are stored uncompressed (bytes, or \"1KB\" = 1024)", kind="size", min=0))
 
@@ -238,7 +252,8 @@ class CompressionConfig:
 class EncryptionConfig:
     enabled: bool = attrs.field(default=False, metadata=_doc("encrypt new backups (AES-256-GCM)"))
     algorithm: str = attrs.field(default="aes256", metadata=_doc(
-        "cipher; aes256 is AES-256-GCM", choices=("aes256", "aes-256-gcm")))
+        "aes256 (AES-256-GCM, also written aes-256-gcm) or a cipher a plugin registers (by its name), for "
+        "32-byte keys", kind="cipher"))
     key_source: str = attrs.field(default="env", metadata=_doc(
         "where the key comes from", choices=("env", "file", "direct")))
     key_env_var: str = attrs.field(default=DEFAULT_KEY_ENV_VAR, metadata=_doc(
@@ -254,6 +269,11 @@ class EncryptionConfig:
     rotation_days: int = attrs.field(default=90, metadata=_doc("days between key rotations", min=1))
     accept_unsealed: bool = attrs.field(default=False, metadata=_doc(
         "read (and import) backups no configured key sealed: written without a key, or by 0.1"))
+
+    @property
+    def cipher(self) -> str:
+        """The cipher's name as its plugin registers it."""
+        return _CIPHER_ALIASES.get(self.algorithm, self.algorithm)
 
 
 @attrs.frozen
@@ -301,8 +321,9 @@ class BackupConfig:
     storage: StorageConfig = attrs.field(factory=StorageConfig, metadata=_doc("where backups live"))
     retention: dict[str, Any] = attrs.field(factory=dict, metadata=_doc(
         "which backups to keep: max_backups, max_age, keep_daily, keep_weekly, keep_monthly, keep_tags, timezone, "
-        "databases (docs/retention.md); apply_on_create (bool: `backup create` applies the policy after each "
-        "backup); cleanup_interval is accepted and ignored", kind="retention"))
+        "pre_rollback_max_age (default 30d; unlimited: never), databases (docs/retention.md); apply_on_create "
+        "(bool: `backup create` applies the policy after each backup); cleanup_interval is accepted and ignored",
+        kind="retention"))
     compression: CompressionConfig = attrs.field(factory=CompressionConfig, metadata=_doc("how objects are compressed"))
     encryption: EncryptionConfig = attrs.field(factory=EncryptionConfig, metadata=_doc("how objects are encrypted"))
     validation: ValidationConfig = attrs.field(factory=ValidationConfig, metadata=_doc("when backups are checked"))
@@ -536,7 +557,9 @@ def _field_hook(field: attrs.Attribute[Any]) -> Callable[[Any, Any], Any]:
     annotation, optional = _unwrap(field.type)
     if attrs.has(annotation):  # null for a section: its defaults
         return lambda raw, _: annotation() if raw is None else _converter.structure(raw, annotation)
-    by_kind = {"duration": parse_duration, "size": parse_size, "mode": _parse_mode, "retention": _retention}
+    by_kind = {"duration": parse_duration, "size": parse_size, "mode": _parse_mode, "retention": _retention,
+               "codec": _codec_name, "cipher": _cipher_name, "protocol": _provider, "storage_url": _storage_url,
+               "options": _parse_options}
     by_type = {bool: _parse_bool, int: _parse_int, float: _parse_float, tuple: _parse_strings,
                dict: _parse_string_mapping}
     parse = by_kind.get(meta.get("kind", "")) or by_type.get(typing.get_origin(annotation) or annotation, _parse_str)
@@ -651,6 +674,62 @@ def _parse_string_mapping(raw: Any) -> dict[str, str]:
     if not isinstance(raw, Mapping) or not all(_is_scalar(value) for value in raw.values()):
         raise ValueError(f"expected a mapping of names to strings, got {_describe(raw)}")
     return {str(key): str(value) for key, value in raw.items()}
+
+
+def _codec_name(raw: Any) -> str:
+    """A codec some plugin registers (the plugin manager is the one list); a built-in whose extra is
+    missing is known, and the cross-check says which package to install."""
+    from schemasync_backup.plugins.manager import default_registry
+
+    name = _parse_str(raw)
+    if name not in _CODEC_PACKAGES:
+        try:
+            default_registry().codec(name)
+        except SchemaSyncBackupError as exc:
+            raise ValueError(exc.message) from None
+    return name
+
+
+def _cipher_name(raw: Any) -> str:
+    from schemasync_backup.plugins.manager import default_registry
+
+    name = _parse_str(raw)
+    try:
+        default_registry().cipher(_CIPHER_ALIASES.get(name, name))
+    except SchemaSyncBackupError as exc:
+        raise ValueError(exc.message) from None
+    return name
+
+
+def _provider(raw: Any) -> str:
+    """A provider with a section, or a protocol fsspec knows (fsspec's registry is the one list)."""
+    name = _parse_str(raw)
+    if name not in PROVIDERS:
+        _known_protocol(name)
+    return name
+
+
+def _storage_url(raw: Any) -> str:
+    url = _parse_str(raw)
+    if "://" not in url:
+        raise ValueError(f"{url!r} is not a URL: write protocol://path (a local folder goes in local.base_path)")
+    _known_protocol(_protocol(url))
+    return url
+
+
+def _known_protocol(protocol: str) -> None:
+    from schemasync_backup.store.fs import check_protocol
+
+    try:
+        check_protocol(protocol)
+    except SchemaSyncBackupError as exc:
+        raise ValueError(exc.message) from None
+
+
+def _parse_options(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, Mapping) or not all(_is_scalar(value) or isinstance(value, bool) for value in raw.values()):
+        raise ValueError(f"expected a mapping of option names to values, got {_describe(raw)}")
+    return {str(key): value for key, value in raw.items()}
 
 
 def _retention(raw: Any) -> dict[str, Any]:
@@ -777,6 +856,15 @@ def _check_storage(storage: StorageConfig, problems: list[str]) -> None:
     required = {"s3": [("bucket", storage.s3.bucket)],
                 "azure": [("container_name", storage.azure.container_name)],
                 "gcs": [("bucket", storage.gcs.bucket)], "local": [("base_path", storage.local.base_path)]}
+    if storage.url is not None:
+        if storage.provider not in ("local", _protocol(storage.url)):
+            problems.append(f"backup.storage.url: its protocol is {_protocol(storage.url)}, but backup.storage."
+                            f"provider is {storage.provider}; remove provider (url says where the store is)")
+        return
+    if storage.provider not in PROVIDERS:
+        problems.append(f"backup.storage.url: required when backup.storage.provider is {storage.provider} (a "
+                        f"provider without a section of its own): write url: {storage.provider}://...")
+        return
     for key, value in required[storage.provider]:
         if not value:
             problems.append(f"backup.storage.{storage.provider}.{key}: required when backup.storage.provider is "
@@ -790,7 +878,7 @@ def _check_storage(storage: StorageConfig, problems: list[str]) -> None:
 
 def _check_backup(backup: BackupConfig, problems: list[str]) -> None:
     compression = backup.compression
-    if compression.level is not None:
+    if compression.level is not None and compression.algorithm in _LEVELS:  # a plugin checks its own levels
         low, high = _LEVELS[compression.algorithm]
         if not low <= compression.level <= high:
             problems.append(f"backup.compression.level: {compression.level} is out of range for "
@@ -812,8 +900,9 @@ def _check_backup(backup: BackupConfig, problems: list[str]) -> None:
             problems.append(f"backup.compression.algorithm: {compression.algorithm} needs the {package} package, which "
                             f"is not installed: pip install 'schemasync_backup[{extra}]', or choose lz4 or gzip")
     provider = backup.storage.provider
-    if provider in _PROVIDER_PACKAGES and importlib.util.find_spec(_PROVIDER_PACKAGES[provider]) is None:
-        problems.append(f"backup.storage.provider: {provider} needs the {_PROVIDER_PACKAGES[provider]} package, which "
+    provider_package = _PROVIDER_PACKAGES.get(provider) if backup.storage.url is None else None
+    if provider_package is not None and importlib.util.find_spec(provider_package) is None:
+        problems.append(f"backup.storage.provider: {provider} needs the {provider_package} package, which "
                         f"is not installed: pip install 'schemasync_backup[{provider}]'")
     if not backup.streaming:
         problems.append("backup.streaming: false is not supported: objects and table data always stream, a frame "
@@ -829,9 +918,10 @@ def _collect_secrets(value: Any, found: set[str]) -> None:
         if attrs.has(type(item)):
             _collect_secrets(item, found)
         elif field.metadata.get("secret") and item:
-            if isinstance(item, dict):  # headers: the whole value and its last word ("Bearer <token>")
-                found.update(str(v) for v in item.values() if v)
-                found.update(str(v).split()[-1] for v in item.values() if str(v).split())
+            if isinstance(item, dict):  # headers, options: each text and its last word ("Bearer <token>")
+                texts = [value for value in item.values() if isinstance(value, str) and value.split()]
+                found.update(texts)
+                found.update(text.split()[-1] for text in texts)
             elif field.metadata.get("kind") == "dsn":
                 password = ConnectionSpec.parse(item).password
                 if password:
@@ -872,6 +962,8 @@ def _redact(value: Any) -> dict[str, Any]:
 
 def storage_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
     """The fsspec URL and storage options for the configured provider."""
+    if storage.url is not None:
+        return storage.url, dict(storage.options)
     if storage.provider == "local":
         return os.path.abspath(os.path.expanduser(storage.local.base_path)), {}
     return {"s3": _s3_location, "azure": _azure_location, "gcs": _gcs_location}[storage.provider](storage)
@@ -946,13 +1038,13 @@ _SCHEME_PROVIDERS = {"s3": ("s3", "bucket"), "s3a": ("s3", "bucket"), "az": ("az
                      "abfs": ("azure", "container_name"), "gs": ("gcs", "bucket"), "gcs": ("gcs", "bucket")}
 
 
-def storage_keys(url: str) -> dict[str, str] | None:
-    """The ``backup.storage`` keys that point a configuration at ``url``; None when no provider reaches it."""
+def storage_keys(url: str) -> dict[str, str]:
+    """The ``backup.storage`` keys that point a configuration at ``url``."""
     scheme, _, rest = url.partition("://") if "://" in url else ("file", "", url)
     if scheme == "file":
         return {"backup.storage.provider": "local", "backup.storage.local.base_path": rest}
-    if scheme not in _SCHEME_PROVIDERS:
-        return None
+    if scheme not in _SCHEME_PROVIDERS:  # a provider without a section of its own
+        return {"backup.storage.provider": scheme, "backup.storage.url": url}
     provider, bucket_key = _SCHEME_PROVIDERS[scheme]
     bucket, _, prefix = rest.partition("/")
     return {"backup.storage.provider": provider, f"backup.storage.{provider}.{bucket_key}": bucket,
@@ -1001,6 +1093,7 @@ def open_store(config: Config, *, url: str | None = None, registry: Registry | N
         compression_threshold=compression.threshold,
         encryption_keys=encryption_keys(encryption) if keys else None,
         encrypt=encryption.enabled and keys,
+        cipher=encryption.cipher,
         file_mode=local.permissions & 0o666,
         dir_mode=local.permissions,
         registry=registry,
@@ -1053,7 +1146,7 @@ def _type_name(annotation: Any, meta: Mapping[str, Any]) -> str:
         joined = " \\| ".join(meta["choices"])
         return f"list of {joined}" if typing.get_origin(annotation) is tuple else joined
     if meta.get("kind"):
-        return "mapping" if meta["kind"] == "retention" else str(meta["kind"])
+        return "mapping" if meta["kind"] in ("retention", "options") else str(meta["kind"]).replace("_", " ")
     origin = typing.get_origin(annotation)
     if origin is tuple:
         return "list of strings"

@@ -35,20 +35,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from schemasync_backup.display import human_size as human_size  # noqa: PLC0414 - re-export
 from schemasync_backup.errors import ConfirmationRefused as ConfirmationRefused  # noqa: PLC0414 - re-export
 
 _TABLE_WIDTH = 10_000  # wide enough that no cell is ever wrapped (a wrapped secret would escape scrubbing)
-
-
-def human_size(size: int | float | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover - the loop returns
 
 
 def _plain_console(file: TextIO) -> RichConsole:

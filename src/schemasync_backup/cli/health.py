@@ -14,10 +14,14 @@ from typing import Any
 import attrs
 
 from schemasync_backup.capture import connection
+from schemasync_backup.capture.privileges import Shortfall, backup_shortfalls, current_user
+from schemasync_backup.capture.reader import server_info
 from schemasync_backup.cli.config import Config, encryption_keys, open_store
 from schemasync_backup.converter import report, unstructure
 from schemasync_backup.errors import SchemaSyncBackupError
 from schemasync_backup.formats.manifest import Status
+from schemasync_backup.rollback.preflight import rollback_shortfalls
+from schemasync_backup.sql.quoting import quote_identifier
 from schemasync_backup.store import locks, maintenance
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.validate.validator import Validator
@@ -93,6 +97,61 @@ def check_database(dsn: str) -> Check:
                      details)
 
     return _guard("database", run)
+
+
+def check_privileges(config: Config, database: str | None, *, require_rollback: bool = False) -> list[Check]:
+    """Whether the configured user may back ``database`` up as the config says, and roll it back.
+
+    The rules are the library's (:func:`~schemasync_backup.capture.privileges.backup_shortfalls`,
+    which capture refuses by, and :func:`~schemasync_backup.rollback.preflight.rollback_shortfalls`),
+    applied to the configured ``backup.data`` and ``backup.max_workers``. Each missing privilege
+    comes with the GRANT to run. What a rollback lacks is a warning, an error with
+    ``require_rollback``: a backup account is often kept read-only on purpose.
+    """
+    if not database:
+        return [Check("backup privileges", WARNING, "no database configured, so the privileges a backup needs were "
+                      "not checked: set database.database or pass --database")]
+
+    def run() -> list[Check]:
+        data = config.backup.data != "none"
+        workers = config.backup.workers
+        with connection.open_source(config.database.to_dsn(database)) as link:
+            flavor = server_info(link).flavor
+            account = current_user(link)
+            backup = backup_shortfalls(link, flavor, database, data=data, workers=workers)
+            rollback = rollback_shortfalls(link, flavor, database)
+        what = f"{quote_identifier(database)} ({'schema and data' if data else 'schema only'}, on {workers} " \
+               f"connection{'s' if workers > 1 else ''})"
+        details: dict[str, Any] = {"account": account, "database": database, "data": data, "workers": workers}
+        checks = [Check("backup privileges", ERROR, f"user {account} cannot back up {what}: {_lacks(backup)}",
+                        {**details, **_missing(backup)}) if backup
+                  else Check("backup privileges", OK, f"user {account} may back up {what}", details)]
+        if not rollback:
+            checks.append(Check("rollback privileges", OK, f"user {account} may roll back "
+                                f"{quote_identifier(database)} and rehearse plans", details))
+            return checks
+        able = "cannot back up" if backup else "can back up"
+        steps_lacking = any(shortfall.subject == database for shortfall in rollback)
+        verdict = "cannot roll back" if steps_lacking else "can roll back, but plans are not rehearsed"
+        checks.append(Check("rollback privileges", ERROR if require_rollback else WARNING,
+                            f"user {account} {able}; {verdict}: {_lacks(rollback)}", {**details, **_missing(rollback)}))
+        return checks
+
+    try:
+        return run()
+    except SchemaSyncBackupError as exc:
+        return [Check("backup privileges", ERROR, f"could not check the privileges: {exc.message}")]
+
+
+def _lacks(shortfalls: Sequence[Shortfall]) -> str:
+    # Each GRANT ends in its own semicolon, which separates it from the next.
+    return " ".join(f"{shortfall.lack} — {shortfall.grant}" for shortfall in shortfalls)
+
+
+def _missing(shortfalls: Sequence[Shortfall]) -> dict[str, Any]:
+    return {"missing": [{"privileges": list(shortfall.privileges), "on": shortfall.target, "why": shortfall.consequence,
+                         "repeats": list(shortfall.keeps), "grant": shortfall.grant} for shortfall in shortfalls],
+            "grants": [shortfall.grant for shortfall in shortfalls]}
 
 
 def check_storage(store: BackupStore) -> Check:
@@ -236,11 +295,18 @@ def check_config(config: Config) -> Check:
 
 
 def health_check(config: Config, *, database: str | None = None, max_age: timedelta = timedelta(hours=26),
-                 now: datetime | None = None, store_factory: Callable[..., BackupStore] = open_store) -> HealthReport:
-    """Config, database, storage, keys, incomplete creates and the last backup, in one report."""
+                 now: datetime | None = None, store_factory: Callable[..., BackupStore] = open_store,
+                 require_rollback: bool = False) -> HealthReport:
+    """Config, database, privileges, storage, keys, incomplete creates and the last backup, in one report.
+
+    Privileges are checked only once the database answers: an unreachable one is its own error.
+    """
     moment = now or _now()
     name = config.database.database_name(database)
-    checks: list[Check] = [check_config(config), check_database(config.database.to_dsn(name))]
+    reached = check_database(config.database.to_dsn(name))
+    checks: list[Check] = [check_config(config), reached]
+    if reached.status == OK:
+        checks.extend(check_privileges(config, name, require_rollback=require_rollback))
     store: BackupStore | None
     try:
         store = store_factory(config, keys=False)

@@ -237,10 +237,14 @@ def _backup_commands(groups: argparse._SubParsersAction[Any], common: argparse.A
                  cmd_backup_test_connection)
     commands.add("validate-config", "check the configuration file and show it with secrets redacted",
                  cmd_backup_validate_config)
-    check = commands.add("health-check", "config, database, storage, keys and the last backup in one report",
-                         cmd_backup_health_check, database="database whose last backup is checked")
+    check = commands.add("health-check", "config, database, privileges, storage, keys and the last backup in one "
+                         "report", cmd_backup_health_check,
+                         database="database whose privileges and last backup are checked")
     check.add_argument("--max-age", type=_duration, default=26 * 3600.0, metavar="DURATION",
                        help="the newest backup must be younger than this (default: 26h)")
+    check.add_argument("--require-rollback", action="store_true",
+                       help="fail, not warn, when the user may back up but not roll back (docs/rollback.md, "
+                            "\"Privileges\")")
     report = commands.add("report", "a JSON report of every backup with an integrity check", cmd_backup_report,
                           database="only backups of this database")
     report.add_argument("--output", metavar="PATH", help="write the JSON report here (default: print it)")
@@ -284,15 +288,25 @@ def _rollback_commands(groups: argparse._SubParsersAction[Any], common: argparse
     _rehearsal_option(plan)
     plan.add_argument("--show-sql", action="store_true",
                       help="print the SQL script for the mysql client on stdout, the summary on stderr")
+    plan.add_argument("--output", metavar="FILE",
+                      help="also save the plan to FILE for review (replacing it); `rollback execute --plan-file "
+                           "FILE` runs it only while the backup and the live schema are as they were")
+    plan.add_argument("--disable-fk-checks", action="store_true",
+                      help="with --output: the saved plan runs with SET FOREIGN_KEY_CHECKS=0")
     execute = commands.add("execute", "roll the live schema back to the backup's", cmd_rollback_execute,
-                           backup_id="required", database=target,
+                           backup_id="the backup (required without --plan-file; with it, must be the file's)",
+                           database=target,
                            force="do not ask; also run destructive steps, past preflight problems and a failed "
                                  "rehearsal")
+    execute.add_argument("--plan-file", metavar="FILE",
+                         help="run the plan `rollback plan --output FILE` saved, after review; refused when the "
+                              "backup, the live schema or the file changed since")
     _target_database_option(execute)
     _rehearsal_option(execute)
     execute.add_argument("--dry-run", action="store_true", help="plan and check everything, change nothing")
     execute.add_argument("--disable-fk-checks", action="store_true",
-                         help="SET FOREIGN_KEY_CHECKS=0 for the rollback's session")
+                         help="SET FOREIGN_KEY_CHECKS=0 for the rollback's session (a --plan-file saved with "
+                              "it runs so without it)")
     execute.add_argument("--load-method", choices=("load_data", "insert"), default="load_data",
                          help="how data steps load the backup's rows: LOAD DATA LOCAL INFILE, or multi-row INSERTs")
     execute.add_argument("--batch-size", type=_positive, metavar="ROWS",

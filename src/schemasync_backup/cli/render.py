@@ -52,8 +52,7 @@ def _validation_text(result: ValidationResult, *, verbose: bool = False) -> str:
     """The verdict, its findings, and the parse checks as one line of counts (``verbose``: and every
     statement sqlglot could not parse)."""
     depth = "full" if result.deep else "integrity"
-    verdict = "valid" if result.valid else "INVALID" if result.damaged else "NOT CHECKED"
-    head = (f"{result.backup_id}: {verdict} ({depth} check, "
+    head = (f"{result.backup_id}: {result.verdict} ({depth} check, "
             f"{result.objects_checked} object(s), {human_size(result.bytes_checked)} checked)")
     lines = [head, *(f"  error: {finding}" for finding in result.errors),
              *(f"  warning: {finding}" for finding in result.warnings)]

@@ -18,6 +18,8 @@ from schemasync_backup.formats.manifest import Status
 from schemasync_backup.validate.validator import Validator
 
 if TYPE_CHECKING:
+    from schemasync_backup.rollback.plan import RollbackPlan
+    from schemasync_backup.rollback.plan_file import SavedPlan
     from schemasync_backup.rollback.planner import RollbackPlanner
 
 
@@ -50,23 +52,37 @@ def cmd_rollback_list(ctx: Context) -> Outcome:
 
 
 def cmd_rollback_plan(ctx: Context) -> Outcome:
-    backup_id = ctx.args.backup_id
+    backup_id, output = ctx.args.backup_id, ctx.args.output
+    if ctx.args.disable_fk_checks and not output:
+        return Outcome({"backup_id": backup_id}, "", ExitCode.USAGE,
+                       "--disable-fk-checks on `rollback plan` is recorded in the saved plan: add --output FILE")
     dsn, name = _target(ctx, backup_id)
+    planner = _planner(ctx)
     with ctx.console.activity("Planning"):
-        plan = _planner(ctx).plan(dsn, backup_id, database=name, target_database=ctx.args.target_database,
-                                  rehearse=not ctx.args.no_rehearsal)
+        plan = planner.plan(dsn, backup_id, database=name, target_database=ctx.args.target_database,
+                            rehearse=not ctx.args.no_rehearsal)
     ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps), rehearsal=str(plan.rehearsal.status))
     data = plan.to_dict()
+    summary = plan.summary()
+    if output:
+        planner.save_plan(plan, disable_fk_checks=ctx.args.disable_fk_checks).write(output)
+        ctx.note(output=output)
+        data["plan_file"] = output
+        summary += (f"\nPlan saved to {output}: review it, then run `rollback execute --plan-file {output}` "
+                    "(refused if the backup or the live schema changes in between)")
     if not ctx.args.show_sql:
-        return Outcome(data, plan.summary())
+        return Outcome(data, summary)
     # stdout is the script alone, so that `--show-sql > rollback.sql` is a file the client runs.
     data["sql"] = plan.to_sql()
-    return Outcome(data, data["sql"], notice=plan.summary())
+    return Outcome(data, data["sql"], notice=summary)
 
 
 def cmd_rollback_execute(ctx: Context) -> Outcome:
-    backup_id = ctx.args.backup_id
-    dsn, name = _target(ctx, backup_id)
+    saved = _saved_plan(ctx)
+    if isinstance(saved, Outcome):
+        return saved
+    backup_id = saved.backup_id if saved is not None else ctx.args.backup_id
+    dsn, name = _saved_target(ctx, saved) if saved is not None else _target(ctx, backup_id)
     validation = ctx.config.backup.validation
     if validation.enabled and validation.validate_on_restore:
         with ctx.console.activity(f"Validating {backup_id}"):
@@ -77,9 +93,9 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
                            _validation_text(result), _failed_check(result),
                            f"refusing to roll back to {what}: {_failure(result)}")
     planner = _planner(ctx)
-    with ctx.console.activity("Planning"):
-        plan = planner.plan(dsn, backup_id, database=name, target_database=ctx.args.target_database,
-                            rehearse=not ctx.args.no_rehearsal)
+    plan = _plan_to_run(ctx, planner, dsn, name, saved)
+    # A saved plan runs as reviewed (a --disable-fk-checks it lacks was refused above).
+    disable_fk_checks = saved.disable_fk_checks if saved is not None else bool(ctx.args.disable_fk_checks)
     ctx.note(steps=len(plan.steps), destructive=len(plan.destructive_steps), dry_run=ctx.args.dry_run)
     loading = [f"--{flag}" for flag, value in (("parallel", ctx.args.parallel), ("batch-size", ctx.args.batch_size))
                if value is not None]
@@ -99,12 +115,12 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
             f"Run {len(plan.steps)} step(s), {len(plan.destructive_steps)} destructive, on database {name}?",
             force=force, action=f"roll {name} back to {backup_id}")
         if validation.enabled and validation.dry_run_validation:
-            planner.execute(dsn, plan, dry_run=True, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
+            planner.execute(dsn, plan, dry_run=True, disable_fk_checks=disable_fk_checks, force=force,
                             destructive_confirmed=True)
     steps = 0 if ctx.args.dry_run else len(plan.steps)
     with ctx.console.progress(steps, "Rolling back") as bar:
         executed = planner.execute(
-            dsn, plan, dry_run=ctx.args.dry_run, disable_fk_checks=ctx.args.disable_fk_checks, force=force,
+            dsn, plan, dry_run=ctx.args.dry_run, disable_fk_checks=disable_fk_checks, force=force,
             destructive_confirmed=True,  # the prompt above showed the steps, and the person said yes
             load_method=ctx.args.load_method, batch_size=ctx.args.batch_size or 1000,
             parallel=_parallel(ctx),
@@ -115,8 +131,11 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
              pre_rollback_backup_id=executed.pre_rollback_backup_id)
     data = {"backup_id": backup_id, "database": name, "executed": not executed.dry_run, "plan": plan.to_dict(),
             "result": outcome}
+    if saved is not None:
+        data["plan_file"] = saved.name
     if executed.dry_run:
-        return Outcome(data, f"Dry run: the plan of {len(plan.steps)} step(s) is current; nothing was changed",
+        what = f"the saved plan {saved.name}" if saved is not None else "the plan"
+        return Outcome(data, f"Dry run: {what} of {len(plan.steps)} step(s) is current; nothing was changed",
                        notice=unused)
     text = (f"Rolled {name} back to {backup_id}: {executed.steps_run} step(s) run; "
             f"{'the schema now matches the backup' if executed.verified else 'the schema STILL DIFFERS'}"
@@ -127,6 +146,51 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
                        f"rollback ran but the schema of {name} still differs from backup {backup_id}; "
                        "run `rollback compare`", notice=unused)
     return Outcome(data, text, notice=unused)
+
+
+def _plan_to_run(ctx: Context, planner: RollbackPlanner, dsn: str, name: str, saved: SavedPlan | None
+                 ) -> RollbackPlan:
+    """A plan made now, or the saved one proven current (made again, equal step for step)."""
+    rehearse = not ctx.args.no_rehearsal
+    if saved is not None:
+        with ctx.console.activity(f"Checking {saved.name} against the backup and the live schema"):
+            return planner.current_plan(dsn, saved, rehearse=rehearse)
+    with ctx.console.activity("Planning"):
+        return planner.plan(dsn, ctx.args.backup_id, database=name,
+                            target_database=ctx.args.target_database, rehearse=rehearse)
+
+
+def _saved_plan(ctx: Context) -> SavedPlan | Outcome | None:
+    """The --plan-file's plan, checked against the flags given with it (a usage Outcome when they disagree)."""
+    path, asked = ctx.args.plan_file, ctx.args.backup_id
+    if path is None:
+        if asked is None:
+            return Outcome({"backup_id": None}, "", ExitCode.USAGE,
+                           "name the backup to roll back to with --backup-id ID, or a saved plan with --plan-file FILE")
+        return None
+    from schemasync_backup.rollback.plan_file import SavedPlan
+
+    saved = SavedPlan.read(path)
+    plan = saved.plan
+    ctx.note(plan_file=path, backup_id=plan.backup_id, database=plan.database)
+    given = (("--backup-id", asked, plan.backup_id), ("--database", ctx.args.database, plan.database),
+             ("--target-database", ctx.args.target_database, plan.database))
+    wrong = [f"{flag} {value}" for flag, value, planned in given if value is not None and value != planned]
+    if ctx.args.disable_fk_checks and not saved.disable_fk_checks:
+        wrong.append("--disable-fk-checks (the plan was saved to run with foreign key checks on)")
+    if wrong:
+        return Outcome({"backup_id": plan.backup_id, "plan_file": path, "executed": False}, "", ExitCode.USAGE,
+                       f"{', '.join(wrong)} disagree with plan file {path}, a plan of database {plan.database} for "
+                       f"backup {plan.backup_id}: drop them, or make the plan you mean with `rollback plan "
+                       f"--backup-id ID --output {path}` and review it")
+    return saved
+
+
+def _saved_target(ctx: Context, saved: SavedPlan) -> tuple[str, str]:
+    """The DSN of the database a saved plan changes: the one it was planned for."""
+    name = saved.plan.database
+    ctx.note(backup_id=saved.backup_id, database=name)
+    return ctx.config.database.to_dsn(name), name
 
 
 def _parallel(ctx: Context) -> int:
@@ -157,7 +221,8 @@ def cmd_rollback_validate(ctx: Context) -> Outcome:
                            f"table(s) {differing}")
         return Outcome(result.to_dict(), text)
     changes = len(result.differences.changes)
-    return Outcome(result.to_dict(), f"{name} differs from backup {backup_id}:\n{result.differences}{data_line}",
+    listing = result.differences.listing()
+    return Outcome(result.to_dict(), f"{name} differs from backup {backup_id}:\n{listing}{data_line}",
                    ExitCode.VALIDATION, f"rollback validation failed: {name} differs from backup {backup_id} in "
                    f"{changes} object(s); `rollback compare` shows them")
 
@@ -169,7 +234,7 @@ def cmd_rollback_compare(ctx: Context) -> Outcome:
         differences = _planner(ctx).compare(dsn, backup_id, database=name, target_database=ctx.args.target_database)
     ctx.note(changes=len(differences.changes))
     text = (f"{name} is identical to backup {backup_id}" if differences.is_empty else
-            f"from live {name} (a) to backup {backup_id} (b):\n{differences}")
+            f"from live {name} (a) to backup {backup_id} (b):\n{differences.listing()}")
     return Outcome(differences.to_dict(), text)
 
 

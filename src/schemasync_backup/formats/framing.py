@@ -32,7 +32,7 @@ from schemasync_backup.errors import (
     SchemaSyncBackupError,
     UnknownObjectCodecError,
 )
-from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
+from schemasync_backup.plugins.crypto import DEFAULT_CIPHER, EncryptionKey, Keyring
 from schemasync_backup.plugins.hookspecs import Cipher, Codec
 from schemasync_backup.plugins.manager import Registry
 
@@ -105,7 +105,7 @@ class Encoding:
     level: int | None = None
     #: Objects smaller than this are stored uncompressed.
     threshold: int = 256
-    cipher: str = "aes-256-gcm"
+    cipher: str = DEFAULT_CIPHER
     key: EncryptionKey | None = None
     frame_size: int = DEFAULT_FRAME_SIZE
 

@@ -18,6 +18,7 @@ import cattrs
 import cattrs.gen
 
 from schemasync_backup.converter import unstructure
+from schemasync_backup.display import Card, Shown, human_size
 from schemasync_backup.errors import BackupFormatError, ManifestAuthenticationError
 from schemasync_backup.formats.backup_id import created_at_of, new_backup_id
 from schemasync_backup.formats.data_index import DataIndex, DataSummary
@@ -57,7 +58,7 @@ class MigrationContext:
 
 
 @attrs.frozen
-class BackupInfo:
+class BackupInfo(Shown):
     """A backup's metadata, as ``create``, ``get`` and ``list`` return it. Never holds a key."""
 
     id: str
@@ -87,6 +88,25 @@ class BackupInfo:
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
 
+    def _card(self) -> Card:
+        marks = [word for word, on in (("pinned", self.pinned), ("partial", self.partial)) if on]
+        facts: list[tuple[str, object]] = [
+            ("created", f"{self.created_at} by {self.created_by}" if self.created_by else self.created_at),
+            ("size", f"{human_size(self.raw_size)} raw, {human_size(self.stored_size)} stored ({self.compression})"),
+            ("encryption", f"{self.encryption} (key {self.key_id})" if self.encryption else "none"),
+            ("data", self.data or "schema only"),
+            ("schema hash", self.schema_hash),
+        ]
+        if self.description:
+            facts.insert(1, ("description", self.description))
+        if self.tags:
+            facts.append(("tags", ", ".join(f"{key}={value}" for key, value in sorted(self.tags.items()))))
+        if self.migration_context is not None:
+            facts.append(("migration", ", ".join(f"{name.replace('_', ' ')} {value}" for name, value
+                                                 in attrs.asdict(self.migration_context).items() if value)))
+        return Card(f"Backup {self.id} of `{self.database}`: {self.status}"
+                    + (f" ({', '.join(marks)})" if marks else ""), tuple(facts), kind="backup")
+
 
 @attrs.frozen
 class UnreadBackupInfo(BackupInfo):
@@ -102,6 +122,10 @@ class UnreadBackupInfo(BackupInfo):
             created_by="", description="", tags={}, status=status, raw_size=0, stored_size=0, compression="",
             encryption=None, key_id=None, schema_hash="", checksum="", tool_version="", captured_at="",
         )
+
+    def _card(self) -> Card:
+        return Card(f"Backup {self.id}: {self.status} (its manifest was not read)",
+                    (("created", self.created_at or "unknown"),), kind="backup")
 
 
 @attrs.frozen

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from schemasync_backup.converter import report, unstructure
+from schemasync_backup.display import Card, Rows, Shown, brief_repr
 from schemasync_backup.model.snapshot import Snapshot, Table
 from schemasync_backup.sql import create_table
 from schemasync_backup.sql.quoting import quote_identifier
@@ -42,9 +43,15 @@ class ObjectChange:
         return "\n".join([head, *(f"    {detail}" for detail in self.details)])
 
 
+def changes_table(changes: Iterable[ObjectChange]) -> Rows:
+    """Changes as a report's table: one row each, its details on one line."""
+    return Rows("changes", ("change", "kind", "name", "details"),
+                [(change.change, change.kind, change.name, "; ".join(change.details)) for change in changes])
+
+
 @report("a_hash", "b_hash", "identical", "changes", identical=lambda difference: difference.is_empty)
-@attrs.frozen
-class SchemaDiff:
+@attrs.frozen(repr=False)
+class SchemaDiff(Shown):
     a: Snapshot = attrs.field(repr=False)
     b: Snapshot = attrs.field(repr=False)
     changes: tuple[ObjectChange, ...]
@@ -73,10 +80,28 @@ class SchemaDiff:
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
 
-    def __str__(self) -> str:
+    def counts(self) -> dict[ChangeKind, int]:
+        """How many objects were added, removed and changed (from ``a`` to ``b``)."""
+        return {kind: sum(change.change == kind for change in self.changes) for kind in ChangeKind}
+
+    def listing(self) -> str:
+        """Every change with its details, one object to a paragraph (``str`` shows only the first few)."""
         if self.is_empty:
             return "schemas are identical"
         return "\n".join(str(change) for change in self.changes)
+
+    def __repr__(self) -> str:
+        return brief_repr(self, a=self.a.database, b=self.b.database, changes=len(self.changes),
+                          **{str(kind): count for kind, count in self.counts().items()})
+
+    def _card(self) -> Card:
+        if self.is_empty:
+            title = f"`{self.a.database}` and `{self.b.database}`: schemas are identical"
+        else:
+            title = (f"`{self.a.database}` (a) to `{self.b.database}` (b): {len(self.changes)} object(s) differ, "
+                     + ", ".join(f"{count} {kind}" for kind, count in self.counts().items()))
+        return Card(title, (("a", f"`{self.a.database}` {self.a_hash}"), ("b", f"`{self.b.database}` {self.b_hash}")),
+                    tables=(changes_table(self.changes),), kind="diff")
 
 
 def routine_key(kind: str, name: str) -> str:

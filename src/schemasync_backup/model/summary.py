@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from html import escape
-
+from schemasync_backup.display import Card, Rows
 from schemasync_backup.model.snapshot import Snapshot
 
 
@@ -23,33 +22,33 @@ def counts(snapshot: Snapshot) -> dict[str, int]:
     }
 
 
-def _headline(snapshot: Snapshot) -> list[str]:
+def card(snapshot: Snapshot) -> Card:
     server = snapshot.server
     numbers = counts(snapshot)
-    return [
+    return Card(
         f"Snapshot of `{snapshot.database}` on {server.flavor} {server.version} "
         f"({snapshot.charset} / {snapshot.collation}), captured {snapshot.captured_at or 'at an unknown time'}",
-        f"schema hash {snapshot.schema_hash}",
-        ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in numbers.items()),
-    ]
+        facts=(("schema hash", snapshot.schema_hash),
+               ("objects", ", ".join(f"{value} {name.replace('_', ' ')}" for name, value in numbers.items()))),
+        notes=tuple(f"{kind}: {', '.join(names[:_NAMES])}{' ...' if len(names) > _NAMES else ''}"
+                    for kind, names in _other_objects(snapshot)),
+        tables=(Rows("tables", ("table", "columns", "indexes", "foreign keys", "engine", "comment"),
+                     [(t.name, len(t.columns), len(t.indexes), len(t.foreign_keys), t.engine, t.comment)
+                      for t in snapshot.tables]),),
+        kind="snapshot",
+    )
 
 
 def text_summary(snapshot: Snapshot, *, limit: int = 50) -> str:
-    lines = _headline(snapshot)
-    width = max((len(t.name) for t in snapshot.tables[:limit]), default=0)
-    for table in snapshot.tables[:limit]:
-        extras = [f"{len(table.columns)} columns", f"{len(table.indexes)} indexes"]
-        if table.foreign_keys:
-            extras.append(f"{len(table.foreign_keys)} foreign keys")
-        if table.partitioning:
-            extras.append("partitioned")
-        lines.append(f"  {table.name:<{width}}  {', '.join(extras)}  {table.engine or ''}".rstrip())
-    if len(snapshot.tables) > limit:
-        lines.append(f"  ... and {len(snapshot.tables) - limit} more tables")
-    for kind, names in _other_objects(snapshot):
-        shown = ", ".join(names[:limit])
-        lines.append(f"  {kind}: {shown}{' ...' if len(names) > limit else ''}")
-    return "\n".join(lines)
+    return card(snapshot).text(limit=limit)
+
+
+def html_summary(snapshot: Snapshot, *, limit: int = 200) -> str:
+    return card(snapshot).html(limit=limit)
+
+
+#: Names of each kind but tables that a note lists.
+_NAMES = 50
 
 
 def _other_objects(snapshot: Snapshot) -> list[tuple[str, list[str]]]:
@@ -62,23 +61,3 @@ def _other_objects(snapshot: Snapshot) -> list[tuple[str, list[str]]]:
         ("events", [event.name for event in snapshot.events]),
     ]
     return [(kind, names) for kind, names in found if names]
-
-
-def html_summary(snapshot: Snapshot, *, limit: int = 200) -> str:
-    head = "".join(f"<div>{escape(line)}</div>" for line in _headline(snapshot))
-    rows = "".join(
-        f"<tr><td><code>{escape(t.name)}</code></td><td>{len(t.columns)}</td><td>{len(t.indexes)}</td>"
-        f"<td>{len(t.foreign_keys)}</td><td>{escape(t.engine or '')}</td><td>{escape(t.comment)}</td></tr>"
-        for t in snapshot.tables[:limit]
-    )
-    more = f"<div>... and {len(snapshot.tables) - limit} more tables</div>" if len(snapshot.tables) > limit else ""
-    table = (
-        "<table><thead><tr><th>table</th><th>columns</th><th>indexes</th><th>foreign keys</th>"
-        f"<th>engine</th><th>comment</th></tr></thead><tbody>{rows}</tbody></table>{more}"
-    )
-    others = "".join(
-        f"<div>{kind}: {', '.join(f'<code>{escape(name)}</code>' for name in names[:limit])}"
-        f"{' ...' if len(names) > limit else ''}</div>"
-        for kind, names in _other_objects(snapshot)
-    )
-    return f"<div class=\"schemasync-snapshot\">{head}{table}{others}</div>"

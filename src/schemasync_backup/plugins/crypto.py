@@ -22,6 +22,8 @@ from schemasync_backup.plugins.hookspecs import Cipher, hookimpl
 
 DEFAULT_KEY_ENV_VAR = "BACKUP_ENCRYPTION_KEY"
 KEY_SIZE = 32
+#: The cipher new objects are encrypted with unless another is chosen.
+DEFAULT_CIPHER = "aes-256-gcm"
 _NONCE_SIZE = 12
 
 
@@ -136,7 +138,7 @@ class Keyring:
 class AesGcm:
     """AES-256-GCM with a random 96-bit nonce per message, stored in front of the ciphertext."""
 
-    name: str = "aes-256-gcm"
+    name: str = DEFAULT_CIPHER
     key_size: int = KEY_SIZE
 
     def encrypt(self, key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:

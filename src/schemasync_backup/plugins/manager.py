@@ -11,6 +11,7 @@ import pluggy
 
 from schemasync_backup.errors import PluginError
 from schemasync_backup.plugins import codecs, crypto, hookspecs
+from schemasync_backup.plugins.crypto import KEY_SIZE
 from schemasync_backup.plugins.hookspecs import Cipher, Codec
 
 ENTRY_POINT_GROUP = "schemasync_backup"
@@ -65,19 +66,27 @@ class Registry:
         try:
             return self.codecs[name]
         except KeyError:
+            hint = "install schemasync_backup[zstd]" if name == "zstd" else "install a plugin that provides it"
             raise PluginError(
-                f"unknown compression codec {name!r}: available are {', '.join(sorted(self.codecs))}"
-                + ("; install schemasync_backup[zstd] for zstd" if name == "zstd" else ""),
+                f"unknown compression codec {name!r}: available: {', '.join(sorted(self.codecs))}; {hint}",
                 subject=name,
             ) from None
 
     def cipher(self, name: str) -> Cipher:
+        """The cipher ``name``; refused when it takes keys of another size than an EncryptionKey holds."""
         try:
-            return self.ciphers[name]
+            cipher = self.ciphers[name]
         except KeyError:
             raise PluginError(
-                f"unknown cipher {name!r}: available are {', '.join(sorted(self.ciphers))}", subject=name
+                f"unknown cipher {name!r}: available: {', '.join(sorted(self.ciphers))}; install a plugin that "
+                "provides it", subject=name,
             ) from None
+        if cipher.key_size != KEY_SIZE:
+            raise PluginError(
+                f"cipher {name!r} (from {self.provider('cipher', name)}) takes {cipher.key_size}-byte keys, but "
+                f"encryption keys are {KEY_SIZE} bytes: it cannot be used", subject=name,
+            )
+        return cipher
 
     def notify(self, event: str, payload: Mapping[str, Any]) -> None:
         """Tell every notifier plugin about ``event``. Never raises for a plugin that fails.

@@ -21,6 +21,7 @@ import attrs
 from schemasync_backup.capture import table_data
 from schemasync_backup.capture.connection import Connection, query, text
 from schemasync_backup.converter import report, unstructure
+from schemasync_backup.display import Card, Rows, Shown, brief_repr
 from schemasync_backup.errors import DatabaseError, QueryError, SchemaObjectNotFoundError
 from schemasync_backup.formats.data_index import ChunkRecord, DataIndex, DataScope, TableData
 from schemasync_backup.model.snapshot import Snapshot, Table
@@ -77,22 +78,26 @@ class TableCheck:
             return False
         return self.scope == DataScope.COLUMNS or self.rows_outside == 0
 
-    def __str__(self) -> str:
-        name = f"table {quote_identifier(self.table)}"
+    @property
+    def verdict(self) -> str:
+        """``equal``, or what differs (or why the table could not be compared)."""
         if self.problem is not None:
-            return f"{name}: {self.problem}"
+            return self.problem
         parts = []
         if self.first_difference is not None:
             parts.append(f"{self.chunks - self.chunks_equal} of {self.chunks} chunk(s) differ, first "
                          f"{self.first_difference}")
         if self.rows_outside:
             parts.append(f"{self.rows_outside:,} live row(s) outside every backed-up chunk (added since)")
-        return f"{name}: " + ("; ".join(parts) if parts else "equal")
+        return "; ".join(parts) if parts else "equal"
+
+    def __str__(self) -> str:
+        return f"table {quote_identifier(self.table)}: {self.verdict}"
 
 
 @report("equal", "tables_checked", "rows", "chunks", "chunks_equal", "tables")
-@attrs.frozen
-class DataCheck:
+@attrs.frozen(repr=False)
+class DataCheck(Shown):
     """Every held table, compared (in the order the backup holds them)."""
 
     tables: tuple[TableCheck, ...]
@@ -125,13 +130,29 @@ class DataCheck:
     def to_dict(self) -> dict[str, object]:
         return unstructure(self)  # type: ignore[no-any-return]
 
-    def __str__(self) -> str:
-        head = f"data: {len(self.tables)} table(s), {self.rows:,} rows"
+    @property
+    def headline(self) -> str:
+        """The verdict in one line: tables, rows, and how many chunks (and tables) are equal."""
+        head = f"{len(self.tables)} table(s), {self.rows:,} rows"
         if self.equal:
             return f"{head}, all {self.chunks} chunks equal"
-        differing = self.differing
-        return (f"{head}, {self.chunks_equal} of {self.chunks} chunks equal; {len(differing)} table(s) differ:\n  "
-                + "\n  ".join(map(str, differing)))
+        return f"{head}, {self.chunks_equal} of {self.chunks} chunks equal; {len(self.differing)} table(s) differ"
+
+    def __str__(self) -> str:
+        if self.equal:
+            return f"data: {self.headline}"
+        return f"data: {self.headline}:\n  " + "\n  ".join(map(str, self.differing))
+
+    def __repr__(self) -> str:
+        return brief_repr(self, equal=self.equal, tables=len(self.tables), rows=self.rows, chunks=self.chunks,
+                          chunks_equal=self.chunks_equal)
+
+    def _card(self) -> Card:
+        return Card(f"Data check: {self.headline}", tables=(Rows(
+            "tables", ("table", "scope", "rows backed up", "rows live", "chunks equal", "verdict"),
+            [(table.table, table.scope, table.rows_expected, table.rows_found, f"{table.chunks_equal}/{table.chunks}",
+              table.verdict) for table in self.tables]),),
+            kind="data-check")
 
 
 def check(

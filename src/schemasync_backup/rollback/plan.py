@@ -28,6 +28,7 @@ from schemasync_backup.ddl.render import (
     render,
 )
 from schemasync_backup.ddl.snapshot_script import split_foreign_keys, view_order
+from schemasync_backup.display import Card, Rows, Shown, brief_repr
 from schemasync_backup.errors import UnsafeScriptError
 from schemasync_backup.formats.data_index import TableData
 from schemasync_backup.model import type_change
@@ -37,7 +38,7 @@ from schemasync_backup.sql import client_script, create_table
 from schemasync_backup.sql.create_table import TableParts
 from schemasync_backup.sql.quoting import quote_identifier, quote_string
 
-__all__ = ["DEFINER_POLICIES", "NOT_REHEARSED", "Rehearsal", "RehearsalStatus", "Risk", "RollbackPlan",
+__all__ = ["DEFINER_POLICIES", "NOT_REHEARSED", "PlanOptions", "Rehearsal", "RehearsalStatus", "Risk", "RollbackPlan",
            "RollbackStep", "apply_definer_policy", "build_steps",
            "fit_sequence", "limitations"]
 _OPTION_KEYS = re.compile(r"(?:^|\s)((?:DEFAULT )?[A-Z_]+|`(?:[^`]|``)+`)=")
@@ -183,10 +184,27 @@ class Rehearsal:
 NOT_REHEARSED = Rehearsal(RehearsalStatus.SKIPPED, reason="not asked for")
 
 
+@attrs.frozen
+class PlanOptions:
+    """What a plan was made with besides the backup and the live schema: a saved plan is made
+    again with them when it is executed (see :mod:`.plan_file`)."""
+
+    #: (kind, policy) pairs, sorted: the definer policy asked for.
+    definer_policy: tuple[tuple[str, str], ...] = ()
+    #: Planned with force: a partial backup drops what it does not hold, a CORRUPTED one is a target.
+    force: bool = False
+    #: Data steps an unfinished run left were planned again.
+    resume: bool = True
+
+    @classmethod
+    def of(cls, definer_policy: Mapping[str, str] | None, *, force: bool, resume: bool) -> PlanOptions:
+        return cls(tuple(sorted((definer_policy or {}).items())), force, resume)
+
+
 @report("backup_id", "database", "live_hash", "target_hash", "created_at", "notes", "preflight", "rehearsal",
         "warnings", "destructive_steps", "steps", destructive_steps=lambda plan: len(plan.destructive_steps))
-@attrs.frozen
-class RollbackPlan:
+@attrs.frozen(repr=False)
+class RollbackPlan(Shown):
     backup_id: str
     database: str
     live_hash: str
@@ -196,6 +214,7 @@ class RollbackPlan:
     preflight: tuple[str, ...] = ()
     created_at: str = ""
     rehearsal: Rehearsal = NOT_REHEARSED
+    options: PlanOptions = PlanOptions()
 
     @property
     def is_empty(self) -> bool:
@@ -281,6 +300,27 @@ class RollbackPlan:
         lines += [f"  PREFLIGHT {problem}" for problem in self.preflight]
         lines.append(f"  REHEARSAL FAILED: {self.rehearsal}" if self.rehearsal.failed else f"  {self.rehearsal}")
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return brief_repr(self, backup_id=self.backup_id, database=self.database, steps=len(self.steps),
+                          destructive=len(self.destructive_steps), rehearsal=str(self.rehearsal.status))
+
+    def _card(self) -> Card:
+        if self.is_empty:
+            title = f"Rollback of `{self.database}` to backup {self.backup_id}: the live schema already matches"
+        else:
+            title = (f"Rollback of `{self.database}` to backup {self.backup_id}: {len(self.steps)} steps, "
+                     f"{len(self.destructive_steps)} destructive")
+        facts: tuple[tuple[str, object], ...] = (
+            ("live hash", self.live_hash), ("target hash", self.target_hash), ("rehearsal", self.rehearsal))
+        if self.created_at:
+            facts = (("planned", self.created_at), *facts)
+        steps = Rows("steps", ("#", "phase", "object", "destructive", "sql"),
+                     [(number, step.phase, step.object_name, "DESTRUCTIVE" if step.destructive else "", step.sql)
+                      for number, step in enumerate(self.steps, start=1)])
+        return Card(title, facts, notes=(*(f"WARNING {warning}" for warning in self.warnings),
+                                         *(f"PREFLIGHT {problem}" for problem in self.preflight)),
+                    tables=(steps,), kind="plan")
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]

@@ -30,6 +30,7 @@ from schemasync_backup.capture.connection import (
 )
 from schemasync_backup.capture.reader import server_info
 from schemasync_backup.converter import report, unstructure
+from schemasync_backup.display import Card, Rows, Shown, brief_repr, yes_no
 from schemasync_backup.errors import (
     ConcurrentRollbackError,
     DatabaseConnectionError,
@@ -45,16 +46,18 @@ from schemasync_backup.errors import (
     SchemaSyncBackupError,
     StalePlanError,
 )
+from schemasync_backup.formats import journal as journal_format
 from schemasync_backup.formats.backup_id import check_backup_id
 from schemasync_backup.formats.manifest import BackupInfo, Status
-from schemasync_backup.model.diff import SchemaDiff, diff
+from schemasync_backup.model.diff import SchemaDiff, changes_table, diff
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
-from schemasync_backup.rollback import data_check, data_restore, preflight
+from schemasync_backup.rollback import data_check, data_restore, plan_file, preflight
 from schemasync_backup.rollback.data_check import DataCheck
 from schemasync_backup.rollback.data_steps import data_steps
 from schemasync_backup.rollback.plan import (
     DEFINER_POLICIES,
     NOT_REHEARSED,
+    PlanOptions,
     RollbackPlan,
     RollbackStep,
     StepPhase,
@@ -62,13 +65,14 @@ from schemasync_backup.rollback.plan import (
     fit_sequence,
     limitations,
 )
+from schemasync_backup.rollback.plan_file import SavedPlan
 from schemasync_backup.rollback.rehearsal import rehearse as rehearse_steps
 from schemasync_backup.rollback.resume import merged, resumed_steps
 from schemasync_backup.sql.quoting import quote_identifier
 from schemasync_backup.store.store import BackupStore
 
 __all__ = ["ExecutionResult", "RecoveryInfo", "RollbackPlan", "RollbackPlanner", "RollbackStep",
-           "RollbackValidation", "diff"]
+           "RollbackValidation", "SavedPlan", "diff"]
 
 Progress = Callable[[int, int, RollbackStep], None]
 
@@ -78,7 +82,7 @@ def _now() -> str:
 
 
 @attrs.frozen
-class ExecutionResult:
+class ExecutionResult(Shown):
     backup_id: str
     database: str
     dry_run: bool
@@ -91,10 +95,20 @@ class ExecutionResult:
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
 
+    def _card(self) -> Card:
+        done = "dry run: nothing sent" if self.dry_run else f"{self.steps_run} steps run"
+        facts: list[tuple[str, object]] = [("verified", yes_no(self.verified)), ("final hash", self.final_hash)]
+        if self.pre_rollback_backup_id:
+            facts.append(("pre-rollback backup", self.pre_rollback_backup_id))
+        if self.run_id:
+            facts.append(("run", self.run_id))
+        return Card(f"Rollback of `{self.database}` to backup {self.backup_id}: {done}", tuple(facts),
+                    kind="execution")
+
 
 @report(..., "data_matches")
-@attrs.frozen
-class RollbackValidation:
+@attrs.frozen(repr=False)
+class RollbackValidation(Shown):
     backup_id: str
     database: str
     #: The live schema equals the backup's (the data has its own verdict: ``data_matches``).
@@ -114,12 +128,26 @@ class RollbackValidation:
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
 
+    def __repr__(self) -> str:
+        return brief_repr(self, backup_id=self.backup_id, database=self.database, matches=self.matches,
+                          differences=len(self.differences.changes), data_matches=self.data_matches)
+
+    def _card(self) -> Card:
+        verdict = ("matches" if self.matches else f"DIFFERS in {len(self.differences.changes)} object(s)")
+        if self.data_matches is False:
+            verdict += "; its data DIFFERS"
+        return Card(f"`{self.database}` against backup {self.backup_id}: {verdict}",
+                    (("live hash", self.live_hash), ("backup hash", self.backup_hash),
+                     ("data", "not compared" if self.data is None else self.data.headline)),
+                    notes=tuple(map(str, self.data.differing)) if self.data is not None else (),
+                    tables=(changes_table(self.differences.changes),), kind="rollback-validation")
+
 
 # "ran" and "summary" (issue 15) come last: the keys before them keep their order for existing readers.
 @report("backup_id", "run_id", "status", "pre_rollback_backup_id", "steps_done", "failed_step", "error", "steps",
         "ran", "summary", steps_done=lambda info: info.done, summary=str)
-@attrs.frozen
-class RecoveryInfo:
+@attrs.frozen(repr=False)
+class RecoveryInfo(Shown):
     backup_id: str
     #: None when no rollback to the backup has run (``status`` is then "not run").
     run_id: str | None
@@ -148,6 +176,18 @@ class RecoveryInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return brief_repr(self, backup_id=self.backup_id, run_id=self.run_id, status=self.status,
+                          steps=len(self.steps), done=self.done)
+
+    def _card(self) -> Card:
+        # The text (``str``) is the one the report's "summary" holds: its first line titles the HTML.
+        head, *rest = str(self).splitlines()
+        return Card(head, notes=tuple(rest), kind="recovery-info", tables=(Rows(
+            "steps", ("#", "status", "phase", "object", "error"),
+            [(step.get("number"), step.get("status"), step.get("phase"), step.get("object_name"), step.get("error"))
+             for step in self.steps]),))
 
     def __str__(self) -> str:
         if not self.ran:
@@ -184,7 +224,7 @@ class _Journal:
 
     def save(self) -> None:
         with self.lock:
-            self.store.put_document(f"journals/{self.document['backup_id']}/{self.run_id}.json",
+            self.store.put_document(journal_format.path(self.document["backup_id"], f"{self.run_id}.json"),
                                     json.dumps(self.document, indent=1).encode())
 
     def step(self, number: int, status: str, error: str | None = None) -> None:
@@ -312,7 +352,7 @@ class RollbackPlanner:
         return RollbackPlan(
             backup_id=backup_id, database=name, live_hash=live.schema_hash, target_hash=goal.schema_hash,
             steps=tuple(steps), notes=tuple(notes + warnings), preflight=tuple(problems), created_at=_now(),
-            rehearsal=rehearsal,
+            rehearsal=rehearsal, options=PlanOptions.of(definer_policy, force=force, resume=resume),
         )
 
     def _live(self, connection: Connection, name: str, known: Snapshot) -> tuple[Snapshot, ServerInfo]:
@@ -417,6 +457,76 @@ class RollbackPlanner:
                 self.store.registry.notify("rollback.executed", {"backup_id": plan.backup_id, **result.to_dict()})
             return result
 
+    def save_plan(self, plan: RollbackPlan, *, disable_fk_checks: bool = False) -> SavedPlan:
+        """``plan`` bound to its backup as the store holds it now, to write for review
+        (``saved.write(path)``, ``saved.to_json()``) and run later with :meth:`execute_saved`.
+
+        ``disable_fk_checks``: the reviewed plan runs with ``SET FOREIGN_KEY_CHECKS=0``.
+        """
+        info = self.store.get(plan.backup_id)
+        return SavedPlan(plan, info.checksum, info.schema_hash, disable_fk_checks, _now())
+
+    def current_plan(self, target: Source, saved: SavedPlan, *, rehearse: bool = True,
+                     rehearse_on: Source | None = None) -> RollbackPlan:
+        """The saved plan as it would run now, proven to be the one reviewed.
+
+        The file is not trusted for what runs: the backup must be the one it was saved from (its
+        manifest checksum and snapshot hash), and the plan is made again from that backup and the
+        live schema, with the saved plan's options, and must equal it step for step
+        (:func:`.plan_file.differences`); otherwise :class:`StalePlanError`, and nothing changes.
+        The plan returned is the one made now (with the live row counts, preflight and a fresh
+        rehearsal unless ``rehearse=False``), for :meth:`execute`.
+        """
+        plan = saved.plan
+        again = (f"make the plan again with `rollback plan --backup-id {plan.backup_id} --output {saved.name}`, "
+                 "review it, and execute that")
+        info = self.store.get(plan.backup_id)
+        if (info.checksum, info.schema_hash) != (saved.manifest_checksum, saved.backup_schema_hash):
+            raise StalePlanError(
+                f"plan file {saved.name} was made from another state of backup {plan.backup_id}: its manifest "
+                f"changed since (checksum {saved.manifest_checksum[:12]} then, {info.checksum[:12]} now: replaced, "
+                f"re-imported or re-checksummed); {again}",
+                subject=plan.backup_id,
+            )
+        options = plan.options
+        current = self.plan(target, plan.backup_id, database=plan.database,
+                            target_database=plan.database if plan.database != info.database else None,
+                            definer_policy=dict(options.definer_policy), force=options.force, rehearse=rehearse,
+                            rehearse_on=rehearse_on, resume=options.resume)
+        _refuse_stale(plan, current.live_hash, f"plan file {saved.name} no longer applies: {again}")
+        found = plan_file.differences(plan, current)
+        if found:
+            raise StalePlanError(
+                f"plan file {saved.name} is not the plan made now from backup {plan.backup_id} and the live schema "
+                f"(it was edited, or what the plan depends on changed): " + "; ".join(found[:5])
+                + (f"; and {len(found) - 5} more" if len(found) > 5 else "") + f"; {again}",
+                subject=plan.backup_id,
+            )
+        return current
+
+    def execute_saved(
+        self,
+        target: Source,
+        saved: SavedPlan,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+        destructive_confirmed: bool = False,
+        rehearse: bool = True,
+        rehearse_on: Source | None = None,
+        load_method: str = "load_data",
+        batch_size: int = 1000,
+        parallel: int = 1,
+    ) -> ExecutionResult:
+        """Run a saved, reviewed plan: :meth:`current_plan`, then :meth:`execute` of it with the saved
+        ``disable_fk_checks`` (and the refusals of :meth:`execute`: destructive steps still need
+        ``destructive_confirmed`` or ``force``)."""
+        current = self.current_plan(target, saved, rehearse=rehearse, rehearse_on=rehearse_on)
+        return self.execute(target, current, dry_run=dry_run, disable_fk_checks=saved.disable_fk_checks, force=force,
+                            progress=progress, destructive_confirmed=destructive_confirmed, load_method=load_method,
+                            batch_size=batch_size, parallel=parallel)
+
     def _run(self, target: Source, connection: Connection, plan: RollbackPlan, *, dry_run: bool,
              disable_fk_checks: bool, progress: Progress | None, load: _Loading) -> ExecutionResult:
         # The backup's snapshot, loaded once and only if needed: a data step's table definitions,
@@ -426,7 +536,7 @@ class RollbackPlanner:
         known = planned if planned is not None else backup()
         if dry_run:
             live, _ = self._live(connection, plan.database, known)
-            _refuse_stale(plan, live)
+            _refuse_stale(plan, live.schema_hash)
             return ExecutionResult(plan.backup_id, plan.database, True, 0, None, None, plan.is_empty,
                                    live.schema_hash)
         pre, live = self._pre_rollback_backup(target, connection, plan, known, backup)
@@ -476,18 +586,18 @@ class RollbackPlanner:
         that capture is the stale check. (Data is read on connections of its own: from a caller's
         open connection, the backup holds the schema only.) An empty live database needs none.
         """
-        description, tags = f"automatic backup before rollback to {plan.backup_id}", {
-            "pre_rollback": "true", "rollback_to": plan.backup_id}
+        description = f"automatic backup before rollback to {plan.backup_id}"
+        tags = journal_format.pre_rollback_tags(plan.backup_id)
         if not plan.destructive_steps or not isinstance(target, str):
             live, _ = self._live(connection, plan.database, known)
-            _refuse_stale(plan, live)
+            _refuse_stale(plan, live.schema_hash)
             saved = self.store.save(live, description=description, tags=tags, pinned=True) if live.objects() else None
             return saved, live
         goal = attrs.evolve(backup(), database=plan.database)
         seen: list[Snapshot] = []
 
         def fresh(live: Snapshot) -> None:
-            _refuse_stale(plan, live)
+            _refuse_stale(plan, live.schema_hash)
             seen.append(live)
 
         info = self.store.create(target, plan.database, description=description, tags=tags, pinned=True,
@@ -588,11 +698,10 @@ class RollbackPlanner:
 
     def _last_run(self, backup_id: str) -> dict[str, Any] | None:
         """The journal of the latest rollback to ``backup_id``, if one ran."""
-        check_backup_id(backup_id)
-        runs = [name for name in self.store.list_documents(f"journals/{backup_id}") if name.endswith(".json")]
-        if not runs:
+        latest = journal_format.latest(self.store.list_documents(journal_format.folder(backup_id)))
+        if latest is None:
             return None
-        document: dict[str, Any] = json.loads(self.store.get_document(f"journals/{backup_id}/{runs[-1]}"))
+        document: dict[str, Any] = json.loads(self.store.get_document(journal_format.path(backup_id, latest)))
         return document
 
     def recovery_info(self, backup_id: str) -> RecoveryInfo:
@@ -623,11 +732,11 @@ class _Loading:
     parallel: int
 
 
-def _refuse_stale(plan: RollbackPlan, live: Snapshot) -> None:
-    if live.schema_hash != plan.live_hash:
+def _refuse_stale(plan: RollbackPlan, live_hash: str, again: str = "plan again") -> None:
+    if live_hash != plan.live_hash:
         raise StalePlanError(
             f"the plan is stale: the live schema of {quote_identifier(plan.database)} changed since it was made "
-            f"(planned from {plan.live_hash[:12]}, now {live.schema_hash[:12]}); plan again",
+            f"(planned from {plan.live_hash[:12]}, now {live_hash[:12]}); {again}",
             subject=plan.backup_id,
         )
 

@@ -6,10 +6,18 @@ import re
 from collections.abc import Iterable
 
 from schemasync_backup.capture.connection import Connection, query
-from schemasync_backup.capture.privileges import current_user, session_grants
+from schemasync_backup.capture.privileges import (
+    ALL_PRIVILEGES,
+    Grants,
+    Shortfall,
+    current_user,
+    database_shortfall,
+    session_grants,
+)
 from schemasync_backup.errors import DatabaseError
 from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.rollback.plan import RollbackStep, StepPhase
+from schemasync_backup.rollback.rehearsal import SCRATCH_PATTERN, SCRATCH_PREFIX
 from schemasync_backup.sql.quoting import definer_of, quote_identifier
 
 _SECURITY_DEFINER = re.compile(r"\bSQL SECURITY DEFINER\b")
@@ -36,6 +44,8 @@ _NEEDS: dict[StepPhase, set[str]] = {
     StepPhase.ALTER_DATABASE: {"ALTER"},
     StepPhase.CREATE_DATABASE: {"CREATE"},
 }
+#: Every privilege on the database that some rollback step needs.
+STEP_PRIVILEGES = tuple(sorted(set().union(*_NEEDS.values())))
 
 
 def check(
@@ -75,16 +85,33 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def _missing_privileges(connection: Connection, flavor: str, database: str, steps: list[RollbackStep]) -> list[str]:
-    held = session_grants(connection, flavor).privileges_on(database)
     needed: set[str] = set()
     for step in steps:
         needed |= _NEEDS.get(step.phase, set())
-    lacking = sorted(needed - held)
-    if not lacking:
-        return []
-    who = current_user(connection)
-    return [f"user {who} lacks {', '.join(lacking)} on {quote_identifier(database)}; run "
-            f"GRANT {', '.join(lacking)} ON {quote_identifier(database)}.* TO {who}"]
+    shortfall = database_shortfall(session_grants(connection, flavor), database, sorted(needed),
+                                   current_user(connection), "which the plan's steps need")
+    return [shortfall.message] if shortfall else []
+
+
+def rollback_shortfalls(connection: Connection, flavor: str, database: str) -> list[Shortfall]:
+    """What the session lacks to run any plan's steps on ``database``, and to rehearse plans first.
+
+    A rollback also takes a backup first: that needs what
+    :func:`~schemasync_backup.capture.privileges.backup_shortfalls` checks.
+    """
+    grants = session_grants(connection, flavor)
+    account = current_user(connection)
+    steps = database_shortfall(grants, database, STEP_PRIVILEGES, account, "which rollback steps need")
+    return [shortfall for shortfall in (steps, _scratch_shortfall(grants, account)) if shortfall is not None]
+
+
+def _scratch_shortfall(grants: Grants, account: str) -> Shortfall | None:
+    # A rehearsal creates a scratch database, builds live definitions there, runs any step and
+    # captures the result: all of a database's privileges, on databases that are the tool's own.
+    if grants.privileges_on(SCRATCH_PREFIX + "0" * 16) >= ALL_PRIVILEGES:
+        return None
+    return Shortfall(("ALL PRIVILEGES",), quote_identifier(SCRATCH_PATTERN), f"{quote_identifier(SCRATCH_PATTERN)}.*",
+                     account, "so plans cannot be rehearsed in a scratch database before they run", SCRATCH_PATTERN)
 
 
 def _missing_definers(connection: Connection, steps: list[RollbackStep]) -> tuple[list[str], list[str]]:

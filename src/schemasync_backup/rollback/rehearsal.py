@@ -30,6 +30,8 @@ from schemasync_backup.sql.quoting import quote_identifier, quote_string
 
 #: Every scratch database's name starts so (a LIKE pattern needs its underscores escaped).
 SCRATCH_PREFIX = "_schemasync_rehearsal_"
+#: Every scratch database, as a LIKE pattern (and so as the database of a GRANT).
+SCRATCH_PATTERN = SCRATCH_PREFIX.replace("_", "\\_") + "%"
 #: Events would run on their schedule; data steps have no rows to load into a schema without data.
 _NOT_REHEARSED = (StepPhase.CREATE_DATABASE, StepPhase.DROP_EVENT, StepPhase.CREATE_EVENT, StepPhase.RELOAD_TABLE,
                   StepPhase.RESTORE_ROWS, StepPhase.REFILL_COLUMNS)
@@ -64,10 +66,9 @@ def rehearse(connection: Connection, live: Snapshot, goal: Snapshot, steps: Sequ
 
 def drop_abandoned(connection: Connection) -> list[str]:
     """Drop the scratch databases that no running rehearsal holds (left by a crash); their names."""
-    pattern = SCRATCH_PREFIX.replace("_", "\\_") + "%"
     names = [str(row["name"]) for row in query(
         connection, "SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s",
-        (pattern,))]
+        (SCRATCH_PATTERN,))]
     dropped = []
     for name in names:
         if query(connection, "SELECT IS_FREE_LOCK(%s) AS free", (name,))[0]["free"] == 1:
@@ -83,9 +84,8 @@ def _in_scratch(connection: Connection, scratch: str, live: Snapshot, goal: Snap
     try:
         restore_snapshot(built, connection, scratch)
     except PrivilegeError as exc:
-        pattern = SCRATCH_PREFIX.replace("_", "\\_")
         return _skipped(f"the user may not build a scratch database ({exc.message}); to rehearse plans, "
-                        f"GRANT ALL ON `{pattern}%`.* TO the user", started)
+                        f"GRANT ALL ON `{SCRATCH_PATTERN}`.* TO the user", started)
     except QueryError:
         # What the cut missed (a function a trigger calls, ...) is built too: the whole schema.
         _drop(connection, scratch, release=False)

@@ -19,13 +19,12 @@ from typing import Any
 import attrs
 
 from schemasync_backup.formats.data_index import DataIndex
+from schemasync_backup.formats.journal import UNFINISHED
 from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.rollback.data_steps import data_step
 from schemasync_backup.rollback.plan import RollbackStep, StepPhase
 from schemasync_backup.sql.quoting import quote_identifier
 
-#: Journal statuses of a run that did not finish: it failed, or its process died while it ran.
-_UNFINISHED = ("failed", "running")
 #: What a run id the planner wrote looks like (_Journal.run_id); any other text is not repeated.
 _RUN_ID = re.compile(r"run-[0-9]{8}-[0-9]{6}-[0-9]{6}-[0-9a-f]{6}")
 _DATA_PHASES = (StepPhase.RELOAD_TABLE, StepPhase.REFILL_COLUMNS, StepPhase.RESTORE_ROWS)
@@ -34,7 +33,7 @@ _DATA_PHASES = (StepPhase.RELOAD_TABLE, StepPhase.REFILL_COLUMNS, StepPhase.REST
 def resumed_steps(run: Mapping[str, Any] | None, database: str, live: Snapshot, steps: Sequence[RollbackStep],
                   data: DataIndex | None) -> tuple[list[RollbackStep], list[str]]:
     """(the unfinished data steps of ``run``, a journal document, to run again; notes for people)."""
-    if run is None or data is None or run.get("status") not in _UNFINISHED or run.get("database") != database:
+    if run is None or data is None or run.get("status") not in UNFINISHED or run.get("database") != database:
         return [], []
     # A table a schema step of the new plan changes is not as the run left it: the new plan's own
     # data steps are the right ones for it.

@@ -80,6 +80,25 @@ def shown(text: str) -> str:
     return _QUERY.sub(r"\1?***", _USERINFO.sub("***@", text))
 
 
+def known_protocols() -> list[str]:
+    """Every protocol fsspec can open: its own, those packages register under the ``fsspec.specs``
+    entry point group, and those registered at run time with ``fsspec.register_implementation``."""
+    return sorted({*fsspec.available_protocols(), *fsspec.registry})
+
+
+def check_protocol(protocol: str) -> None:
+    """Refuse a protocol fsspec does not know, or whose implementation cannot be imported here."""
+    if protocol not in known_protocols():
+        raise StorageError(
+            f"unknown storage protocol {protocol!r}: available: {', '.join(known_protocols())}; install a package "
+            "that registers it with fsspec (entry point group fsspec.specs)", subject=protocol,
+        )
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError as exc:
+        raise StorageError(f"storage protocol {protocol!r} cannot be used here: {exc}", subject=protocol) from None
+
+
 def open_files(url: str, storage_options: Mapping[str, Any] | None, *, file_mode: int, dir_mode: int) -> StoreFiles:
     """The files of the store at ``url`` (a path or any fsspec URL); opening writes nothing.
 

@@ -23,18 +23,20 @@ import contextlib
 import hashlib
 import io
 import itertools
+import json
 import logging
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from schemasync_backup.converter import report, unstructure
+from schemasync_backup.display import Card, Rows, Shown, brief_repr, human_size, yes_no
 from schemasync_backup.errors import (
     BackupFormatError,
     EncryptionKeyError,
@@ -45,9 +47,10 @@ from schemasync_backup.errors import (
 from schemasync_backup.errors import CreateRunningError as CreateRunningError  # noqa: PLC0414 - re-export
 from schemasync_backup.errors import PruneRunningError as PruneRunningError  # noqa: PLC0414 - re-export
 from schemasync_backup.errors import StoreBusyError as StoreBusyError  # noqa: PLC0414 - re-export
-from schemasync_backup.formats import framing
+from schemasync_backup.formats import framing, journal
+from schemasync_backup.formats.backup_id import is_backup_id
 from schemasync_backup.formats.framing import ObjectRecord
-from schemasync_backup.formats.manifest import Manifest, Status
+from schemasync_backup.formats.manifest import BackupInfo, Manifest, Status
 from schemasync_backup.store.catalog import Catalog, address_of, read_catalog, stored_objects
 from schemasync_backup.store.locks import (
     LockHolder,
@@ -79,8 +82,8 @@ _DELETE_BATCH = 100
 # --- prune -------------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class PruneResult:
+@attrs.frozen(repr=False)
+class PruneResult(Shown):
     """What a prune removed (or, on a dry run, would remove) and what it kept on purpose.
 
     Paths are relative to the store's root (``objects/ab/ab12...plain``).
@@ -107,6 +110,24 @@ class PruneResult:
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return brief_repr(self, dry_run=self.dry_run, removed_objects=len(self.removed_objects),
+                          removed_bytes=self.removed_bytes, referenced_objects=self.referenced_objects)
+
+    def _card(self) -> Card:
+        verb = "would remove" if self.dry_run else "removed"
+        kept = (("kept: written within the grace period", self.kept_recent),
+                ("kept: age unknown", self.kept_unknown_age),
+                ("kept: named by an unreadable manifest", self.kept_unreadable),
+                (f"staging files {verb}", self.removed_staging), (f"abandoned markers {verb}", self.removed_markers),
+                ("creates running", self.running_creates), ("unreadable manifests", self.unreadable_manifests))
+        return Card(f"Prune{' (dry run)' if self.dry_run else ''}: {verb} {len(self.removed_objects)} unreferenced "
+                    f"object(s), {human_size(self.removed_bytes)}",
+                    (("referenced objects", self.referenced_objects), ("grace period", f"{self.grace_seconds:g} s"),
+                     *((label, len(paths)) for label, paths in kept if paths)),
+                    tables=(Rows(f"objects the prune {verb}", ("path",), [(path,) for path in self.removed_objects]),),
+                    kind="prune")
 
 
 def prune(
@@ -242,8 +263,8 @@ class BackupUsage:
 
 
 @report(..., "total_size_gb", "dedup_ratio", "databases", "backups")
-@attrs.frozen
-class UsageReport:
+@attrs.frozen(repr=False)
+class UsageReport(Shown):
     """How much the store holds and how much dedup and compression save. Sizes in bytes; GB = 10^9."""
 
     url: str
@@ -277,6 +298,28 @@ class UsageReport:
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return brief_repr(self, url=self.url, backup_count=self.backup_count, database_count=self.database_count,
+                          total_stored_bytes=self.total_stored_bytes)
+
+    def _card(self) -> Card:
+        tables = [Rows("databases", ("database", "backups", "raw", "stored", "oldest", "newest"),
+                       [(entry.database, entry.backup_count, human_size(entry.raw_bytes),
+                         human_size(entry.stored_bytes), entry.oldest, entry.newest) for entry in self.databases])]
+        if self.backups is not None:
+            tables.append(Rows("backups", ("backup", "database", "status", "stored", "only this backup's", "pinned"),
+                               [(entry.backup_id, entry.database, entry.status, human_size(entry.stored_bytes),
+                                 human_size(entry.exclusive_bytes), yes_no(entry.pinned)) for entry in self.backups]))
+        return Card(f"Store {self.url}: {self.backup_count} backup(s) of {self.database_count} database(s), "
+                    f"{human_size(self.total_stored_bytes)} stored",
+                    (("objects", f"{self.object_count}, {human_size(self.object_bytes)}"),
+                     ("manifests", human_size(self.manifest_bytes)),
+                     ("unreferenced", human_size(self.unreferenced_bytes)),
+                     ("raw (every backup in full)", human_size(self.total_raw_bytes)),
+                     ("dedup", f"saves {human_size(self.dedup_savings_bytes)} (ratio {self.dedup_ratio})"),
+                     ("compression", f"saves {human_size(self.compression_savings_bytes)}")),
+                    tables=tuple(tables), kind="usage")
 
 
 def usage(store: BackupStore, *, detailed: bool = False) -> UsageReport:
@@ -385,8 +428,8 @@ class DatabaseSpan:
 
 
 @report("url", "checked_at", "healthy", ...)
-@attrs.frozen
-class StorageHealth:
+@attrs.frozen(repr=False)
+class StorageHealth(Shown):
     """Whether the store works, and what needs attention. ``healthy`` is False only on ``errors``.
 
     The one storage verdict: ``store.health()``, ``backup storage-health`` and the storage check of
@@ -419,6 +462,34 @@ class StorageHealth:
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return brief_repr(self, url=self.url, healthy=self.healthy, errors=len(self.errors),
+                          warnings=len(self.warnings), backup_count=self.backup_count)
+
+    def _card(self) -> Card:
+        probe = self.probe
+        facts: list[tuple[str, object]] = [
+            ("checked", self.checked_at), ("reachable", yes_no(self.reachable)),
+            ("probe", "not run" if probe is None else
+             f"ok (write {probe.write_ms} ms, read {probe.read_ms} ms, delete {probe.delete_ms} ms)" if probe.ok
+             else f"FAILED: {probe.error}"),
+            ("free space", "unknown" if self.free_bytes is None
+             else f"{human_size(self.free_bytes)} of {human_size(self.total_bytes)}"),
+            ("backups", self.backup_count),
+            ("lock", "none" if self.lock is None else self.lock.describe()),
+        ]
+        facts += [(label, ", ".join(items)) for label, items in (
+            ("creates running", [holder.describe() for holder in self.running_creates]),
+            ("incomplete backups", [holder.name for holder in self.incomplete_backups]),
+            ("corrupted backups", self.corrupted_backups)) if items]
+        return Card(f"Storage {self.url}: {'healthy' if self.healthy else 'UNHEALTHY'}", tuple(facts),
+                    notes=(*(f"error: {error}" for error in self.errors),
+                           *(f"warning: {warning}" for warning in self.warnings)),
+                    tables=(Rows("databases", ("database", "backups", "oldest", "newest"),
+                                 [(span.database, span.backup_count, span.oldest_at, span.newest_at)
+                                  for span in self.databases]),),
+                    kind="storage-health")
 
 
 def health(store: BackupStore, *, stale_after: timedelta | str | None = None) -> StorageHealth:
@@ -543,8 +614,8 @@ class ObjectOptimization:
 
 @report("dry_run", "codec", "level", "objects_checked", "objects_improved", "stored_before", "savings_bytes", ...,
         objects_checked=lambda report: len(report.objects), objects_improved=lambda report: len(report.improvable))
-@attrs.frozen
-class OptimizeReport:
+@attrs.frozen(repr=False)
+class OptimizeReport(Shown):
     """What re-compressing every object with the configured codec saves, and (without dry_run) did."""
 
     dry_run: bool
@@ -573,6 +644,25 @@ class OptimizeReport:
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return brief_repr(self, dry_run=self.dry_run, codec=self.codec, objects=len(self.objects),
+                          improvable=len(self.improvable), savings_bytes=self.savings_bytes)
+
+    def _card(self) -> Card:
+        codec = self.codec if self.level is None else f"{self.codec} level {self.level}"
+        verb = "would save" if self.dry_run else "saved"
+        return Card(f"Optimize{' (dry run)' if self.dry_run else ''} with {codec}: {len(self.improvable)} of "
+                    f"{len(self.objects)} object(s) smaller, {verb} {human_size(self.savings_bytes)} of "
+                    f"{human_size(self.stored_before)}",
+                    (("manifests re-recorded", len(self.manifests_updated)),
+                     ("replaced objects removed", len(self.removed_objects)),
+                     ("replaced objects kept", len(self.kept_objects))),
+                    tables=(Rows("objects", ("object", "codec", "stored", "with " + codec, "rewritten", "skipped"),
+                                 [(entry.path, entry.codec_before, human_size(entry.stored_before),
+                                   human_size(entry.stored_after), yes_no(entry.rewritten), entry.skipped)
+                                  for entry in self.objects]),),
+                    kind="optimize")
 
 
 def optimize(store: BackupStore, *, dry_run: bool = True, stale_after: timedelta | str | None = None,
@@ -732,6 +822,36 @@ def _rerecord(store: BackupStore, found: Manifest, path: str, new: ObjectRecord)
 # --- retention, applied -------------------------------------------------------------------------
 
 
+def needed_by_rollbacks(store: BackupStore, backups: Iterable[BackupInfo]) -> dict[str, str]:
+    """The pre-rollback backups an unfinished rollback still needs (the way back from where it
+    stopped), each with why: those the latest run to each backup names when it failed or is
+    running. A latest journal that cannot be parsed keeps every pre-rollback backup of a rollback to
+    that backup; one that cannot be read raises (nothing is removed on a guess)."""
+    infos = list(backups)
+    needed: dict[str, str] = {}
+    for target in filter(is_backup_id, store.list_documents(journal.FOLDER)):  # the planner writes no other name
+        latest = journal.latest(store.list_documents(journal.folder(target)))
+        if latest is None:
+            continue
+        try:
+            document = json.loads(store.get_document(journal.path(target, latest)))
+        except FileNotFoundError:  # removed meanwhile: no run to finish
+            continue
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            for info in infos:
+                if journal.is_pre_rollback(info) and info.tags.get(journal.ROLLBACK_TO_TAG) == target:
+                    needed[info.id] = (f"the journal of the latest rollback to {target} ({latest}) cannot be parsed, "
+                                       f"so its state is unknown (see `rollback recovery-info --backup-id {target}`)")
+            continue
+        pre = journal.unfinished_pre_rollback(document)
+        if pre is not None:
+            needed[pre] = (f"the latest rollback to {target} ({latest.removesuffix('.json')}) is "
+                           f"{document['status']} (see `rollback recovery-info --backup-id {target}`)")
+    return needed
+
+
 def apply_retention(
     store: BackupStore,
     policy: RetentionPolicy,
@@ -754,7 +874,8 @@ def apply_retention(
     """
     moment = now if now is not None else datetime.now(UTC)
     store.fs.invalidate_cache()  # decide from what the storage holds now, not a cached listing
-    decisions = decide(store.list(database=database), policy, now=moment)
+    backups = store.list(database=database)
+    decisions = decide(backups, policy, now=moment, needed=needed_by_rollbacks(store, backups))
     decided_at = moment.isoformat(timespec="seconds")
     if dry_run:
         return RetentionReport(True, policy, decided_at, decisions)

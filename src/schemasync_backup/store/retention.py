@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from schemasync_backup.converter import report, unstructure
+from schemasync_backup.display import Card, Rows, Shown, brief_repr, headline
 from schemasync_backup.errors import RetentionPolicyError as RetentionPolicyError  # noqa: PLC0414 - re-export
+from schemasync_backup.formats.journal import is_pre_rollback
 from schemasync_backup.formats.manifest import BackupInfo, Status, UnreadBackupInfo
 from schemasync_backup.model import durations
 from schemasync_backup.model.durations import format_duration
@@ -96,10 +98,21 @@ def _overrides(value: Mapping[str, RetentionPolicy]) -> dict[str, RetentionPolic
     return dict(value)
 
 
-_FIELDS = ("max_backups", "max_age", "keep_daily", "keep_weekly", "keep_monthly", "keep_tags", "timezone")
+_FIELDS = ("max_backups", "max_age", "keep_daily", "keep_weekly", "keep_monthly", "keep_tags", "timezone",
+           "pre_rollback_max_age")
+#: How long an automatic pre-rollback backup stays pinned (docs/retention.md).
+DEFAULT_PRE_ROLLBACK_MAX_AGE = timedelta(days=30)
+#: The rule that retires an automatic pre-rollback backup: the decision's rule when nothing else keeps it.
+RETIRED = "pre_rollback_max_age"
 
 
-@report(max_age=lambda policy: None if policy.max_age is None else format_duration(policy.max_age),
+def _optional_age(policy: RetentionPolicy, name: str) -> str | None:
+    value: timedelta | None = getattr(policy, name)
+    return None if value is None else format_duration(value)
+
+
+@report(max_age=lambda policy: _optional_age(policy, "max_age"),
+        pre_rollback_max_age=lambda policy: _optional_age(policy, "pre_rollback_max_age"),
         keep_tags=lambda policy: sorted(policy.keep_tags),
         databases=lambda policy: dict(sorted(policy.databases.items())))
 @attrs.frozen
@@ -110,8 +123,12 @@ class RetentionPolicy:
     ``keep_daily`` / ``keep_weekly`` / ``keep_monthly``: for each of the last N days / ISO weeks /
     months that have backups, the newest backup in it (restic's ``forget --keep-*``; -1 = every
     period). ``keep_tags``: ``"key"`` or ``"key=value"``; matching backups are never removed, nor
-    are pinned ones. Days, weeks and months are counted in ``timezone``. ``databases`` gives a
-    database its own policy; every database's backups are decided on their own.
+    are backups a person pinned. Days, weeks and months are counted in ``timezone``. ``databases``
+    gives a database its own policy; every database's backups are decided on their own.
+
+    ``pre_rollback_max_age``: how long an automatic pre-rollback backup stays pinned (None: for
+    ever). Past it, only the other rules keep it, except the newest usable pre-rollback backup of
+    each database and any an unfinished rollback still needs, which stay pinned.
     """
 
     max_backups: int = attrs.field(default=0, validator=_count)
@@ -121,12 +138,15 @@ class RetentionPolicy:
     keep_monthly: int = attrs.field(default=0, validator=_count)
     keep_tags: frozenset[str] = attrs.field(default=frozenset(), converter=_tags)
     timezone: str = attrs.field(default="UTC", validator=_zone)
+    pre_rollback_max_age: timedelta | None = attrs.field(default=DEFAULT_PRE_ROLLBACK_MAX_AGE,
+                                                         converter=_optional_duration)
     databases: dict[str, RetentionPolicy] = attrs.field(factory=dict, converter=_overrides, hash=False)
 
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any]) -> RetentionPolicy:
         """Build a policy from configuration. ``databases: {name: {...}}`` entries override the
-        top-level settings for that database (unset keys are inherited). ``"unlimited"`` is -1."""
+        top-level settings for that database (unset keys are inherited). ``"unlimited"`` is -1, and
+        for ``pre_rollback_max_age`` (as null is) "never retire"."""
         unknown = sorted(set(settings) - {*_FIELDS, "databases"})
         if unknown:
             raise RetentionPolicyError(
@@ -175,6 +195,8 @@ def _setting(key: str, value: Any) -> Any:
             return UNLIMITED
     if key == "keep_tags" and value is None:
         return frozenset()
+    if key == "pre_rollback_max_age" and isinstance(value, str) and value.strip().lower() == "unlimited":
+        return None
     return value
 
 
@@ -236,9 +258,13 @@ PERIODS: tuple[tuple[str, Callable[[datetime], str], str], ...] = (
 
 
 def decide(
-    backups: Iterable[BackupInfo], policy: RetentionPolicy, *, now: datetime | None = None
+    backups: Iterable[BackupInfo], policy: RetentionPolicy, *, now: datetime | None = None,
+    needed: Mapping[str, str] | None = None,
 ) -> tuple[RetentionDecision, ...]:
     """Keep or remove every backup by ``policy``, each database on its own; newest first.
+
+    ``needed``: pre-rollback backups an unfinished rollback still needs, each with why (see
+    :func:`~schemasync_backup.store.maintenance.needed_by_rollbacks`); they stay pinned.
 
     Backups still being written (CREATING) are not backups yet and get no decision. A backup
     whose manifest cannot be read at all is kept (its database and pinned flag are unknown).
@@ -259,13 +285,13 @@ def decide(
             continue
         groups.setdefault(info.database, []).append(info)
     for database, group in groups.items():
-        decisions.extend(_decide_database(database, group, policy.for_database(database), moment))
+        decisions.extend(_decide_database(database, group, policy.for_database(database), moment, needed or {}))
     decisions.sort(key=lambda decision: (decision.created_at, decision.backup_id), reverse=True)
     return tuple(decisions)
 
 
 def _decide_database(
-    database: str, group: Sequence[BackupInfo], policy: RetentionPolicy, now: datetime
+    database: str, group: Sequence[BackupInfo], policy: RetentionPolicy, now: datetime, needed: Mapping[str, str]
 ) -> list[RetentionDecision]:
     if policy.is_empty:
         raise RetentionPolicyError(
@@ -276,13 +302,18 @@ def _decide_database(
     ordered = sorted(group, key=lambda info: (_time(info), info.id), reverse=True)
     usable = [info for info in ordered if info.status not in UNUSABLE]
     reasons: dict[str, list[tuple[str, str]]] = {info.id: [] for info in ordered}
-    for rule, backup_id, reason in _kept(ordered, usable, policy, now):
+    for rule, backup_id, reason in _kept(ordered, usable, policy, now, needed):
         reasons[backup_id].append((rule, reason))
     decisions = []
     for info in ordered:
         found = sorted(reasons[info.id], key=lambda pair: RULES.index(pair[0]))
         if found:
             rule, rules, reason = found[0][0], tuple(rule for rule, _ in found), "; ".join(text for _, text in found)
+        elif info.pinned and policy.pre_rollback_max_age is not None:  # only a pre-rollback backup's pin expires
+            limit = format_duration(policy.pre_rollback_max_age)
+            rule, rules, reason = RETIRED, (), (
+                f"{RETIRED}: an automatic pre-rollback backup older than {limit}, not the newest usable one of its "
+                "database, and no unfinished rollback needs it; no other rule keeps it")
         elif info.status in UNUSABLE:
             rule, rules, reason = "unusable", (), (
                 f"{info.status} backups count toward no keep rule (Validator.partial_recovery salvages what is "
@@ -294,13 +325,37 @@ def _decide_database(
     return decisions
 
 
+def _pins(
+    ordered: Sequence[BackupInfo], usable: Sequence[BackupInfo], policy: RetentionPolicy, now: datetime,
+    needed: Mapping[str, str],
+) -> Iterator[tuple[str, str]]:
+    """(backup id, reason) for every pinned backup whose pin holds: a person's for ever, an automatic
+    pre-rollback backup's until ``pre_rollback_max_age`` unless it is the way back (see RetentionPolicy)."""
+    newest = next((info.id for info in usable if is_pre_rollback(info)), None)
+    limit = policy.pre_rollback_max_age
+    for info in ordered:
+        if not info.pinned:
+            continue
+        if not is_pre_rollback(info):
+            yield info.id, "pinned by a person: never retired automatically (unpin it to let the rules decide)"
+        elif info.id in needed:
+            yield info.id, f"pinned pre-rollback backup, the way back while {needed[info.id]}"
+        elif limit is None:
+            yield info.id, f"pinned pre-rollback backup ({RETIRED} is off)"
+        elif info.id == newest:
+            yield info.id, "pinned pre-rollback backup, the newest usable one of its database"
+        elif _time(info) >= now - limit:
+            yield info.id, f"pinned pre-rollback backup, younger than {format_duration(limit)} ({RETIRED})"
+
+
 def _kept(
-    ordered: Sequence[BackupInfo], usable: Sequence[BackupInfo], policy: RetentionPolicy, now: datetime
+    ordered: Sequence[BackupInfo], usable: Sequence[BackupInfo], policy: RetentionPolicy, now: datetime,
+    needed: Mapping[str, str],
 ) -> Iterator[tuple[str, str, str]]:
     """(rule, backup id, reason) for every backup each rule keeps; ``ordered`` and ``usable`` newest first."""
+    for backup_id, reason in _pins(ordered, usable, policy, now, needed):
+        yield "pinned", backup_id, reason
     for info in ordered:
-        if info.pinned:
-            yield "pinned", info.id, "pinned (e.g. an automatic pre-rollback backup)"
         matched = sorted(tag for tag in policy.keep_tags if _tag_match(info.tags, tag))
         if matched:
             yield "keep_tags", info.id, f"keep_tags: has tag {', '.join(matched)}"
@@ -337,8 +392,8 @@ def _limit(count: int) -> str:
 
 @report("dry_run", "policy", "decided_at", "keep_count", "remove_count", ...,
         keep_count=lambda report: len(report.kept), remove_count=lambda report: len(report.to_remove))
-@attrs.frozen
-class RetentionReport:
+@attrs.frozen(repr=False)
+class RetentionReport(Shown):
     """What :func:`apply_retention` decided and, unless ``dry_run``, did."""
 
     dry_run: bool
@@ -362,3 +417,23 @@ class RetentionReport:
 
     def to_dict(self) -> dict[str, Any]:
         return unstructure(self)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return brief_repr(self, dry_run=self.dry_run, decisions=len(self.decisions), keep=len(self.kept),
+                          remove=len(self.to_remove), removed=len(self.removed))
+
+    def _card(self) -> Card:
+        rules = {key: value for key, value in unstructure(self.policy).items() if value and key != "databases"}
+        facts: list[tuple[str, object]] = [
+            ("policy", ", ".join(f"{key} {value}" for key, value in rules.items()) or "keeps everything"),
+            ("decided", self.decided_at)]
+        if self.prune is not None:
+            facts.append(("prune", headline(self.prune)))
+        if self.prune_skipped:
+            facts.append(("prune skipped", self.prune_skipped))
+        removal = f"would remove {len(self.to_remove)}" if self.dry_run else f"removed {len(self.removed)}"
+        return Card(f"Retention{' (dry run)' if self.dry_run else ''}: keep {len(self.kept)}, {removal}", tuple(facts),
+                    tables=(Rows("decisions", ("backup", "database", "created", "action", "rule", "reason"),
+                                 [(decision.backup_id, decision.database, decision.created_at, decision.action,
+                                   decision.rule, decision.reason) for decision in self.decisions]),),
+                    kind="retention")

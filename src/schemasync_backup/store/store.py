@@ -54,7 +54,7 @@ from schemasync_backup.formats.snapshot_stream import (
 )
 from schemasync_backup.model.moments import moment
 from schemasync_backup.model.snapshot import Snapshot
-from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
+from schemasync_backup.plugins.crypto import DEFAULT_CIPHER, EncryptionKey, Keyring
 from schemasync_backup.plugins.manager import Registry, default_registry
 from schemasync_backup.store import data_backup
 from schemasync_backup.store.data_backup import DEFAULT_CHUNK_BYTES, DataRequest, Migration
@@ -127,6 +127,7 @@ class BackupStore:
         compression_threshold: int = 256,
         encryption_keys: EncryptionKey | Sequence[EncryptionKey] | Keyring | None = None,
         encrypt: bool | None = None,
+        cipher: str = DEFAULT_CIPHER,
         frame_size: int = framing.DEFAULT_FRAME_SIZE,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
@@ -140,9 +141,11 @@ class BackupStore:
         encrypted when a key is given, unless ``encrypt=False``. Manifests are sealed with the
         writing key; a store with keys reads only manifests one of its keys sealed, unless
         ``accept_unsealed`` (for backups written without a key, which nothing authenticates).
+        ``compression`` and ``cipher`` name any codec and cipher a plugin registers.
         """
         registry = registry or default_registry()
         registry.codec(compression)  # fail now, not in the middle of a backup
+        registry.cipher(cipher)
         keyring = _keyring(encryption_keys)
         if encrypt and keyring.writer is None:
             raise EncryptionKeyError(
@@ -154,7 +157,8 @@ class BackupStore:
         return cls(
             files=open_files(url, storage_options, file_mode=file_mode, dir_mode=dir_mode),
             encoding=Encoding(
-                compression, compression_level, compression_threshold, key=use_key, frame_size=frame_size
+                compression, compression_level, compression_threshold, cipher=cipher, key=use_key,
+                frame_size=frame_size,
             ),
             keyring=keyring,
             registry=registry,

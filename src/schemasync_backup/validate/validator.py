@@ -22,6 +22,7 @@ import attrs
 from schemasync_backup.capture.connection import Source, describe, open_source, translate_errors
 from schemasync_backup.capture.restore import restore_snapshot
 from schemasync_backup.capture.table_data import open_data_connection
+from schemasync_backup.display import Card, Rows, Shown, brief_repr, human_size, yes_no
 from schemasync_backup.errors import (
     BackupFormatError,
     BackupNotFoundError,
@@ -84,8 +85,8 @@ class Finding:
         return f"{self.message}{held}"
 
 
-@attrs.frozen
-class ValidationResult:
+@attrs.frozen(repr=False)
+class ValidationResult(Shown):
     backup_id: str
     valid: bool
     errors: tuple[Finding, ...]
@@ -115,6 +116,32 @@ class ValidationResult:
     def damaged(self) -> bool:
         """Whether damage was proven (a checksum or authentication failure with the right key)."""
         return any(error.kind == FindingKind.DAMAGE for error in self.errors)
+
+    @property
+    def verdict(self) -> str:
+        """``valid``, ``INVALID`` (damage proven) or ``NOT CHECKED`` (errors that prove no damage: a key is missing)."""
+        return "valid" if self.valid else "INVALID" if self.damaged else "NOT CHECKED"
+
+    def __repr__(self) -> str:
+        return brief_repr(self, backup_id=self.backup_id, valid=self.valid, errors=len(self.errors),
+                          warnings=len(self.warnings), objects_checked=self.objects_checked)
+
+    def _card(self) -> Card:
+        facts: list[tuple[str, object]] = [
+            ("check", "full (plaintext too)" if self.deep else "integrity (stored bytes only)"),
+            ("checked", f"{self.objects_checked} object(s), {human_size(self.bytes_checked)}, at {self.checked_at}"),
+            ("checksum valid", yes_no(self.checksum_valid)),
+        ]
+        if self.keys_needed:
+            facts.append(("keys needed", ", ".join(self.keys_needed)))
+        if self.parse_checked or self.parse_not_judged:
+            facts.append(("parse checks", f"{self.parse_checked} judged ({self.parse_cached} cached), "
+                                          f"{self.parse_failed} not parsed by sqlglot, "
+                                          f"{self.parse_not_judged} not judged"))
+        return Card(f"Validation of backup {self.backup_id}: {self.verdict}", tuple(facts),
+                    notes=(*(f"error: {finding}" for finding in self.errors),
+                           *(f"warning: {finding}" for finding in self.warnings)),
+                    kind="validation")
 
     def raise_for_errors(self) -> None:
         if self.errors:
@@ -154,7 +181,7 @@ class EncryptionCheck:
 
 
 @attrs.frozen
-class RestoreTestResult:
+class RestoreTestResult(Shown):
     backup_id: str
     passed: bool
     expected_hash: str
@@ -165,13 +192,33 @@ class RestoreTestResult:
     rows: int = 0
     chunks_verified: int = 0
 
+    def _card(self) -> Card:
+        facts: list[tuple[str, object]] = [
+            ("scratch database", self.scratch_database), ("statements run", self.statements),
+            ("expected hash", self.expected_hash), ("restored hash", self.restored_hash)]
+        if self.rows or self.chunks_verified:
+            facts.append(("data", f"{self.rows:,} rows loaded, {self.chunks_verified} chunk(s) proven equal"))
+        verdict = "passed" if self.passed else "FAILED (the restored schema differs from the backup's)"
+        return Card(f"Restore test of backup {self.backup_id}: {verdict}", tuple(facts), kind="restore-test")
 
-@attrs.frozen
-class RecoveryReport:
+
+@attrs.frozen(repr=False)
+class RecoveryReport(Shown):
     source_backup_id: str
     new_backup_id: str
     recovered: tuple[str, ...]
     lost: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return brief_repr(self, source_backup_id=self.source_backup_id, new_backup_id=self.new_backup_id,
+                          recovered=len(self.recovered), lost=len(self.lost))
+
+    def _card(self) -> Card:
+        return Card(f"Backup {self.source_backup_id} salvaged as {self.new_backup_id}: "
+                    f"{len(self.recovered)} object(s) recovered, {len(self.lost)} lost",
+                    tables=(Rows("objects lost", ("object",), [(name,) for name in self.lost]),
+                            Rows("objects recovered", ("object",), [(name,) for name in self.recovered])),
+                    kind="recovery")
 
 
 @attrs.frozen
