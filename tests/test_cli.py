@@ -382,6 +382,24 @@ def test_maintenance_commands(session: Session, tmp_path: Path) -> None:
     assert declined.rc == 4  # StringIO is no terminal: refused without asking
 
 
+def test_backup_move_says_how_to_point_the_config_at_the_new_place(session: Session, tmp_path: Path) -> None:
+    backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
+    destination = tmp_path / "new home"
+    moved = session("backup", "move", "--destination", str(destination), "--force")
+    assert moved.rc == 0, moved.err
+    assert moved.out.splitlines()[-1] == (
+        f"Backups now live at {destination}: set backup.storage.provider: local, backup.storage.local.base_path: "
+        f"{destination} in {session.config}, or the next commands look in {tmp_path / 'store'}")
+    # Doing as it says finds the backup there.
+    document = yaml.safe_load(session.config.read_text())
+    document["backup"]["storage"]["local"]["base_path"] = str(destination)
+    session.config.write_text(yaml.safe_dump(document))
+    assert [entry["id"] for entry in session("backup", "list", "--format", "json").json()] == [backup_id]
+    again = session("backup", "move", "--destination", str(tmp_path / "third"), "--force", "--format", "json")
+    assert again.json()["config"] == {"backup.storage.provider": "local",
+                                      "backup.storage.local.base_path": str(tmp_path / "third")}
+
+
 def test_rollback_commands(session: Session, mariadb: ThrowawayServer, shop: str) -> None:
     backup_id = session("backup", "create", "--format", "json").json()["backup_id"]
     assert session("rollback", "list", "--format", "json").json()[0]["id"] == backup_id

@@ -28,6 +28,8 @@ from schemasync_backup.plugins.manager import default_registry
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 ENV = {"DB_PASSWORD": "p@ss/w:rd#1", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEY", "AWS_SECRET_ACCESS_KEY": "s3cr3t-k3y-value",
        "SLACK_WEBHOOK_URL": "https://hooks.example.com/services/T000/B000/XXXXSECRET"}
+#: The timeouts every object storage gets unless the configuration says otherwise.
+STORAGE_DEFAULTS = {"connection_timeout": 10.0, "read_timeout": 60.0}
 
 
 def problems_of(text: str, environ: dict[str, str] | None = None) -> list[str]:
@@ -56,7 +58,7 @@ def test_the_documented_example_parses_with_every_value_typed() -> None:
     url, options = cfg.storage_location(storage)
     assert url == "s3://prod-mysql-backups/schema-sync"
     assert options == {"key": ENV["AWS_ACCESS_KEY_ID"], "secret": ENV["AWS_SECRET_ACCESS_KEY"],
-                       "client_kwargs": {"region_name": "eu-west-1"}}
+                       "client_kwargs": {"region_name": "eu-west-1"}, **STORAGE_DEFAULTS, "retry_attempts": 3}
 
 
 def test_an_empty_file_gives_the_defaults() -> None:
@@ -171,11 +173,34 @@ def test_storage_locations_for_every_provider() -> None:
     gcs = parse_config("backup:\n  storage:\n    provider: gcs\n    gcs:\n      bucket: b\n      project_id: p\n"
                        "      endpoint: http://127.0.0.1:9000\n", environ={})
     assert cfg.storage_location(gcs.backup.storage) == (
-        "gs://b", {"project": "p", "endpoint_url": "http://127.0.0.1:9000", "token": "anon"})
+        "gs://b", {"project": "p", "endpoint_url": "http://127.0.0.1:9000", "token": "anon", **STORAGE_DEFAULTS})
     local = parse_config("backup:\n  storage:\n    local:\n      base_path: /srv/b\n      permissions: '0750'\n",
                          environ={})
     assert cfg.storage_location(local.backup.storage) == ("/srv/b", {})
     assert local.backup.storage.local.permissions == 0o750
+
+
+@pytest.mark.parametrize(("url", "keys"), [
+    ("/srv/new", {"backup.storage.provider": "local", "backup.storage.local.base_path": "/srv/new"}),
+    ("s3://b/some/prefix/", {"backup.storage.provider": "s3", "backup.storage.s3.bucket": "b",
+                             "backup.storage.s3.prefix": "some/prefix"}),
+    ("az://c", {"backup.storage.provider": "azure", "backup.storage.azure.container_name": "c",
+                "backup.storage.azure.prefix": ""}),
+    ("gs://b/p", {"backup.storage.provider": "gcs", "backup.storage.gcs.bucket": "b",
+                  "backup.storage.gcs.prefix": "p"}),
+    ("memory://x/y", {"backup.storage.provider": "memory", "backup.storage.url": "memory://x/y"}),
+])
+def test_storage_keys_point_a_configuration_at_a_url(url: str, keys: dict[str, str]) -> None:
+    assert cfg.storage_keys(url) == keys
+    if keys["backup.storage.provider"] != "local":  # and back: the same URL
+        document: dict[str, Any] = {}
+        for path, value in {**keys, "backup.storage.azure.account_name": "acct"}.items():
+            *sections, name = path.split(".")
+            target = document
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[name] = value
+        assert cfg.storage_location(cfg.from_mapping(document, environ={}).backup.storage)[0] == url.rstrip("/")
 
 
 def test_keys_from_env_file_and_direct_with_older_keys_after_them(tmp_path: Path) -> None:
@@ -383,6 +408,7 @@ storage:
   azure:
     connection_timeout: 300
     read_timeout: 300
+    retry_attempts: 5
 retention:
   max_backups: 5
   max_age: "72h"
@@ -405,7 +431,7 @@ def test_the_guides_top_level_layout_is_the_canonical_one_moved() -> None:
         "storage": {"provider": "s3", "s3": {"bucket": "backups", "multipart_threshold": "64MB",
                                              "multipart_chunksize": "16MB", "max_concurrency": 10,
                                              "use_accelerate_endpoint": True},
-                    "azure": {"connection_timeout": 300, "read_timeout": 300}},
+                    "azure": {"connection_timeout": 300, "read_timeout": 300, "retry_attempts": 5}},
         "retention": {"max_backups": 5, "max_age": "72h"},
         "compression": {"enabled": True, "algorithm": "lz4", "level": 1, "threshold": 10240},
         "parallel_operations": True, "max_workers": 4, "buffer_size": "64MB", "streaming": True}}
@@ -420,11 +446,12 @@ def test_the_guides_s3_and_azure_keys_reach_the_filesystems_options() -> None:
     url, options = cfg.storage_location(guide.backup.storage)
     assert url == "s3://backups"
     assert options == {"default_block_size": 16 << 20, "max_concurrency": 10,
-                       "config_kwargs": {"s3": {"use_accelerate_endpoint": True}}}
+                       "config_kwargs": {"s3": {"use_accelerate_endpoint": True}},
+                       "connection_timeout": 10.0, "read_timeout": 60.0, "retry_attempts": 3}
     azure = attrs.evolve(guide.backup.storage, provider="azure", azure=attrs.evolve(
         guide.backup.storage.azure, account_name="acct", container_name="c", connection_timeout=2.5))
     _, options = cfg.storage_location(azure)
-    assert options == {"account_name": "acct", "connection_timeout": 3, "read_timeout": 300}
+    assert options == {"account_name": "acct", "connection_timeout": 2.5, "read_timeout": 300, "retry_attempts": 5}
 
 
 @pytest.mark.parametrize(("text", "said"), [

@@ -198,6 +198,15 @@ class StorageFullError(StorageError):
     """``failed to write backup file: no space left on device``."""
 
 
+class StorageNotFoundError(StorageError):
+    """The bucket or container the store lives in does not exist (never a missing backup file: not a
+    FileNotFoundError, so nothing reads it as a lost object)."""
+
+
+class StorageTimeoutError(StorageError, TimeoutError):
+    """The storage did not answer within the configured connection or read timeout."""
+
+
 class ConcurrentCreateError(StoreError):
     """Another create of the same database is running (its marker is live); ``allow_concurrent`` overrides."""
 

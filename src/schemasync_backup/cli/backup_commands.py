@@ -16,6 +16,7 @@ from schemasync_backup.cli.config import (
     ConfigError,
     open_store,
     redacted,
+    storage_keys,
 )
 from schemasync_backup.cli.console import ConfirmationRefused, Console, ProgressBar, human_size, key_values, table
 from schemasync_backup.cli.context import Context, ExitCode, Outcome
@@ -358,7 +359,15 @@ def cmd_backup_move(ctx: Context) -> Outcome:
             moved.append(backup_id)
             bar.advance(note=backup_id, nbytes=copied.stored_size)
     ctx.note(moved=len(moved))
-    return Outcome({"moved": moved, "destination": target.url}, f"Moved {len(moved)} backup(s) to {target.url}")
+    keys = storage_keys(target.url)
+    storage = ctx.config.backup.storage
+    settings = ", ".join(f"{key}: {value}" for key, value in keys.items() if value)
+    credentials = "" if keys["backup.storage.provider"] == storage.provider else " with that provider's credentials"
+    stale_url = " and remove backup.storage.url" if storage.url and "backup.storage.url" not in keys else ""
+    where = (f"set {settings}{stale_url} in {ctx.config.source}{credentials}, or the next commands look in "
+             f"{ctx.store.url}")
+    return Outcome({"moved": moved, "destination": target.url, "config": keys},
+                   f"Moved {len(moved)} backup(s) to {target.url}\nBackups now live at {target.url}: {where}")
 
 
 def cmd_backup_test_encryption(ctx: Context) -> Outcome:

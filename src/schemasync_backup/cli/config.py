@@ -17,7 +17,6 @@ import difflib
 import functools
 import importlib
 import importlib.util
-import math
 import os
 import re
 import types
@@ -131,6 +130,12 @@ class DatabaseConfig:
         return ConnectionSpec.parse(self.to_dsn()).redacted()
 
 
+#: Every object storage call gives up after these (seconds) and retries this often.
+_CONNECTION_TIMEOUT = 10.0
+_READ_TIMEOUT = 60.0
+_RETRY_ATTEMPTS = 3
+
+
 @attrs.frozen
 class LocalStorage:
     base_path: str = attrs.field(default="./backups", metadata=_doc("folder holding the store (created on first use)"))
@@ -158,6 +163,13 @@ class S3Storage:
         "parts uploaded at once (s3fs max_concurrency; default 10)", min=1))
     use_accelerate_endpoint: bool = attrs.field(default=False, metadata=_doc(
         "S3 Transfer Acceleration (botocore s3.use_accelerate_endpoint; the bucket must have it enabled)"))
+    connection_timeout: float = attrs.field(default=_CONNECTION_TIMEOUT, metadata=_doc(
+        "how long opening a connection to S3 may take (botocore connect_timeout)", kind="duration", min=1))
+    read_timeout: float = attrs.field(default=_READ_TIMEOUT, metadata=_doc(
+        "how long S3 may be silent while answering (botocore read_timeout)", kind="duration", min=1))
+    retry_attempts: int = attrs.field(default=_RETRY_ATTEMPTS, metadata=_doc(
+        "retries of a failed request (botocore retries.max_attempts; s3fs retries a timed-out one 5 times more)",
+        min=0))
 
 
 @attrs.frozen
@@ -170,11 +182,14 @@ class AzureStorage:
         "blob service endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1 for Azurite", kind="url"))
     connection_string: str | None = attrs.field(default=None, metadata=_doc(
         "a whole connection string instead of account_name/account_key/endpoint", secret=True))
-    connection_timeout: float | None = attrs.field(default=None, metadata=_doc(
-        "how long opening a connection to the blob service may take (adlfs connection_timeout; \"5m\")",
-        kind="duration", min=1))
-    read_timeout: float | None = attrs.field(default=None, metadata=_doc(
-        "how long the service may take between bytes of an answer (adlfs read_timeout)", kind="duration", min=1))
+    connection_timeout: float = attrs.field(default=_CONNECTION_TIMEOUT, metadata=_doc(
+        "how long opening a connection to the blob service may take (azure-storage-blob connection_timeout; "
+        "\"5m\")", kind="duration", min=1))
+    read_timeout: float = attrs.field(default=_READ_TIMEOUT, metadata=_doc(
+        "how long the service may be silent while answering (azure-storage-blob read_timeout)", kind="duration",
+        min=1))
+    retry_attempts: int = attrs.field(default=_RETRY_ATTEMPTS, metadata=_doc(
+        "retries of a failed request (azure-storage-blob retry_total)", min=0))
 
 
 @attrs.frozen
@@ -185,7 +200,14 @@ class GcsStorage:
     project_id: str | None = attrs.field(default=None, metadata=_doc("Google Cloud project id"))
     prefix: str = attrs.field(default="", metadata=_doc("folder inside the bucket"))
     endpoint: str | None = attrs.field(default=None, metadata=_doc(
-        "storage endpoint URL (an emulator); default Google", kind="url"))
+        "storage endpoint URL (an emulator or proxy, spoken to over the JSON API alone); default Google",
+        kind="url"))
+    connection_timeout: float = attrs.field(default=_CONNECTION_TIMEOUT, metadata=_doc(
+        "how long opening a connection to GCS may take (gcsfs requests_timeout, aiohttp sock_connect)",
+        kind="duration", min=1))
+    read_timeout: float = attrs.field(default=_READ_TIMEOUT, metadata=_doc(
+        "how long GCS may be silent while answering (aiohttp sock_read; gcsfs retries a request 5 times)",
+        kind="duration", min=1))
 
 
 #: The providers with a section of their own; ``url`` reaches any other protocol fsspec knows.
@@ -969,6 +991,7 @@ def _s3_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
         options["max_concurrency"] = s3.max_concurrency
     if s3.use_accelerate_endpoint:
         options["config_kwargs"] = {"s3": {"use_accelerate_endpoint": True}}
+    options.update(_timeouts(s3.connection_timeout, s3.read_timeout), retry_attempts=s3.retry_attempts)
     return _url("s3", s3.bucket, s3.prefix), options
 
 
@@ -986,9 +1009,7 @@ def _azure_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
         options = {"account_name": azure.account_name}
         if azure.account_key:
             options["account_key"] = azure.account_key
-    for name, seconds in (("connection_timeout", azure.connection_timeout), ("read_timeout", azure.read_timeout)):
-        if seconds is not None:
-            options[name] = math.ceil(seconds)
+    options.update(_timeouts(azure.connection_timeout, azure.read_timeout), retry_attempts=azure.retry_attempts)
     return _url("az", azure.container_name, azure.prefix), options
 
 
@@ -1003,12 +1024,36 @@ def _gcs_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
         options["token"] = gcs.credentials_path
     elif gcs.endpoint:
         options["token"] = "anon"  # an emulator or proxy: no Google credentials to look for
+    options.update(_timeouts(gcs.connection_timeout, gcs.read_timeout))
     return _url("gs", gcs.bucket, gcs.prefix), options
+
+
+def _timeouts(connection: float, read: float) -> dict[str, float]:
+    """The store's timeout options (store.fs gives them to each provider's library in its own terms)."""
+    return {"connection_timeout": connection, "read_timeout": read}
 
 
 def _url(scheme: str, bucket: str, prefix: str) -> str:
     prefix = prefix.strip("/")
     return f"{scheme}://{bucket}" + (f"/{prefix}" if prefix else "")
+
+
+#: The provider of each URL scheme and the key naming its bucket or container (the inverse of _url).
+_SCHEME_PROVIDERS = {"s3": ("s3", "bucket"), "s3a": ("s3", "bucket"), "az": ("azure", "container_name"),
+                     "abfs": ("azure", "container_name"), "gs": ("gcs", "bucket"), "gcs": ("gcs", "bucket")}
+
+
+def storage_keys(url: str) -> dict[str, str]:
+    """The ``backup.storage`` keys that point a configuration at ``url``."""
+    scheme, _, rest = url.partition("://") if "://" in url else ("file", "", url)
+    if scheme == "file":
+        return {"backup.storage.provider": "local", "backup.storage.local.base_path": rest}
+    if scheme not in _SCHEME_PROVIDERS:  # a provider without a section of its own
+        return {"backup.storage.provider": scheme, "backup.storage.url": url}
+    provider, bucket_key = _SCHEME_PROVIDERS[scheme]
+    bucket, _, prefix = rest.partition("/")
+    return {"backup.storage.provider": provider, f"backup.storage.{provider}.{bucket_key}": bucket,
+            f"backup.storage.{provider}.prefix": prefix.strip("/")}
 
 
 def encryption_keys(encryption: EncryptionConfig) -> list[EncryptionKey]:
