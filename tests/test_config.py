@@ -448,6 +448,10 @@ def test_the_guides_s3_and_azure_keys_reach_the_filesystems_options() -> None:
     assert options == {"default_block_size": 16 << 20, "max_concurrency": 10,
                        "config_kwargs": {"s3": {"use_accelerate_endpoint": True}},
                        "connection_timeout": 10.0, "read_timeout": 60.0, "retry_attempts": 3}
+    # An S3-compatible store at its own endpoint has no accelerate endpoint (botocore refuses the pair).
+    emulated = attrs.evolve(guide.backup.storage, s3=attrs.evolve(guide.backup.storage.s3,
+                                                                  endpoint="http://127.0.0.1:9000"))
+    assert "config_kwargs" not in cfg.storage_location(emulated)[1]
     azure = attrs.evolve(guide.backup.storage, provider="azure", azure=attrs.evolve(
         guide.backup.storage.azure, account_name="acct", container_name="c", connection_timeout=2.5))
     _, options = cfg.storage_location(azure)

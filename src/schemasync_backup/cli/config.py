@@ -162,7 +162,8 @@ class S3Storage:
     max_concurrency: int | None = attrs.field(default=None, metadata=_doc(
         "parts uploaded at once (s3fs max_concurrency; default 10)", min=1))
     use_accelerate_endpoint: bool = attrs.field(default=False, metadata=_doc(
-        "S3 Transfer Acceleration (botocore s3.use_accelerate_endpoint; the bucket must have it enabled)"))
+        "S3 Transfer Acceleration (botocore s3.use_accelerate_endpoint; the bucket must have it enabled); "
+        "ignored with an endpoint, which has no accelerate endpoint"))
     connection_timeout: float = attrs.field(default=_CONNECTION_TIMEOUT, metadata=_doc(
         "how long opening a connection to S3 may take (botocore connect_timeout)", kind="duration", min=1))
     read_timeout: float = attrs.field(default=_READ_TIMEOUT, metadata=_doc(
@@ -989,7 +990,9 @@ def _s3_location(storage: StorageConfig) -> tuple[str, dict[str, Any]]:
         options["default_block_size"] = block
     if s3.max_concurrency:
         options["max_concurrency"] = s3.max_concurrency
-    if s3.use_accelerate_endpoint:
+    # Acceleration is an AWS endpoint; an S3-compatible store or emulator at its own endpoint has none
+    # (botocore refuses the pair), so the guide's settings work there too.
+    if s3.use_accelerate_endpoint and not s3.endpoint:
         options["config_kwargs"] = {"s3": {"use_accelerate_endpoint": True}}
     options.update(_timeouts(s3.connection_timeout, s3.read_timeout), retry_attempts=s3.retry_attempts)
     return _url("s3", s3.bucket, s3.prefix), options
