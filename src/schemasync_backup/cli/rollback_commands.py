@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from schemasync_backup.cli import health, reports
+from schemasync_backup.cli.console import human_size
 from schemasync_backup.cli.context import Context, ExitCode, Outcome
 from schemasync_backup.cli.render import (
     _backup_rows,
@@ -108,7 +109,10 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
             destructive_confirmed=True,  # the prompt above showed the steps, and the person said yes
             load_method=ctx.args.load_method, batch_size=ctx.args.batch_size or 1000,
             parallel=_parallel(ctx),
-            progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"))
+            progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"),
+            data_progress=lambda update: bar.update(bar.done, f"{update.rows_done:,} rows restored, "
+                                                              f"{human_size(update.bytes_done)}/"
+                                                              f"{human_size(update.bytes_total)}"))
         bar.update(steps)
     outcome = executed.to_dict()
     ctx.note(steps_run=executed.steps_run, verified=executed.verified,

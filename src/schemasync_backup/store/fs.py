@@ -38,9 +38,12 @@ T = TypeVar("T")
 #: Protocols whose PUT becomes visible only once complete, so objects can be written in place.
 _ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
 _UPLOAD_BLOCK = 8 * 1024 * 1024
+#: The smallest part of a multipart upload S3 accepts (s3fs refuses a smaller block).
+_SMALLEST_PART = 5 * 1024 * 1024
 
 
-def open_files(url: str, storage_options: Mapping[str, Any] | None, *, file_mode: int, dir_mode: int) -> StoreFiles:
+def open_files(url: str, storage_options: Mapping[str, Any] | None, *, file_mode: int, dir_mode: int,
+               upload_block: int = _UPLOAD_BLOCK) -> StoreFiles:
     """The files of the store at ``url`` (a path or any fsspec URL); opening writes nothing."""
     try:
         fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
@@ -52,8 +55,8 @@ def open_files(url: str, storage_options: Mapping[str, Any] | None, *, file_mode
             url=url,
         ) from exc
     # A block size the caller chose (s3fs's default_block_size: the multipart part size) is the upload
-    # buffer; otherwise ours, far below s3fs's 50 MiB.
-    block = int((storage_options or {}).get("default_block_size") or _UPLOAD_BLOCK)
+    # buffer; otherwise ``upload_block`` (the store's buffer size), far below s3fs's 50 MiB.
+    block = int((storage_options or {}).get("default_block_size") or max(upload_block, _SMALLEST_PART))
     return StoreFiles(url=url, fs=fs, root=root.rstrip("/"), file_mode=file_mode, dir_mode=dir_mode,
                       upload_block=block)
 
@@ -171,7 +174,7 @@ class StoreFiles:
 
     def open_read(self, path: str) -> BinaryIO:
         # Sequential reads through a bounded read-ahead buffer, whatever the provider's default.
-        return self.fs.open(path, "rb", block_size=_UPLOAD_BLOCK, cache_type="readahead")  # type: ignore[no-any-return]
+        return self.fs.open(path, "rb", block_size=self.upload_block, cache_type="readahead")  # type: ignore[no-any-return]
 
     def read(self, path: str, action: str = "read backup") -> bytes:
         with self.io(action, path):
