@@ -1,7 +1,8 @@
-"""Progress callbacks of the library (create, data restore) and the memory bound of ``buffer_size``, on the real MariaDB."""
+"""Progress callbacks of the library (create, data restore) and the memory bound of ``buffer_size``, on MariaDB."""
 
 from __future__ import annotations
 
+import itertools
 import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +49,7 @@ def stages(seen: Sequence[ProgressUpdate]) -> dict[str, list[ProgressUpdate]]:
 
 def assert_growing(updates: Sequence[ProgressUpdate]) -> None:
     """Every count only grows, no total changes, and nothing passes its total."""
-    for before, after in zip(updates, updates[1:], strict=False):
+    for before, after in itertools.pairwise(updates):
         assert (after.total, after.objects_total, after.bytes_total) == (before.total, before.objects_total,
                                                                          before.bytes_total)
         assert after.done >= before.done and after.objects_done >= before.objects_done
@@ -94,7 +95,7 @@ def test_an_unchanged_schema_is_captured_from_the_known_snapshot(mariadb: Throwa
     again = store.create(mariadb.dsn, schema, known=store.snapshot(first.id), progress=seen.append)
     objects = stages(seen)["objects"]
     # What the known snapshot proves unchanged counts as captured at once; the rest as it is read.
-    assert 0 < objects[0].done and objects[-1].done == objects[-1].total == 6
+    assert objects[0].done > 0 and objects[-1].done == objects[-1].total == 6
     # The same objects again: stored once, reused, and counted whole at once.
     writing = stages(seen)["writing"]
     assert again.schema_hash == first.schema_hash and len(writing) == 3 and writing[-1].done == writing[-1].total

@@ -554,10 +554,11 @@ class _Chunker:
     zero bits: whether a row ends a chunk depends on that row's key alone, so an updated row
     never moves a boundary, and inserted and deleted rows move at most their own chunk's.
     ``rate_bits`` makes that about _MEAN_FRACTION ends per chunk_bytes of text, from the average
-    line of the table's first _SAMPLE_ROWS rows, or of fewer first rows that make chunk_bytes (rounded to a power of two, so that the rate, and
-    with it every boundary, stays put while that average does not double or halve). Ends are
-    skipped below chunk_bytes / 8 (no tiny chunks), and a chunk is always cut before a row that
-    would take it past chunk_bytes; a row longer than that is a chunk alone.
+    line of the table's first _SAMPLE_ROWS rows, or of the fewer first rows that make chunk_bytes
+    (rounded to a power of two, so that the rate, and with it every boundary, stays put while that
+    average does not double or halve). Ends are skipped below chunk_bytes / 8 (no tiny chunks), and
+    a chunk is always cut before a row that would take it past chunk_bytes; a row longer than that
+    is a chunk alone.
     """
 
     table: str
