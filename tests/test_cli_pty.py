@@ -142,10 +142,21 @@ def test_no_colour_at_a_terminal_with_no_color(terminal_setup: tuple[Path, Sessi
     assert not re.search(r"\x1b\[[0-9;]*3[0-9;]*m", screen), screen  # no foreground colour code
 
 
+def add_notes(server: ThrowawayServer, database: str, *statements: str) -> None:
+    """A table of 1,500 rows (or ``statements`` instead)."""
+    connection = pymysql.connect(unix_socket=str(server.socket_path), user="root", database=database, autocommit=True)
+    with connection.cursor() as cursor:
+        for statement in statements or ("CREATE TABLE note (id int PRIMARY KEY, body varchar(40))",
+                                        "INSERT INTO note SELECT seq, CONCAT('note ', seq) FROM seq_1_to_1500"):
+            cursor.execute(statement)
+    connection.close()
+
+
 def test_create_shows_objects_tables_and_frames_at_a_terminal_only(terminal_setup: tuple[Path, Session],
-                                                                  tmp_path: Path) -> None:
+                                                                  mariadb: ThrowawayServer, tmp_path: Path) -> None:
     config, session = terminal_setup
     database = yaml.safe_load(config.read_text())["database"]["database"]
+    add_notes(mariadb, database)
     env = cli_env(tmp_path / "backup.log")
     rc, screen = in_terminal(["backup", "create", "--data", "all", "--config", str(config)], env)
     text = plain(screen)
@@ -153,9 +164,11 @@ def test_create_shows_objects_tables_and_frames_at_a_terminal_only(terminal_setu
     size = r"\d+(?:\.\d)? (?:B|KiB|MiB)"
     title = f"Backing up {database}"
     assert re.search(rf"{title}: objects captured ━+ (\d+)/\1 100%", text), screen
-    assert re.search(rf"{title}: tables read ━+ (\d+)/\1 100% \d+:\d\d:\d\d", text), screen
+    assert re.search(rf"{title}: tables read ━+ (\d+)/\1 100% \d+:\d\d:\d\d 1,500 rows, {size}", text), screen
     assert re.search(rf"{title}: frames written ━+ (\d+)/\1 100% ({size})/\2", text), screen
-    assert re.search(rf"{title}: frames validated ━+ (\d+)/\1 100% ({size})/\2 \d+:\d\d:\d\d 2/2 objects", text), \
+    assert re.search(rf"{title}: frames written ━+ .* 2/2 objects", text), screen  # the snapshot and its index
+    # Then the validation: every object, the data's too, each frame read back.
+    assert re.search(rf"{title}: frames validated ━+ (\d+)/\1 100% ({size})/\2 \d+:\d\d:\d\d 3/3 objects", text), \
         screen
     for quiet in (["--format", "json"], ["--quiet"], ["-q", "--format", "json"]):
         rc, screen = in_terminal(["backup", "create", *quiet, "--config", str(config)], env)
@@ -172,18 +185,12 @@ def test_rollback_at_a_terminal_counts_the_rows_restored(terminal_setup: tuple[P
                                                          mariadb: ThrowawayServer, tmp_path: Path) -> None:
     config, session = terminal_setup
     database = yaml.safe_load(config.read_text())["database"]["database"]
-    connection = pymysql.connect(unix_socket=str(mariadb.socket_path), user="root", database=database,
-                                 autocommit=True)
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE note (id int PRIMARY KEY, body varchar(40))")
-        cursor.execute("INSERT INTO note SELECT seq, CONCAT('note ', seq) FROM seq_1_to_1500")
+    add_notes(mariadb, database)
     backup_id = session("backup", "create", "--data", "all", "--format", "json").json()["backup_id"]
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE note")
-    connection.close()
+    add_notes(mariadb, database, "DROP TABLE note")
     rc, screen = in_terminal(["rollback", "execute", "--backup-id", backup_id, "--force", "--config", str(config)],
                              cli_env(tmp_path / "backup.log"))
     text = plain(screen)
     assert rc == 0 and "the schema now matches the backup" in text, screen
     assert re.search(r"Rolling back ━+ (\d+)/\1 100% \d+:\d\d:\d\d", text), screen
-    assert "1,500 rows restored" in text, screen
+    assert re.search(r"Rolling back ━+ 2/2 100% \d+:\d\d:\d\d 1,500 rows restored, ([\d.]+ KiB)/\1", text), screen

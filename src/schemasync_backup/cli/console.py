@@ -189,6 +189,8 @@ class ProgressBar:
     scrub: Callable[[str], str] = _no_scrub
     done: int = 0
     bytes_done: int = 0
+    #: The note the finished bar keeps (what was done in all, e.g. rows restored); none by default.
+    summary: str = ""
     _task: Any = None
 
     def advance(self, step: int = 1, note: str = "", *, nbytes: int = 0) -> None:
@@ -204,7 +206,7 @@ class ProgressBar:
 
     def close(self) -> None:
         if self.display is not None and self._task is not None:
-            self.display.update(self._task, completed=self.done, note="")
+            self.display.update(self._task, completed=self.done, note=self.scrub(self.summary))
             self.display.stop()
             self._task = None
 
@@ -255,7 +257,8 @@ class StageBars:
                 self.bar = self.console.progress(update.total, label,
                                                  total_bytes=update.bytes_total or None).__enter__()
             if self.bar is not None:
-                self.bar.update(update.done, progress_note(update), bytes_done=update.bytes_done)
+                self.bar.summary = progress_note(update)  # the stage's counts stay on its finished bar
+                self.bar.update(update.done, self.bar.summary, bytes_done=update.bytes_done)
 
     def _close(self) -> None:
         if self.bar is not None:
