@@ -15,6 +15,7 @@ import termios
 import time
 from pathlib import Path
 
+import pymysql
 import pytest
 import yaml
 from test_cli import SCRIPT, Session, cli_env, in_process, migrate, run_cli, shop, write_config  # noqa: F401 - fixtures this module uses
@@ -139,3 +140,57 @@ def test_no_colour_at_a_terminal_with_no_color(terminal_setup: tuple[Path, Sessi
     rc, screen = in_terminal(["backup", "validate-all", "--config", str(config)], env)
     assert rc == 0 and re.search(r"Validating ━+ 1/1 100%", plain(screen)), screen
     assert not re.search(r"\x1b\[[0-9;]*3[0-9;]*m", screen), screen  # no foreground colour code
+
+
+def add_notes(server: ThrowawayServer, database: str, *statements: str) -> None:
+    """A table of 1,500 rows (or ``statements`` instead)."""
+    connection = pymysql.connect(unix_socket=str(server.socket_path), user="root", database=database, autocommit=True)
+    with connection.cursor() as cursor:
+        for statement in statements or ("CREATE TABLE note (id int PRIMARY KEY, body varchar(40))",
+                                        "INSERT INTO note SELECT seq, CONCAT('note ', seq) FROM seq_1_to_1500"):
+            cursor.execute(statement)
+    connection.close()
+
+
+def test_create_shows_objects_tables_and_frames_at_a_terminal_only(terminal_setup: tuple[Path, Session],
+                                                                  mariadb: ThrowawayServer, tmp_path: Path) -> None:
+    config, session = terminal_setup
+    database = yaml.safe_load(config.read_text())["database"]["database"]
+    add_notes(mariadb, database)
+    env = cli_env(tmp_path / "backup.log")
+    rc, screen = in_terminal(["backup", "create", "--data", "all", "--config", str(config)], env)
+    text = plain(screen)
+    assert rc == 0 and "Created backup" in text, screen
+    size = r"\d+(?:\.\d)? (?:B|KiB|MiB)"
+    title = f"Backing up {database}"
+    assert re.search(rf"{title}: objects captured ━+ (\d+)/\1 100%", text), screen
+    assert re.search(rf"{title}: tables read ━+ (\d+)/\1 100% \d+:\d\d:\d\d 1,500 rows, {size}", text), screen
+    assert re.search(rf"{title}: frames written ━+ (\d+)/\1 100% ({size})/\2", text), screen
+    assert re.search(rf"{title}: frames written ━+ .* 2/2 objects", text), screen  # the snapshot and its index
+    # Then the validation: every object, the data's too, each frame read back.
+    assert re.search(rf"{title}: frames validated ━+ (\d+)/\1 100% ({size})/\2 \d+:\d\d:\d\d 3/3 objects", text), \
+        screen
+    for quiet in (["--format", "json"], ["--quiet"], ["-q", "--format", "json"]):
+        rc, screen = in_terminal(["backup", "create", *quiet, "--config", str(config)], env)
+        assert rc == 0 and "Backing up" not in screen and "━" not in screen and "\x1b" not in screen, screen
+        if "json" in quiet:
+            assert json.loads(screen.replace("\r\n", "\n"))["backup_id"]  # nothing but the JSON document
+        else:
+            assert screen.startswith("Created backup"), screen
+    piped = session("backup", "create", "--data", "all")
+    assert piped.rc == 0 and piped.err == "" and "Backing up" not in piped.out, piped.err
+
+
+def test_rollback_at_a_terminal_counts_the_rows_restored(terminal_setup: tuple[Path, Session],
+                                                         mariadb: ThrowawayServer, tmp_path: Path) -> None:
+    config, session = terminal_setup
+    database = yaml.safe_load(config.read_text())["database"]["database"]
+    add_notes(mariadb, database)
+    backup_id = session("backup", "create", "--data", "all", "--format", "json").json()["backup_id"]
+    add_notes(mariadb, database, "DROP TABLE note")
+    rc, screen = in_terminal(["rollback", "execute", "--backup-id", backup_id, "--force", "--config", str(config)],
+                             cli_env(tmp_path / "backup.log"))
+    text = plain(screen)
+    assert rc == 0 and "the schema now matches the backup" in text, screen
+    assert re.search(r"Rolling back ━+ (\d+)/\1 100% \d+:\d\d:\d\d", text), screen
+    assert re.search(r"Rolling back ━+ 2/2 100% \d+:\d\d:\d\d 1,500 rows restored, ([\d.]+ KiB)/\1", text), screen

@@ -120,9 +120,9 @@ def show_creates_recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tupl
     asked: list[tuple[str, str]] = []
     original = reader._show_create
 
-    def recording(connection: Any, objects: list[tuple[str, str]]) -> Any:
+    def recording(connection: Any, objects: list[tuple[str, str]], *rest: Any) -> Any:
         asked.extend(objects)
-        return original(connection, objects)
+        return original(connection, objects, *rest)
 
     monkeypatch.setattr(reader, "_show_create", recording)
     yield asked

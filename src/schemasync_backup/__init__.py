@@ -61,6 +61,7 @@ from schemasync_backup.errors import (
 )
 from schemasync_backup.formats.manifest import BackupInfo, MigrationContext, Status, UnreadBackupInfo
 from schemasync_backup.model.diff import ChangeKind, SchemaDiff, diff
+from schemasync_backup.model.progress import ProgressUpdate
 from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.plugins.crypto import EncryptionKey, Keyring
 from schemasync_backup.rollback.plan import StepPhase
@@ -105,6 +106,7 @@ __all__ = [
     "PlanFileError",
     "PluginError",
     "PrivilegeError",
+    "ProgressUpdate",
     "ProtocolMismatchError",
     "PruneRunningError",
     "QueryError",

@@ -14,7 +14,8 @@ import attrs
 from schemasync_backup.capture.connection import Source
 from schemasync_backup.display import Card, Shown, headline
 from schemasync_backup.formats.manifest import BackupInfo, MigrationContext
-from schemasync_backup.store.data_backup import DEFAULT_CHUNK_BYTES, DataRequest, Migration
+from schemasync_backup.model.progress import ProgressCallback
+from schemasync_backup.store.data_backup import DataRequest, Migration
 from schemasync_backup.store.retention import RetentionPolicy, RetentionReport
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.validate.validator import ValidationResult, Validator
@@ -53,18 +54,20 @@ def create_backup(
     migration_context: MigrationContext | Mapping[str, str] | None = None,
     data: DataRequest = "none",
     migration: Migration | None = None,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    chunk_bytes: int | None = None,
     max_workers: int = 1,
+    progress: ProgressCallback | None = None,
 ) -> BackupJobResult:
     """Create a backup of ``database``; validate it; then apply ``retention`` to that database.
 
     A backup that fails validation is kept (and reported), and retention does not run after it:
-    the store never loses an older backup because of a newer one that proved bad.
+    the store never loses an older backup because of a newer one that proved bad. ``progress`` is
+    told how far the create (:meth:`BackupStore.create`) and then the validation are.
     """
     info = store.create(source, database, description=description, tags=tags,
                         migration_context=migration_context, allow_concurrent=allow_concurrent, data=data,
-                        migration=migration, chunk_bytes=chunk_bytes, max_workers=max_workers)
-    result = Validator(store).validate(info.id) if validate else None
+                        migration=migration, chunk_bytes=chunk_bytes, max_workers=max_workers, progress=progress)
+    result = Validator(store).validate(info.id, progress=progress) if validate else None
     applied = None
     if retention is not None and (result is None or result.valid):
         applied = store.apply_retention(retention, dry_run=False, database=database)

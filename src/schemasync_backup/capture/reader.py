@@ -12,7 +12,7 @@ import json
 import operator
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from schemasync_backup.capture.fingerprints import (
 from schemasync_backup.capture.privileges import backup_shortfalls, current_user, hidden_definition
 from schemasync_backup.capture.read_ahead import ReadAhead
 from schemasync_backup.errors import DatabaseNotFoundError, PrivilegeError, QueryError
+from schemasync_backup.model.progress import ProgressCallback, ProgressUpdate
 from schemasync_backup.model.snapshot import (
     CheckConstraint,
     Column,
@@ -67,14 +68,19 @@ _MERGE_UNION_UNUSABLE = 1168
 Row = dict[str, Any]
 
 
-def capture(source: Source, database: str, *, known: Snapshot | None = None) -> Snapshot:
+def capture(source: Source, database: str, *, known: Snapshot | None = None,
+            progress: ProgressCallback | None = None) -> Snapshot:
     """Capture ``database`` from ``source`` (a DSN or an open PyMySQL connection); with ``known``,
-    read only what its fingerprints do not prove unchanged (:mod:`.fingerprints`)."""
+    read only what its fingerprints do not prove unchanged (:mod:`.fingerprints`).
+
+    ``progress`` is told the schema objects captured of those listed (stage ``"objects"``): first
+    those ``known`` proves unchanged, then after each batch of definitions read."""
     with open_source(source, database) as connection:
-        return _capture(connection, database, known)
+        return _capture(connection, database, known, progress)
 
 
-def _capture(connection: Connection, database: str, known: Snapshot | None = None) -> Snapshot:
+def _capture(connection: Connection, database: str, known: Snapshot | None = None,
+             progress: ProgressCallback | None = None) -> Snapshot:
     where = describe(connection)
     schema = query(
         connection,
@@ -118,14 +124,12 @@ def _capture(connection: Connection, database: str, known: Snapshot | None = Non
     finally:
         reader.close()
 
-    creates = _show_create(
-        connection,
-        [(_show_kind(row), row["TABLE_NAME"]) for row in fresh.rows("table", listed.tables)]
-        + [("VIEW", row["TABLE_NAME"]) for row in fresh.rows("view", listed.views)]
-        + [("TRIGGER", row["TRIGGER_NAME"]) for row in fresh.rows("trigger", listed.triggers)]
-        + [(row["ROUTINE_TYPE"], row["ROUTINE_NAME"]) for row in fresh.rows("routine", listed.routines)]
-        + [("EVENT", row["EVENT_NAME"]) for row in fresh.rows("event", listed.events)],
-    )
+    unread = ([(_show_kind(row), row["TABLE_NAME"]) for row in fresh.rows("table", listed.tables)]
+              + [("VIEW", row["TABLE_NAME"]) for row in fresh.rows("view", listed.views)]
+              + [("TRIGGER", row["TRIGGER_NAME"]) for row in fresh.rows("trigger", listed.triggers)]
+              + [(row["ROUTINE_TYPE"], row["ROUTINE_NAME"]) for row in fresh.rows("routine", listed.routines)]
+              + [("EVENT", row["EVENT_NAME"]) for row in fresh.rows("event", listed.events)])
+    creates = _show_create(connection, unread, _objects_read(progress, listed.count, listed.count - len(unread)))
     texts = _require_texts(connection, creates, server.flavor, where)
     columns_of, stats_of = _group(columns, "TABLE_NAME"), _group(statistics, "TABLE_NAME")
     fks_of, checks_of = _group(fk_columns, "TABLE_NAME"), _group(checks, "TABLE_NAME")
@@ -176,6 +180,11 @@ class _Listing:
     parameters: list[Row]
     events: list[Row]
     fingerprints: dict[str, str]
+
+    @property
+    def count(self) -> int:
+        """The schema objects listed."""
+        return len(self.tables) + len(self.views) + len(self.triggers) + len(self.routines) + len(self.events)
 
     def parameters_of(self) -> defaultdict[str, list[Row]]:
         # Position 0 is a function's return value, which the routine row already carries.
@@ -453,8 +462,20 @@ def _require_texts(
     return texts
 
 
-def _show_create(connection: Connection, objects: list[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
-    """The server's CREATE text of every object, many statements per round trip."""
+def _objects_read(progress: ProgressCallback | None, total: int, reused: int) -> Callable[[int], None]:
+    """Tells ``progress`` the objects captured once ``read`` more definitions are in (and now, those reused)."""
+    def read(count: int) -> None:
+        if progress is not None:
+            progress(ProgressUpdate("objects", reused + count, total))
+
+    read(0)
+    return read
+
+
+def _show_create(connection: Connection, objects: list[tuple[str, str]], read: Callable[[int], None]
+                 ) -> dict[tuple[str, str], str | None]:
+    """The server's CREATE text of every object, many statements per round trip; ``read`` is told
+    how many are in after each round trip."""
     texts: dict[tuple[str, str], str | None] = {}
     for start in range(0, len(objects), SHOW_CREATE_BATCH):
         batch = objects[start : start + SHOW_CREATE_BATCH]
@@ -467,6 +488,7 @@ def _show_create(connection: Connection, objects: list[tuple[str, str]]) -> dict
             raise
         for (kind, name), rows in zip(batch, results, strict=True):
             texts[(kind, name)] = rows[0][_CREATE_TEXT_COLUMN[kind]] if rows else None
+        read(len(texts))
     return texts
 
 

@@ -184,8 +184,9 @@ def read_chunks(
         raise InvalidInputError(f"chunk_bytes must be at least {_MINIMUM_FRACTION}", subject=chunk_bytes)
     source = _RowSource.of(table, _chosen_columns(table, columns))
     chunker = _Chunker(table.name, source.names, source.key_fields, chunk_bytes)
-    pieces = (source.grouped_batches(connection, min(_GROUPED_BYTES, chunk_bytes // 2)) if source.grouped
-              else _marked(source.scan(connection)))
+    piece_bytes = min(_GROUPED_BYTES, chunk_bytes // 2)
+    pieces = (source.grouped_batches(connection, piece_bytes) if source.grouped
+              else _marked(source.scan(connection), piece_bytes))
     for piece, marks in pieces:
         yield from chunker.add(piece, marks)
     yield from chunker.finish()
@@ -505,9 +506,11 @@ _Mark = tuple[int, int]
 _MARK_MASK = (1 << _MARK_BITS) - 1
 
 
-def _marked(rows: Iterator[tuple[tuple[bytes, ...], bytes]]) -> Iterator[tuple[bytes, list[_Mark]]]:
+def _marked(rows: Iterator[tuple[tuple[bytes, ...], bytes]], piece_bytes: int = _GROUPED_BYTES
+            ) -> Iterator[tuple[bytes, list[_Mark]]]:
     """Rows read one by one as the pieces of a grouped read: their lines joined, with the marks
-    the server would have put (the CRC-32 of the key's values joined by a NUL, of the line without a key)."""
+    the server would have put (the CRC-32 of the key's values joined by a NUL, of the line without a key);
+    a piece holds _SAMPLE_ROWS rows, or fewer of about ``piece_bytes`` (long rows: memory stays bounded)."""
     lines: list[bytes] = []
     marks: list[_Mark] = []
     size = 0
@@ -517,7 +520,7 @@ def _marked(rows: Iterator[tuple[tuple[bytes, ...], bytes]]) -> Iterator[tuple[b
         size += len(line)
         if drawn & _MARK_MASK == 0:
             marks.append((size, drawn))
-        if len(lines) == _SAMPLE_ROWS:
+        if len(lines) == _SAMPLE_ROWS or size >= piece_bytes:
             yield b"".join(lines), marks
             lines, marks, size = [], [], 0
     if lines:
@@ -551,10 +554,11 @@ class _Chunker:
     zero bits: whether a row ends a chunk depends on that row's key alone, so an updated row
     never moves a boundary, and inserted and deleted rows move at most their own chunk's.
     ``rate_bits`` makes that about _MEAN_FRACTION ends per chunk_bytes of text, from the average
-    line of the table's first _SAMPLE_ROWS rows (rounded to a power of two, so that the rate, and
-    with it every boundary, stays put while that average does not double or halve). Ends are
-    skipped below chunk_bytes / 8 (no tiny chunks), and a chunk is always cut before a row that
-    would take it past chunk_bytes; a row longer than that is a chunk alone.
+    line of the table's first _SAMPLE_ROWS rows, or of the fewer first rows that make chunk_bytes
+    (rounded to a power of two, so that the rate, and with it every boundary, stays put while that
+    average does not double or halve). Ends are skipped below chunk_bytes / 8 (no tiny chunks), and
+    a chunk is always cut before a row that would take it past chunk_bytes; a row longer than that
+    is a chunk alone.
     """
 
     table: str
@@ -575,7 +579,8 @@ class _Chunker:
             self._held.append((text, marks))
             self._held_rows += text.count(b"\n")
             self._held_bytes += len(text)
-            if self._held_rows >= _SAMPLE_ROWS:
+            # Long rows: a sample of chunk_bytes is enough to say their average, and all that is held.
+            if self._held_rows >= _SAMPLE_ROWS or self._held_bytes >= self.chunk_bytes:
                 yield from self._release()
             return
         yield from self._cut(text, marks)

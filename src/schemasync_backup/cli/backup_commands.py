@@ -18,7 +18,7 @@ from schemasync_backup.cli.config import (
     redacted,
     storage_keys,
 )
-from schemasync_backup.cli.console import ConfirmationRefused, Console, ProgressBar, human_size, key_values, table
+from schemasync_backup.cli.console import ConfirmationRefused, StageBars, human_size, key_values, table
 from schemasync_backup.cli.context import Context, ExitCode, Outcome
 from schemasync_backup.cli.render import (
     _backup_rows,
@@ -33,7 +33,7 @@ from schemasync_backup.cli.render import (
     _yaml_dump,
 )
 from schemasync_backup.formats.manifest import Status
-from schemasync_backup.validate.validator import ValidationProgress, ValidationResult, Validator
+from schemasync_backup.validate.validator import ValidationResult, Validator
 
 # --- backup commands ------------------------------------------------------------------------------------
 
@@ -53,13 +53,12 @@ def cmd_backup_create(ctx: Context) -> Outcome:
     # The person asked for this backup, not for a question about others: the policy is the consent.
     policy = retention_policy(ctx.config.backup.retention) if ctx.config.backup.retention.get(
         "apply_on_create") else None
-    with ctx.console.activity(f"Backing up {database}"):
+    with StageBars(ctx.console, f"Backing up {database}") as bars:
         job = create_backup(ctx.store, ctx.config.database.to_dsn(database), database,
                             validate=validation.enabled and validation.validate_on_create, retention=policy,
                             allow_concurrent=ctx.args.force, description=ctx.args.description,
                             tags=dict(tag.split("=", 1) for tag in ctx.args.tag), data=_data_request(ctx),
-                            migration=_migration(ctx), chunk_bytes=ctx.config.backup.buffer_size,
-                            max_workers=ctx.config.backup.workers)
+                            migration=_migration(ctx), max_workers=ctx.config.backup.workers, progress=bars.update)
     info, result = job.info, job.validation
     ctx.note(backup_id=info.id, raw_size=info.raw_size, stored_size=info.stored_size, compression=info.compression,
              encryption=info.encryption or "none")
@@ -153,7 +152,7 @@ def cmd_backup_stats(ctx: Context) -> Outcome:
 def cmd_backup_validate(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     ctx.note(backup_id=backup_id)
-    with _ValidationBars(ctx.console, backup_id) as bars:
+    with StageBars(ctx.console, f"Validating {backup_id}") as bars:
         result = Validator(ctx.store).validate(backup_id, progress=bars.update)
     ctx.note(valid=result.valid, bytes_checked=result.bytes_checked, parse_checked=result.parse_checked,
              parse_failed=result.parse_failed)
@@ -182,38 +181,6 @@ def cmd_backup_restore_test(ctx: Context) -> Outcome:
             f"the backup's is {result.expected_hash[:16]}...")
     return Outcome(data, text, ExitCode.VALIDATION,
                    f"restore test failed: the schema restored from {backup_id} differs from the backup's")
-
-
-class _ValidationBars:
-    """One bar per stage of a validation (frames read, statements parse-checked), on a terminal only."""
-
-    def __init__(self, console: Console, backup_id: str) -> None:
-        self.console = console
-        self.backup_id = backup_id
-        self.bar: ProgressBar | None = None
-        self.stage = ""
-
-    def update(self, progress: ValidationProgress) -> None:
-        if progress.stage != self.stage:
-            self.close()
-            self.stage = progress.stage
-            label = f"Validating {self.backup_id}: {progress.stage}"
-            self.bar = self.console.progress(progress.total, label,
-                                             total_bytes=progress.bytes_total or None).__enter__()
-        if self.bar is not None:
-            note = f"{progress.objects_done}/{progress.objects_total} objects" if progress.objects_total else ""
-            self.bar.update(progress.done, note, bytes_done=progress.bytes_done)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def __enter__(self) -> _ValidationBars:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _run_many(ctx: Context, check: Callable[[str], ValidationResult], ids: list[str], label: str,

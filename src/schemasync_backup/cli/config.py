@@ -332,7 +332,8 @@ class BackupConfig:
         "table data a backup holds besides the schema: none, all, at-risk (with `backup create --migration`), "
         "or table names separated by commas"))
     buffer_size: int = attrs.field(default=8 << 20, metadata=_doc(
-        "the size of a data chunk, and so the memory bound of reading and loading data (bytes, or \"64MB\")",
+        "the memory bound of the object and data pipelines (bytes, or \"64MB\"): data chunks of about this size, "
+        "frames of at most this much (and at most 4 MiB), upload and read blocks of this size (at least 5 MiB)",
         kind="size", min=4096))
     max_workers: int = attrs.field(default=1, metadata=_doc(
         "connections that read a data backup's tables at once, in one consistent snapshot (more than one needs the "
@@ -1106,6 +1107,7 @@ def open_store(config: Config, *, url: str | None = None, registry: Registry | N
         dir_mode=local.permissions,
         registry=registry,
         accept_unsealed=encryption.accept_unsealed,
+        buffer_size=config.backup.buffer_size,
     )
 
 

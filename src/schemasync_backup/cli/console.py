@@ -1,8 +1,8 @@
 """Terminal output for the command line, on rich: tables, sizes, progress bars and confirmation prompts.
 
 Progress bars and activity indicators appear only for a person: stdout and stderr are terminals,
-the output format is ``table`` and ``TERM`` is not ``dumb``. They draw on stderr through a rich
-console bound to it, so stdout holds only the command's result; without a terminal nothing of the
+the output format is ``table``, ``--quiet`` is not given and ``TERM`` is not ``dumb``. They draw on
+stderr through a rich console bound to it, so stdout holds only the command's result; without a terminal nothing of the
 kind is created, so piped output carries no control characters. Colours appear only on a terminal
 and never when ``NO_COLOR`` is set. Prompts read stdin; when stdin is not a terminal the answer is
 "no" and the caller is told to pass ``--force``.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
@@ -37,6 +38,7 @@ from rich.text import Text
 
 from schemasync_backup.display import human_size as human_size  # noqa: PLC0414 - re-export
 from schemasync_backup.errors import ConfirmationRefused as ConfirmationRefused  # noqa: PLC0414 - re-export
+from schemasync_backup.model.progress import ProgressUpdate
 
 _TABLE_WIDTH = 10_000  # wide enough that no cell is ever wrapped (a wrapped secret would escape scrubbing)
 
@@ -82,12 +84,14 @@ class Console:
     stdin: TextIO
     json: bool = False
     scrub: Callable[[str], str] = _no_scrub
+    #: ``--quiet``: no progress bars or activity indicators, only the result.
+    quiet: bool = False
     _terminal: RichConsole | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def interactive(self) -> bool:
         """A person at a terminal: progress bars are drawn."""
-        return (not self.json and _isatty(self.stdout) and _isatty(self.stderr)
+        return (not self.json and not self.quiet and _isatty(self.stdout) and _isatty(self.stderr)
                 and os.environ.get("TERM", "") != "dumb")
 
     @property
@@ -175,6 +179,8 @@ class ProgressBar:
     scrub: Callable[[str], str] = _no_scrub
     done: int = 0
     bytes_done: int = 0
+    #: The note the finished bar keeps (what was done in all, e.g. rows restored); none by default.
+    summary: str = ""
     _task: Any = None
 
     def advance(self, step: int = 1, note: str = "", *, nbytes: int = 0) -> None:
@@ -190,7 +196,7 @@ class ProgressBar:
 
     def close(self) -> None:
         if self.display is not None and self._task is not None:
-            self.display.update(self._task, completed=self.done, note="")
+            self.display.update(self._task, completed=self.done, note=self.scrub(self.summary))
             self.display.stop()
             self._task = None
 
@@ -203,3 +209,55 @@ class ProgressBar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: What ``done`` counts in each stage of the library's progress (:mod:`schemasync_backup.model.progress`).
+_STAGE_LABELS = {"objects": "objects captured", "data": "tables read", "writing": "frames written",
+                 "frames": "frames validated", "parse checks": "statements parse-checked", "rows": "chunks restored"}
+
+
+def progress_note(update: ProgressUpdate) -> str:
+    """``3/10 objects, 1,234 rows, 5.0 MiB``: what an update says besides its bar."""
+    parts = [f"{update.objects_done}/{update.objects_total} objects"] if update.objects_total else []
+    if update.rows_done:
+        parts.append(f"{update.rows_done:,} rows")
+    if update.bytes_done and not update.bytes_total:
+        parts.append(human_size(update.bytes_done))
+    return ", ".join(parts)
+
+
+class StageBars:
+    """One bar per stage of a library call's progress (``title: objects captured ━━ 3/10``), on a terminal only.
+
+    Pass :meth:`update` as the call's ``progress=``; it may be called from worker threads."""
+
+    def __init__(self, console: Console, title: str) -> None:
+        self.console = console
+        self.title = title
+        self.bar: ProgressBar | None = None
+        self.stage = ""
+        self._lock = threading.Lock()
+
+    def update(self, update: ProgressUpdate) -> None:
+        with self._lock:
+            if update.stage != self.stage:
+                self._close()
+                self.stage = update.stage
+                label = f"{self.title}: {_STAGE_LABELS.get(update.stage, update.stage)}"
+                self.bar = self.console.progress(update.total, label,
+                                                 total_bytes=update.bytes_total or None).__enter__()
+            if self.bar is not None:
+                self.bar.summary = progress_note(update)  # the stage's counts stay on its finished bar
+                self.bar.update(update.done, self.bar.summary, bytes_done=update.bytes_done)
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> StageBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._close()

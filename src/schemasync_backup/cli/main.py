@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return int(exc.code or 0) if isinstance(exc.code, int) else ExitCode.USAGE
     debug = logsetup.debug_requested(args.debug)
-    console = Console(out, err, inp, json=args.format == "json")
+    console = Console(out, err, inp, json=args.format == "json", quiet=args.quiet)
     ctx = Context(args, console)
     console.scrub = ctx.scrub  # labels, notes and questions reach the terminal scrubbed, like the results
     logs: logsetup.LogSetup | None = None

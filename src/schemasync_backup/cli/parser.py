@@ -110,6 +110,9 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
                        default=default("table"), help="output for people (table) or scripts (json)")
     group.add_argument("--debug", action="store_true", default=default(False),
                        help="log everything to stderr too and show tracebacks")
+    group.add_argument("--quiet", "-q", action="store_true", default=default(False),
+                       help="no progress bars or activity indicators, even at a terminal (results and errors "
+                            "are still printed)")
 
 
 _EPILOG = """\

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from schemasync_backup.cli import health, reports
+from schemasync_backup.cli.console import ProgressBar, human_size
 from schemasync_backup.cli.context import Context, ExitCode, Outcome
 from schemasync_backup.cli.render import (
     _backup_rows,
@@ -18,6 +19,7 @@ from schemasync_backup.formats.manifest import Status
 from schemasync_backup.validate.validator import Validator
 
 if TYPE_CHECKING:
+    from schemasync_backup.model.progress import ProgressUpdate
     from schemasync_backup.rollback.plan import RollbackPlan
     from schemasync_backup.rollback.plan_file import SavedPlan
     from schemasync_backup.rollback.planner import RollbackPlanner
@@ -124,7 +126,8 @@ def cmd_rollback_execute(ctx: Context) -> Outcome:
             destructive_confirmed=True,  # the prompt above showed the steps, and the person said yes
             load_method=ctx.args.load_method, batch_size=ctx.args.batch_size or 1000,
             parallel=_parallel(ctx),
-            progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"))
+            progress=lambda number, total, step: bar.update(number - 1, f"{step.phase} {step.object_name}"),
+            data_progress=lambda update: _rows_restored(bar, update))
         bar.update(steps)
     outcome = executed.to_dict()
     ctx.note(steps_run=executed.steps_run, verified=executed.verified,
@@ -191,6 +194,13 @@ def _saved_target(ctx: Context, saved: SavedPlan) -> tuple[str, str]:
     name = saved.plan.database
     ctx.note(backup_id=saved.backup_id, database=name)
     return ctx.config.database.to_dsn(name), name
+
+
+def _rows_restored(bar: ProgressBar, update: ProgressUpdate) -> None:
+    """The rows the data steps put back so far, on the bar of the steps, and on it once it is finished."""
+    bar.summary = (f"{update.rows_done:,} rows restored, {human_size(update.bytes_done)}/"
+                   f"{human_size(update.bytes_total)}")
+    bar.update(bar.done, bar.summary)
 
 
 def _parallel(ctx: Context) -> int:

@@ -115,9 +115,11 @@ def _associated_data(address: str, index: int, final: bool) -> bytes:
 
 
 def encode(
-    plaintext: bytes | Iterable[bytes], address: str, size: int, encoding: Encoding, registry: Registry, sink: Writable
+    plaintext: bytes | Iterable[bytes], address: str, size: int, encoding: Encoding, registry: Registry, sink: Writable,
+    written: Callable[[FrameRecord], None] | None = None,
 ) -> ObjectRecord:
-    """Write one object to ``sink`` and return its record. ``size`` is the plaintext length."""
+    """Write one object to ``sink`` and return its record. ``size`` is the plaintext length;
+    ``written`` is told of each frame once it is in ``sink``."""
     codec_name = encoding.codec if size >= encoding.threshold else "none"
     codec = registry.codec(codec_name)
     cipher = registry.cipher(encoding.cipher) if encoding.key is not None else None
@@ -153,6 +155,8 @@ def encode(
         stored = _FRAME_HEAD.pack(FINAL if final else 0, len(payload)) + payload
         emit(stored)
         frames.append(FrameRecord(hashlib.sha256(stored).hexdigest(), len(stored), len(pending)))
+        if written is not None:
+            written(frames[-1])
         if following is None:
             break
         pending, index = following, index + 1
@@ -190,6 +194,11 @@ def _plugin_call(registry: Registry, kind: str, name: str, action: str, *, expec
             + ("compression codec" if kind == "codec" else "cipher"),
             subject=plugin,
         ) from exc
+
+
+def frame_count(size: int, frame_size: int) -> int:
+    """How many frames :func:`encode` writes for ``size`` bytes of plaintext (an empty object has one)."""
+    return max(1, -(-size // frame_size))
 
 
 def _frames_of(plaintext: bytes | Iterable[bytes], frame_size: int) -> Iterator[bytes]:

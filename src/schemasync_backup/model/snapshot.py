@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from schemasync_backup.capture.connection import Source
+    from schemasync_backup.model.progress import ProgressCallback
 
 def object_key(item: Table | Routine | View | Trigger | Event) -> str:
     """The one name of a schema object among all kinds: ``table t``, ``routine PROCEDURE p``, ..."""
@@ -222,16 +223,18 @@ class Snapshot:
     fingerprints: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
 
     @classmethod
-    def capture(cls, source: Source, database: str, *, known: Snapshot | None = None) -> Snapshot:
+    def capture(cls, source: Source, database: str, *, known: Snapshot | None = None,
+                progress: ProgressCallback | None = None) -> Snapshot:
         """Read ``database`` from a live server (a DSN or an open PyMySQL connection).
 
         With ``known`` (an earlier capture of the same database on the same server), only the
         objects whose fingerprints say they may have changed since are read; the rest are taken
         from ``known``. The result equals a full capture (see :mod:`.capture.fingerprints`).
+        ``progress`` is told the objects captured of those listed (:mod:`.model.progress`).
         """
         from schemasync_backup.capture.reader import capture
 
-        return capture(source, database, known=known)
+        return capture(source, database, known=known, progress=progress)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Snapshot:

@@ -31,6 +31,7 @@ from schemasync_backup.capture import table_data
 from schemasync_backup.capture.connection import Connection, describe, translate_errors
 from schemasync_backup.errors import IntegrityError, RollbackError
 from schemasync_backup.formats.data_index import ChunkRecord, TableData
+from schemasync_backup.model.progress import ProgressCallback, ProgressUpdate
 from schemasync_backup.model.snapshot import Table
 from schemasync_backup.rollback.data_steps import STAGING, refill_statement, restore_statement
 from schemasync_backup.rollback.plan import RollbackStep, StepPhase
@@ -108,13 +109,15 @@ class Outcome:
 
 
 def run(connect: Connect, steps: Sequence[DataStep], read_chunk: ReadChunk, *, method: str, batch_size: int,
-        parallel: int = 1, chunk_done: ChunkDone | None = None) -> Outcome:
+        parallel: int = 1, chunk_done: ChunkDone | None = None, progress: ProgressCallback | None = None) -> Outcome:
     """Put the steps' chunks into their tables on up to ``parallel`` connections.
 
     The first error stops the others after the chunk each is loading (committed or not, each chunk
-    is whole); every connection is closed before this returns.
+    is whole); every connection is closed before this returns. ``progress`` is told the chunks in
+    of all the steps' (stage ``"rows"``), with the rows restored and the bytes of table data in of
+    all; a chunk an earlier run loaded counts as in, with no rows restored.
     """
-    return _Run(connect, read_chunk, method, batch_size, chunk_done, steps).go(parallel)
+    return _Run(connect, read_chunk, method, batch_size, chunk_done, steps, progress).go(parallel)
 
 
 @attrs.frozen
@@ -137,8 +140,8 @@ class _Run:
     """One run's shared state: the work queue, the tallies, the first failure (each behind the lock)."""
 
     def __init__(self, connect: Connect, read_chunk: ReadChunk, method: str, batch_size: int,
-                 chunk_done: ChunkDone | None, steps: Sequence[DataStep]) -> None:
-        self.connect, self.read_chunk, self.chunk_done = connect, read_chunk, chunk_done
+                 chunk_done: ChunkDone | None, steps: Sequence[DataStep], progress: ProgressCallback | None) -> None:
+        self.connect, self.read_chunk, self.chunk_done, self.progress = connect, read_chunk, chunk_done, progress
         self.method, self.batch_size = method, batch_size
         self.steps = {data.number: data for data in steps}
         self.units: queue.SimpleQueue[_Unit] = queue.SimpleQueue()
@@ -151,11 +154,15 @@ class _Run:
                 self.units.put(unit)
             self.tallies[data.number].units_left = len(units)
         self.count = sum(tally.units_left for tally in self.tallies.values())
+        every = [record for data in steps for record in data.held.chunks]
+        self.told = ProgressUpdate("rows", 0, len(every), bytes_total=sum(record.size for record in every))
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.failure: Failure | None = None
 
     def go(self, parallel: int) -> Outcome:
+        if self.progress is not None:
+            self.progress(self.told)
         helpers = [threading.Thread(target=self.work, name=f"schemasync-load-{n}", daemon=True)
                    for n in range(1, min(parallel, self.count))]
         for helper in helpers:
@@ -255,6 +262,11 @@ class _Run:
             # Under the lock: the journal is one document, and chunks are recorded one at a time.
             if self.chunk_done is not None:
                 self.chunk_done(step, chunk)
+            if self.progress is not None:
+                told = self.told
+                self.told = attrs.evolve(told, done=told.done + 1, rows_done=told.rows_done + rows,
+                                         bytes_done=told.bytes_done + self.steps[step].held.chunks[chunk - 1].size)
+                self.progress(self.told)
 
     def keyless(self, connection: Connection, data: DataStep) -> Iterator[int]:
         """A reload of a table without a key: its chunks in order, the table proven whole at the end.

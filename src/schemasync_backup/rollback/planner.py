@@ -50,6 +50,7 @@ from schemasync_backup.formats import journal as journal_format
 from schemasync_backup.formats.backup_id import check_backup_id
 from schemasync_backup.formats.manifest import BackupInfo, Status
 from schemasync_backup.model.diff import SchemaDiff, changes_table, diff
+from schemasync_backup.model.progress import ProgressCallback
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.rollback import data_check, data_restore, plan_file, preflight
 from schemasync_backup.rollback.data_check import DataCheck
@@ -397,6 +398,7 @@ class RollbackPlanner:
         load_method: str = "load_data",
         batch_size: int = 1000,
         parallel: int = 1,
+        data_progress: ProgressCallback | None = None,
     ) -> ExecutionResult:
         """Run ``plan``; refuses stale plans always, and unless ``force``: a plan with preflight
         problems, and a destructive one that nobody confirmed.
@@ -407,6 +409,10 @@ class RollbackPlanner:
         Data steps load the backup's chunks with ``LOAD DATA LOCAL INFILE`` (``load_method="insert"``:
         multi-row INSERTs of ``batch_size`` rows), each checked after loading, on ``parallel``
         connections at once (consecutive data steps share them; see :mod:`.data_restore`).
+
+        ``progress`` is told (step number, steps, step) as each step starts; ``data_progress`` how far
+        the data steps that load together are (:class:`~schemasync_backup.model.progress.ProgressUpdate`
+        of stage ``"rows"``: chunks in of all, rows restored, bytes of table data in of all).
         """
         if load_method not in ("load_data", "insert") or batch_size < 1:
             raise InvalidInputError(f"load_method must be 'load_data' or 'insert' and batch_size at least 1, not "
@@ -444,7 +450,7 @@ class RollbackPlanner:
                 )
             try:
                 result = self._run(target, connection, plan, dry_run=dry_run, disable_fk_checks=disable_fk_checks,
-                                   progress=progress, load=_Loading(load_method, batch_size, parallel))
+                                   progress=progress, load=_Loading(load_method, batch_size, parallel, data_progress))
             except BaseException as exc:
                 # The cleanup must never replace the error that stopped the run.
                 _release(connection, lock, where, failure=exc)
@@ -614,7 +620,8 @@ class RollbackPlanner:
             journal.step(data.number, "running")
         outcome = data_restore.run(lambda: table_data.open_data_connection(dsn, plan.database), steps,
                                    self.store.chunk_reader(plan.backup_id), method=load.method,
-                                   batch_size=load.batch_size, parallel=load.parallel, chunk_done=journal.chunk)
+                                   batch_size=load.batch_size, parallel=load.parallel, chunk_done=journal.chunk,
+                                   progress=load.progress)
         failure = outcome.failure
         for data in steps:
             loaded = outcome.loaded.get(data.number)
@@ -725,11 +732,12 @@ class RollbackPlanner:
 
 @attrs.frozen
 class _Loading:
-    """How data steps load: the method, rows per INSERT, connections at once."""
+    """How data steps load: the method, rows per INSERT, connections at once, who hears how far."""
 
     method: str
     batch_size: int
     parallel: int
+    progress: ProgressCallback | None = None
 
 
 def _refuse_stale(plan: RollbackPlan, live_hash: str, again: str = "plan again") -> None:

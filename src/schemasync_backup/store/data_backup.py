@@ -28,10 +28,12 @@ from schemasync_backup.formats.data_index import (
 )
 from schemasync_backup.formats.framing import ObjectRecord
 from schemasync_backup.model.at_risk import at_risk
+from schemasync_backup.model.progress import ProgressCallback, ProgressUpdate
 from schemasync_backup.model.snapshot import Snapshot, Table
 from schemasync_backup.sql.quoting import quote_identifier
 
-#: Chunks of about this much data (``backup.buffer_size``): the memory bound of reading and loading.
+#: Chunks of about this much data (``BackupStore.buffer_size``, ``backup.buffer_size``): the memory
+#: bound of reading and loading.
 DEFAULT_CHUNK_BYTES = 8 << 20
 DataRequest = str | Sequence[str]
 Migration = Sequence[str] | str | Snapshot
@@ -124,12 +126,14 @@ def write(
     *,
     chunk_bytes: int,
     warnings: Sequence[str] = (),
+    progress: ProgressCallback | None = None,
 ) -> tuple[DataIndex, list[ObjectRecord]]:
     """Read every selected table in the open consistent snapshot and store its chunks.
 
     Each connection (all in the same snapshot) reads whole tables, the largest first, so that
     the server builds the lines of several tables at once; ``store_object`` is called from as
-    many threads and is given each chunk's plaintext and address.
+    many threads and is given each chunk's plaintext and address. ``progress`` is told the tables
+    read of all, with the chunks stored, rows and bytes read so far (stage ``"data"``).
     """
     sizes = table_data.estimated_sizes(connections[0], [selection.table.name for selection in selections])
     waiting = sorted(range(len(selections)), key=lambda at: -sizes.get(selections[at].table.name, 0))
@@ -137,6 +141,8 @@ def write(
     records: dict[str, ObjectRecord] = {}
     taken = threading.Lock()
     stop = threading.Event()
+    read = _Read(progress, len(selections))
+    read.tell()
 
     def reader(connection: Connection) -> None:
         try:
@@ -145,7 +151,8 @@ def write(
                     if not waiting:
                         return
                     at = waiting.pop(0)
-                held[at] = _write_table(connection, selections[at], chunk_bytes, store_object, records, stop)
+                held[at] = _write_table(connection, selections[at], chunk_bytes, store_object, records, stop, read)
+                read.tell(tables=1)
         except BaseException:
             stop.set()  # the other readers stop after their current chunk
             raise
@@ -156,9 +163,32 @@ def write(
     return index, list(records.values())
 
 
+@attrs.define
+class _Read:
+    """The tables, chunks, rows and bytes a data backup has read so far, told to ``progress``."""
+
+    progress: ProgressCallback | None
+    tables_total: int
+    tables: int = 0
+    chunks: int = 0
+    rows: int = 0
+    size: int = 0
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def tell(self, *, tables: int = 0, chunks: int = 0, rows: int = 0, size: int = 0) -> None:
+        """``tables`` more read whole, ``chunks`` more of ``rows`` rows and ``size`` bytes stored."""
+        if self.progress is None:
+            return
+        with self.lock:  # one call at a time, and every count only grows
+            self.tables, self.chunks = self.tables + tables, self.chunks + chunks
+            self.rows, self.size = self.rows + rows, self.size + size
+            self.progress(ProgressUpdate("data", self.tables, self.tables_total, objects_done=self.chunks,
+                                         bytes_done=self.size, rows_done=self.rows))
+
+
 def _write_table(connection: Connection, selection: Selection, chunk_bytes: int,
                  store_object: Callable[[bytes, str], ObjectRecord], records: dict[str, ObjectRecord],
-                 stop: threading.Event) -> TableData:
+                 stop: threading.Event, read: _Read) -> TableData:
     chunks = []
     for chunk in table_data.read_chunks(connection, selection.table, selection.columns, chunk_bytes=chunk_bytes):
         if stop.is_set():
@@ -166,6 +196,7 @@ def _write_table(connection: Connection, selection: Selection, chunk_bytes: int,
         record = store_object(chunk.data, chunk.sha256)
         records.setdefault(record.address, record)
         chunks.append(ChunkRecord(record.address, chunk.rows, len(chunk.data), chunk.first_key, chunk.last_key))
+        read.tell(chunks=1, rows=chunk.rows, size=len(chunk.data))
     return TableData(
         table=selection.table.name, scope=selection.scope, columns=selection.columns,
         key=table_data.chunk_key(selection.table) or (), rows=sum(c.rows for c in chunks),

@@ -48,6 +48,8 @@ _S3 = ("s3", "s3a")
 _GCS = ("gs", "gcs")
 _AZURE = ("az", "abfs", "abfss")
 _UPLOAD_BLOCK = 8 * 1024 * 1024
+#: The smallest part of a multipart upload S3 accepts (s3fs refuses a smaller block).
+_SMALLEST_PART = 5 * 1024 * 1024
 #: Storage options every object storage takes, in seconds and counts, whatever its library calls them.
 CONNECTION_TIMEOUT = "connection_timeout"
 READ_TIMEOUT = "read_timeout"
@@ -99,7 +101,8 @@ def check_protocol(protocol: str) -> None:
         raise StorageError(f"storage protocol {protocol!r} cannot be used here: {exc}", subject=protocol) from None
 
 
-def open_files(url: str, storage_options: Mapping[str, Any] | None, *, file_mode: int, dir_mode: int) -> StoreFiles:
+def open_files(url: str, storage_options: Mapping[str, Any] | None, *, file_mode: int, dir_mode: int,
+               upload_block: int = _UPLOAD_BLOCK) -> StoreFiles:
     """The files of the store at ``url`` (a path or any fsspec URL); opening writes nothing.
 
     Besides the provider's own options, ``storage_options`` may hold ``connection_timeout`` and
@@ -108,8 +111,8 @@ def open_files(url: str, storage_options: Mapping[str, Any] | None, *, file_mode
     """
     options = dict(storage_options or {})
     # A block size the caller chose (s3fs's default_block_size: the multipart part size) is the upload
-    # buffer; otherwise ours, far below s3fs's 50 MiB.
-    block = int(options.get("default_block_size") or _UPLOAD_BLOCK)
+    # buffer; otherwise ``upload_block`` (the store's buffer size), far below s3fs's 50 MiB.
+    block = int(options.get("default_block_size") or max(upload_block, _SMALLEST_PART))
     try:
         fs, root = _filesystem(url, options)
     except (ImportError, ValueError) as exc:
@@ -377,7 +380,7 @@ class StoreFiles:
 
     def open_read(self, path: str) -> BinaryIO:
         # Sequential reads through a bounded read-ahead buffer, whatever the provider's default.
-        return self.fs.open(path, "rb", block_size=_UPLOAD_BLOCK, cache_type="readahead")  # type: ignore[no-any-return]
+        return self.fs.open(path, "rb", block_size=self.upload_block, cache_type="readahead")  # type: ignore[no-any-return]
 
     def read(self, path: str, action: str = "read backup") -> bytes:
         with self.io(action, path, operation="read") as done:

@@ -42,7 +42,7 @@ from schemasync_backup.errors import (
 from schemasync_backup.formats import framing, manifest
 from schemasync_backup.formats.backup_id import is_backup_id
 from schemasync_backup.formats.data_index import ChunkRecord, DataIndex, DataMode, DataSummary
-from schemasync_backup.formats.framing import Encoding, ObjectRecord
+from schemasync_backup.formats.framing import Encoding, FrameRecord, ObjectRecord
 from schemasync_backup.formats.manifest import BackupInfo, Manifest, MigrationContext, Status, UnreadBackupInfo
 from schemasync_backup.formats.snapshot_stream import (
     ContentEntry,
@@ -53,6 +53,7 @@ from schemasync_backup.formats.snapshot_stream import (
     encode_snapshot,
 )
 from schemasync_backup.model.moments import moment
+from schemasync_backup.model.progress import ProgressCallback, ProgressUpdate
 from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.plugins.crypto import DEFAULT_CIPHER, EncryptionKey, Keyring
 from schemasync_backup.plugins.manager import Registry, default_registry
@@ -70,11 +71,10 @@ if TYPE_CHECKING:
     from schemasync_backup.store.retention import RetentionPolicy, RetentionReport
 
 T = TypeVar("T")
-#: Protocols whose PUT becomes visible only once complete, so objects can be written in place.
-_ATOMIC_PUT_PROTOCOLS = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
 #: A manifest is small; an archive member called manifest.json that is not, is refused before it is read.
 _DOCUMENT_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_UPLOAD_BLOCK = 8 * 1024 * 1024
+#: The smallest ``buffer_size``: below it a data chunk could not hold a row of any size worth reading.
+SMALLEST_BUFFER = 4096
 
 
 @functools.cache
@@ -97,6 +97,15 @@ def _keyring(keys: EncryptionKey | Sequence[EncryptionKey] | Keyring | None) -> 
     return Keyring(tuple(keys))
 
 
+@attrs.define
+class _Told:
+    """Frames, plaintext bytes and objects: of a write's progress, done or in all."""
+
+    frames: int = 0
+    size: int = 0
+    objects: int = 0
+
+
 #: How many decoded snapshots a store keeps in memory.
 _DECODED_KEPT = 2
 
@@ -112,6 +121,9 @@ class BackupStore:
     registry: Registry = attrs.field(repr=False)
     #: Read manifests no key of this store sealed (a store that has keys refuses them otherwise).
     accept_unsealed: bool = False
+    #: The memory bound of the object and data pipelines (``backup.buffer_size``): data chunks of
+    #: about this much, frames of at most this much plaintext, spools kept in memory up to it.
+    buffer_size: int = DEFAULT_CHUNK_BYTES
     #: Snapshots decoded lately, by the address of their (immutable) stream: planning and then
     #: executing a rollback reads its backup's snapshot once.
     _decoded: dict[tuple[str, str, str], Snapshot] = attrs.field(factory=dict, init=False, repr=False, eq=False)
@@ -133,9 +145,15 @@ class BackupStore:
         dir_mode: int = 0o700,
         registry: Registry | None = None,
         accept_unsealed: bool = False,
+        buffer_size: int = DEFAULT_CHUNK_BYTES,
     ) -> BackupStore:
         """Open the store at ``url``: a path or any fsspec URL. Opening writes nothing: folders
         are made by the first write, so a read-only store can be listed, validated and exported.
+
+        ``buffer_size`` bounds the memory of the object and data pipelines: a create reads table
+        data in chunks of about this much, frames objects of at most ``min(frame_size, buffer_size)``
+        bytes, and uploads and reads in blocks of this much (at least 5 MiB, S3's smallest part);
+        a create or restore then holds a few buffers per connection, whatever the backup's size.
 
         ``encryption_keys``: one key or several (the first writes, all read). New objects are
         encrypted when a key is given, unless ``encrypt=False``. Manifests are sealed with the
@@ -146,6 +164,9 @@ class BackupStore:
         registry = registry or default_registry()
         registry.codec(compression)  # fail now, not in the middle of a backup
         registry.cipher(cipher)
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < SMALLEST_BUFFER:
+            raise InvalidInputError(f"buffer_size must be a whole number of bytes, at least {SMALLEST_BUFFER}, not "
+                                    f"{buffer_size!r}", subject=buffer_size)
         keyring = _keyring(encryption_keys)
         if encrypt and keyring.writer is None:
             raise EncryptionKeyError(
@@ -155,14 +176,15 @@ class BackupStore:
             )
         use_key = keyring.writer if encrypt is not False else None
         return cls(
-            files=open_files(url, storage_options, file_mode=file_mode, dir_mode=dir_mode),
+            files=open_files(url, storage_options, file_mode=file_mode, dir_mode=dir_mode, upload_block=buffer_size),
             encoding=Encoding(
                 compression, compression_level, compression_threshold, cipher=cipher, key=use_key,
-                frame_size=frame_size,
+                frame_size=min(frame_size, buffer_size),
             ),
             keyring=keyring,
             registry=registry,
             accept_unsealed=accept_unsealed,
+            buffer_size=buffer_size,
         )
 
     @property
@@ -217,10 +239,11 @@ class BackupStore:
         allow_concurrent: bool = False,
         data: DataRequest = "none",
         migration: Migration | None = None,
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        chunk_bytes: int | None = None,
         max_workers: int = 1,
         known: Snapshot | None = None,
         check: Callable[[Snapshot], None] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> BackupInfo:
         """Capture ``database`` from ``source`` and store it as a new backup.
 
@@ -232,13 +255,19 @@ class BackupStore:
         ``data`` says what table data the backup holds besides the schema: ``"none"``, ``"all"``,
         ``"at-risk"`` (exactly what ``migration`` would destroy: its SQL statements, or the target
         Snapshot) or a list of table names. The rows are read in one consistent snapshot, in
-        chunks of about ``chunk_bytes``, each stored as an object (see :mod:`.data_backup`), on
+        chunks of about ``chunk_bytes`` (default: the store's ``buffer_size``), each stored as an
+        object (see :mod:`.data_backup`), on
         ``max_workers`` connections at once (``backup.max_workers``); more than one needs the RELOAD
         privilege, for the moment's FLUSH TABLES WITH READ LOCK that starts them at one point in time.
 
         Refuses (ConcurrentCreateError) while another create of ``database`` is running, since
         two backups of one moment are one too many and usually a retried job; ``allow_concurrent``
         lets it run anyway. A crashed create's marker never counts (locks.pending_creates).
+
+        ``progress`` is told how far the create is (:class:`~schemasync_backup.model.progress.ProgressUpdate`):
+        stage ``"objects"`` (schema objects captured of those listed), ``"data"`` (tables read of
+        those selected, with chunks stored, rows and bytes read), then ``"writing"`` (frames of the
+        snapshot's objects written, with their plaintext bytes).
         """
         mode = data_backup.data_mode(data, migration)
         if max_workers < 1:
@@ -253,10 +282,11 @@ class BackupStore:
         backup_id = manifest.new_backup_id(started)
         with self._writing(backup_id, database):
             if mode == DataMode.NONE:
-                snapshot = Snapshot.capture(source, database, known=known)
+                snapshot = Snapshot.capture(source, database, known=known, progress=progress)
                 if check is not None:
                     check(snapshot)
-                return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned)
+                return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned,
+                                  progress=progress)
             dsn = table_data.data_source(source, f"data={data!r}", database)
             with contextlib.ExitStack() as readers:
                 connections = [readers.enter_context(contextlib.closing(table_data.open_data_connection(dsn,
@@ -266,18 +296,19 @@ class BackupStore:
                 try:
                     # The schema is read once the rows' snapshot is open: a table altered in between
                     # cannot be read in that snapshot (InnoDB error 1412), so rows never mismatch it.
-                    snapshot = Snapshot.capture(source, database, known=known)
+                    snapshot = Snapshot.capture(source, database, known=known, progress=progress)
                     if check is not None:
                         check(snapshot)
                     selections, warnings = data_backup.select(snapshot, mode, data, migration)
                     held, records = data_backup.write(connections, selections, mode, position, self.store_object,
-                                                      chunk_bytes=chunk_bytes, warnings=warnings)
+                                                      chunk_bytes=chunk_bytes or self.buffer_size, warnings=warnings,
+                                                      progress=progress)
                 finally:
                     for connection in connections:
                         if connection.open:
                             connection.rollback()
             return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned,
-                              data=(held, records))
+                              data=(held, records), progress=progress)
 
     def save(
         self,
@@ -335,10 +366,10 @@ class BackupStore:
         pinned: bool,
         partial: bool = False,
         data: tuple[DataIndex, list[ObjectRecord]] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> BackupInfo:
         plaintext, contents = encode_snapshot(snapshot)
-        record = self.store_object(plaintext)
-        index = self.store_object(encode_contents(contents, snapshot.fingerprints))
+        record, index = self._store_told([plaintext, encode_contents(contents, snapshot.fingerprints)], progress)
         held, chunks = data if data is not None else (None, [])
         objects = (record, index, *(chunk for chunk in chunks if chunk.address not in (record.address, index.address)))
         context = (
@@ -394,9 +425,40 @@ class BackupStore:
             raise IntegrityError(f"{path}: the manifest read back differs from the one written", subject=path)
         return committed
 
-    def store_object(self, plaintext: bytes, address: str | None = None) -> ObjectRecord:
-        """Store ``plaintext`` as an object; ``address`` is its sha256 (hex) when the caller knows it already."""
-        return self._store_chunks([plaintext], address or hashlib.sha256(plaintext).hexdigest(), len(plaintext))
+    def store_object(self, plaintext: bytes, address: str | None = None, *,
+                     written: Callable[[FrameRecord], None] | None = None) -> ObjectRecord:
+        """Store ``plaintext`` as an object; ``address`` is its sha256 (hex) when the caller knows it already.
+        ``written`` is told of each frame written (none when an intact copy is reused)."""
+        return self._store_chunks([plaintext], address or hashlib.sha256(plaintext).hexdigest(), len(plaintext),
+                                  written)
+
+    def _store_told(self, plaintexts: Sequence[bytes], progress: ProgressCallback | None) -> list[ObjectRecord]:
+        """Store each plaintext as an object, telling ``progress`` of every frame (stage ``"writing"``):
+        frames and plaintext bytes of all; an object reused counts whole at once."""
+        if progress is None:
+            return [self.store_object(plaintext) for plaintext in plaintexts]
+        frame_size = self.encoding.frame_size
+        total = _Told(frames=sum(framing.frame_count(len(p), frame_size) for p in plaintexts),
+                      size=sum(len(p) for p in plaintexts), objects=len(plaintexts))
+        done = _Told()
+
+        def tell() -> None:
+            progress(ProgressUpdate("writing", done.frames, total.frames, done.objects, total.objects, done.size,
+                                    total.size))
+
+        def written(frame: FrameRecord) -> None:
+            done.frames, done.size = done.frames + 1, done.size + frame.plaintext_size
+            tell()
+
+        records = []
+        tell()
+        for plaintext in plaintexts:
+            before = attrs.evolve(done)
+            records.append(self.store_object(plaintext, written=written))
+            done.frames = before.frames + framing.frame_count(len(plaintext), frame_size)
+            done.size, done.objects = before.size + len(plaintext), before.objects + 1
+            tell()
+        return records
 
     def put_object(self, chunks: Iterable[bytes]) -> ObjectRecord:
         """Store a large object from a stream of chunks in bounded memory; returns its record.
@@ -407,7 +469,7 @@ class BackupStore:
         """
         digest = hashlib.sha256()
         size = 0
-        with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
+        with tempfile.SpooledTemporaryFile(max_size=self.buffer_size) as spool:
             for chunk in chunks:
                 digest.update(chunk)
                 spool.write(chunk)
@@ -415,7 +477,8 @@ class BackupStore:
             spool.seek(0)
             return self._store_chunks(iter(lambda: spool.read(framing.READ_CHUNK), b""), digest.hexdigest(), size)
 
-    def _store_chunks(self, chunks: Iterable[bytes], address: str, size: int) -> ObjectRecord:
+    def _store_chunks(self, chunks: Iterable[bytes], address: str, size: int,
+                      written: Callable[[FrameRecord], None] | None = None) -> ObjectRecord:
         key = self.encoding.key
         path = self.files.path("objects", framing.object_path(address, key.key_id if key else None))
         reused = self._intact_record(path, address, size)
@@ -423,7 +486,7 @@ class BackupStore:
             return reused
         try:
             return self.files.put(path, lambda sink: framing.encode(
-                chunks, address, size, self.encoding, self.registry, sink
+                chunks, address, size, self.encoding, self.registry, sink, written
             ))
         except StorageError:
             # Two creates of one schema race for one object (Azure then rejects one block list):
@@ -721,7 +784,7 @@ class BackupStore:
     def put_verified(self, target: str, stream: IO[bytes], record: ObjectRecord, where: str) -> None:
         """Store an object's stored bytes read from ``stream`` at ``target``, only if they are the
         bytes ``record`` vouches for; spooled to a temporary file, so memory stays bounded."""
-        with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as spool:
+        with tempfile.SpooledTemporaryFile(max_size=self.buffer_size) as spool:
             framing.drain_checked(stream, record, where, spool)
             spool.seek(0)
             self.files.put(target, lambda sink: shutil.copyfileobj(spool, sink, framing.READ_CHUNK))

@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import attrs
@@ -42,6 +42,7 @@ from schemasync_backup.formats.data_index import DataScope
 from schemasync_backup.formats.framing import ObjectRecord
 from schemasync_backup.formats.manifest import Manifest, Status
 from schemasync_backup.formats.snapshot_stream import ContentEntry, decode_snapshot
+from schemasync_backup.model.progress import ProgressCallback, ProgressUpdate
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.sql.quoting import quote_identifier
 from schemasync_backup.store.data_backup import reload_chunk
@@ -153,21 +154,11 @@ class ValidationResult(Shown):
             )
 
 
-@attrs.frozen
-class ValidationProgress:
-    """How far a validation is: ``stage`` "frames" (stored frames read, of every object) or
-    "parse checks" (statements looked at); ``bytes_done`` of ``bytes_total`` stored bytes read."""
-
-    stage: str
-    done: int
-    total: int
-    objects_done: int = 0
-    objects_total: int = 0
-    bytes_done: int = 0
-    bytes_total: int = 0
-
-
-Progress = Callable[[ValidationProgress], None]
+#: How far a validation is: stage "frames" (stored frames read, of every object; ``objects_done`` of
+#: ``objects_total`` objects, ``bytes_done`` of ``bytes_total`` stored bytes) or "parse checks"
+#: (statements looked at). The library's one progress record, under the name validation gave it first.
+ValidationProgress = ProgressUpdate
+Progress = ProgressCallback
 
 
 @attrs.frozen
