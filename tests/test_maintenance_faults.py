@@ -21,7 +21,13 @@ import pytest
 
 from schemasync_backup import Snapshot
 from schemasync_backup.cli import health
-from schemasync_backup.errors import BackupFormatError, PluginError, StaleThresholdError, UnknownObjectCodecError
+from schemasync_backup.errors import (
+    BackupFormatError,
+    PluginError,
+    StalePlanError,
+    StaleThresholdError,
+    UnknownObjectCodecError,
+)
 from schemasync_backup.formats import framing
 from schemasync_backup.formats.manifest import Status
 from schemasync_backup.model.snapshot import ServerInfo
@@ -377,3 +383,27 @@ def test_plugin_failure_log_names_the_plugin_and_hook(plugin_log: list[logging.L
     assert [record.getMessage() for record in plugin_log] == [
         "plugin tests.exploding-notifier failed in schemasync_notify (store.pruned): RuntimeError: webhook down "
         "while telling store.pruned"]
+
+
+@pytest.mark.server
+def test_a_capture_the_caller_refuses_is_not_a_failed_backup(tmp_path: Path, mariadb: ThrowawayServer,
+                                                              faults_shop: str) -> None:
+    """A rollback's pre-rollback backup refuses a stale plan through ``check``: nothing is stored, and
+    ``backup.failed`` is not told (the operator would be paged for a decision); a real failure still is."""
+    registry = Registry.from_manager(get_plugin_manager(load_entry_points=False))
+    recorder = RecordingNotifier()
+    registry.manager.register(recorder, name="tests.recorder")
+    store = BackupStore.open(str(tmp_path), registry=registry)
+
+    def stale(snapshot: Snapshot) -> None:
+        raise StalePlanError(f"{snapshot.database} changed since the plan was made", subject=snapshot.database)
+
+    with pytest.raises(StalePlanError):
+        store.create(mariadb.dsn, faults_shop, check=stale)
+    with pytest.raises(StalePlanError):
+        store.create(mariadb.dsn, faults_shop, check=stale, data="all")
+    assert store.list() == [] and store.files.listdir("pending") == [] and recorder.events == []
+
+    with pytest.raises(Exception, match="unknown database"):
+        store.create(mariadb.dsn, "no_such_database_here")
+    assert [event for event, _ in recorder.events] == ["backup.failed"]

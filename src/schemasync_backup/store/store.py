@@ -110,6 +110,22 @@ class _Told:
 _DECODED_KEPT = 2
 
 
+@attrs.define
+class _Attempt:
+    """One create's writing: whether the caller's ``check`` refused what was captured."""
+
+    refused: bool = False
+
+    def check(self, check: Callable[[Snapshot], None] | None, snapshot: Snapshot) -> None:
+        if check is None:
+            return
+        try:
+            check(snapshot)
+        except BaseException:
+            self.refused = True
+            raise
+
+
 @attrs.frozen
 class BackupStore:
     """Backups of database schemas on one fsspec location. Build one with :meth:`open`."""
@@ -280,11 +296,10 @@ class BackupStore:
                 subject=database, running=tuple(holder.name for holder in running))
         started = _now()
         backup_id = manifest.new_backup_id(started)
-        with self._writing(backup_id, database):
+        with self._writing(backup_id, database) as attempt:
             if mode == DataMode.NONE:
                 snapshot = Snapshot.capture(source, database, known=known, progress=progress)
-                if check is not None:
-                    check(snapshot)
+                attempt.check(check, snapshot)
                 return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned,
                                   progress=progress)
             dsn = table_data.data_source(source, f"data={data!r}", database)
@@ -297,8 +312,7 @@ class BackupStore:
                     # The schema is read once the rows' snapshot is open: a table altered in between
                     # cannot be read in that snapshot (InnoDB error 1412), so rows never mismatch it.
                     snapshot = Snapshot.capture(source, database, known=known, progress=progress)
-                    if check is not None:
-                        check(snapshot)
+                    attempt.check(check, snapshot)
                     selections, warnings = data_backup.select(snapshot, mode, data, migration)
                     held, records = data_backup.write(connections, selections, mode, position, self.store_object,
                                                       chunk_bytes=chunk_bytes or self.buffer_size, warnings=warnings,
@@ -327,27 +341,29 @@ class BackupStore:
             return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned, partial)
 
     @contextlib.contextmanager
-    def _writing(self, backup_id: str, database: str) -> Iterator[None]:
+    def _writing(self, backup_id: str, database: str) -> Iterator[_Attempt]:
         """Hold a pending marker while a backup is written: prune never runs beside it (it could
         delete an object this backup reuses), and a crash leaves the marker for recovery_scan.
 
         A heartbeat keeps the marker's ``refreshed_at`` fresh, so a long create is never taken for
         a crashed one. ``backup.failed`` is told only when no manifest was committed: an error
-        after the commit (an interrupt) never reports a backup that exists as failed.
+        after the commit (an interrupt) never reports a backup that exists as failed. Nor is it told
+        when the caller's ``check`` refused the capture: that is a decision, not a failure.
         """
         marker = self.files.path("pending", f"{backup_id}.json")
         started = _now()
+        attempt = _Attempt()
         self.files.put_bytes(marker, _pending_marker(backup_id, database, started))
         try:
             with heartbeat(lambda: self.files.put_bytes(marker, _pending_marker(backup_id, database, started, _now())),
                            f"the pending marker of {backup_id}"):
                 wait_for_maintenance(self, backup_id)
-                yield
+                yield attempt
         except BaseException as exc:
             committed = False
             with contextlib.suppress(SchemaSyncBackupError, FileNotFoundError):
                 committed = self.manifest(backup_id).info.id == backup_id
-            if not committed:
+            if not committed and not attempt.refused:
                 self.registry.notify("backup.failed",
                                      {"backup_id": backup_id, "database": database, "error": str(exc)})
             raise
