@@ -96,9 +96,11 @@ def test_an_unchanged_schema_is_captured_from_the_known_snapshot(mariadb: Throwa
     objects = stages(seen)["objects"]
     # What the known snapshot proves unchanged counts as captured at once; the rest as it is read.
     assert objects[0].done > 0 and objects[-1].done == objects[-1].total == 6
-    # The same objects again: stored once, reused, and counted whole at once.
+    # The same objects again, stored once. How many updates they take depends on whether this second's
+    # capture could prove them unchanged (a table created in this very second cannot be): not asserted.
     writing = stages(seen)["writing"]
-    assert again.schema_hash == first.schema_hash and len(writing) == 3 and writing[-1].done == writing[-1].total
+    assert again.schema_hash == first.schema_hash and writing[-1].done == writing[-1].total
+    assert [update.done for update in writing] == sorted(update.done for update in writing)
 
 
 @pytest.mark.parametrize("parallel", [1, 3])
