@@ -38,6 +38,16 @@ def root(mariadb: ThrowawayServer) -> Iterator[pymysql.connections.Connection]:
 
 
 @pytest.fixture
+def accounts(root: pymysql.connections.Connection) -> Iterator[list[str]]:
+    """Users and roles a test makes (as quoted accounts), dropped afterwards: the server outlives the test."""
+    made: list[str] = []
+    yield made
+    with root.cursor() as cursor:
+        for account in reversed(made):
+            cursor.execute(f"DROP {'USER' if '@' in account else 'ROLE'} IF EXISTS {account}")
+
+
+@pytest.fixture
 def fresh_db(mariadb: ThrowawayServer, root: pymysql.connections.Connection) -> Iterator[str]:
     """An empty database with a unique name, dropped afterwards."""
     name = f"t{os.getpid()}_{next(_names)}"

@@ -8,7 +8,6 @@ it must never return a snapshot with objects silently missing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import pymysql
 import pytest
@@ -36,16 +35,6 @@ def schema(mariadb: ThrowawayServer, fresh_db: str) -> str:
         "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO DELETE FROM t",
     )
     return fresh_db
-
-
-@pytest.fixture
-def accounts(root: pymysql.connections.Connection) -> Iterator[list[str]]:
-    """Users and roles made by a test, dropped afterwards (the server outlives the test)."""
-    made: list[str] = []
-    yield made
-    with root.cursor() as cursor:
-        for account in reversed(made):
-            cursor.execute(f"DROP {'ROLE' if '@' not in account else 'USER'} {account}")
 
 
 def _make_user(root: pymysql.connections.Connection, accounts: list[str], *grants: str,

@@ -18,7 +18,7 @@ import pymysql
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_cli import Ran, Session, cli_env, migrate, write_config
+from test_cli import Ran, Session, in_process, migrate, write_config  # noqa: F401 - in_process: a fixture
 
 from schemasync_backup.capture.privileges import backup_shortfalls, session_grants
 from schemasync_backup.cli import health
@@ -37,15 +37,6 @@ _names = itertools.count()
 
 
 @pytest.fixture
-def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in cli_env(tmp_path / "backup.log").items():
-        monkeypatch.setenv(name, value)
-    for name in [name for name in os.environ if name.startswith("MYSQL_SCHEMA_SYNC_")]:
-        if name != "MYSQL_SCHEMA_SYNC_LOG_FILE":
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
 def shop(mariadb: ThrowawayServer, root: pymysql.connections.Connection) -> Iterator[str]:
     """The sample schema (a view, a function, a procedure, a trigger, an event) under a name with an underscore."""
     name = f"grants_{os.getpid()}_{next(_names)}"
@@ -53,16 +44,6 @@ def shop(mariadb: ThrowawayServer, root: pymysql.connections.Connection) -> Iter
     yield name
     with root.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS {quote_identifier(name)}")
-
-
-@pytest.fixture
-def accounts(root: pymysql.connections.Connection) -> Iterator[list[str]]:
-    """Users and roles a test makes (as quoted accounts), dropped afterwards: the server outlives the test."""
-    made: list[str] = []
-    yield made
-    with root.cursor() as cursor:
-        for account in reversed(made):
-            cursor.execute(f"DROP {'USER' if '@' in account else 'ROLE'} IF EXISTS {account}")
 
 
 def _user(root: pymysql.connections.Connection, accounts: list[str], *grants: str, name: str | None = None) -> str:

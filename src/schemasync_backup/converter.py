@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
-__all__ = ["converter", "report", "unstructure"]
+__all__ = ["converter", "report", "strict_converter", "unstructure"]
 
 T = TypeVar("T")
 
@@ -34,6 +34,24 @@ converter = cattrs.Converter()
 def unstructure(value: Any) -> Any:
     """``value`` as plain data (dicts, lists, str, numbers, bool, None), by its run-time type."""
     return converter.unstructure(value)
+
+
+def strict_converter() -> cattrs.Converter:
+    """A converter for reading our documents back: an unknown key is refused, and so is a value of
+    another JSON type, where cattrs would coerce ("no" into True for a bool, 5 into "5" for a str)."""
+    reader = cattrs.Converter(forbid_extra_keys=True)
+    for kind in (str, int, bool):
+        reader.register_structure_hook(kind, _exactly(kind))
+    return reader
+
+
+def _exactly(kind: type[Any]) -> Callable[[object, object], Any]:
+    def structure(value: object, _: object) -> Any:
+        if type(value) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r:.40}")
+        return value
+
+    return structure
 
 
 def _attrs_fields(obj: Any) -> dict[str, Any]:

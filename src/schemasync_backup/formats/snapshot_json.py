@@ -12,29 +12,14 @@ from typing import Any
 
 import cattrs
 
+from schemasync_backup.converter import strict_converter
 from schemasync_backup.errors import SnapshotFormatError
 from schemasync_backup.model.snapshot import Snapshot
 
 FORMAT_NAME = "schemasync-snapshot"
 FORMAT_VERSION = 1
 
-_converter = cattrs.Converter(forbid_extra_keys=True)
-
-
-def _strict(kind: type[Any]) -> Any:
-    """A structure hook that refuses a value of another JSON type instead of coercing it:
-    cattrs would turn "no" into True for a bool and 5 into "5" for a str."""
-
-    def structure(value: object, _: object) -> Any:
-        if type(value) is not kind:
-            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r:.40}")
-        return value
-
-    return structure
-
-
-for _kind in (str, int, bool):
-    _converter.register_structure_hook(_kind, _strict(_kind))
+_converter = strict_converter()
 # Fingerprints say what a server showed of each object when it was captured, not what the schema
 # is: a document holds only the schema (an incremental capture from one is a full capture).
 _converter.register_unstructure_hook(Snapshot, cattrs.gen.make_dict_unstructure_fn(

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 import cattrs
 
+from schemasync_backup.converter import strict_converter
 from schemasync_backup.errors import PlanFileError
 from schemasync_backup.rollback.plan import RollbackPlan, RollbackStep
 
@@ -35,22 +36,7 @@ FORMAT_VERSION = 1
 _KEYS = {"format", "version", "saved_at", "backup", "disable_fk_checks", "plan", "digest"}
 _BACKUP_KEYS = {"id", "database", "manifest_checksum", "schema_hash"}
 
-_converter = cattrs.Converter(forbid_extra_keys=True)
-
-
-def _strict(kind: type[Any]) -> Any:
-    """Refuse a value of another JSON type instead of coercing it ("no" is no bool, 5 no str)."""
-
-    def structure(value: object, _: object) -> Any:
-        if type(value) is not kind:
-            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r:.40}")
-        return value
-
-    return structure
-
-
-for _kind in (str, int, bool):
-    _converter.register_structure_hook(_kind, _strict(_kind))
+_converter = strict_converter()
 
 
 @attrs.frozen
