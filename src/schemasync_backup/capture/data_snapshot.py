@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from schemasync_backup.capture.connection import Connection, describe, execute, query, text
+from schemasync_backup.capture import privileges, reader
+from schemasync_backup.capture.connection import Connection, describe, execute, open_source, query, text
 from schemasync_backup.capture.privileges import current_user, snapshot_lock_shortfall
 from schemasync_backup.errors import InvalidInputError, PrivilegeError
 from schemasync_backup.model.snapshot import Table
@@ -29,6 +30,15 @@ class Position:
     binlog_position: int | None
     #: MariaDB's GTID position (``domain-server-sequence``, comma separated); "" before the first GTID.
     gtid: str | None
+
+
+def require_privileges(source: str, database: str, workers: int) -> None:
+    """Refuse before anything is read when a data backup on ``workers`` connections lacks a privilege:
+    the schema's and the snapshot lock's in one message, so one round of GRANTs is enough. (On a
+    connection of its own: data connections return raw bytes, which the grant rules do not read.)"""
+    with open_source(source) as connection:
+        privileges.refuse(privileges.backup_shortfalls(connection, reader.server_info(connection).flavor, database,
+                                                       data=True, workers=workers), describe(connection))
 
 
 def start_consistent_snapshot(connections: Sequence[Connection]) -> Position:

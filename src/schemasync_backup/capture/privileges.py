@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import attrs
 
 from schemasync_backup.capture.connection import Connection, query, text
+from schemasync_backup.errors import PrivilegeError
 from schemasync_backup.sql.quoting import quote_identifier, quote_string
 
 #: What ``ALL PRIVILEGES`` on a database means.
@@ -231,6 +232,13 @@ def backup_shortfalls(connection: Connection, flavor: str, database: str, *, dat
     if data and workers > 1 and SNAPSHOT_LOCK_PRIVILEGE not in grants.global_privileges:
         found.append(snapshot_lock_shortfall(account, workers))
     return [shortfall for shortfall in found if shortfall is not None]
+
+
+def refuse(shortfalls: Sequence[Shortfall], where: str) -> None:
+    """Raise one PrivilegeError naming every shortfall with its GRANT: one round of GRANTs is enough."""
+    if shortfalls:
+        raise PrivilegeError(f"missing privilege on {where}: " + " and ".join(s.message for s in shortfalls),
+                             subject=shortfalls[0].subject)
 
 
 def _privilege_names(text: str, *, server_wide: bool) -> set[str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from schemasync_backup.capture import privileges
 from schemasync_backup.capture.connection import Connection, Source, describe, open_source, query, texts_many
 from schemasync_backup.capture.fingerprints import (
     EVENT_TIME,
@@ -274,8 +275,7 @@ def server_info(connection: Connection) -> ServerInfo:
 
 def _check_privileges(connection: Connection, database: str, flavor: str, where: str) -> None:
     """Refuse to capture a partial schema: without its privileges the server silently hides objects."""
-    for shortfall in backup_shortfalls(connection, flavor, database):
-        raise PrivilegeError(f"missing privilege on {where}: {shortfall.message}", subject=shortfall.subject)
+    privileges.refuse(backup_shortfalls(connection, flavor, database), where)
 
 
 def _check_rows(reader: _Reader, database: str, names: list[str] | None) -> list[Row]:

@@ -303,6 +303,7 @@ class BackupStore:
                 return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned,
                                   progress=progress)
             dsn = table_data.data_source(source, f"data={data!r}", database)
+            data_snapshot.require_privileges(dsn, database, max_workers)
             with contextlib.ExitStack() as readers:
                 connections = [readers.enter_context(contextlib.closing(table_data.open_data_connection(dsn,
                                                                                                        database)))
