@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import attrs
 import pymysql
 import pytest
 
-from schemasync_backup import Snapshot
+from schemasync_backup import BackupStore, Snapshot
 from schemasync_backup.capture import connection, read_ahead
 from schemasync_backup.capture import reader as capture
 from schemasync_backup.capture.connection import ConnectionSpec, connect, open_source
@@ -68,6 +71,29 @@ def test_reading_ahead_on_a_second_connection_gives_the_snapshot_one_connection_
         monkeypatch.setattr(read_ahead, "sibling", refused)
         one = Snapshot.capture(mariadb.dsn, "read_ahead_shop")  # the first connection reads it all
         assert attrs.evolve(one, captured_at="") == attrs.evolve(two, captured_at="")
+
+
+def test_parallel_false_keeps_capture_and_backup_to_one_connection(
+    mariadb: ThrowawayServer, root: pymysql.connections.Connection, tmp_path: Path
+) -> None:
+    """``backup.parallel_operations: false``: the server sees one connection per capture, not two."""
+    load_sample(mariadb.dsn, "one_reader_shop")
+
+    def connections_made(capture_once: Callable[[], object]) -> int:
+        with root.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
+            before = int(cursor.fetchone()[1])
+            capture_once()
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
+            return int(cursor.fetchone()[1]) - before
+
+    assert connections_made(lambda: Snapshot.capture(mariadb.dsn, "one_reader_shop")) == 2
+    one = Snapshot.capture(mariadb.dsn, "one_reader_shop", parallel=False)
+    assert connections_made(lambda: Snapshot.capture(mariadb.dsn, "one_reader_shop", parallel=False)) == 1
+    assert attrs.evolve(one, captured_at="") == attrs.evolve(Snapshot.capture(mariadb.dsn, "one_reader_shop"),
+                                                             captured_at="")
+    store = BackupStore.open(str(tmp_path / "store"))
+    assert connections_made(lambda: store.create(mariadb.dsn, "one_reader_shop", parallel=False)) == 1
 
 
 def test_a_callers_connection_gets_no_second_connection(mariadb: ThrowawayServer) -> None:

@@ -57,16 +57,19 @@ def create_backup(
     chunk_bytes: int | None = None,
     max_workers: int = 1,
     progress: ProgressCallback | None = None,
+    parallel: bool = True,
 ) -> BackupJobResult:
     """Create a backup of ``database``; validate it; then apply ``retention`` to that database.
 
     A backup that fails validation is kept (and reported), and retention does not run after it:
     the store never loses an older backup because of a newer one that proved bad. ``progress`` is
-    told how far the create (:meth:`BackupStore.create`) and then the validation are.
+    told how far the create (:meth:`BackupStore.create`) and then the validation are;
+    ``parallel=False`` keeps the capture to one connection.
     """
     info = store.create(source, database, description=description, tags=tags,
                         migration_context=migration_context, allow_concurrent=allow_concurrent, data=data,
-                        migration=migration, chunk_bytes=chunk_bytes, max_workers=max_workers, progress=progress)
+                        migration=migration, chunk_bytes=chunk_bytes, max_workers=max_workers, progress=progress,
+                        parallel=parallel)
     result = Validator(store).validate(info.id, progress=progress) if validate else None
     applied = None
     if retention is not None and (result is None or result.valid):

@@ -70,18 +70,19 @@ Row = dict[str, Any]
 
 
 def capture(source: Source, database: str, *, known: Snapshot | None = None,
-            progress: ProgressCallback | None = None) -> Snapshot:
+            progress: ProgressCallback | None = None, parallel: bool = True) -> Snapshot:
     """Capture ``database`` from ``source`` (a DSN or an open PyMySQL connection); with ``known``,
     read only what its fingerprints do not prove unchanged (:mod:`.fingerprints`).
 
     ``progress`` is told the schema objects captured of those listed (stage ``"objects"``): first
-    those ``known`` proves unchanged, then after each batch of definitions read."""
+    those ``known`` proves unchanged, then after each batch of definitions read. ``parallel=False``
+    reads everything on the one connection (by default the columns are read on a second one)."""
     with open_source(source, database) as connection:
-        return _capture(connection, database, known, progress)
+        return _capture(connection, database, known, progress, parallel)
 
 
 def _capture(connection: Connection, database: str, known: Snapshot | None = None,
-             progress: ProgressCallback | None = None) -> Snapshot:
+             progress: ProgressCallback | None = None, parallel: bool = True) -> Snapshot:
     where = describe(connection)
     schema = query(
         connection,
@@ -100,12 +101,12 @@ def _capture(connection: Connection, database: str, known: Snapshot | None = Non
     try:
         # The longest read, on a second connection (when capture opened its own) while this one reads
         # the rest; from a known snapshot only once the listing says which tables to read.
-        if known is None:
+        if known is None and parallel:
             reader.read_ahead("COLUMNS", "TABLE_SCHEMA", database, order=_COLUMN_ORDER)
         listed = _listing(reader, database)
         fresh = _Fresh(listed, reusable(known, listed.fingerprints))
         names = fresh.table_names()
-        if known is not None:
+        if known is not None and parallel:
             reader.read_ahead("COLUMNS", "TABLE_SCHEMA", database, order=_COLUMN_ORDER, names=names)
         charsets = {row["COLLATION_NAME"]: row["CHARACTER_SET_NAME"] for row in reader.rows("COLLATIONS")}
         # No ORDER BY: the server's own order of keys is the order SHOW CREATE TABLE prints.

@@ -58,7 +58,8 @@ def cmd_backup_create(ctx: Context) -> Outcome:
                             validate=validation.enabled and validation.validate_on_create, retention=policy,
                             allow_concurrent=ctx.args.force, description=ctx.args.description,
                             tags=dict(tag.split("=", 1) for tag in ctx.args.tag), data=_data_request(ctx),
-                            migration=_migration(ctx), max_workers=ctx.config.backup.workers, progress=bars.update)
+                            migration=_migration(ctx), max_workers=ctx.config.backup.workers, progress=bars.update,
+                            parallel=ctx.config.backup.parallel_operations)
     info, result = job.info, job.validation
     ctx.note(backup_id=info.id, raw_size=info.raw_size, stored_size=info.stored_size, compression=info.compression,
              encryption=info.encryption or "none")

@@ -339,7 +339,8 @@ class BackupConfig:
         "connections that read a data backup's tables at once, in one consistent snapshot (more than one needs the "
         "RELOAD privilege), and the default of `rollback execute --parallel`", min=1))
     parallel_operations: bool = attrs.field(default=True, metadata=_doc(
-        "false: every backup and rollback runs on one connection, whatever max_workers says"))
+        "false: every backup and rollback runs on one connection, whatever max_workers says (capture too: by "
+        "default it reads the columns on a second connection)"))
     streaming: bool = attrs.field(default=True, metadata=_doc(
         "objects and table data stream through memory a frame and a chunk (buffer_size) at a time; the only way "
         "they are handled, so false is refused"))

@@ -224,17 +224,18 @@ class Snapshot:
 
     @classmethod
     def capture(cls, source: Source, database: str, *, known: Snapshot | None = None,
-                progress: ProgressCallback | None = None) -> Snapshot:
+                progress: ProgressCallback | None = None, parallel: bool = True) -> Snapshot:
         """Read ``database`` from a live server (a DSN or an open PyMySQL connection).
 
         With ``known`` (an earlier capture of the same database on the same server), only the
         objects whose fingerprints say they may have changed since are read; the rest are taken
         from ``known``. The result equals a full capture (see :mod:`.capture.fingerprints`).
         ``progress`` is told the objects captured of those listed (:mod:`.model.progress`).
+        From a DSN the longest read runs on a second connection; ``parallel=False`` keeps to one.
         """
         from schemasync_backup.capture.reader import capture
 
-        return capture(source, database, known=known, progress=progress)
+        return capture(source, database, known=known, progress=progress, parallel=parallel)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Snapshot:

@@ -260,6 +260,7 @@ class BackupStore:
         known: Snapshot | None = None,
         check: Callable[[Snapshot], None] | None = None,
         progress: ProgressCallback | None = None,
+        parallel: bool = True,
     ) -> BackupInfo:
         """Capture ``database`` from ``source`` and store it as a new backup.
 
@@ -284,6 +285,9 @@ class BackupStore:
         stage ``"objects"`` (schema objects captured of those listed), ``"data"`` (tables read of
         those selected, with chunks stored, rows and bytes read), then ``"writing"`` (frames of the
         snapshot's objects written, with their plaintext bytes).
+
+        ``parallel=False`` keeps the schema's capture to one connection (``backup.parallel_operations:
+        false``); the data is read on ``max_workers`` connections.
         """
         mode = data_backup.data_mode(data, migration)
         if max_workers < 1:
@@ -298,7 +302,7 @@ class BackupStore:
         backup_id = manifest.new_backup_id(started)
         with self._writing(backup_id, database) as attempt:
             if mode == DataMode.NONE:
-                snapshot = Snapshot.capture(source, database, known=known, progress=progress)
+                snapshot = Snapshot.capture(source, database, known=known, progress=progress, parallel=parallel)
                 attempt.check(check, snapshot)
                 return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned,
                                   progress=progress)
@@ -312,7 +316,7 @@ class BackupStore:
                 try:
                     # The schema is read once the rows' snapshot is open: a table altered in between
                     # cannot be read in that snapshot (InnoDB error 1412), so rows never mismatch it.
-                    snapshot = Snapshot.capture(source, database, known=known, progress=progress)
+                    snapshot = Snapshot.capture(source, database, known=known, progress=progress, parallel=parallel)
                     attempt.check(check, snapshot)
                     selections, warnings = data_backup.select(snapshot, mode, data, migration)
                     held, records = data_backup.write(connections, selections, mode, position, self.store_object,
