@@ -385,7 +385,7 @@ def test_health_reports_what_needs_attention(tmp_path: Path) -> None:
     assert report.corrupted_backups == (info.id,)
     assert [m.name for m in report.incomplete_backups] == ["backup-20261125-120000-0000aaaa"]
     assert [m.name for m in report.running_creates] == ["backup-20261125-120000-0000bbbb"]
-    assert any("partial_recovery" in warning for warning in report.warnings)
+    assert any("`backup partial-recovery`" in warning for warning in report.warnings)
     assert any("incomplete backup" in warning for warning in report.warnings)
 
 
