@@ -167,7 +167,7 @@ def cmd_backup_restore_test(ctx: Context) -> Outcome:
     ctx.note(backup_id=backup_id, scratch="given" if ctx.args.scratch_dsn else "configured server")
     # The configured server by default: the restore goes to a throwaway database the test drops.
     scratch = ctx.args.scratch_dsn or ctx.config.database.to_dsn()
-    with StageBars(ctx.console, f"Restoring {backup_id} into a scratch database") as bars:
+    with StageBars(ctx.console, "Restore test") as bars:
         result = Validator(ctx.store).restore_test(backup_id, scratch, progress=bars.update)
     ctx.note(passed=result.passed, statements=result.statements, rows=result.rows)
     data = attrs.asdict(result)
@@ -237,7 +237,7 @@ def cmd_backup_recalculate(ctx: Context) -> Outcome:
 def cmd_backup_partial_recovery(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     ctx.note(backup_id=backup_id)
-    with StageBars(ctx.console, f"Recovering {backup_id}") as bars:
+    with StageBars(ctx.console, "Recovering") as bars:
         report = Validator(ctx.store).partial_recovery(backup_id, progress=bars.update)
     ctx.note(new_backup_id=report.new_backup_id, recovered=len(report.recovered), lost=len(report.lost))
     lines = [f"Saved {len(report.recovered)} intact schema objects of {backup_id} as backup {report.new_backup_id}"]
@@ -288,7 +288,7 @@ def cmd_backup_export(ctx: Context) -> Outcome:
     ctx.note(backup_id=backup_id, output=str(output))
     if output.exists() and not ctx.args.force:
         raise ConfirmationRefused(f"refusing to overwrite {output}: it exists; pass --force")
-    with StageBars(ctx.console, f"Exporting {backup_id}") as bars:
+    with StageBars(ctx.console, "Exporting") as bars:
         ctx.store.export(backup_id, output, progress=bars.update)
     size = output.stat().st_size
     ctx.note(size=size)
@@ -299,7 +299,7 @@ def cmd_backup_export(ctx: Context) -> Outcome:
 def cmd_backup_import(ctx: Context) -> Outcome:
     path = ctx.args.file
     ctx.note(file=path)
-    with StageBars(ctx.console, f"Importing {path}") as bars:
+    with StageBars(ctx.console, "Importing") as bars:
         info = ctx.store.import_archive(path, progress=bars.update)
     ctx.note(backup_id=info.id, stored_size=info.stored_size)
     return Outcome({"backup_id": info.id, **_info_dict(info)}, f"Imported backup {info.id} of {info.database}")
