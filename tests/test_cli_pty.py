@@ -217,7 +217,8 @@ def test_export_and_restore_test_show_counts_at_a_terminal_and_json_stays_clean(
     assert rc == 0 and "passed" in text, screen
     assert re.search(r"Restore test: statements run ━+ (\d+)/\1 100%", text), screen
     assert re.search(r"Restore test: objects captured ━+ (\d+)/\1 100%", text), screen  # the scratch copy's
-    assert re.search(rf"Restore test: chunks restored ━+ (\d+)/\1 100% ({size})/\2 \d+:\d\d:\d\d 1,500 rows", text), screen
+    assert re.search(rf"Restore test: chunks restored ━+ (\d+)/\1 100% ({size})/\2 \d+:\d\d:\d\d 1,500 rows",
+                     text), screen
     for args in (["backup", "export", "--backup-id", backup_id, "--output", str(tmp_path / "again.tar.gz")],
                  ["backup", "restore-test", "--backup-id", backup_id]):
         rc, screen = in_terminal([*args, "--format", "json", "--config", str(config)], env)

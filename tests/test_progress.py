@@ -16,8 +16,8 @@ from schemasync_backup import RollbackPlanner
 from schemasync_backup.errors import InvalidInputError
 from schemasync_backup.model.progress import ProgressUpdate
 from schemasync_backup.store.store import BackupStore
-from schemasync_backup.validate.validator import Validator
 from schemasync_backup.testing.sandbox import ThrowawayServer
+from schemasync_backup.validate.validator import Validator
 
 SCHEMA = (
     "CREATE TABLE parent (id int PRIMARY KEY, name varchar(40) NOT NULL, note text)",
