@@ -446,7 +446,7 @@ def test_restore_test_command(session: Session, mariadb: ThrowawayServer, monkey
         assert cursor.fetchall() == ()  # each scratch database was dropped
     assert session("backup", "restore-test", "--backup-id", "backup-20260101-000000-00000000").rc == 5
     differs = RestoreTestResult(backup_id, False, "a" * 64, "b" * 64, "ssb_restore_test_x", 7)
-    monkeypatch.setattr(Validator, "restore_test", lambda self, wanted, scratch: differs)
+    monkeypatch.setattr(Validator, "restore_test", lambda self, wanted, scratch, progress=None: differs)
     failed = session("backup", "restore-test", "--backup-id", backup_id, "--format", "json")
     assert failed.rc == 3 and failed.json()["passed"] is False and "differs from the backup's" in failed.err
 

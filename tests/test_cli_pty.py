@@ -194,3 +194,56 @@ def test_rollback_at_a_terminal_counts_the_rows_restored(terminal_setup: tuple[P
     assert rc == 0 and "the schema now matches the backup" in text, screen
     assert re.search(r"Rolling back ━+ (\d+)/\1 100% \d+:\d\d:\d\d", text), screen
     assert re.search(r"Rolling back ━+ 2/2 100% \d+:\d\d:\d\d 1,500 rows restored, ([\d.]+ KiB)/\1", text), screen
+
+
+def test_export_and_restore_test_show_counts_at_a_terminal_and_json_stays_clean(
+        terminal_setup: tuple[Path, Session], mariadb: ThrowawayServer, tmp_path: Path) -> None:
+    config, session = terminal_setup
+    database = yaml.safe_load(config.read_text())["database"]["database"]
+    add_notes(mariadb, database)
+    backup_id = session("backup", "create", "--data", "all", "--format", "json").json()["backup_id"]
+    env = cli_env(tmp_path / "backup.log")
+    size = r"\d+(?:\.\d)? (?:B|KiB|MiB)"
+    archive = tmp_path / "backup.tar.gz"
+    rc, screen = in_terminal(["backup", "export", "--backup-id", backup_id, "--output", str(archive),
+                              "--config", str(config)], env)
+    text = plain(screen)
+    assert rc == 0 and "Exported" in text, screen
+    # The bytes written are the archive's size.
+    assert re.search(rf"Exporting: objects archived ━+ 3/3 100% \d+:\d\d:\d\d 3/3 objects, ({size})\s.*"
+                     rf"Exported {backup_id} to {archive} \(\1\)", text, re.DOTALL), screen
+    rc, screen = in_terminal(["backup", "restore-test", "--backup-id", backup_id, "--config", str(config)], env)
+    text = plain(screen)
+    assert rc == 0 and "passed" in text, screen
+    assert re.search(r"Restore test: statements run ━+ (\d+)/\1 100%", text), screen
+    assert re.search(r"Restore test: objects captured ━+ (\d+)/\1 100%", text), screen  # the scratch copy's
+    assert re.search(rf"Restore test: chunks restored ━+ (\d+)/\1 100% ({size})/\2 \d+:\d\d:\d\d 1,500 rows",
+                     text), screen
+    for args in (["backup", "export", "--backup-id", backup_id, "--output", str(tmp_path / "again.tar.gz")],
+                 ["backup", "restore-test", "--backup-id", backup_id]):
+        rc, screen = in_terminal([*args, "--format", "json", "--config", str(config)], env)
+        assert rc == 0 and "━" not in screen and "\x1b" not in screen, screen
+        assert json.loads(screen.replace("\r\n", "\n"))["backup_id"] == backup_id  # nothing but the JSON document
+
+
+def test_import_scan_recovery_and_the_data_check_show_counts_at_a_terminal(
+        terminal_setup: tuple[Path, Session], mariadb: ThrowawayServer, tmp_path: Path) -> None:
+    config, session = terminal_setup
+    database = yaml.safe_load(config.read_text())["database"]["database"]
+    add_notes(mariadb, database)
+    backup_id = session("backup", "create", "--data", "all", "--format", "json").json()["backup_id"]
+    env = cli_env(tmp_path / "backup.log")
+    size = r"\d+(?:\.\d)? (?:B|KiB|MiB)"
+    archive = tmp_path / "backup.tar.gz"
+    assert session("backup", "export", "--backup-id", backup_id, "--output", str(archive)).rc == 0
+    assert session("backup", "delete", "--backup-id", backup_id, "--force").rc == 0
+    commands = {
+        ("backup", "import", "--file", str(archive)): rf"Importing: objects imported ━+ 3/3 100% ({size})/\1",
+        ("backup", "recovery-scan"): r"Scanning: backups checked ━+ 1/1 100%",
+        ("backup", "partial-recovery", "--backup-id", backup_id): r"Recovering: frames salvaged ━+ (\d+)/\1 100%",
+        ("rollback", "validate", "--backup-id", backup_id):
+            rf"Comparing: tables compared ━+ (\d+)/\1 100% ({size})/\2 \d+:\d\d:\d\d 1/1 objects, 1,500 rows",
+    }
+    for args, bar in commands.items():
+        rc, screen = in_terminal([*args, "--config", str(config)], env)
+        assert rc == 0 and re.search(bar, plain(screen)), screen

@@ -1,4 +1,5 @@
-"""Progress callbacks of the library (create, data restore) and the memory bound of ``buffer_size``, on MariaDB."""
+"""Progress callbacks of the library (create, data restore, export and import, restore test, data check,
+recovery) and the memory bound of ``buffer_size``, on MariaDB."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from schemasync_backup.errors import InvalidInputError
 from schemasync_backup.model.progress import ProgressUpdate
 from schemasync_backup.store.store import BackupStore
 from schemasync_backup.testing.sandbox import ThrowawayServer
+from schemasync_backup.validate.validator import Validator
 
 SCHEMA = (
     "CREATE TABLE parent (id int PRIMARY KEY, name varchar(40) NOT NULL, note text)",
@@ -161,3 +163,102 @@ def test_memory_of_a_create_follows_the_buffer_not_the_backup(
     assert small < 10 * MIB, small  # a few buffers, not the 40 MiB of data
     assert large < 40 * MIB, large
     assert large > small + 4 * MIB, (small, large)  # it grows with the buffer
+
+
+# --- archives, restore tests, data checks and recovery ------------------------------------------------------
+
+
+@pytest.fixture
+def data_backup(mariadb: ThrowawayServer, tmp_path: Path, schema: str) -> tuple[BackupStore, str]:
+    store = BackupStore.open(str(tmp_path / "store"), buffer_size=BUFFER, frame_size=1024)
+    return store, store.create(mariadb.dsn, schema, data="all").id
+
+
+def test_export_and_import_count_objects_and_bytes(data_backup: tuple[BackupStore, str], tmp_path: Path) -> None:
+    store, backup_id = data_backup
+    objects = store.manifest(backup_id).objects
+    assert len(objects) > 3  # the snapshot, its index and the chunks
+    exported: list[ProgressUpdate] = []
+    path = store.export(backup_id, tmp_path / "backup.tar.gz", progress=exported.append)
+    assert {update.stage for update in exported} == {"archiving"}
+    assert_growing(exported)
+    last = exported[-1]
+    assert exported[0].done == 0 and last.done == last.total == last.objects_done == len(objects)
+    assert last.bytes_done == Path(path).stat().st_size and last.bytes_total == 0  # written, not known before
+    assert len(exported) > len(objects)  # told as the bytes go out, not only per object
+    imported: list[ProgressUpdate] = []
+    other = BackupStore.open(str(tmp_path / "other"))
+    info = other.import_archive(path, progress=imported.append)
+    assert info.id == backup_id and {update.stage for update in imported} == {"importing"}
+    assert_growing(imported)
+    last = imported[-1]
+    assert imported[0].done == 0 and last.done == last.total == last.objects_total == len(objects)
+    assert last.bytes_done == last.bytes_total == sum(record.stored_size for record in objects)
+
+
+def test_restore_test_counts_statements_objects_and_rows(data_backup: tuple[BackupStore, str],
+                                                          mariadb: ThrowawayServer, schema: str) -> None:
+    store, _ = data_backup
+    # The tables with a key: a restore test proves each chunk by its key range.
+    backup_id = store.create(mariadb.dsn, schema, data=["parent", "child"]).id
+    seen: list[ProgressUpdate] = []
+    result = Validator(store).restore_test(backup_id, mariadb.dsn, progress=seen.append)
+    assert result.passed
+    by_stage = stages(seen)
+    assert list(by_stage) == ["statements", "objects", "rows"]
+    for updates in by_stage.values():
+        assert_growing(updates)
+    statements = by_stage["statements"]
+    assert statements[0].done == 0 and statements[-1].done == statements[-1].total == result.statements > 6
+    assert len(statements) == result.statements + 1  # before the first, then after each
+    rows = by_stage["rows"][-1]
+    index = store.data_index(backup_id)
+    assert index is not None
+    assert rows.done == rows.total == result.chunks_verified and rows.rows_done == result.rows == 3000 + 4000
+    assert rows.bytes_done == rows.bytes_total == sum(table.size for table in index.tables)
+
+
+def test_the_data_check_counts_tables_chunks_and_rows(data_backup: tuple[BackupStore, str],
+                                                      mariadb: ThrowawayServer) -> None:
+    store, backup_id = data_backup
+    seen: list[ProgressUpdate] = []
+    result = RollbackPlanner(store).validate(mariadb.dsn, backup_id, progress=seen.append)
+    assert result.matches and result.data is not None and result.data.equal
+    by_stage = stages(seen)
+    assert list(by_stage) == ["objects", "comparing"]
+    comparing = by_stage["comparing"]
+    assert_growing(comparing)
+    index = store.data_index(backup_id)
+    assert index is not None
+    last = comparing[-1]
+    assert comparing[0].done == 0 and last.done == last.total == len(index.tables) == 3
+    assert last.rows_done == result.data.rows == ROWS
+    assert last.objects_done == last.objects_total == result.data.chunks > 3
+    assert last.bytes_done == last.bytes_total == sum(table.size for table in index.tables)
+    # Before the first table, after each chunk compared by its key range, after each table (log, without a
+    # key, is compared whole).
+    keyed = sum(len(table.chunks) for table in index.tables if table.key)
+    assert len(comparing) == 1 + keyed + 3 and keyed < result.data.chunks
+
+
+def test_recovery_scan_and_partial_recovery_count_backups_and_frames(data_backup: tuple[BackupStore, str],
+                                                                     mariadb: ThrowawayServer, schema: str) -> None:
+    store, backup_id = data_backup
+    second = store.create(mariadb.dsn, schema).id
+    seen: list[ProgressUpdate] = []
+    assert Validator(store).recovery_scan(progress=seen.append) == []
+    assert {update.stage for update in seen} == {"backups"}
+    assert_growing(seen)
+    stored = sum(record.stored_size for known in (backup_id, second) for record in store.manifest(known).objects)
+    assert seen[0].done == 0 and seen[-1].done == seen[-1].total == 2 and seen[-1].bytes_done == stored
+    seen.clear()
+    report = Validator(store).partial_recovery(second, progress=seen.append)
+    assert report.lost == ()
+    by_stage = stages(seen)
+    assert list(by_stage) == ["salvage", "writing"]
+    salvage = by_stage["salvage"]
+    assert_growing(salvage)
+    record = store.manifest(second).snapshot_object
+    assert salvage[-1].done == salvage[-1].total == len(record.frames) > 1
+    assert salvage[-1].bytes_done == salvage[-1].bytes_total == record.stored_size
+    assert by_stage["writing"][-1].done == by_stage["writing"][-1].total

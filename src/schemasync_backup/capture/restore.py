@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from schemasync_backup.capture.connection import Source, describe, open_source, translate_errors
 from schemasync_backup.errors import QueryError
+from schemasync_backup.model.progress import ProgressCallback, ProgressUpdate
 from schemasync_backup.model.snapshot import Snapshot
 from schemasync_backup.sql.quoting import quote_identifier
 
@@ -17,16 +18,24 @@ def _more_than_one_statement(statement: str) -> bool:
     return bool(semicolon) and not any(word in head.upper() for word in _COMPOUND)
 
 
-def restore_snapshot(snapshot: Snapshot, target: Source, database: str, *, create_database: bool = True) -> int:
+def restore_snapshot(snapshot: Snapshot, target: Source, database: str, *, create_database: bool = True,
+                     progress: ProgressCallback | None = None) -> int:
     """Recreate ``snapshot`` as ``database`` on ``target``; returns the number of statements run.
 
     With ``create_database`` the database must not exist yet; otherwise it must exist and be
-    empty of the snapshot's objects.
+    empty of the snapshot's objects. ``progress`` is told stage ``"statements"``: statements run of
+    all, before the first and after each.
     """
     statements = snapshot.to_statements(database=database, create_database=create_database)
+
+    def tell(done: int) -> None:
+        if progress is not None:
+            progress(ProgressUpdate("statements", done, len(statements)))
+
     with open_source(target, None if create_database else database) as connection:
         where = describe(connection)
         with connection.cursor() as cursor:
+            tell(0)
             for number, statement in enumerate(statements, start=1):
                 try:
                     with translate_errors(where, database=database):
@@ -43,4 +52,5 @@ def restore_snapshot(snapshot: Snapshot, target: Source, database: str, *, creat
                         subject=statement,
                         code=exc.code,
                     ) from exc
+                tell(number)
     return len(statements)

@@ -168,8 +168,8 @@ def cmd_backup_restore_test(ctx: Context) -> Outcome:
     ctx.note(backup_id=backup_id, scratch="given" if ctx.args.scratch_dsn else "configured server")
     # The configured server by default: the restore goes to a throwaway database the test drops.
     scratch = ctx.args.scratch_dsn or ctx.config.database.to_dsn()
-    with ctx.console.activity(f"Restoring {backup_id} into a scratch database"):
-        result = Validator(ctx.store).restore_test(backup_id, scratch)
+    with StageBars(ctx.console, "Restore test") as bars:
+        result = Validator(ctx.store).restore_test(backup_id, scratch, progress=bars.update)
     ctx.note(passed=result.passed, statements=result.statements, rows=result.rows)
     data = attrs.asdict(result)
     done = (f"{result.statements} statement(s)"
@@ -238,8 +238,8 @@ def cmd_backup_recalculate(ctx: Context) -> Outcome:
 def cmd_backup_partial_recovery(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     ctx.note(backup_id=backup_id)
-    with ctx.console.activity(f"Recovering {backup_id}"):
-        report = Validator(ctx.store).partial_recovery(backup_id)
+    with StageBars(ctx.console, "Recovering") as bars:
+        report = Validator(ctx.store).partial_recovery(backup_id, progress=bars.update)
     ctx.note(new_backup_id=report.new_backup_id, recovered=len(report.recovered), lost=len(report.lost))
     lines = [f"Saved {len(report.recovered)} intact schema objects of {backup_id} as backup {report.new_backup_id}"]
     if report.lost:
@@ -248,7 +248,8 @@ def cmd_backup_partial_recovery(ctx: Context) -> Outcome:
 
 
 def cmd_backup_recovery_scan(ctx: Context) -> Outcome:
-    entries = Validator(ctx.store).recovery_scan()
+    with StageBars(ctx.console, "Scanning") as bars:
+        entries = Validator(ctx.store).recovery_scan(progress=bars.update)
     problems = [entry for entry in entries if entry.kind in ("incomplete", "damaged")]
     ctx.note(found=len(entries), problems=len(problems))
     data = [attrs.asdict(entry) for entry in entries]
@@ -288,8 +289,8 @@ def cmd_backup_export(ctx: Context) -> Outcome:
     ctx.note(backup_id=backup_id, output=str(output))
     if output.exists() and not ctx.args.force:
         raise ConfirmationRefused(f"refusing to overwrite {output}: it exists; pass --force")
-    with ctx.console.activity(f"Exporting {backup_id}"):
-        ctx.store.export(backup_id, output)
+    with StageBars(ctx.console, "Exporting") as bars:
+        ctx.store.export(backup_id, output, progress=bars.update)
     size = output.stat().st_size
     ctx.note(size=size)
     return Outcome({"backup_id": backup_id, "output": str(output), "size": size},
@@ -299,8 +300,8 @@ def cmd_backup_export(ctx: Context) -> Outcome:
 def cmd_backup_import(ctx: Context) -> Outcome:
     path = ctx.args.file
     ctx.note(file=path)
-    with ctx.console.activity(f"Importing {path}"):
-        info = ctx.store.import_archive(path)
+    with StageBars(ctx.console, "Importing") as bars:
+        info = ctx.store.import_archive(path, progress=bars.update)
     ctx.note(backup_id=info.id, stored_size=info.stored_size)
     return Outcome({"backup_id": info.id, **_info_dict(info)}, f"Imported backup {info.id} of {info.database}")
 

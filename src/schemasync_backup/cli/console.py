@@ -213,7 +213,9 @@ class ProgressBar:
 
 #: What ``done`` counts in each stage of the library's progress (:mod:`schemasync_backup.model.progress`).
 _STAGE_LABELS = {"objects": "objects captured", "data": "tables read", "writing": "frames written",
-                 "frames": "frames validated", "parse checks": "statements parse-checked", "rows": "chunks restored"}
+                 "frames": "frames validated", "parse checks": "statements parse-checked", "rows": "chunks restored",
+                 "archiving": "objects archived", "importing": "objects imported", "statements": "statements run",
+                 "comparing": "tables compared", "salvage": "frames salvaged", "backups": "backups checked"}
 
 
 def progress_note(update: ProgressUpdate) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from schemasync_backup.cli import health, reports
-from schemasync_backup.cli.console import ProgressBar, human_size
+from schemasync_backup.cli.console import ProgressBar, StageBars, human_size
 from schemasync_backup.cli.context import Context, ExitCode, Outcome
 from schemasync_backup.cli.render import (
     _backup_rows,
@@ -217,9 +217,9 @@ def _parallel(ctx: Context) -> int:
 def cmd_rollback_validate(ctx: Context) -> Outcome:
     backup_id = ctx.args.backup_id
     dsn, name = _target(ctx, backup_id)
-    with ctx.console.activity("Comparing"):
+    with StageBars(ctx.console, "Comparing") as bars:
         result = _planner(ctx).validate(dsn, backup_id, database=name, target_database=ctx.args.target_database,
-                                        data=not ctx.args.no_data)
+                                        data=not ctx.args.no_data, progress=bars.update)
     ctx.note(matches=result.matches, data_matches=result.data_matches)
     data_line = "" if result.data is None else f"\n{result.data}"
     if result.matches:

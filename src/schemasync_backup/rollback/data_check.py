@@ -24,6 +24,7 @@ from schemasync_backup.converter import report, unstructure
 from schemasync_backup.display import Card, Rows, Shown, brief_repr
 from schemasync_backup.errors import DatabaseError, QueryError, SchemaObjectNotFoundError
 from schemasync_backup.formats.data_index import ChunkRecord, DataIndex, DataScope, TableData
+from schemasync_backup.model.progress import ProgressCallback, ProgressUpdate
 from schemasync_backup.model.snapshot import Snapshot, Table
 from schemasync_backup.sql.quoting import quote_identifier
 
@@ -156,7 +157,8 @@ class DataCheck(Shown):
 
 
 def check(
-    connection: Connection, snapshot: Snapshot, index: DataIndex, read_chunk: Callable[[ChunkRecord], bytes]
+    connection: Connection, snapshot: Snapshot, index: DataIndex, read_chunk: Callable[[ChunkRecord], bytes], *,
+    progress: ProgressCallback | None = None,
 ) -> DataCheck:
     """Compare every table ``index`` holds with the live one, on ``connection`` (from
     :func:`~schemasync_backup.capture.table_data.open_data_connection`, in the live database).
@@ -165,16 +167,55 @@ def check(
     gives a chunk's stored text (``store.chunk_reader``), needed only for tables without a key.
     Differences are findings, not errors: a missing table or one that cannot be read as the backup
     holds it is reported, and the others are still compared.
+
+    ``progress`` is told stage ``"comparing"``: tables compared of those ``index`` holds, with the
+    chunks (``objects_done``), the backed-up rows and the bytes of table data compared so far (a
+    table that cannot be compared counts as done when its problem is known).
     """
+    compared = _Compared(index, progress)
     table_data.start_consistent_snapshot([connection])
     try:
-        return DataCheck(tuple(_table(connection, snapshot, held, read_chunk) for held in index.tables))
+        return DataCheck(tuple(compared.table_done(held, _table(connection, snapshot, held, read_chunk, compared))
+                               for held in index.tables))
     finally:
         connection.rollback()
 
 
+class _Compared:
+    """The tables, chunks, rows and bytes compared so far, for the progress callback."""
+
+    def __init__(self, index: DataIndex, progress: ProgressCallback | None) -> None:
+        self.progress = progress
+        self.tables_total, self.chunks_total = len(index.tables), sum(len(held.chunks) for held in index.tables)
+        self.bytes_total = sum(held.size for held in index.tables)
+        self.tables = self.chunks = self.rows = self.bytes = 0
+        self._in_table = (0, 0, 0)  # chunks, rows, bytes of the table being compared
+        self._tell()
+
+    def chunk_done(self, chunk: ChunkRecord) -> None:
+        chunks, rows, size = self._in_table
+        self._in_table = (chunks + 1, rows + chunk.rows, size + chunk.size)
+        self._tell()
+
+    def table_done(self, held: TableData, result: TableCheck) -> TableCheck:
+        """The whole table counts, however many of its chunks were compared before the end."""
+        self.tables += 1
+        self.chunks, self.rows, self.bytes = (self.chunks + len(held.chunks), self.rows + held.rows,
+                                              self.bytes + held.size)
+        self._in_table = (0, 0, 0)
+        self._tell()
+        return result
+
+    def _tell(self) -> None:
+        if self.progress is not None:
+            chunks, rows, size = self._in_table
+            self.progress(ProgressUpdate("comparing", self.tables, self.tables_total, self.chunks + chunks,
+                                         self.chunks_total, self.bytes + size, self.bytes_total, self.rows + rows))
+
+
 def _table(
-    connection: Connection, snapshot: Snapshot, held: TableData, read_chunk: Callable[[ChunkRecord], bytes]
+    connection: Connection, snapshot: Snapshot, held: TableData, read_chunk: Callable[[ChunkRecord], bytes],
+    compared: _Compared,
 ) -> TableCheck:
     unreadable = TableCheck(held.table, held.scope, held.rows, None, len(held.chunks), 0)
     try:
@@ -186,6 +227,7 @@ def _table(
         for number, chunk in enumerate(held.chunks, start=1):
             rows, digest = table_data.chunk_digest(connection, table, held.columns, chunk.first_key, chunk.last_key)
             in_ranges += rows
+            compared.chunk_done(chunk)
             if (rows, digest) == (chunk.rows, chunk.address):
                 equal += 1
             elif first is None:

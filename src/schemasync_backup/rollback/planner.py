@@ -667,7 +667,7 @@ class RollbackPlanner:
 
     def validate(
         self, target: Source, backup_id: str, *, database: str | None = None, target_database: str | None = None,
-        data: bool = True,
+        data: bool = True, progress: ProgressCallback | None = None,
     ) -> RollbackValidation:
         """Whether the live schema equals the backup's, and what differs if not; and, when the backup
         holds data and ``data`` is true, whether the live rows are the backed-up ones
@@ -675,10 +675,12 @@ class RollbackPlanner:
 
         The database compared is chosen, and a database other than the backup's refused, as in :meth:`plan`.
         Comparing data needs ``target`` as a DSN (the rows are read on a connection of their own).
+        ``progress`` is told stage ``"objects"`` (the live schema's objects captured), then
+        ``"comparing"`` (tables, chunks, rows and bytes of the data compared: :func:`.data_check.check`).
         """
         name = _target_database(target, self.store.get(backup_id), database, target_database)
         wanted = self.store.snapshot(backup_id)
-        live = Snapshot.capture(target, name, known=wanted)
+        live = Snapshot.capture(target, name, known=wanted, progress=progress)
         differences = diff(live, attrs.evolve(wanted, database=name))
         index = self.store.data_index(backup_id) if data else None
         checked = None
@@ -686,7 +688,8 @@ class RollbackPlanner:
             dsn = table_data.data_source(target, f"comparing the data backup {backup_id} holds (or pass data=False)",
                                          backup_id)
             with contextlib.closing(table_data.open_data_connection(dsn, name)) as reader:
-                checked = data_check.check(reader, wanted, index, self.store.chunk_reader(backup_id))
+                checked = data_check.check(reader, wanted, index, self.store.chunk_reader(backup_id),
+                                           progress=progress)
         return RollbackValidation(backup_id, name, live.schema_hash == wanted.schema_hash, live.schema_hash,
                                   wanted.schema_hash, differences, checked)
 

@@ -21,21 +21,27 @@ import attrs
 from schemasync_backup.errors import ArchiveError, IntegrityError
 from schemasync_backup.formats import framing, manifest
 from schemasync_backup.formats.backup_id import is_backup_id
-from schemasync_backup.formats.framing import CountingReader, check_counted, drain_checked
+from schemasync_backup.formats.framing import CountingReader, ObjectRecord, check_counted, drain_checked
 from schemasync_backup.formats.manifest import BackupInfo, Manifest
+from schemasync_backup.model.progress import ProgressCallback, ProgressUpdate
 
 if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
     from schemasync_backup.store.store import BackupStore
 
 #: A manifest is small; an archive member called manifest.json that is not, is refused before it is read.
 _MAX_MANIFEST = 64 * 1024 * 1024
 
 
-def export(store: BackupStore, backup_id: str, path: str | os.PathLike[str]) -> str:
+def export(store: BackupStore, backup_id: str, path: str | os.PathLike[str], *,
+           progress: ProgressCallback | None = None) -> str:
     """Write one backup, manifest and objects, into a ``.tar.gz`` at a local path.
 
     Every object is checked against the manifest while it streams into the archive; the
-    archive appears at ``path`` only when complete."""
+    archive appears at ``path`` only when complete. ``progress`` is told stage ``"archiving"``:
+    objects archived of the backup's, and the bytes written to the archive so far (its size in the
+    end; not known before, so ``bytes_total`` is 0)."""
     manifest_path, manifest_bytes = store.manifest_bytes(backup_id)
     # The bytes archived are the bytes checked: one read.
     found = manifest.load(manifest_bytes, manifest_path, backup_id=backup_id, keyring=store.keyring)
@@ -43,17 +49,22 @@ def export(store: BackupStore, backup_id: str, path: str | os.PathLike[str]) -> 
     target = os.fspath(path)
     partial = f"{target}.partial-{uuid.uuid4().hex[:8]}"
     try:
-        with tarfile.open(partial, "w:gz") as archive:
-            _add_member(archive, "manifest.json", len(manifest_bytes), io.BytesIO(manifest_bytes))
-            for record in found.objects:
-                source = store.files.object_path(record)
-                with store.files.io("read backup", source), store.files.open_read(source) as stream:
-                    counting = CountingReader(stream)
-                    try:
-                        _add_member(archive, f"objects/{record.path}", record.stored_size, counting)
-                    except OSError as exc:  # tarfile: the object is shorter than recorded
-                        raise IntegrityError(f"{source}: {exc}; the object is damaged", subject=source) from None
-                    check_counted(counting, record, source)
+        with open(partial, "wb") as file:
+            written = _Written(file, len(found.objects), progress)
+            with tarfile.open(partial, "w:gz", fileobj=written) as archive:
+                _add_member(archive, "manifest.json", len(manifest_bytes), io.BytesIO(manifest_bytes))
+                written.report()
+                for record in found.objects:
+                    source = store.files.object_path(record)
+                    with store.files.io("read backup", source), store.files.open_read(source) as stream:
+                        counting = CountingReader(stream)
+                        try:
+                            _add_member(archive, f"objects/{record.path}", record.stored_size, counting)
+                        except OSError as exc:  # tarfile: the object is shorter than recorded
+                            raise IntegrityError(f"{source}: {exc}; the object is damaged", subject=source) from None
+                        check_counted(counting, record, source)
+                    written.object_done()
+            written.report()  # the gzip trailer, written as the archive closed
         os.replace(partial, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -67,6 +78,7 @@ def import_archive(
     max_member_size: int = 16 * 1024**3,
     max_expansion: int = 100,
     accept_unsealed: bool | None = None,
+    progress: ProgressCallback | None = None,
 ) -> BackupInfo:
     """Import an archive written by :meth:`export`, refusing anything unsafe or damaged.
 
@@ -75,6 +87,8 @@ def import_archive(
     are checked before a byte is read; an archive that declares more than ``max_expansion``
     times its own size is refused as a decompression bomb. An encrypted store imports only
     a backup one of its keys sealed, unless ``accept_unsealed`` (default: the store's).
+    ``progress`` is told stage ``"importing"`` once the manifest is read: objects imported of those
+    it names, with their stored bytes (an object the store already holds counts once it is checked).
     """
     where = os.fspath(path)
     try:
@@ -85,14 +99,14 @@ def import_archive(
     try:
         with archive:
             found = _import_members(store, archive, where, archive_size, max_member_size, max_expansion,
-                                         store.accept_unsealed if accept_unsealed is None else accept_unsealed)
+                                    store.accept_unsealed if accept_unsealed is None else accept_unsealed, progress)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise ArchiveError(f"archive {where} is damaged: {exc}", subject=where) from exc
     return store.commit_manifest(found)
 
 def _import_members(
     store: BackupStore, archive: tarfile.TarFile, where: str, archive_size: int, max_member_size: int,
-    max_expansion: int, accept_unsealed: bool,
+    max_expansion: int, accept_unsealed: bool, progress: ProgressCallback | None,
 ) -> Manifest:
     members = iter(archive)
     first = next(members, None)
@@ -114,6 +128,7 @@ def _import_members(
             f"archive {where} declares {declared} bytes in {archive_size}: more than {max_expansion} times its "
             "size, refusing a decompression bomb", subject=where)
     seen: set[str] = {first.name}
+    imported = _Imported(found, progress)
     for member in members:
         _check_member(member, where, max_member_size)
         if member.name in seen:
@@ -135,10 +150,62 @@ def _import_members(
             drain_checked(stream, record, name)  # the archive must still hold what it claims
         else:
             store.put_verified(target, stream, record, name)
+        imported.object_done(record)
     missing = sorted(set(expected) - seen)
     if missing:
         raise ArchiveError(f"archive {where} lacks object {missing[0]}", subject=missing[0])
     return found
+
+
+class _Written(io.BufferedIOBase):
+    """The archive's file, write-only, counting the bytes written through it for the progress callback."""
+
+    def __init__(self, file: io.BufferedWriter, objects_total: int, progress: ProgressCallback | None) -> None:
+        super().__init__()
+        self.file, self.objects_total, self.progress = file, objects_total, progress
+        self.objects = self.bytes = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer) -> int:
+        written = self.file.write(data)
+        if written:
+            self.bytes += written
+            self.report()
+        return written
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def object_done(self) -> None:
+        self.objects += 1
+        self.report()
+
+    def report(self) -> None:
+        if self.progress is not None:
+            self.progress(ProgressUpdate("archiving", self.objects, self.objects_total, self.objects,
+                                         self.objects_total, self.bytes))
+
+
+class _Imported:
+    """The objects (and their stored bytes) imported so far, for the progress callback."""
+
+    def __init__(self, found: Manifest, progress: ProgressCallback | None) -> None:
+        self.progress = progress
+        self.total, self.bytes_total = len(found.objects), sum(record.stored_size for record in found.objects)
+        self.objects = self.bytes = 0
+        self._tell()
+
+    def object_done(self, record: ObjectRecord) -> None:
+        self.objects += 1
+        self.bytes += record.stored_size
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.progress is not None:
+            self.progress(ProgressUpdate("importing", self.objects, self.total, self.objects, self.total,
+                                         self.bytes, self.bytes_total))
 
 
 def _add_member(archive: tarfile.TarFile, name: str, size: int, stream: Any) -> None:

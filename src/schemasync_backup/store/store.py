@@ -338,12 +338,15 @@ class BackupStore:
         migration_context: MigrationContext | Mapping[str, str] | None = None,
         pinned: bool = False,
         partial: bool = False,
+        progress: ProgressCallback | None = None,
     ) -> BackupInfo:
-        """Store an already captured snapshot as a new backup; ``partial`` marks a salvaged one."""
+        """Store an already captured snapshot as a new backup; ``partial`` marks a salvaged one.
+        ``progress`` is told the frames written (stage ``"writing"``, as in :meth:`create`)."""
         started = _now()
         backup_id = manifest.new_backup_id(started)
         with self._writing(backup_id, snapshot.database):
-            return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned, partial)
+            return self._save(snapshot, backup_id, started, description, tags, migration_context, pinned, partial,
+                              progress=progress)
 
     @contextlib.contextmanager
     def _writing(self, backup_id: str, database: str) -> Iterator[_Attempt]:
@@ -812,11 +815,12 @@ class BackupStore:
 
     # --- archives: archive.py does the work -----------------------------------------------------
 
-    def export(self, backup_id: str, path: str | os.PathLike[str]) -> str:
-        """Write one backup, manifest and objects, into a ``.tar.gz`` at a local path (see :mod:`.archive`)."""
+    def export(self, backup_id: str, path: str | os.PathLike[str], *, progress: ProgressCallback | None = None) -> str:
+        """Write one backup, manifest and objects, into a ``.tar.gz`` at a local path (see :mod:`.archive`);
+        ``progress`` is told the objects archived and the bytes written (stage ``"archiving"``)."""
         from schemasync_backup.store.archive import export
 
-        return export(self, backup_id, path)
+        return export(self, backup_id, path, progress=progress)
 
     def import_archive(
         self,
@@ -825,12 +829,14 @@ class BackupStore:
         max_member_size: int = 16 * 1024**3,
         max_expansion: int = 100,
         accept_unsealed: bool | None = None,
+        progress: ProgressCallback | None = None,
     ) -> BackupInfo:
-        """Import an archive written by :meth:`export`, refusing anything unsafe or damaged (see :mod:`.archive`)."""
+        """Import an archive written by :meth:`export`, refusing anything unsafe or damaged (see :mod:`.archive`);
+        ``progress`` is told the objects imported and their stored bytes (stage ``"importing"``)."""
         from schemasync_backup.store.archive import import_archive
 
         return import_archive(self, path, max_member_size=max_member_size, max_expansion=max_expansion,
-                              accept_unsealed=accept_unsealed)
+                              accept_unsealed=accept_unsealed, progress=progress)
 
     # --- keys ------------------------------------------------------------------------------------
 

@@ -532,17 +532,22 @@ class Validator:
             return EncryptionCheck(backup_id, True, record.key_id, configured, False, str(exc))
         return EncryptionCheck(backup_id, True, record.key_id, configured, True, f"opens with key {record.key_id}")
 
-    def restore_test(self, backup_id: str, scratch_dsn: Source) -> RestoreTestResult:
-        """Restore into a scratch database on a real server, capture it, compare schema hashes."""
+    def restore_test(self, backup_id: str, scratch_dsn: Source, *,
+                     progress: ProgressCallback | None = None) -> RestoreTestResult:
+        """Restore into a scratch database on a real server, capture it, compare schema hashes.
+
+        ``progress`` is told stage ``"statements"`` (statements run of the restore's), then
+        ``"objects"`` (the scratch copy's objects captured) and, for a backup with rows, ``"rows"``
+        (chunks loaded of those it holds, with their rows and bytes)."""
         check_backup_id(backup_id)
         snapshot = self.store.snapshot(backup_id)
         # Hashed now, like the copy: the hash recorded at backup time may be of an earlier form.
         expected = snapshot.schema_hash
         scratch = f"ssb_restore_test_{secrets.token_hex(4)}"
         try:
-            statements = restore_snapshot(snapshot, scratch_dsn, scratch)
-            restored = Snapshot.capture(scratch_dsn, scratch).schema_hash
-            rows, chunks = self._restore_data(backup_id, snapshot, scratch_dsn, scratch)
+            statements = restore_snapshot(snapshot, scratch_dsn, scratch, progress=progress)
+            restored = Snapshot.capture(scratch_dsn, scratch, progress=progress).schema_hash
+            rows, chunks = self._restore_data(backup_id, snapshot, scratch_dsn, scratch, progress)
         except BaseException as exc:
             # The cleanup of a failed test (often: the server went away) must not replace its error.
             try:
@@ -554,38 +559,50 @@ class Validator:
         return RestoreTestResult(backup_id, restored == expected, expected, restored, scratch, statements, rows,
                                  chunks)
 
-    def _restore_data(self, backup_id: str, snapshot: Snapshot, scratch_dsn: Source, scratch: str) -> tuple[int, int]:
+    def _restore_data(self, backup_id: str, snapshot: Snapshot, scratch_dsn: Source, scratch: str,
+                      progress: ProgressCallback | None) -> tuple[int, int]:
         """Load every table's rows the backup holds into the scratch copy, each chunk proven after loading."""
         held = self.store.data_index(backup_id)
         if held is None:
             return 0, 0
-        rows = chunks = 0
+        rows = chunks = loaded = 0
         if not isinstance(scratch_dsn, str):
             raise InvalidSourceError("restore_test of a backup with data needs the scratch server's DSN, not an open "
                                      "connection: the rows load on a connection of their own", subject=backup_id)
+        tables = [table for table in held.tables if table.scope == DataScope.ROWS]
+        chunks_total, bytes_total = sum(len(table.chunks) for table in tables), sum(table.size for table in tables)
+
+        def tell() -> None:
+            if progress is not None and chunks_total:
+                progress(ProgressUpdate("rows", chunks, chunks_total, bytes_done=loaded, bytes_total=bytes_total,
+                                        rows_done=rows))
+
         read = self.store.chunk_reader(backup_id)
         with contextlib.closing(open_data_connection(scratch_dsn, scratch)) as connection:
-            for table in held.tables:
-                if table.scope != DataScope.ROWS:
-                    continue
+            tell()
+            for table in tables:
                 for number, chunk in enumerate(table.chunks, start=1):
                     rows += reload_chunk(connection, snapshot.table(table.table), table, number, chunk,
                                          read(chunk))
                     connection.commit()
                     chunks += 1
+                    loaded += chunk.size
+                    tell()
         return rows, chunks
 
     # --- recovery ------------------------------------------------------------------------------
 
-    def partial_recovery(self, backup_id: str) -> RecoveryReport:
+    def partial_recovery(self, backup_id: str, *, progress: ProgressCallback | None = None) -> RecoveryReport:
         """A new backup of every schema object whose bytes are intact, and a report of what was lost.
 
         The new backup is marked partial when anything was lost. Raises RecoveryError, writing
-        nothing, when no schema object can be saved."""
+        nothing, when no schema object can be saved. ``progress`` is told stage ``"salvage"``
+        (frames of the snapshot read, intact or not, with their stored bytes), then ``"writing"``
+        (the new backup's frames written, as :meth:`BackupStore.create` tells them)."""
         found = self.store.manifest(backup_id, verify=False)
         self.store.authenticate(found)
         record = found.snapshot_object
-        plaintext = self._salvage(record, self.store.files.object_path(record))
+        plaintext = self._salvage(record, self.store.files.object_path(record), progress)
         contents = self._contents(found)
         if not contents:
             # Without the index, every line that still parses is an object; the lost are uncounted.
@@ -620,23 +637,34 @@ class Validator:
             description=f"partial recovery of {backup_id}",
             tags={**found.info.tags, "recovered_from": backup_id, "partial": "true" if partial else "false"},
             partial=partial,
+            progress=progress,
         )
         return RecoveryReport(backup_id, info.id, tuple(recovered), tuple(lost))
 
-    def _salvage(self, record: ObjectRecord, path: str) -> bytes:
+    def _salvage(self, record: ObjectRecord, path: str, progress: ProgressCallback | None) -> bytes:
         """The plaintext with every frame that cannot be read replaced by NUL bytes of its size."""
+        frames = len(record.frames)
+
+        def tell(done: int, stored: int) -> None:
+            if progress is not None:
+                progress(ProgressUpdate("salvage", done, frames, bytes_done=stored, bytes_total=record.stored_size))
+
+        tell(0, 0)
         try:
             data = self.store.files.read(path)
         except FileNotFoundError:
+            tell(frames, record.stored_size)
             return b"\0" * record.size
         stream = io.BytesIO(data)
         try:
             header = attrs.evolve(framing.read_header(stream, path), address=record.address)
         except BackupFormatError:
+            tell(frames, record.stored_size)
             return b"\0" * record.size
         pieces: list[bytes] = []
         offset = header.size
         for index, frame in enumerate(record.frames):
+            tell(index, min(offset, record.stored_size))
             stored = data[offset : offset + frame.stored_size]
             offset += frame.stored_size
             plain: bytes | None = None
@@ -649,10 +677,14 @@ class Validator:
                     plain = None
             pieces.append(plain if plain is not None and len(plain) == frame.plaintext_size
                           else b"\0" * frame.plaintext_size)
+        tell(frames, record.stored_size)
         return b"".join(pieces)
 
-    def recovery_scan(self) -> list[ScanEntry]:
-        """Leftovers and damage across the store: incomplete backups, damaged ones, orphaned objects."""
+    def recovery_scan(self, *, progress: ProgressCallback | None = None) -> list[ScanEntry]:
+        """Leftovers and damage across the store: incomplete backups, damaged ones, orphaned objects.
+
+        ``progress`` is told stage ``"backups"``: backups checked of those with a manifest, with the
+        stored bytes read so far (``bytes_total`` 0: the sizes are known only as each is read)."""
         entries = []
         manifests = set()
         for name in self.store.files.listdir("manifests"):
@@ -676,8 +708,10 @@ class Validator:
                 entries.append(ScanEntry("leftover_marker", backup_id, self.store.files.path("pending", name), True,
                                          "the backup completed; its pending marker was left by a crash "
                                          "and prune removes it"))
+        scanned = _Scanned(len(manifests), progress)
         for backup_id in sorted(manifests):
-            result = self.integrity_check(backup_id)
+            result = self.integrity_check(backup_id, progress=scanned.reading)
+            scanned.backup_done()
             if not result.valid:
                 entries.append(ScanEntry(
                     "damaged", backup_id, self.store.files.manifest_path(backup_id),
@@ -736,6 +770,31 @@ class _Reading:
         if self.progress is not None:
             self.progress(ValidationProgress("frames", self.frames, self.frames_total, self.objects,
                                              self.objects_total, self.bytes, self.bytes_total))
+
+
+class _Scanned:
+    """Backups checked by a recovery scan, and their stored bytes read, for the progress callback."""
+
+    def __init__(self, total: int, progress: ProgressCallback | None) -> None:
+        self.total, self.progress = total, progress
+        self.done = self.bytes = self.reading_bytes = 0
+        self._tell()
+
+    def reading(self, update: ProgressUpdate) -> None:
+        """One backup's own frames: its bytes read so far (a check that starts over never counts back)."""
+        if update.stage == "frames":
+            self.reading_bytes = max(self.reading_bytes, update.bytes_done)
+            self._tell()
+
+    def backup_done(self) -> None:
+        self.done += 1
+        self.bytes += self.reading_bytes
+        self.reading_bytes = 0
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.progress is not None:
+            self.progress(ProgressUpdate("backups", self.done, self.total, bytes_done=self.bytes + self.reading_bytes))
 
 
 def _drop_database(source: Source, name: str) -> None:
