@@ -157,6 +157,19 @@ def test_restore_test_restores_the_data_too(mariadb: ThrowawayServer, store: Bac
     assert result.passed and result.rows == 8 and result.chunks_verified == 3
 
 
+def test_restore_test_proves_a_table_without_a_key_in_several_chunks(
+    mariadb: ThrowawayServer, root: pymysql.connections.Connection, store: BackupStore, fresh_db: str
+) -> None:
+    """Without a key a chunk has no range to be proven by: the table is proven whole, after its last chunk."""
+    run_sql(root, fresh_db, "CREATE TABLE log (at int, line varchar(200))",
+            "INSERT INTO log SELECT seq, REPEAT(CHAR(65 + seq % 26), 150) FROM seq_1_to_600")
+    info = store.create(mariadb.dsn, fresh_db, data="all", chunk_bytes=16384)
+    index = store.data_index(info.id)
+    assert index is not None and len(index.tables[0].chunks) > 2
+    result = Validator(store).restore_test(info.id, mariadb.dsn)
+    assert result.passed and result.rows == 600 and result.chunks_verified == len(index.tables[0].chunks)
+
+
 def test_a_missing_chunk_is_damage_and_no_restore_passes_without_it(
     mariadb: ThrowawayServer, store: BackupStore, shop: str
 ) -> None:

@@ -36,7 +36,7 @@ from schemasync_backup.model.snapshot import Table
 from schemasync_backup.rollback.data_steps import STAGING, refill_statement, restore_statement
 from schemasync_backup.rollback.plan import RollbackStep, StepPhase
 from schemasync_backup.sql.quoting import quote_identifier
-from schemasync_backup.store.data_backup import as_chunk, reload_chunk
+from schemasync_backup.store.data_backup import as_chunk, keyless_mismatch, reload_chunk
 
 ReadChunk = Callable[[ChunkRecord], bytes]
 #: Opens a data connection (:func:`table_data.open_data_connection`) on the target database.
@@ -296,10 +296,7 @@ class _Run:
         if had > rows:
             raise _keyless_conflict(held, had)
         if self.whole(connection, data) != (rows, text.hexdigest()):
-            raise IntegrityError(
-                f"table {quote_identifier(held.table)} after loading its {len(held.chunks)} chunk(s) does not hold "
-                "the backup's rows: the table was changed while loading, or the server altered values; compare it "
-                "with the backup", subject=held.table)
+            raise keyless_mismatch(held)
 
     @staticmethod
     def whole(connection: Connection, data: DataStep) -> tuple[int, str]:

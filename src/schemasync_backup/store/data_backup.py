@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
@@ -239,3 +240,38 @@ def reload_chunk(connection: Connection, table: Table, held: TableData, number: 
             "the table was changed while loading, or the server altered values; compare it with the backup",
             subject=held.table)
     return loaded
+
+
+def reload_table(connection: Connection, table: Table, held: TableData, read: Callable[[ChunkRecord], bytes], *,
+                 method: str = "load_data", batch_size: int = 1000,
+                 loaded: Callable[[ChunkRecord, int], None] | None = None) -> int:
+    """Load all of ``held``'s chunks into its (empty) table, committing each, and prove them: each by its
+    key range, or, for a table without a key (its rows have no range), the whole table after the last.
+    ``loaded`` is told of each chunk with the rows it loaded; returns the rows loaded."""
+    total = rows = 0
+    text = hashlib.sha256()
+    for number, record in enumerate(held.chunks, start=1):
+        payload = read(record)
+        if held.key:
+            count = reload_chunk(connection, table, held, number, record, payload, method=method,
+                                 batch_size=batch_size)
+        else:
+            text.update(payload)
+            count = table_data.load_chunk(connection, held.table, as_chunk(held, number, record, payload),
+                                          method=method, batch_size=batch_size)
+        connection.commit()
+        total, rows = total + count, rows + record.rows
+        if loaded is not None:
+            loaded(record, count)
+    if not held.key and table_data.chunk_digest(connection, table, held.columns, None, None) != (rows,
+                                                                                               text.hexdigest()):
+        raise keyless_mismatch(held)
+    return total
+
+
+def keyless_mismatch(held: TableData) -> IntegrityError:
+    """A table without a key that, all its chunks loaded, does not hold the backup's rows."""
+    return IntegrityError(
+        f"table {quote_identifier(held.table)} after loading its {len(held.chunks)} chunk(s) does not hold the "
+        "backup's rows: the table was changed while loading, or the server altered values; compare it with the "
+        "backup", subject=held.table)

@@ -38,14 +38,14 @@ from schemasync_backup.errors import BackupValidationError as BackupValidationEr
 from schemasync_backup.errors import RecoveryError as RecoveryError  # noqa: PLC0414 - re-export
 from schemasync_backup.formats import framing
 from schemasync_backup.formats.backup_id import check_backup_id, is_backup_id
-from schemasync_backup.formats.data_index import DataScope
+from schemasync_backup.formats.data_index import ChunkRecord, DataScope
 from schemasync_backup.formats.framing import ObjectRecord
 from schemasync_backup.formats.manifest import Manifest, Status
 from schemasync_backup.formats.snapshot_stream import ContentEntry, decode_snapshot
 from schemasync_backup.model.progress import ProgressCallback, ProgressUpdate
 from schemasync_backup.model.snapshot import ServerInfo, Snapshot
 from schemasync_backup.sql.quoting import quote_identifier
-from schemasync_backup.store.data_backup import reload_chunk
+from schemasync_backup.store.data_backup import reload_table
 from schemasync_backup.store.locks import pending_creates
 from schemasync_backup.store.maintenance import prune
 from schemasync_backup.store.store import BackupStore
@@ -580,14 +580,14 @@ class Validator:
         read = self.store.chunk_reader(backup_id)
         with contextlib.closing(open_data_connection(scratch_dsn, scratch)) as connection:
             tell()
+
+            def done(chunk: ChunkRecord, count: int) -> None:
+                nonlocal rows, chunks, loaded
+                rows, chunks, loaded = rows + count, chunks + 1, loaded + chunk.size
+                tell()
+
             for table in tables:
-                for number, chunk in enumerate(table.chunks, start=1):
-                    rows += reload_chunk(connection, snapshot.table(table.table), table, number, chunk,
-                                         read(chunk))
-                    connection.commit()
-                    chunks += 1
-                    loaded += chunk.size
-                    tell()
+                reload_table(connection, snapshot.table(table.table), table, read, loaded=done)
         return rows, chunks
 
     # --- recovery ------------------------------------------------------------------------------
