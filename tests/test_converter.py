@@ -134,6 +134,8 @@ def old_policy(self: RetentionPolicy) -> dict[str, Any]:
         "keep_monthly": self.keep_monthly,
         "keep_tags": sorted(self.keep_tags),
         "timezone": self.timezone,
+        "pre_rollback_max_age": (format_duration(self.pre_rollback_max_age)
+                                 if self.pre_rollback_max_age is not None else None),
         "databases": {name: old_policy(policy) for name, policy in sorted(self.databases.items())},
     }
 
