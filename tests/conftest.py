@@ -1,4 +1,4 @@
-"""Shared fixtures: one real throwaway MariaDB server for the whole session."""
+"""Shared fixtures: one real throwaway MariaDB server per test process (each xdist worker has its own)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from hypothesis import settings
 
 from schemasync_backup.sql.quoting import quote_identifier
 from schemasync_backup.testing.sandbox import ThrowawayServer
@@ -20,6 +21,10 @@ pytest_plugins = ["storage_backends"]
 
 CORPUS = Path(os.environ.get("SCHEMASYNC_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 _names = itertools.count()
+# Speed is measured in benchmarks/, never by a test: an example must not fail for being slow while
+# another worker shares its core.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 # Validation keeps parse verdicts in the user's cache directory: the tests keep theirs apart.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="schemasync-test-cache-")
 
