@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import pytest
 import yaml
 from storage_backends import (
     AZURE_KEY,
+    GCS_PROJECT,
     S3_KEY,
     S3_SECRET,
     Emulator,
@@ -209,13 +211,23 @@ def s3_section(endpoint: str, bucket: str, key: str = S3_KEY, secret: str = S3_S
                                      "secret_key": secret, "retry_attempts": 0}}
 
 
-@pytest.mark.parametrize("provider", ["s3", "azure"])
+def gcs_section(emulator: Emulator, bucket: str) -> dict[str, Any]:
+    return {"provider": "gcs", "gcs": {"bucket": bucket, "prefix": "backups", "endpoint": emulator.endpoint,
+                                       "project_id": GCS_PROJECT}}
+
+
+@pytest.mark.parametrize("provider", ["s3", "azure", "gcs"])
 def test_a_missing_bucket_or_container_is_named(provider: str, request: pytest.FixtureRequest,
                                                 tmp_path: Path) -> None:
     if provider == "s3":
         section = s3_section(request.getfixturevalue("s3_emulator").endpoint, "no-such-bucket-here")
         expected = ("storage bucket 'no-such-bucket-here' does not exist on s3:// (s3://no-such-bucket-here/backups):"
                     " create it, or fix backup.storage.s3.bucket")
+    elif provider == "gcs":
+        # gcsfs says FileNotFoundError for a missing bucket and a missing object alike.
+        section = gcs_section(request.getfixturevalue("gcs_emulator"), "no-such-bucket-here")
+        expected = ("storage bucket 'no-such-bucket-here' does not exist on gs:// (gs://no-such-bucket-here/backups):"
+                    " create it, or fix backup.storage.gcs.bucket")
     else:
         emulator = request.getfixturevalue("azure_emulator")
         section = {"provider": "azure", "azure": {"connection_string": emulator.connection_string,
@@ -229,6 +241,13 @@ def test_a_missing_bucket_or_container_is_named(provider: str, request: pytest.F
     assert caught.value.message == expected
     done = run(config, "backup", "test-connection", env=clean_env(tmp_path), timeout=60)
     assert done.returncode == 1 and expected in done.stderr, done.stderr
+
+
+def test_an_empty_gcs_bucket_is_an_empty_store_not_a_missing_one(gcs_emulator: Emulator, tmp_path: Path) -> None:
+    bucket = f"empty-{uuid.uuid4().hex[:12]}"
+    store = cfg.open_store(cfg.load_config(write(tmp_path, gcs_section(gcs_emulator, bucket)), environ={}))
+    store.files.fs.mkdir(bucket)
+    assert store.list() == []  # its prefix lists as FileNotFoundError too, but the bucket lists
 
 
 @pytest.fixture

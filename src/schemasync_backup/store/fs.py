@@ -70,6 +70,8 @@ _ACCESS_HINTS = {
 }
 #: Codes by which providers say a bucket or container does not exist (botocore, azure-storage).
 _MISSING_CONTAINER_CODES = {"NoSuchBucket", "ContainerNotFound"}
+#: The storage operations that show whether the bucket exists (a read of a missing object is routine).
+_CONTAINER_OPERATIONS = frozenset({"list", "write", "mkdir"})
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _QUERY = re.compile(r"(://[^\s?'\"]*)\?[^\s'\"]*")
 
@@ -279,7 +281,7 @@ class StoreFiles:
         except BaseException as exc:
             # Looking for what may be absent is routine: it must not match the guide's grep for "error|fail".
             outcome = _ROUTINE.get(type(exc), f"failed ({type(exc).__name__})")
-            translated = self._translated(exc, action, path)
+            translated = self._translated(exc, action, path, operation or action.partition(" ")[0])
             if translated is exc:
                 raise
             raise translated from exc
@@ -289,11 +291,11 @@ class StoreFiles:
             _log.debug("storage %s %s duration=%.3fs%s %s", operation or action.partition(" ")[0], shown(path),
                        time.perf_counter() - began, moved, outcome)
 
-    def _translated(self, exc: BaseException, action: str, path: str) -> BaseException:
+    def _translated(self, exc: BaseException, action: str, path: str, operation: str) -> BaseException:
         """The package's error for what the provider raised (or ``exc`` itself when it is one already)."""
         url, shown_path = shown(self.url), shown(path)
         where = {"subject": shown_path, "url": url, "path": shown_path}
-        container = self._missing_container(exc)
+        container = self._missing_container(exc, operation)
         if container is not None:
             return container
         if isinstance(exc, SchemaSyncBackupError | FileNotFoundError | FileExistsError) or not isinstance(
@@ -319,16 +321,35 @@ class StoreFiles:
             f"failed to {action}: storage error {type(exc).__name__}: {shown(str(exc))} ({url}: {shown_path})",
             **where)
 
-    def _missing_container(self, exc: BaseException) -> StorageNotFoundError | None:
+    def _missing_container(self, exc: BaseException, operation: str) -> StorageNotFoundError | None:
         """A StorageNotFoundError when ``exc`` says the bucket or container itself does not exist."""
-        if not any(_code(cause) in _MISSING_CONTAINER_CODES for cause in _chain(exc)):
+        container = self.root.split("/", 1)[0]
+        if not (any(_code(cause) in _MISSING_CONTAINER_CODES for cause in _chain(exc))
+                or self._gcs_bucket_missing(exc, operation, container)):
             return None
         noun, key = _CONTAINERS.get(self.scheme, ("bucket", "the storage's bucket"))
-        container = self.root.split("/", 1)[0]
         url = shown(self.url)
         return StorageNotFoundError(
             f"storage {noun} '{container}' does not exist on {self.scheme}:// ({url}): create it, or fix {key}",
             subject=container, url=url, path=container)
+
+    def _gcs_bucket_missing(self, exc: BaseException, operation: str, bucket: str) -> bool:
+        """Whether a GCS list or write failed because the bucket does not exist.
+
+        gcsfs raises one bare FileNotFoundError for a missing bucket and a missing object. Listing the
+        bucket tells them apart: only a missing bucket fails to list (an empty one lists as nothing),
+        and any other failure of the listing claims nothing. Reads are left alone: an object that
+        is not there is routine, and a missing bucket shows on the list or write that comes first.
+        """
+        if self.scheme not in _GCS or operation not in _CONTAINER_OPERATIONS or not isinstance(exc, FileNotFoundError):
+            return False
+        try:
+            self.fs.ls(bucket, detail=False, refresh=True)
+        except FileNotFoundError:
+            return True
+        except Exception:  # a listing that fails otherwise (denied, timed out) claims nothing
+            pass
+        return False
 
     def makedirs(self, path: str, action: str = "create backup") -> None:
         if self.is_local:
@@ -404,7 +425,7 @@ class StoreFiles:
             try:
                 entries = self.fs.ls(path, detail=False)
             except FileNotFoundError as exc:
-                if self._missing_container(exc) is not None:
+                if self._missing_container(exc, "list") is not None:
                     raise  # the bucket, not the folder: io() says so
                 entries = []
             done.entries = len(entries)
