@@ -346,20 +346,36 @@ MINIMAL_CONFIG: dict[str, Any] = {
     "database": {"host": "db.internal", "database": "shop"},
     "backup": {"storage": {"provider": "local", "local": {"base_path": "/var/backups/mysql-schema-sync"}}},
 }
-#: ``<!-- invalid: <a problem the loader reports> -->`` just before a block: an example of a refused file.
-_INVALID = re.compile(r"<!--\s*invalid:\s*(.*?)\s*-->", re.S)
+#: ``<!-- invalid: <a problem the loader reports> -->`` just before a block: an example of a refused file;
+#: ``<!-- invalid without DB_PASSWORD: <problem> -->``: refused while those variables are not set.
+_INVALID = re.compile(r"<!--\s*invalid(?:\s+without\s+([A-Z_][A-Z0-9_]*(?:\s*,\s*[A-Z_][A-Z0-9_]*)*))?:\s*(.*?)\s*-->",
+                      re.S)
 
 
+@attrs.frozen
+class Refusal:
+    """What the loader must say of an example marked invalid, and the variables unset when it is loaded."""
+
+    problem: str
+    unset: frozenset[str] = frozenset()
+
+
+@attrs.frozen
 class _EveryVariableSet(Mapping[str, str]):
-    """An environment where every ``${VAR}`` an example names is set, to a value of the form its key takes."""
+    """An environment where every ``${VAR}`` an example names is set, to a value of the form its key takes,
+    but those in ``unset``."""
+
+    unset: frozenset[str] = frozenset()
 
     def __getitem__(self, name: str) -> str:
+        if name in self.unset:
+            raise KeyError(name)
         if name.endswith("PORT"):
             return "3306"
         return "https://hooks.example.com/services/T0/B0/x" if name.endswith("URL") else "from-the-environment"
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str)
+        return isinstance(name, str) and name not in self.unset
 
     def __iter__(self) -> Iterator[str]:
         return iter(())
@@ -368,7 +384,7 @@ class _EveryVariableSet(Mapping[str, str]):
         return 0
 
 
-def config_examples(markdown: str) -> Iterator[tuple[Token, str | None]]:
+def config_examples(markdown: str) -> Iterator[tuple[Token, Refusal | None]]:
     """Each YAML block that is a configuration (or broken YAML), with the problem it is marked to show."""
     for block, before in fences(markdown, "yaml", "yml"):
         try:
@@ -379,7 +395,11 @@ def config_examples(markdown: str) -> Iterator[tuple[Token, str | None]]:
             continue
         marked = _INVALID.fullmatch(before.content.strip()) if before is not None and before.type == "html_block" \
             else None
-        yield block, " ".join(marked.group(1).split()) if marked else None
+        if marked is None:
+            yield block, None
+        else:
+            unset = frozenset(name.strip() for name in (marked.group(1) or "").split(",") if name.strip())
+            yield block, Refusal(" ".join(marked.group(2).split()), unset)
 
 
 def pasted(snippet: dict[str, Any]) -> dict[str, Any]:
@@ -396,28 +416,29 @@ def pasted(snippet: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def config_problems(text: str) -> list[str]:
+def config_problems(text: str, unset: frozenset[str] = frozenset()) -> list[str]:
     """What the real loader says about ``text`` pasted into a minimal configuration (empty: accepted)."""
+    environ = _EveryVariableSet(unset)
     try:
         try:
             document = yaml.safe_load(text)
         except yaml.YAMLError:
-            cfg.parse_config(text, environ=_EveryVariableSet())  # raises, saying where the YAML breaks
+            cfg.parse_config(text, environ=environ)  # raises, saying where the YAML breaks
             raise
-        cfg.from_mapping(pasted(document), environ=_EveryVariableSet())
+        cfg.from_mapping(pasted(document), environ=environ)
     except cfg.ConfigError as exc:
         return exc.problems
     return []
 
 
-def example_problem(text: str, refused_with: str | None) -> str | None:
+def example_problem(text: str, refused: Refusal | None) -> str | None:
     """None when the loader accepts an example, or refuses one marked invalid with the problem it shows."""
-    problems = config_problems(text)
-    if refused_with is None:
+    problems = config_problems(text, refused.unset if refused else frozenset())
+    if refused is None:
         return "refused: " + "; ".join(problems) if problems else None
-    if any(refused_with in problem for problem in problems):
+    if any(refused.problem in problem for problem in problems):
         return None
-    return f"marked invalid ({refused_with}) but " + ("refused: " + "; ".join(problems) if problems else "accepted")
+    return f"marked invalid ({refused.problem}) but " + ("refused: " + "; ".join(problems) if problems else "accepted")
 
 
 @pytest.fixture
@@ -437,14 +458,22 @@ def test_the_configuration_check_refuses_what_the_loader_refuses(example_plugins
             "compression codec 'bzip2' -->\n```yaml\ncompression:\n  algorithm: bzip2\n```\n"
             "```yaml\nsite_name: not a configuration\n```\n```yaml\nbackup: [oops\n```\n")
     found = list(config_examples(text))
-    assert [marked for _, marked in found] == [None, "backup.compression.algorithm: unknown compression codec 'bzip2'",
-                                               None]
+    assert [marked for _, marked in found] == [
+        None, Refusal("backup.compression.algorithm: unknown compression codec 'bzip2'"), None]
     assert "backup.storage.s3.bukcet: unknown key (did you mean 'bucket'?)" in (example_problem(found[0][0].content,
                                                                                                 None) or "")
     assert example_problem(found[1][0].content, found[1][1]) is None
     assert "not valid YAML" in (example_problem(found[2][0].content, None) or "")
-    assert "but accepted" in (example_problem("compression:\n  algorithm: lz4\n", "unknown compression codec") or "")
-    assert "but refused" in (example_problem("compression:\n  algorithm: bzip2\n", "unknown key") or "")
+    assert "but accepted" in (example_problem("compression:\n  algorithm: lz4\n", Refusal("unknown compression codec"))
+                              or "")
+    assert "but refused" in (example_problem("compression:\n  algorithm: bzip2\n", Refusal("unknown key")) or "")
+    unset = '<!-- invalid without DB_PASSWORD, OTHER: environment variable DB_PASSWORD is not set -->\n' \
+            '```yaml\ndatabase:\n  password: ${DB_PASSWORD}\n```\n'
+    [(block, refused)] = config_examples(unset)
+    assert refused == Refusal("environment variable DB_PASSWORD is not set", frozenset({"DB_PASSWORD", "OTHER"}))
+    assert example_problem(block.content, refused) is None
+    assert example_problem(block.content, None) is None  # set, it is accepted
+    assert "but accepted" in (example_problem(block.content, attrs.evolve(refused, unset=frozenset({"OTHER"}))) or "")
     # Pasted as an operator would: the snippet's sections win, a DSN is not mixed with host keys.
     assert example_problem("database:\n  dsn: mysql://u:${DB_PASSWORD}@db:3306/app\n", None) is None
     assert example_problem("storage:\n  provider: s3\n  s3:\n    bucket: b\n", None) is None
@@ -455,8 +484,8 @@ def test_the_configuration_check_refuses_what_the_loader_refuses(example_plugins
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
 def test_every_configuration_example_is_one_the_loader_accepts(page: Path, example_plugins: None) -> None:
-    problems = [f"{where(page, block)}: {problem}" for block, refused_with in config_examples(page.read_text())
-                if (problem := example_problem(block.content, refused_with))]
+    problems = [f"{where(page, block)}: {problem}" for block, refused in config_examples(page.read_text())
+                if (problem := example_problem(block.content, refused))]
     assert not problems, "configuration examples the loader does not take as shown:\n" + "\n".join(problems)
 
 
