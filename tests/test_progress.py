@@ -194,6 +194,9 @@ def test_export_and_import_count_objects_and_bytes(data_backup: tuple[BackupStor
     last = imported[-1]
     assert imported[0].done == 0 and last.done == last.total == last.objects_total == len(objects)
     assert last.bytes_done == last.bytes_total == sum(record.stored_size for record in objects)
+    # told as the bytes come in: an object's bytes show before the object counts as imported
+    assert any(later.bytes_done > earlier.bytes_done and later.objects_done == earlier.objects_done
+               for earlier, later in itertools.pairwise(imported))
 
 
 def test_restore_test_counts_statements_objects_and_rows(data_backup: tuple[BackupStore, str],

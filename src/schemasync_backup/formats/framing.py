@@ -448,7 +448,7 @@ def _read_exact(stream: Readable, count: int, where: str) -> bytes:
 class CountingReader:
     """A read-through wrapper that hashes and counts the bytes that pass."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: Readable) -> None:
         self._stream = stream
         self.digest = hashlib.sha256()
         self.count = 0
@@ -500,7 +500,7 @@ def check_counted(counting: CountingReader, record: ObjectRecord, where: str) ->
         )
 
 
-def drain_checked(stream: IO[bytes], record: ObjectRecord, where: str, sink: IO[bytes] | None = None) -> None:
+def drain_checked(stream: Readable, record: ObjectRecord, where: str, sink: IO[bytes] | None = None) -> None:
     """Read ``stream`` to its end (into ``sink``), never past the recorded size, and check it."""
     counting = CountingReader(stream)
     while chunk := counting.read(READ_CHUNK):

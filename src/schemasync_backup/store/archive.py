@@ -21,7 +21,7 @@ import attrs
 from schemasync_backup.errors import ArchiveError, IntegrityError
 from schemasync_backup.formats import framing, manifest
 from schemasync_backup.formats.backup_id import is_backup_id
-from schemasync_backup.formats.framing import CountingReader, ObjectRecord, check_counted, drain_checked
+from schemasync_backup.formats.framing import CountingReader, Readable, check_counted, drain_checked
 from schemasync_backup.formats.manifest import BackupInfo, Manifest
 from schemasync_backup.model.progress import ProgressCallback, ProgressUpdate
 
@@ -88,7 +88,8 @@ def import_archive(
     times its own size is refused as a decompression bomb. An encrypted store imports only
     a backup one of its keys sealed, unless ``accept_unsealed`` (default: the store's).
     ``progress`` is told stage ``"importing"`` once the manifest is read: objects imported of those
-    it names, with their stored bytes (an object the store already holds counts once it is checked).
+    it names, and their stored bytes as each block is read (an object the store already holds is
+    read and checked too).
     """
     where = os.fspath(path)
     try:
@@ -146,11 +147,12 @@ def _import_members(
             raise ArchiveError(f"archive member {member.name!r} cannot be read", subject=member.name)
         target = store.files.object_path(record)
         name = f"{where}:{member.name}"
+        told = _Told(stream, imported)
         if store.files.exists(target):
-            drain_checked(stream, record, name)  # the archive must still hold what it claims
+            drain_checked(told, record, name)  # the archive must still hold what it claims
         else:
-            store.put_verified(target, stream, record, name)
-        imported.object_done(record)
+            store.put_verified(target, told, record, name)
+        imported.object_done()
     missing = sorted(set(expected) - seen)
     if missing:
         raise ArchiveError(f"archive {where} lacks object {missing[0]}", subject=missing[0])
@@ -189,7 +191,7 @@ class _Written(io.BufferedIOBase):
 
 
 class _Imported:
-    """The objects (and their stored bytes) imported so far, for the progress callback."""
+    """The objects imported and the stored bytes read so far, for the progress callback."""
 
     def __init__(self, found: Manifest, progress: ProgressCallback | None) -> None:
         self.progress = progress
@@ -197,15 +199,32 @@ class _Imported:
         self.objects = self.bytes = 0
         self._tell()
 
-    def object_done(self, record: ObjectRecord) -> None:
+    def bytes_read(self, count: int) -> None:
+        self.bytes += count
+        self._tell()
+
+    def object_done(self) -> None:
         self.objects += 1
-        self.bytes += record.stored_size
         self._tell()
 
     def _tell(self) -> None:
         if self.progress is not None:
             self.progress(ProgressUpdate("importing", self.objects, self.total, self.objects, self.total,
                                          self.bytes, self.bytes_total))
+
+
+class _Told:
+    """An archive member's stream, telling ``imported`` each block read from it: a large object's
+    import moves the progress as it goes, not once at its end."""
+
+    def __init__(self, stream: Readable, imported: _Imported) -> None:
+        self._stream, self._imported = stream, imported
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._stream.read(size)
+        if data:
+            self._imported.bytes_read(len(data))
+        return data
 
 
 def _add_member(archive: tarfile.TarFile, name: str, size: int, stream: Any) -> None:

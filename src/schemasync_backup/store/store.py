@@ -20,7 +20,7 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -805,7 +805,7 @@ class BackupStore:
         self.delete(backup_id)
         return copied
 
-    def put_verified(self, target: str, stream: IO[bytes], record: ObjectRecord, where: str) -> None:
+    def put_verified(self, target: str, stream: framing.Readable, record: ObjectRecord, where: str) -> None:
         """Store an object's stored bytes read from ``stream`` at ``target``, only if they are the
         bytes ``record`` vouches for; spooled to a temporary file, so memory stays bounded."""
         with tempfile.SpooledTemporaryFile(max_size=self.buffer_size) as spool:
