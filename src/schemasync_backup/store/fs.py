@@ -344,7 +344,7 @@ class StoreFiles:
         if self.scheme not in _GCS or operation not in _CONTAINER_OPERATIONS or not isinstance(exc, FileNotFoundError):
             return False
         try:
-            self.fs.ls(bucket, detail=False, refresh=True)
+            self.fs.ls(bucket, detail=False, refresh=True, max_results=1)  # one request, however full the bucket
         except FileNotFoundError:
             return True
         except Exception:  # a listing that fails otherwise (denied, timed out) claims nothing
