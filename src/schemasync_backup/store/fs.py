@@ -274,6 +274,7 @@ class StoreFiles:
         into the package's errors, once, here. ``action`` is what failed in the words of a message
         (``create backup``); ``operation`` what the storage was asked (``write``), by default the action's verb."""
         done = Operation()
+        asked = operation or action.partition(" ")[0]
         began = time.perf_counter()
         outcome = "ok"
         try:
@@ -281,26 +282,27 @@ class StoreFiles:
         except BaseException as exc:
             # Looking for what may be absent is routine: it must not match the guide's grep for "error|fail".
             outcome = _ROUTINE.get(type(exc), f"failed ({type(exc).__name__})")
-            translated = self._translated(exc, action, path, operation or action.partition(" ")[0])
+            translated = self._translated(exc, action, path, asked)
             if translated is exc:
                 raise
             raise translated from exc
         finally:
             moved = "".join(f" {name}={value}" for name, value in (("bytes", done.nbytes), ("entries", done.entries))
                             if value is not None)
-            _log.debug("storage %s %s duration=%.3fs%s %s", operation or action.partition(" ")[0], shown(path),
-                       time.perf_counter() - began, moved, outcome)
+            _log.debug("storage %s %s duration=%.3fs%s %s", asked, shown(path), time.perf_counter() - began, moved,
+                       outcome)
 
     def _translated(self, exc: BaseException, action: str, path: str, operation: str) -> BaseException:
         """The package's error for what the provider raised (or ``exc`` itself when it is one already)."""
-        url, shown_path = shown(self.url), shown(path)
-        where = {"subject": shown_path, "url": url, "path": shown_path}
+        if isinstance(exc, SchemaSyncBackupError):
+            return exc  # translated already (by an inner operation, or by listdir): never a second time
         container = self._missing_container(exc, operation)
         if container is not None:
             return container
-        if isinstance(exc, SchemaSyncBackupError | FileNotFoundError | FileExistsError) or not isinstance(
-                exc, Exception):
+        if isinstance(exc, FileNotFoundError | FileExistsError) or not isinstance(exc, Exception):
             return exc
+        url, shown_path = shown(self.url), shown(path)
+        where = {"subject": shown_path, "url": url, "path": shown_path}
         if _is_timeout(exc):
             return StorageTimeoutError(
                 f"failed to {action}: the storage did not answer in time ({url}: {shown_path}: {_detail(exc)}); "
@@ -348,7 +350,7 @@ class StoreFiles:
         except FileNotFoundError:
             return True
         except Exception:  # a listing that fails otherwise (denied, timed out) claims nothing
-            pass
+            return False
         return False
 
     def makedirs(self, path: str, action: str = "create backup") -> None:
@@ -425,8 +427,9 @@ class StoreFiles:
             try:
                 entries = self.fs.ls(path, detail=False)
             except FileNotFoundError as exc:
-                if self._missing_container(exc, "list") is not None:
-                    raise  # the bucket, not the folder: io() says so
+                container = self._missing_container(exc, "list")
+                if container is not None:
+                    raise container from exc  # the bucket, not the folder
                 entries = []
             done.entries = len(entries)
             return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in entries]
