@@ -7,6 +7,7 @@ variables), a missing S3 bucket and S3 access denied, and the storage operations
 from __future__ import annotations
 
 import contextlib
+import http.server
 import itertools
 import json
 import logging
@@ -17,10 +18,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -248,6 +250,41 @@ def test_an_empty_gcs_bucket_is_an_empty_store_not_a_missing_one(gcs_emulator: E
     store = cfg.open_store(cfg.load_config(write(tmp_path, gcs_section(gcs_emulator, bucket)), environ={}))
     store.files.fs.mkdir(bucket)
     assert store.list() == []  # its prefix lists as FileNotFoundError too, but the bucket lists
+
+
+class _DeniedBucketListing(http.server.BaseHTTPRequestHandler):
+    """GCS's JSON API where a prefix holds nothing (404) and listing the bucket itself is refused (403):
+    credentials that may read objects but not list the bucket's top level."""
+
+    bucket_listings: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        status, message = (404, "Not Found") if query.get("prefix") else (403, "denied")
+        if status == 403:
+            self.bucket_listings.append(self.path)
+        body = json.dumps({"error": {"code": status, "message": message}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_denied_gcs_bucket_listing_claims_no_missing_bucket(tmp_path: Path) -> None:
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DeniedBucketListing) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            section = {"provider": "gcs", "gcs": {"bucket": "b", "prefix": "backups", "project_id": "p",
+                                                  "endpoint": f"http://127.0.0.1:{server.server_address[1]}"}}
+            store = cfg.open_store(cfg.load_config(write(tmp_path, section), environ={}))
+            assert store.list() == []  # what the store said before it looked at buckets: nothing found
+        finally:
+            server.shutdown()
+    assert len(_DeniedBucketListing.bucket_listings) >= 1  # it did ask, and was refused
 
 
 @pytest.fixture
